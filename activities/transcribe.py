@@ -1,0 +1,82 @@
+"""Stage `transcribe`: speech to timestamped segments, resumable from the last saved segment."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.runtime import StageDeps, StageRun
+from clipper.models import StageProgress, Transcript, TranscribeInput, TranscribeOutput
+from clipper.store import JsonlLog
+
+STAGE = "transcribe"
+TRANSCRIPT = "transcript.json"
+TEXT = "transcript.txt"
+
+
+class TranscribeActivity:
+    def __init__(self, deps: StageDeps) -> None:
+        self.deps = deps
+
+    @activity.defn(name=STAGE)
+    async def run(self, request: TranscribeInput) -> TranscribeOutput:
+        async with StageRun(STAGE, request.job_id) as run:
+            output = await run.in_thread(self._transcribe, request, run)
+            return output.model_copy(update={"attempt": run.attempt})
+
+    def _transcribe(self, request: TranscribeInput, run: StageRun) -> TranscribeOutput:
+        from clipper.asr import get_engine
+        from clipper.asr.resume import transcribe_resumable, transcript_to_text
+
+        store, job = self.deps.store, request.job_id
+        audio_path = store.verify(job, request.audio)  # CorruptArtifact → the workflow rebuilds the audio
+        done = self._reuse(request)
+        if done is not None:
+            return done
+        engine = get_engine(self.deps.settings, request.options.asr_engine)
+        # Keyed by the audio's checksum: saved segments are only valid for the exact audio they came from.
+        partial = JsonlLog(store.scratch_dir(job) / f"transcript-{request.audio.sha256[:16]}.partial.jsonl")
+        run.progress = StageProgress(total=request.duration_s, unit="s")
+
+        def on_progress(seconds_done: float, _total: float | None) -> None:
+            run.progress.done = run.progress.resume_from_s = seconds_done
+
+        language = request.options.language or self.deps.settings.asr_language
+        transcript, resumed_from = transcribe_resumable(
+            engine,
+            audio_path,
+            partial,
+            duration_s=request.duration_s,
+            language=language,
+            on_progress=on_progress,
+            should_stop=run.stop.is_set,
+        )
+        if resumed_from > 0:
+            run.log.info("transcribe.resumed", resumed_from_s=resumed_from)
+        transcript.meta.update(audio_sha256=request.audio.sha256, resumed_from_s=resumed_from, attempt=run.attempt)
+        ref = store.put_model(job, TRANSCRIPT, transcript, STAGE)
+        text = store.put_text(job, TEXT, transcript_to_text(transcript), STAGE)
+        partial.remove()
+        return self._output(transcript, ref, text, resumed_from)
+
+    def _reuse(self, request: TranscribeInput) -> TranscribeOutput | None:
+        """An earlier attempt already finished this exact audio (its completion was lost): return it."""
+        store, job = self.deps.store, request.job_id
+        ref, text = store.valid_ref(job, TRANSCRIPT), store.valid_ref(job, TEXT)
+        if ref is None or text is None:
+            return None
+        transcript = Transcript.model_validate_json(store.path(job, TRANSCRIPT).read_bytes())
+        if transcript.meta.get("audio_sha256") != request.audio.sha256:
+            return None
+        return self._output(transcript, ref, text, float(transcript.meta.get("resumed_from_s", 0.0)))
+
+    @staticmethod
+    def _output(transcript: Transcript, ref, text, resumed_from: float) -> TranscribeOutput:  # noqa: ANN001
+        return TranscribeOutput(
+            transcript=ref,
+            text=text,
+            engine=transcript.engine,
+            language=transcript.language,
+            segments=len(transcript.segments),
+            words=sum(len(s.words) for s in transcript.segments),
+            resumed_from_s=resumed_from,
+        )

@@ -1,0 +1,51 @@
+"""Speech to text. Knows nothing of Temporal: engines turn a 16 kHz mono WAV into `Segment`s, and
+`transcribe_resumable` drives an engine so that a crash loses at most one segment of work.
+
+Engines: `local` (faster-whisper, offline), `openai` (any OpenAI-compatible transcription API) and `noop`
+(load tests and benchmarks only).
+"""
+
+from __future__ import annotations
+
+from clipper.asr.base import AsrEngine, StopRequested, decode_wav16k, wav_duration
+from clipper.asr.render import transcript_to_text
+from clipper.asr.resume import transcribe_resumable
+from clipper.config import Settings
+from clipper.errors import EngineNotConfigured
+
+ENGINES = ("local", "openai", "noop")
+
+
+def get_engine(settings: Settings, name: str | None = None) -> AsrEngine:
+    """The engine `name` (default: `settings.asr_engine`), configured from `settings`.
+
+    Raises `EngineNotConfigured` for an unknown name or missing/invalid engine settings. The local model is
+    loaded lazily on the first transcription and then cached for the process.
+    """
+    choice = (name or settings.asr_engine or "").strip().lower()
+    if choice == "local":
+        from clipper.asr.local import LocalWhisperEngine
+
+        return LocalWhisperEngine(settings)
+    if choice == "openai":
+        from clipper.asr.openai_api import OpenAIEngine
+
+        return OpenAIEngine(settings)
+    if choice == "noop":
+        from clipper.asr.noop import NoopEngine
+
+        return NoopEngine(settings)
+    raise EngineNotConfigured(f"unknown ASR engine {choice or name!r}; choose local, openai or noop")
+
+
+__all__ = [
+    "ENGINES",
+    "AsrEngine",
+    "EngineNotConfigured",
+    "StopRequested",
+    "decode_wav16k",
+    "get_engine",
+    "transcribe_resumable",
+    "transcript_to_text",
+    "wav_duration",
+]

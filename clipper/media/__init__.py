@@ -1,0 +1,1 @@
+"""Media handling (URLs, downloads, probing, ffmpeg conversion); knows nothing of Temporal."""

@@ -1,0 +1,96 @@
+"""ffmpeg invocations (through ffmpeg-python) with failures turned into typed, readable errors.
+
+The binary is the system `ffmpeg` when there is one, else the static build shipped by PyPI `imageio-ffmpeg`,
+so a pip-only install works. That build has no ffprobe: probing lives in `probe.py` (PyAV).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import NoReturn
+
+import ffmpeg
+
+from clipper.errors import DownloadFailed, InvalidMedia, MediaNotFound, NoAudioStream
+
+# stderr fragments that mean "this media has no audio we could map" (wording varies across ffmpeg versions).
+_NO_AUDIO = ("does not contain any stream", "matches no streams")
+_INVALID = (
+    "invalid data found",
+    "moov atom not found",
+    "end of file",
+    "could not find codec parameters",
+    "failed to find two consecutive mpeg audio frames",
+    "invalid argument",
+)
+# Lines that only repeat the failure in general terms; the line before them says what went wrong.
+_GENERIC_LINE = re.compile(r"^(error opening (input|output) files?|conversion failed!?$)", re.IGNORECASE)
+_LOG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: the system one if on PATH, else the one bundled with imageio-ffmpeg."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg  # imported lazily: only needed when there is no system ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def first_error_line(stderr: bytes | str | None, limit: int = 300) -> str:
+    """The most telling line of ffmpeg's stderr, without the `[mp3 @ 0x...]` prefix, for user messages."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
+    lines = [_LOG_PREFIX.sub("", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    specific = [line for line in lines if not _GENERIC_LINE.match(line)]
+    chosen = (specific or lines or ["ffmpeg failed without saying why"])[0]
+    return chosen if len(chosen) <= limit else chosen[: limit - 3] + "..."
+
+
+def _raise_for_ffmpeg_error(src: Path, stderr: bytes | None) -> NoReturn:
+    text = (stderr or b"").decode("utf-8", "replace")
+    lowered = text.lower()
+    reason = first_error_line(text)
+    if any(fragment in lowered for fragment in _NO_AUDIO):
+        raise NoAudioStream(f"{src.name} has no audio track to transcribe")
+    if "no such file or directory" in lowered and not src.exists():
+        raise MediaNotFound(f"{src} does not exist")
+    if "no space left on device" in lowered:
+        # Not the media's fault; a retry (maybe on another worker) can succeed.
+        raise DownloadFailed(f"no disk space left while converting {src.name}")
+    if src.exists() and src.stat().st_size == 0:
+        raise InvalidMedia(f"{src.name} is empty")
+    if any(fragment in lowered for fragment in _INVALID):
+        raise InvalidMedia(f"{src.name} is not a readable audio or video file ({reason})")
+    raise InvalidMedia(f"could not convert {src.name} to audio: {reason}")
+
+
+def to_wav16k_mono(src: Path, dst: Path) -> None:
+    """Convert any media to 16 kHz mono 16-bit PCM WAV, the input speech engines expect.
+
+    Writes to a temp file beside `dst` and renames it into place, so `dst` is either complete or absent.
+    The caller records it in the manifest.
+    """
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    stream = (
+        ffmpeg.input(str(src))
+        .output(str(tmp), format="wav", vn=None, ac=1, ar=16000, acodec="pcm_s16le")
+        # -nostdin: never wait for keyboard input in a worker; errors only, so stderr stays short.
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    )
+    try:
+        stream.run(cmd=ffmpeg_exe(), overwrite_output=True, quiet=True)
+        os.replace(tmp, dst)
+    except ffmpeg.Error as e:
+        _raise_for_ffmpeg_error(src, e.stderr)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,93 @@
+"""yt-dlp failures translated into the typed errors of `clipper.errors`, with messages a user can act on.
+
+yt-dlp wraps everything in `DownloadError`; the HTTP status sits in `exc_info[1]` (an `HTTPError` with
+`.status`), sometimes one level deeper in `ExtractorError.cause`, and always in the text ("HTTP Error 404").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from clipper.errors import AccessDenied, ClipperError, DownloadFailed, MediaNotFound, MediaTooLarge, NoMediaFound
+
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+_PREFIXES = re.compile(r"^(ERROR:\s*)?(\[[^\]]+\]\s*)?([\w.-]+:\s+)?(?=\S)")
+_TRANSIENT = (  # wording of connection drops, short reads and timeouts across Python and yt-dlp
+    "timed out",
+    "timeout",
+    "connection reset",
+    "connection refused",
+    "connection aborted",
+    "remote end closed",
+    "incompleteread",
+    "incomplete read",
+    "got error",
+    "bytes, expected",
+    "temporary failure",
+    "network is unreachable",
+    "ssl",
+)
+_NO_MEDIA = ("unsupported url", "no video formats found", "requested format is not available", "no media found")
+_DENIED = ("private video", "sign in to", "login required", "members-only", "not available in your country")
+
+
+def short_url(url: str, limit: int = 200) -> str:
+    return url if len(url) <= limit else url[: limit - 3] + "..."
+
+
+def clean_message(message: str, limit: int = 300) -> str:
+    """yt-dlp's message without `ERROR: [generic] id:` prefixes, `(caused by ...)` and bug-report boilerplate."""
+    text = _PREFIXES.sub("", message.strip())
+    text = re.split(r"\s*\(caused by |;\s*please report this issue", text)[0].strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status behind a yt-dlp error: DownloadError.exc_info -> ExtractorError.cause -> HTTPError."""
+    seen: set[int] = set()
+    stack: list[Any] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        status = getattr(current, "status", None)
+        if isinstance(status, int) and 100 <= status <= 599:
+            return status
+        exc_info = getattr(current, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1:
+            stack.append(exc_info[1])
+        stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    match = _HTTP_STATUS.search(str(error))
+    return int(match.group(1)) if match else None
+
+
+def map_ytdlp_error(url: str, error: BaseException) -> ClipperError:
+    """Translate a yt-dlp exception into the typed error a user sees."""
+    where, reason = short_url(url), clean_message(str(error))
+    lowered = str(error).lower()
+    status = _http_status(error)
+    if status in (404, 410):
+        return MediaNotFound(f"{where}: the server says this media does not exist (HTTP {status})")
+    if status in (401, 403, 451):
+        return AccessDenied(
+            f"{where}: the server refused access (HTTP {status}); the media may be private, need a login "
+            "or be blocked for this network"
+        )
+    if status == 429:
+        return DownloadFailed(f"{where}: the server asked us to slow down (HTTP 429); will retry")
+    if status is not None and status >= 500:
+        return DownloadFailed(f"{where}: the server had a problem (HTTP {status}); will retry")
+    if "larger than max-filesize" in lowered:
+        return MediaTooLarge(f"{where} is larger than the configured limit (CLIPPER_MAX_DOWNLOAD_BYTES)")
+    if any(fragment in lowered for fragment in _NO_MEDIA):
+        return NoMediaFound(f"{where}: no audio or video found at this address ({reason})")
+    if any(fragment in lowered for fragment in _DENIED):
+        return AccessDenied(f"{where}: the media is not accessible ({reason})")
+    if status is not None and 400 <= status < 500:
+        return MediaNotFound(f"{where}: the server rejected the request (HTTP {status})")
+    if any(fragment in lowered for fragment in _TRANSIENT):
+        return DownloadFailed(f"{where}: network problem ({reason}); will retry")
+    # Unknown failures are retried: a transient problem is likelier than a permanent one we failed to name.
+    return DownloadFailed(f"{where}: download failed ({reason})")

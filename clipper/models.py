@@ -1,0 +1,217 @@
+"""Pydantic models that cross the wire (workflow/activity inputs and outputs, queries) and the domain data.
+
+Everything here serialises to plain JSON through `pydantic_data_converter`, so the `temporal` CLI and clients
+in other languages can start, query and read jobs without Python. Only references to artifacts travel
+through workflow history, never audio or transcript text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+STAGES: tuple[str, ...] = ("download", "transcribe")
+
+
+class StagePolicy(BaseModel):
+    """Retry policy and timeouts of one stage. Timeouts scale with the media's duration."""
+
+    initial_interval_s: float = 1.0
+    backoff_coefficient: float = 2.0
+    max_interval_s: float = 60.0
+    max_attempts: int = 5
+    heartbeat_timeout_s: float = 60.0
+    timeout_base_s: float = 600.0
+    timeout_per_audio_s: float = 0.0
+
+    def start_to_close_s(self, duration_s: float | None) -> float:
+        return self.timeout_base_s + self.timeout_per_audio_s * (duration_s or 0.0)
+
+
+class JobOptions(BaseModel):
+    """Per-job overrides of the worker's defaults. Empty means 'use the worker's configuration'."""
+
+    asr_engine: str | None = None
+    language: str | None = None
+
+
+class JobRequest(BaseModel):
+    """What a user submits. Only `url` is required: `{"url": "..."}` is a valid input from any client."""
+
+    url: str
+    options: JobOptions = Field(default_factory=JobOptions)
+    policies: dict[str, StagePolicy] = Field(default_factory=dict)
+    priority: int = 3
+
+
+class ArtifactRef(BaseModel):
+    """A file in the job's folder, identified by its path relative to the job folder and its checksum."""
+
+    name: str
+    sha256: str
+    size: int
+    stage: str
+    created_at: datetime
+    content_type: str | None = None
+
+
+class MediaInfo(BaseModel):
+    title: str | None = None
+    uploader: str | None = None
+    duration_s: float | None = None
+    source_url: str
+    webpage_url: str | None = None
+    extractor: str | None = None
+    filesize: int | None = None
+
+
+class StageOutput(BaseModel):
+    """Common to every stage's output: which attempt produced it, and the artifacts it references."""
+
+    attempt: int = 1
+
+    def artifacts(self) -> list[ArtifactRef]:
+        return [v for v in (getattr(self, f) for f in type(self).model_fields) if isinstance(v, ArtifactRef)]
+
+
+class DownloadInput(BaseModel):
+    job_id: str
+    url: str
+    options: JobOptions = Field(default_factory=JobOptions)
+    # Set by the workflow after a consumer found the audio corrupt: rebuild it even if the manifest has it.
+    rebuild: bool = False
+
+
+class DownloadOutput(StageOutput):
+    source: ArtifactRef
+    audio: ArtifactRef
+    media: ArtifactRef  # media.json: the MediaInfo below, as a file beside the audio
+    info: MediaInfo
+
+
+class TranscribeInput(BaseModel):
+    job_id: str
+    audio: ArtifactRef
+    duration_s: float | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class TranscribeOutput(StageOutput):
+    transcript: ArtifactRef
+    text: ArtifactRef
+    engine: str
+    language: str | None = None
+    segments: int
+    words: int
+    # Audio seconds already saved by an earlier attempt that this attempt did not transcribe again.
+    resumed_from_s: float = 0.0
+
+
+class StageState(str, Enum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class JobState(str, Enum):
+    queued = "queued"
+    running = "running"
+    paused = "paused"
+    failed = "failed"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class StageError(BaseModel):
+    type: str
+    message: str
+    attempts: int = 1
+
+
+class StageStatus(BaseModel):
+    name: str
+    state: StageState = StageState.pending
+    attempt: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: float = 0.0
+    error: StageError | None = None
+
+
+class JobStatus(BaseModel):
+    """What the `status` query returns, and what `starter.py status/watch` show."""
+
+    job_id: str
+    url: str
+    title: str | None = None
+    state: JobState = JobState.queued
+    current_stage: str | None = None
+    stages: list[StageStatus] = Field(default_factory=list)
+    progress: float = 0.0
+    duration_s: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
+    error: StageError | None = None
+
+    def stage(self, name: str) -> StageStatus:
+        return next(s for s in self.stages if s.name == name)
+
+
+class JobResult(BaseModel):
+    job_id: str
+    state: JobState
+    info: MediaInfo | None = None
+    artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
+    status: JobStatus
+
+
+class StageProgress(BaseModel):
+    """Heartbeat details of a running stage: where it is, so a retry can resume and a client can show it."""
+
+    done: float = 0.0
+    total: float | None = None
+    unit: str = "s"
+    resume_from_s: float = 0.0
+    note: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        if not self.total:
+            return 0.0
+        return max(0.0, min(1.0, self.done / self.total))
+
+
+# --- Domain data (stored as artifacts, never sent through history) ---
+
+
+class Word(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+class Segment(BaseModel):
+    id: int
+    start: float
+    end: float
+    text: str
+    words: list[Word] = Field(default_factory=list)
+
+
+class Transcript(BaseModel):
+    engine: str
+    model: str | None = None
+    language: str | None = None
+    duration_s: float | None = None
+    segments: list[Segment] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments).strip()

@@ -1,0 +1,232 @@
+"""Artifact store: one folder per job plus `manifest.json` listing every artifact with its sha256.
+
+Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder), so a crash at any moment
+leaves either the old file or the new one, never half of one. The manifest is updated under a file lock,
+because several activities of one job may finish at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from clipper.errors import CorruptArtifact, InvalidRequest
+from clipper.models import ArtifactRef
+
+MANIFEST = "manifest.json"
+TMP_DIR = ".tmp"
+
+
+class Manifest(BaseModel):
+    job_id: str
+    updated_at: datetime | None = None
+    artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- paths ---
+
+    def job_dir(self, job_id: str) -> Path:
+        if not job_id or "/" in job_id or job_id.startswith("."):
+            raise InvalidRequest(f"invalid job id {job_id!r}")
+        path = self.root / "jobs" / job_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def path(self, job_id: str, name: str) -> Path:
+        job_dir = self.job_dir(job_id)
+        path = (job_dir / name).resolve()
+        if job_dir.resolve() not in path.parents:
+            raise InvalidRequest(f"artifact name {name!r} escapes the job folder")
+        return path
+
+    def scratch_dir(self, job_id: str) -> Path:
+        """A folder for work in progress; files there are not artifacts until `put_file` moves them."""
+        path = self.job_dir(job_id) / TMP_DIR
+        path.mkdir(exist_ok=True)
+        return path
+
+    def discard_scratch(self, job_id: str, prefix: str = "") -> None:
+        scratch = self.job_dir(job_id) / TMP_DIR
+        if not scratch.exists():
+            return
+        for entry in scratch.iterdir():
+            if entry.name.startswith(prefix):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    # --- writes ---
+
+    def put_bytes(
+        self, job_id: str, name: str, data: bytes, stage: str, content_type: str | None = None
+    ) -> ArtifactRef:
+        path = self.path(job_id, name)
+        atomic_write_bytes(path, data)
+        ref = ArtifactRef(
+            name=name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            stage=stage,
+            created_at=now_utc(),
+            content_type=content_type,
+        )
+        self._record(job_id, ref)
+        return ref
+
+    def put_text(self, job_id: str, name: str, text: str, stage: str, content_type: str = "text/plain") -> ArtifactRef:
+        return self.put_bytes(job_id, name, text.encode("utf-8"), stage, content_type)
+
+    def put_model(self, job_id: str, name: str, model: BaseModel, stage: str) -> ArtifactRef:
+        return self.put_bytes(job_id, name, model.model_dump_json(indent=2).encode(), stage, "application/json")
+
+    def put_file(
+        self, job_id: str, name: str, src: Path, stage: str, content_type: str | None = None
+    ) -> ArtifactRef:
+        """Move a finished file (written anywhere on the same filesystem) into place as an artifact."""
+        path = self.path(job_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(src, "rb") as f:
+            os.fsync(f.fileno())
+        digest, size = sha256_file(src), src.stat().st_size
+        os.replace(src, path)
+        _fsync_dir(path.parent)
+        ref = ArtifactRef(
+            name=name, sha256=digest, size=size, stage=stage, created_at=now_utc(), content_type=content_type
+        )
+        self._record(job_id, ref)
+        return ref
+
+    # --- reads ---
+
+    def verify(self, job_id: str, ref: ArtifactRef) -> Path:
+        """Return the artifact's path after checking its sha256; raise `CorruptArtifact` if it changed."""
+        path = self.path(job_id, ref.name)
+        if not path.exists():
+            raise CorruptArtifact(f"artifact {ref.name} is missing", artifact=ref.name, stage=ref.stage)
+        if path.stat().st_size != ref.size or sha256_file(path) != ref.sha256:
+            raise CorruptArtifact(
+                f"artifact {ref.name} does not match its sha256 in the manifest", artifact=ref.name, stage=ref.stage
+            )
+        return path
+
+    def valid_ref(self, job_id: str, name: str) -> ArtifactRef | None:
+        """The manifest's entry for `name` if the file is there and still matches it, else None."""
+        ref = self.read_manifest(job_id).artifacts.get(name)
+        if ref is None:
+            return None
+        try:
+            self.verify(job_id, ref)
+        except CorruptArtifact:
+            return None
+        return ref
+
+    def read_manifest(self, job_id: str) -> Manifest:
+        path = self.job_dir(job_id) / MANIFEST
+        if not path.exists():
+            return Manifest(job_id=job_id)
+        try:
+            return Manifest.model_validate_json(path.read_bytes())
+        except (ValidationError, ValueError):
+            # Atomic writes make this unlikely; if it happens (disk error, hand edit), rebuild what we can
+            # vouch for: nothing. Stages re-verify and re-produce their outputs.
+            return Manifest(job_id=job_id)
+
+    # --- manifest ---
+
+    @contextlib.contextmanager
+    def _locked(self, job_id: str) -> Iterator[None]:
+        lock_path = self.job_dir(job_id) / ".manifest.lock"
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _record(self, job_id: str, ref: ArtifactRef) -> None:
+        with self._locked(job_id):
+            manifest = self.read_manifest(job_id)
+            manifest.artifacts[ref.name] = ref
+            manifest.updated_at = now_utc()
+            atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+
+
+class JsonlLog:
+    """An append-only JSON-lines file for resumable progress (e.g. finished transcript segments).
+
+    Each line is flushed and fsynced; a torn last line (crash mid-write) is ignored on read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return records
+
+    def rewrite(self, records: list[dict]) -> None:
+        data = "".join(json.dumps(r) + "\n" for r in records).encode()
+        atomic_write_bytes(self.path, data)
+
+    def append(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

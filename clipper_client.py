@@ -1,0 +1,131 @@
+"""A typed client for clipper jobs: what the CLI uses, and what another Python service can import.
+
+Callers never need to know workflow internals: they submit a URL, read a `JobStatus`, wait for a
+`JobResult`. Live progress of a running stage comes from its heartbeat details (no history events).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from clipper.config import Settings, get_settings
+from clipper.errors import ClipperError, InvalidRequest
+from clipper.media.urls import canonical_url, job_id_for
+from clipper.models import JobOptions, JobRequest, JobResult, JobState, JobStatus, StageProgress, StageState
+from workflows.media_job import MediaJob
+
+
+class JobNotFound(ClipperError):
+    """No job with that id exists on the server."""
+
+
+@dataclass
+class Submitted:
+    job_id: str
+    existing: bool  # True when the same media was already submitted: we return that job
+
+
+async def connect(settings: Settings | None = None) -> Client:
+    settings = settings or get_settings()
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+    )
+
+
+SERVER_STATES = {
+    WorkflowExecutionStatus.RUNNING: JobState.queued,
+    WorkflowExecutionStatus.COMPLETED: JobState.done,
+    WorkflowExecutionStatus.FAILED: JobState.failed,
+    WorkflowExecutionStatus.TIMED_OUT: JobState.failed,
+    WorkflowExecutionStatus.CANCELED: JobState.cancelled,
+    WorkflowExecutionStatus.TERMINATED: JobState.cancelled,
+}
+
+
+class ClipperClient:
+    query_timeout_s = 5.0
+
+    def __init__(self, client: Client, settings: Settings | None = None) -> None:
+        self.client = client
+        self.settings = settings or get_settings()
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> ClipperClient:
+        settings = settings or get_settings()
+        return cls(await connect(settings), settings)
+
+    def handle(self, job_id: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(job_id)
+
+    async def submit(self, url: str, options: JobOptions | None = None, priority: int = 3) -> Submitted:
+        url = url.strip()
+        if not 1 <= priority <= 5:
+            raise InvalidRequest(f"priority must be 1 (highest) to 5 (lowest), got {priority}")
+        canonical, job_id = canonical_url(url), job_id_for(url)
+        request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
+                             policies=self.settings.stage_policies())
+        existing = await self._exists(job_id)
+        try:
+            await self.client.start_workflow(
+                MediaJob.run,
+                request,
+                id=job_id,
+                task_queue=self.settings.task_queue,
+                # Same media while running or after success → the existing job; after failure → a new run.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                priority=Priority(priority_key=priority),
+                static_summary=canonical[:200],
+                static_details=f"clipper job for {canonical}",
+            )
+        except WorkflowAlreadyStartedError:
+            existing = True
+        return Submitted(job_id=job_id, existing=existing)
+
+    async def _exists(self, job_id: str) -> bool:
+        try:
+            desc = await self.handle(job_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status from its `status` query, with live progress from running stages' heartbeats."""
+        handle = self.handle(job_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise JobNotFound(f"no job {job_id!r} on {self.settings.temporal_address}") from None
+            raise
+        try:
+            status = await handle.query(MediaJob.status, rpc_timeout=timedelta(seconds=self.query_timeout_s))
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE):
+                raise
+            # No worker is answering queries: say what the server knows instead of hanging.
+            return JobStatus(job_id=job_id, url=await desc.static_summary() or "",
+                             state=SERVER_STATES.get(desc.status, JobState.queued),
+                             started_at=desc.start_time, finished_at=desc.close_time)
+        for pending in desc.raw_description.pending_activities:
+            stage = next((s for s in status.stages if s.name == pending.activity_type.name), None)
+            if stage is None or stage.state != StageState.running:
+                continue
+            stage.attempt = pending.attempt
+            if pending.heartbeat_details.payloads:
+                details = await self.client.data_converter.decode(pending.heartbeat_details.payloads, [StageProgress])
+                stage.progress = details[0].fraction if details else stage.progress
+        status.progress = round(sum(s.progress for s in status.stages) / max(1, len(status.stages)), 4)
+        return status
+
+    async def result(self, job_id: str) -> JobResult:
+        return await self.client.get_workflow_handle(job_id, result_type=JobResult).result()

@@ -1,0 +1,1 @@
+"""Developer scripts: the local Temporal dev server and the demo."""

@@ -1,0 +1,100 @@
+"""`make demo`: a Temporal dev server (unless one is reachable), a worker, the bundled sample, live bars.
+
+The server keeps running afterwards so the job can be browsed in the Web UI; `make stop` ends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
+
+os.environ.setdefault("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+os.environ.setdefault("CLIPPER_ALLOW_LOCAL_FILES", "true")  # the demo submits a local file
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from clipper.config import get_settings  # noqa: E402
+from scripts.devserver import DevServer, port_open  # noqa: E402
+
+
+def ensure_server() -> None:
+    host, port = get_settings().temporal_address.rsplit(":", 1)
+    if port_open(host, int(port)):
+        print(f"using the Temporal server already on {host}:{port}")
+        return
+    server = DevServer(DATA / "temporal.db", port=int(port), ui_port=8233, headless=False,
+                       log_file=DATA / "temporal.log")
+    server.start(detach=True)
+    (DATA / "temporal.pid").write_text(str(server.proc.pid))
+    print(f"started a Temporal dev server on {host}:{port} (SQLite {server.db_file.relative_to(ROOT)})")
+    print("Web UI: http://127.0.0.1:8233")
+
+
+def start_worker() -> subprocess.Popen:
+    DATA.mkdir(exist_ok=True)
+    log = open(DATA / "worker.log", "ab")
+    env = dict(os.environ, CLIPPER_LOG_FORMAT="json")
+    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+async def submit_and_watch() -> int:
+    from starter import console, print_outputs, print_status, watch
+    from clipper_client import ClipperClient
+
+    client = await ClipperClient.connect()
+    submitted = await client.submit(str(SAMPLE))
+    console.print(f"job [bold]{submitted.job_id}[/]" + (" (already submitted)" if submitted.existing else ""))
+    console.print("Web UI: http://127.0.0.1:8233/namespaces/default/workflows/" + submitted.job_id)
+    status = await watch(client, submitted.job_id)
+    print_status(status)
+    if status.state.value != "done":
+        return 1
+    print_outputs(status)
+    transcript = Path(get_settings().storage_dir).resolve() / "jobs" / submitted.job_id / "transcript.txt"
+    console.print("\n[bold]transcript[/] (first lines):")
+    console.print("\n".join(transcript.read_text().splitlines()[:6]))
+    return 0
+
+
+def stop_server() -> None:
+    pid_file = DATA / "temporal.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            print("stopped the demo's Temporal dev server")
+        except ProcessLookupError:
+            pass
+        pid_file.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server-only", action="store_true")
+    parser.add_argument("--stop", action="store_true")
+    args = parser.parse_args()
+    if args.stop:
+        return stop_server()
+    DATA.mkdir(exist_ok=True)
+    ensure_server()
+    if args.server_only:
+        return None
+    worker = start_worker()
+    try:
+        code = asyncio.run(submit_and_watch())
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    sys.stdout.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

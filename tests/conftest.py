@@ -1,0 +1,51 @@
+"""Test session: a real Temporal dev server on free ports, a unique task queue and storage per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from clipper.config import Settings  # noqa: E402
+from clipper.models import StagePolicy  # noqa: E402
+from scripts.devserver import DevServer  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = DATA / "sample.mp3"
+REFERENCE = DATA / "sample.txt"
+
+# Fast retries so failure paths finish in seconds; the short transcribe heartbeat timeout makes a killed
+# worker's attempt time out quickly.
+FAST_POLICIES = {
+    "download": StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=3, heartbeat_timeout_s=10),
+    "transcribe": StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=4,
+                              timeout_base_s=120, timeout_per_audio_s=2.0),
+}
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory):
+    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(temporal_server: DevServer, tmp_path: Path) -> Settings:
+    return Settings(
+        temporal_address=temporal_server.address,
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        storage_dir=tmp_path / "storage",
+        allow_private_addresses=True,  # the media server in tests is on loopback
+        policies=FAST_POLICIES,
+        graceful_shutdown_s=2,
+    )
+
+
+def run(coro):
+    return asyncio.run(coro)

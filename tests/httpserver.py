@@ -1,0 +1,178 @@
+"""A small real HTTP server for download tests.
+
+`python -m http.server` ignores Range headers, so it cannot show that a download resumes. This one honours
+`Range: bytes=N-` (and `bytes=N-M`), can answer a path with a given status, can cut the connection after K
+bytes on the first body-carrying request for a path, and records every request it saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HTML_NO_MEDIA = (
+    b"<!doctype html><html><head><title>Just a page</title></head>"
+    b"<body><h1>Nothing to see</h1><p>No audio or video here.</p></body></html>"
+)
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    range: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class MediaServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, files: dict[str, tuple[bytes, str]]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, tuple[bytes, str]] = dict(files)
+        self.statuses: dict[str, int] = {}
+        # path -> (bytes to send before hanging up, how many more fresh GETs to cut; None = all of them)
+        self.drops: dict[str, tuple[int, int | None]] = {}
+        self.no_length: set[str] = set()  # paths answered without Content-Length (body ends at close)
+        self.counts: Counter[str] = Counter()
+        self.requests: list[SeenRequest] = []
+        self.lock = threading.Lock()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client hanging up mid-body (cancelled or aborted download) is expected here, not a test failure.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+    # --- test controls ---
+
+    def url(self, path: str) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
+
+    def set_status(self, path: str, status: int) -> None:
+        """Answer every request for `path` with `status` and a short text body."""
+        self.statuses[path] = status
+
+    def drop_after(self, path: str, nbytes: int, times: int | None = 1) -> None:
+        """Cut the connection after `nbytes` of body on the next `times` GETs for `path` that have no Range.
+
+        Requests that resume (carry a Range header) are always served in full. Note that yt-dlp's generic
+        extractor sends a GET of its own first (it reads the headers, not the body), so to fail the real
+        download use `times=2`, or `times=None` to cut every fresh GET: then only a resumed download can finish.
+        """
+        self.drops[path] = (nbytes, times)
+
+    def omit_length(self, path: str) -> None:
+        """Send `path` without a Content-Length header, like a live or generated stream."""
+        self.no_length.add(path)
+
+    def ranges(self, path: str) -> list[str]:
+        """Every Range header received for `path`, in order."""
+        return [r.range for r in self.requests if r.path == path and r.range]
+
+    # --- used by the handler ---
+
+    def record(self, method: str, path: str, headers: dict[str, str]) -> None:
+        with self.lock:
+            self.counts[path] += 1
+            self.requests.append(SeenRequest(method, path, headers.get("Range"), headers))
+
+    def take_drop(self, path: str) -> int | None:
+        with self.lock:
+            if path not in self.drops:
+                return None
+            nbytes, times = self.drops[path]
+            if times is not None:
+                if times <= 1:
+                    del self.drops[path]
+                else:
+                    self.drops[path] = (nbytes, times - 1)
+            return nbytes
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MediaServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
+        pass
+
+    def do_HEAD(self) -> None:
+        self._respond(send_body=False)
+
+    def do_GET(self) -> None:
+        self._respond(send_body=True)
+
+    def _respond(self, send_body: bool) -> None:
+        path = self.path.split("?", 1)[0]
+        self.server.record(self.command, path, dict(self.headers.items()))
+        status = self.server.statuses.get(path)
+        if status is not None or path not in self.server.files:
+            self._send_plain(status or 404, send_body)
+            return
+        body, content_type = self.server.files[path]
+        start, end, code = 0, len(body) - 1, 200
+        if match := _RANGE.match(self.headers.get("Range", "").strip()):
+            start = int(match.group(1))
+            end = min(int(match.group(2)), end) if match.group(2) else end
+            if start >= len(body) or start > end:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            code = 206
+        chunk = body[start : end + 1]
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        if path in self.server.no_length:
+            self.close_connection = True  # HTTP/1.1 without length or chunking: closing the socket ends the body
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(len(chunk)))
+        self.send_header("Accept-Ranges", "bytes")
+        if code == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+        self.end_headers()
+        if not send_body:
+            return
+        drop = self.server.take_drop(path) if self.command == "GET" and code == 200 else None
+        if drop is not None:
+            # Promise the full length, send part of it, then hang up: the client sees a short read.
+            self.wfile.write(chunk[:drop])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(chunk)
+
+    def _send_plain(self, status: int, send_body: bool) -> None:
+        body = f"{status} {self.responses.get(status, ('',))[0]}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+
+@contextlib.contextmanager
+def serve(files: dict[str, tuple[bytes, str]]) -> Iterator[MediaServer]:
+    """Run a MediaServer on 127.0.0.1 (random port) for the duration of the block."""
+    server = MediaServer(files)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,146 @@
+"""URL canonicalisation, job ids and the pre-download guard (real DNS for `localhost`, no mocks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clipper.config import Settings
+from clipper.errors import (
+    DownloadFailed,
+    ForbiddenAddress,
+    LocalPathNotAllowed,
+    MediaNotFound,
+    UnsupportedUrl,
+)
+from clipper.media.urls import canonical_url, check_url, is_local, job_id_for, local_path
+
+SAMPLE = Path(__file__).parent / "data" / "sample.mp3"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://x.com/user/status/123", "https://twitter.com/user/status/123"),
+        ("https://www.x.com/user/status/123?s=20&t=abc", "https://twitter.com/user/status/123"),
+        ("https://mobile.twitter.com/user/status/123", "https://twitter.com/user/status/123"),
+        ("https://youtu.be/dQw4w9WgXcQ?si=xyz&t=42", "https://youtube.com/watch?v=dQw4w9WgXcQ"),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&feature=share", "https://youtube.com/watch?v=dQw4w9WgXcQ"),
+        ("https://m.youtube.com/watch?v=dQw4w9WgXcQ#t=10", "https://youtube.com/watch?v=dQw4w9WgXcQ"),
+        (
+            "  HTTPS://Example.COM:443/a/b.mp3?utm_source=x&utm_medium=y&b=2&a=1&fbclid=z  ",
+            "https://example.com/a/b.mp3?a=1&b=2",
+        ),
+        ("http://example.com:80", "http://example.com/"),
+        ("http://example.com:8080/x", "http://example.com:8080/x"),
+        ("https://[::1]:443/x", "https://[::1]/x"),
+    ],
+)
+def test_canonical_url(url: str, expected: str) -> None:
+    assert canonical_url(url) == expected
+
+
+def test_canonical_local_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "my clip.mp3"
+    expected = target.resolve().as_uri()
+    assert expected.startswith("file:///")
+    assert canonical_url("my clip.mp3") == expected
+    assert canonical_url(str(target)) == expected
+    assert canonical_url(expected) == expected
+    assert canonical_url("file:" + str(target)) == expected
+    assert local_path(expected) == target.resolve()
+    assert canonical_url("~/x.mp3") == (Path.home() / "x.mp3").resolve().as_uri()
+
+
+def test_is_local() -> None:
+    assert is_local("/tmp/a.mp3")
+    assert is_local("relative/a.mp3")
+    assert is_local("~/a.mp3")
+    assert is_local("file:///tmp/a.mp3")
+    assert not is_local("https://example.com/a.mp3")
+    assert not is_local("ftp://example.com/a.mp3")
+    assert not is_local("")
+
+
+def test_job_id_is_stable_across_spellings() -> None:
+    a = job_id_for("https://x.com/user/status/1?utm_source=share")
+    b = job_id_for("https://twitter.com/user/status/1")
+    c = job_id_for("https://youtu.be/abc")
+    assert a == b == job_id_for("https://twitter.com/user/status/1")
+    assert a != c == job_id_for("https://www.youtube.com/watch?v=abc&si=1")
+    assert a.startswith("clip-") and len(a) == len("clip-") + 16
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("ftp://example.com/a.mp3", "ftp"),
+        ("javascript:alert(1)", "javascript"),
+        ("data:audio/mpeg;base64,AAAA", "data"),
+        ("gopher://example.com/", "gopher"),
+    ],
+)
+def test_refuses_other_schemes(url: str, scheme: str) -> None:
+    with pytest.raises(UnsupportedUrl, match=scheme):
+        check_url(url, Settings())
+
+
+@pytest.mark.parametrize("url", ["", "   ", "http://", "http://[::1", "http://exa mple.com/"])
+def test_refuses_empty_and_malformed(url: str) -> None:
+    with pytest.raises(UnsupportedUrl):
+        check_url(url, Settings())
+
+
+def test_refuses_very_long_url() -> None:
+    with pytest.raises(UnsupportedUrl, match="4096"):
+        check_url("https://example.com/" + "a" * 10_000, Settings())
+
+
+def test_local_files_refused_by_default_and_allowed_when_configured(tmp_path: Path) -> None:
+    for url in (str(SAMPLE), SAMPLE.as_uri()):
+        with pytest.raises(LocalPathNotAllowed, match="CLIPPER_ALLOW_LOCAL_FILES=true"):
+            check_url(url, Settings())
+        check_url(url, Settings(allow_local_files=True))
+    with pytest.raises(MediaNotFound):
+        check_url(str(tmp_path / "missing.mp3"), Settings(allow_local_files=True))
+    with pytest.raises(UnsupportedUrl):
+        check_url(str(tmp_path), Settings(allow_local_files=True))  # a folder
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/a.mp3",
+        "http://10.0.0.1/a.mp3",
+        "http://192.168.1.10:8080/a.mp3",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/a.mp3",
+        "http://[::ffff:127.0.0.1]/a.mp3",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
+        "http://2130706433/",  # 127.0.0.1 as one number: caught through resolution
+        "http://localhost:8000/a.mp3",
+    ],
+)
+def test_refuses_non_public_addresses(url: str) -> None:
+    with pytest.raises(ForbiddenAddress, match="CLIPPER_ALLOW_PRIVATE_ADDRESSES=true"):
+        check_url(url, Settings())
+
+
+def test_private_addresses_allowed_when_configured() -> None:
+    check_url("http://127.0.0.1/a.mp3", Settings(allow_private_addresses=True))
+    check_url("http://localhost/a.mp3", Settings(allowed_hosts=["LOCALHOST"]))
+    with pytest.raises(ForbiddenAddress):
+        check_url("http://10.0.0.1/a.mp3", Settings(allowed_hosts=["localhost"]))
+
+
+def test_public_literal_address_passes() -> None:
+    check_url("https://93.184.215.14/a.mp3", Settings())  # a literal public address needs no DNS
+
+
+def test_dns_failure_is_retryable() -> None:
+    with pytest.raises(DownloadFailed) as info:
+        check_url("https://no-such-host.invalid/a.mp3", Settings())
+    assert info.value.non_retryable is False

@@ -1,0 +1,163 @@
+"""MediaJob end to end on the real dev server: real yt-dlp over HTTP, real ffmpeg, real Whisper model."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jiwer
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+from clipper.models import JobResult, JobState, StageState, Transcript
+from clipper.store import ArtifactStore, sha256_file
+from clipper_client import ClipperClient, connect
+from tests.conftest import REFERENCE, SAMPLE, run
+from tests.httpserver import serve
+from worker import build_worker
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z' ]", " ", text.lower())).strip()
+
+
+@pytest.fixture
+def media_server():
+    with serve({"/episode.mp3": (SAMPLE.read_bytes(), "audio/mpeg")}) as server:
+        yield server
+
+
+async def run_job(settings, url: str, interceptors=()) -> tuple[ClipperClient, str, JobResult | Exception]:
+    client = await connect(settings)
+    clipper = ClipperClient(client, settings)
+    async with build_worker(client, settings, interceptors=interceptors):
+        submitted = await clipper.submit(url)
+        try:
+            result: JobResult | Exception = await clipper.result(submitted.job_id)
+        except WorkflowFailureError as err:
+            result = err
+        return clipper, submitted.job_id, result
+
+
+def assert_manifest_matches(store: ArtifactStore, job_id: str) -> None:
+    manifest = store.read_manifest(job_id)
+    assert manifest.artifacts, "manifest lists no artifacts"
+    for name, ref in manifest.artifacts.items():
+        assert sha256_file(store.path(job_id, name)) == ref.sha256, name
+
+
+def test_e2e_transcript_matches_reference(settings, media_server):
+    clipper, job_id, result = run(run_job(settings, media_server.url("/episode.mp3")))
+    assert isinstance(result, JobResult), result
+    assert result.state == JobState.done
+    assert all(s.state == StageState.done for s in result.status.stages)
+    store = ArtifactStore(settings.storage_dir)
+    transcript = Transcript.model_validate_json(store.path(job_id, "transcript.json").read_bytes())
+    wer = jiwer.wer(normalise(REFERENCE.read_text()), normalise(transcript.text))
+    assert wer <= 0.15, f"WER {wer:.1%}"
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts) and len(starts) > 3
+    words = [w.start for s in transcript.segments for w in s.words]
+    assert words == sorted(words)
+    assert result.info.title == "Building software that never loses work"
+    assert abs(result.info.duration_s - 54.4) < 0.5
+    assert {"audio.wav", "transcript.json", "transcript.txt", "media.json"} <= set(result.artifacts)
+    assert_manifest_matches(store, job_id)
+    # Only references travel through history: the transcript text is nowhere in it.
+    history = run(_history_json(settings, job_id))
+    assert "boring on purpose" not in history.lower()
+    assert not list((store.job_dir(job_id) / ".tmp").glob("*.partial.jsonl")), "partial transcript left behind"
+
+
+async def _history_json(settings, job_id: str) -> str:
+    client = await connect(settings)
+    history = await client.get_workflow_handle(job_id).fetch_history()
+    return json.dumps(history.to_json_dict())
+
+
+async def scheduled_activities(settings, job_id: str) -> list[str]:
+    client = await connect(settings)
+    history = await client.get_workflow_handle(job_id).fetch_history()
+    return [e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+
+
+def test_same_url_twice_is_one_job(settings, media_server):
+    async def body():
+        client = await connect(settings)
+        clipper = ClipperClient(client, settings)
+        # No worker yet: the first job stays queued, so the second submit must find it, not start another.
+        first = await clipper.submit(media_server.url("/episode.mp3") + "?utm_source=x")
+        second = await clipper.submit(media_server.url("/episode.mp3"))
+        assert first.job_id == second.job_id and not first.existing and second.existing
+        status = await clipper.status(first.job_id)
+        count = await client.count_workflows(f"WorkflowId = '{first.job_id}'")
+        await clipper.handle(first.job_id).terminate("test over")
+        return status, count.count
+
+    status, count = run(body())
+    assert status.state in (JobState.queued, JobState.running)
+    assert count == 1
+
+
+class FlipAudioByteOnce(Interceptor):
+    """Simulates disk corruption: flips one byte of audio.wav right before the first transcribe attempt."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store, self.flipped = store, []
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        outer = self
+
+        class Flip(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput):
+                if activity.info().activity_type == "transcribe" and not outer.flipped:
+                    path = outer.store.path(input.args[0].job_id, "audio.wav")
+                    data = bytearray(path.read_bytes())
+                    data[len(data) // 2] ^= 0xFF
+                    path.write_bytes(bytes(data))
+                    outer.flipped.append(path)
+                return await super().execute_activity(input)
+
+        return Flip(next)
+
+
+def test_corrupt_audio_is_rebuilt(settings, media_server):
+    store = ArtifactStore(settings.storage_dir)
+    flip = FlipAudioByteOnce(store)
+    clipper, job_id, result = run(run_job(settings, media_server.url("/episode.mp3"), [flip]))
+    assert flip.flipped, "the corruption hook never ran"
+    assert isinstance(result, JobResult), result
+    assert result.state == JobState.done
+    scheduled = run(scheduled_activities(settings, job_id))
+    assert scheduled == ["download", "transcribe", "download", "transcribe"]  # the rebuild, then the retry
+    assert "CorruptArtifact" in run(_history_json(settings, job_id))
+    assert_manifest_matches(store, job_id)
+    # The source was intact, so the rebuild re-converted it without fetching it again.
+    manifest = store.read_manifest(job_id).artifacts
+    assert manifest["source.mp3"].created_at < manifest["audio.wav"].created_at
+    assert manifest["audio.wav"].sha256 == result.artifacts["audio.wav"].sha256
+
+
+@pytest.mark.parametrize(
+    ("url", "error_type"),
+    [("ftp://example.com/a.mp3", "UnsupportedUrl"), (None, "MediaNotFound")],
+)
+def test_bad_url_fails_fast_with_typed_error(settings, media_server, url, error_type):
+    url = url or media_server.url("/missing.mp3")
+    media_server.set_status("/missing.mp3", 404)
+    clipper, job_id, result = run(run_job(settings, url))
+    assert isinstance(result, WorkflowFailureError)
+    assert result.cause.type == error_type
+    status = run(_status(settings, job_id))
+    assert status.state == JobState.failed and status.error.type == error_type
+    assert status.stage("download").attempt == 1  # not after the whole retry budget
+
+
+async def _status(settings, job_id):
+    client = await connect(settings)
+    async with build_worker(client, settings):  # a query on a closed job replays it on a worker
+        return await ClipperClient(client, settings).status(job_id)

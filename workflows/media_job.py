@@ -1,0 +1,85 @@
+"""MediaJob: one media URL through the pipeline. The event history is the job's state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.download import DownloadActivity
+    from activities.transcribe import TranscribeActivity
+    from clipper.models import (
+        STAGES,
+        DownloadInput,
+        DownloadOutput,
+        JobRequest,
+        JobResult,
+        JobState,
+        JobStatus,
+        StageStatus,
+        TranscribeInput,
+        TranscribeOutput,
+    )
+    from workflows.stage_runner import StageFailed, StageRunner
+
+MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
+
+
+@workflow.defn(name="MediaJob")
+class MediaJob:
+    @workflow.init
+    def __init__(self, request: JobRequest) -> None:
+        # State lives here, not in run(): a query can arrive in the very first workflow task.
+        self.job = JobStatus(
+            job_id=workflow.info().workflow_id, url=request.url, stages=[StageStatus(name=s) for s in STAGES]
+        )
+        self.stages = StageRunner(request, self.job)
+        self.media: DownloadOutput | None = None
+
+    @workflow.run
+    async def run(self, request: JobRequest) -> JobResult:
+        self.job.state, self.job.started_at = JobState.running, workflow.now()
+        try:
+            await self.download(rebuild=False)
+            await self.transcribe(request)
+        except StageFailed as failed:
+            self.finish(JobState.failed, failed)
+            raise ApplicationError(str(failed), failed.error.model_dump(), type=failed.error.type, non_retryable=True)
+        except asyncio.CancelledError:
+            self.finish(JobState.cancelled)
+            raise
+        self.finish(JobState.done)
+        return JobResult(job_id=self.job.job_id, state=self.job.state, info=self.media.info,
+                         artifacts=self.job.artifacts, status=self.job)
+
+    async def download(self, rebuild: bool) -> None:
+        request = DownloadInput(job_id=self.job.job_id, url=self.job.url,
+                                options=self.stages.request.options, rebuild=rebuild)
+        self.media = await self.stages.run("download", DownloadActivity.run, request)
+        self.job.title, self.job.duration_s = self.media.info.title, self.media.info.duration_s
+
+    async def transcribe(self, request: JobRequest) -> TranscribeOutput:
+        for rebuilds in range(MAX_REBUILDS + 1):
+            try:
+                return await self.stages.run("transcribe", TranscribeActivity.run, TranscribeInput(
+                    job_id=self.job.job_id, audio=self.media.audio,
+                    duration_s=self.media.info.duration_s, options=request.options))
+            except StageFailed as failed:
+                if failed.error.type != "CorruptArtifact" or rebuilds == MAX_REBUILDS:
+                    raise
+                workflow.logger.warning("audio corrupt, rebuilding it: %s", failed.error.message)
+                await self.download(rebuild=True)
+        raise AssertionError("unreachable")
+
+    def finish(self, state: JobState, failed: StageFailed | None = None) -> None:
+        self.job.state, self.job.finished_at = state, workflow.now()
+        self.job.error = failed.error if failed else None
+        if state == JobState.done:
+            self.job.current_stage = None
+        self.stages.update_details()
+
+    @workflow.query
+    def status(self) -> JobStatus:
+        return self.job
