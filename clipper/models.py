@@ -215,3 +215,40 @@ class Transcript(BaseModel):
     @property
     def text(self) -> str:
         return " ".join(s.text.strip() for s in self.segments).strip()
+
+
+class Quote(BaseModel):
+    """A verbatim span of the transcript: `text` is always the transcript's own words, never the engine's."""
+
+    rank: int
+    text: str
+    start: float
+    end: float
+    score: float = 0.0
+    match: float = 100.0  # how closely the engine's candidate matched the transcript (rapidfuzz, 0-100)
+    reason: str | None = None
+    clip: str | None = None  # artifact name of the audio clip, once cut
+
+
+class QuoteSet(BaseModel):
+    engine: str
+    model: str | None = None
+    quotes: list[Quote] = Field(default_factory=list)
+    candidates: int = 0  # proposed by the engine across all chunks
+    ungrounded: int = 0  # dropped: could not be found in the transcript
+    duplicates: int = 0  # dropped: the same span proposed twice
+    ungrounded_examples: list[str] = Field(default_factory=list)
+    failed_chunks: list[int] = Field(default_factory=list)  # chunks whose output stayed malformed
+
+
+class KeyPoint(BaseModel):
+    text: str
+    start: float
+    end: float
+
+
+class Summary(BaseModel):
+    engine: str
+    model: str | None = None
+    overview: str
+    key_points: list[KeyPoint] = Field(default_factory=list)

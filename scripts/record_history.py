@@ -1,0 +1,65 @@
+"""Record the event history of a finished MediaJob into tests/histories/, for the replay test.
+
+    python -m scripts.record_history NAME [--fail-url]
+
+Runs the bundled sample (or a URL that fails) through a throw-away dev server and an in-process worker.
+Keep old histories when changing the workflow: replaying them is how CI notices a non-deterministic change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from temporalio.client import WorkflowFailureError  # noqa: E402
+
+from clipper.config import Settings  # noqa: E402
+from clipper_client import ClipperClient, connect  # noqa: E402
+from scripts.devserver import DevServer  # noqa: E402
+from worker import build_worker  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
+
+
+async def record(name: str, url: str | None, tmp: Path) -> Path:
+    server = DevServer(tmp / "temporal.db").start()
+    try:
+        settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
+                            storage_dir=tmp / "storage", allow_local_files=True)
+        client = await connect(settings)
+        clipper = ClipperClient(client, settings)
+        async with build_worker(client, settings):
+            job = await clipper.submit(url or str(SAMPLE))
+            try:
+                await clipper.result(job.job_id)
+            except WorkflowFailureError:
+                pass
+            history = await client.get_workflow_handle(job.job_id).fetch_history()
+        out = ROOT / "tests" / "histories" / f"{name}.json"
+        out.parent.mkdir(exist_ok=True)
+        # No machine paths in committed files: replay only needs the commands, not where they ran.
+        out.write_text(history.to_json().replace(str(ROOT), "/repo"))
+        return out
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("name")
+    parser.add_argument("--url", help="submit this instead of the bundled sample (e.g. a failing URL)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(asyncio.run(record(args.name, args.url, Path(tmp))))
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Artifact store: atomic writes, manifest checksums, corruption detection, resumable JSON-lines logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from clipper.errors import CorruptArtifact, InvalidRequest
+from clipper.models import Segment
+from clipper.store import ArtifactStore, JsonlLog, sha256_file
+
+
+def test_put_records_sha256_and_size(tmp_path):
+    store = ArtifactStore(tmp_path)
+    ref = store.put_bytes("job-1", "a/b.bin", b"hello", "download")
+    assert ref.sha256 == hashlib.sha256(b"hello").hexdigest() and ref.size == 5
+    manifest = json.loads((tmp_path / "jobs/job-1/manifest.json").read_text())
+    assert manifest["artifacts"]["a/b.bin"]["sha256"] == ref.sha256
+    assert store.verify("job-1", ref).read_bytes() == b"hello"
+
+
+def test_put_file_moves_and_leaves_no_temp_files(tmp_path):
+    store = ArtifactStore(tmp_path)
+    src = store.scratch_dir("job") / "big.wav"
+    src.write_bytes(b"x" * 10_000)
+    ref = store.put_file("job", "audio.wav", src, "download")
+    assert not src.exists()
+    assert sha256_file(store.path("job", "audio.wav")) == ref.sha256
+    leftovers = [p.name for p in store.job_dir("job").iterdir() if p.is_file() and p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_flipped_byte_is_detected(tmp_path):
+    store = ArtifactStore(tmp_path)
+    ref = store.put_bytes("job", "audio.wav", b"\x00" * 100, "download")
+    path = store.path("job", "audio.wav")
+    path.write_bytes(b"\x00" * 50 + b"\x01" + b"\x00" * 49)
+    with pytest.raises(CorruptArtifact, match="audio.wav") as err:
+        store.verify("job", ref)
+    assert err.value.stage == "download"
+    assert store.valid_ref("job", "audio.wav") is None
+
+
+def test_missing_artifact_is_corrupt(tmp_path):
+    store = ArtifactStore(tmp_path)
+    ref = store.put_bytes("job", "x.txt", b"1", "s")
+    store.path("job", "x.txt").unlink()
+    with pytest.raises(CorruptArtifact, match="missing"):
+        store.verify("job", ref)
+
+
+def test_names_cannot_escape_the_job_folder(tmp_path):
+    store = ArtifactStore(tmp_path)
+    with pytest.raises(InvalidRequest):
+        store.path("job", "../other/x")
+    with pytest.raises(InvalidRequest):
+        store.job_dir("../x")
+
+
+def test_concurrent_writers_all_land_in_the_manifest(tmp_path):
+    store = ArtifactStore(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: store.put_bytes("job", f"chunk-{i}.json", str(i).encode(), "t"), range(40)))
+    assert len(store.read_manifest("job").artifacts) == 40
+
+
+def test_unreadable_manifest_reads_as_empty_not_crash(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.put_bytes("job", "x", b"1", "s")
+    (store.job_dir("job") / "manifest.json").write_text("{not json")
+    assert store.read_manifest("job").artifacts == {}
+
+
+def test_jsonl_log_ignores_a_torn_last_line(tmp_path):
+    log = JsonlLog(tmp_path / "p.jsonl")
+    for i in range(3):
+        log.append(Segment(id=i, start=i, end=i + 1, text=f"s{i}").model_dump())
+    with open(log.path, "a") as f:
+        f.write('{"id": 3, "start": 3, "en')  # kill -9 mid-write
+    assert [r["id"] for r in log.read()] == [0, 1, 2]
