@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clipper.config import Settings, get_settings
 from clipper.errors import ClipperError, InvalidRequest
-from clipper.media.urls import canonical_url, job_id_for
+from clipper.media.urls import canonical_url, check_url_syntax, job_id_for
 from clipper.models import JobOptions, JobRequest, JobResult, JobState, JobStatus, StageProgress, StageState
 from workflows.media_job import MediaJob
 
@@ -66,6 +66,7 @@ class ClipperClient:
 
     async def submit(self, url: str, options: JobOptions | None = None, priority: int = 3) -> Submitted:
         url = url.strip()
+        check_url_syntax(url)  # refuse what no worker could fetch before it becomes a job
         if not 1 <= priority <= 5:
             raise InvalidRequest(f"priority must be 1 (highest) to 5 (lowest), got {priority}")
         canonical, job_id = canonical_url(url), job_id_for(url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import jiwer
@@ -12,12 +13,14 @@ from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from clipper.models import JobResult, JobState, StageState, Transcript
+from clipper.errors import UnsupportedUrl
+from clipper.models import JobRequest, JobResult, JobState, StageState, Transcript
 from clipper.store import ArtifactStore, sha256_file
 from clipper_client import ClipperClient, connect
 from tests.conftest import REFERENCE, SAMPLE, run
 from tests.httpserver import serve
 from worker import build_worker
+from workflows.media_job import MediaJob
 
 
 def normalise(text: str) -> str:
@@ -30,16 +33,23 @@ def media_server():
         yield server
 
 
-async def run_job(settings, url: str, interceptors=()) -> tuple[ClipperClient, str, JobResult | Exception]:
+async def run_job(
+    settings, url: str, interceptors=(), raw_start: bool = False
+) -> tuple[ClipperClient, str, JobResult | Exception]:
     client = await connect(settings)
     clipper = ClipperClient(client, settings)
     async with build_worker(client, settings, interceptors=interceptors):
-        submitted = await clipper.submit(url)
+        if raw_start:
+            job_id = f"raw-{uuid.uuid4().hex[:8]}"
+            await client.start_workflow(MediaJob.run, JobRequest(url=url, policies=settings.stage_policies()),
+                                        id=job_id, task_queue=settings.task_queue)
+        else:
+            job_id = (await clipper.submit(url)).job_id
         try:
-            result: JobResult | Exception = await clipper.result(submitted.job_id)
+            result: JobResult | Exception = await clipper.result(job_id)
         except WorkflowFailureError as err:
             result = err
-        return clipper, submitted.job_id, result
+        return clipper, job_id, result
 
 
 def assert_manifest_matches(store: ArtifactStore, job_id: str) -> None:
@@ -142,14 +152,24 @@ def test_corrupt_audio_is_rebuilt(settings, media_server):
     assert manifest["audio.wav"].sha256 == result.artifacts["audio.wav"].sha256
 
 
+def test_client_refuses_unsupported_scheme_before_submitting(settings):
+    async def body():
+        clipper = ClipperClient(await connect(settings), settings)
+        with pytest.raises(UnsupportedUrl, match="'ftp'"):
+            await clipper.submit("ftp://example.com/a.mp3")
+
+    run(body())
+
+
 @pytest.mark.parametrize(
     ("url", "error_type"),
-    [("ftp://example.com/a.mp3", "UnsupportedUrl"), (None, "MediaNotFound")],
+    [("ftp://example.com/a.mp3", "UnsupportedUrl"), (None, "MediaNotFound"), ("file:///etc/passwd", "LocalPathNotAllowed")],
 )
 def test_bad_url_fails_fast_with_typed_error(settings, media_server, url, error_type):
+    """Started as any client could (e.g. `temporal workflow start`), bypassing our client's own checks."""
     url = url or media_server.url("/missing.mp3")
     media_server.set_status("/missing.mp3", 404)
-    clipper, job_id, result = run(run_job(settings, url))
+    clipper, job_id, result = run(run_job(settings, url, raw_start=True))
     assert isinstance(result, WorkflowFailureError)
     assert result.cause.type == error_type
     status = run(_status(settings, job_id))

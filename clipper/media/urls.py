@@ -167,8 +167,11 @@ def _check_host(url: str, host: str, port: int) -> None:
             )
 
 
-def check_url(url: str, settings: Settings) -> None:
-    """Refuse, with a typed error saying what to do, any URL we must not fetch. Run before every download."""
+def check_url_syntax(url: str) -> tuple[str, str | None, int | None]:
+    """The checks that need no policy and no network: what a client can refuse before submitting.
+
+    Returns (scheme, host, port). Local paths pass here; whether they are allowed is the worker's call.
+    """
     if not isinstance(url, str) or not url.strip():
         raise UnsupportedUrl("the URL is empty; submit an http(s) link to audio or video")
     url = url.strip()
@@ -183,6 +186,17 @@ def check_url(url: str, settings: Settings) -> None:
         port = parts.port
     except ValueError as e:
         raise UnsupportedUrl(f"{_short(url)} is not a valid URL: {e}") from e
+    if scheme not in ("", "file", *NETWORK_SCHEMES):
+        raise UnsupportedUrl(f"the scheme {scheme!r} of {_short(url)} is not supported; use http or https")
+    if scheme in NETWORK_SCHEMES and not host:
+        raise UnsupportedUrl(f"{_short(url)} has no host name")
+    return scheme, host, port
+
+
+def check_url(url: str, settings: Settings) -> None:
+    """Refuse, with a typed error saying what to do, any URL we must not fetch. Run before every download."""
+    scheme, host, port = check_url_syntax(url)
+    url = url.strip()
 
     if scheme in ("", "file"):
         if not settings.allow_local_files:
@@ -197,10 +211,7 @@ def check_url(url: str, settings: Settings) -> None:
             raise UnsupportedUrl(f"{path} is not a regular file")
         return
 
-    if scheme not in NETWORK_SCHEMES:
-        raise UnsupportedUrl(f"the scheme {scheme!r} of {_short(url)} is not supported; use http or https")
-    if not host:
-        raise UnsupportedUrl(f"{_short(url)} has no host name")
+    assert host is not None  # check_url_syntax guarantees it for network schemes
     if settings.allow_private_addresses:
         return
     allowed = {h.strip().lower().rstrip(".") for h in settings.allowed_hosts}
