@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -43,11 +44,26 @@ def print_status(status: JobStatus) -> None:
         console.print(f"[red]{status.error.type}[/]: {status.error.message}")
 
 
+def job_dir(job_id: str) -> Path:
+    return Path(get_settings().storage_dir).resolve() / "jobs" / job_id
+
+
+def print_report(job_id: str) -> int:
+    report = job_dir(job_id) / "report.md"
+    if not report.exists():
+        err_console.print(f"[red]error[/] no report for {job_id} in {job_dir(job_id)} (not finished, or another host)")
+        return 1
+    console.print(Markdown(report.read_text(encoding="utf-8")))
+    return 0
+
+
 def print_outputs(status: JobStatus) -> None:
-    job_dir = Path(get_settings().storage_dir).resolve() / "jobs" / status.job_id
-    console.print(f"outputs in [bold]{job_dir}[/]")
+    table = Table(title=f"outputs in {job_dir(status.job_id)}", title_justify="left")
+    for col, justify in (("artifact", "left"), ("bytes", "right"), ("stage", "left"), ("sha256", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
     for name, ref in sorted(status.artifacts.items()):
-        console.print(f"  {name:<24} {ref.size:>10} bytes  sha256 {ref.sha256[:12]}…")
+        table.add_row(name, str(ref.size), ref.stage, ref.sha256[:12] + "…")
+    console.print(table)
 
 
 async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> JobStatus:
@@ -69,6 +85,8 @@ async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> Jo
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.command == "show":  # reads the store only: works without a server
+        return print_report(args.job_id)
     client = await ClipperClient.connect()
     if args.command == "submit":
         options = JobOptions(asr_engine=args.asr_engine, language=args.language)
@@ -89,6 +107,8 @@ async def run(args: argparse.Namespace) -> int:
         status = await watch(client, args.job_id)
     print_status(status)
     if status.state == JobState.done:
+        if args.command == "submit":
+            print_report(status.job_id)
         print_outputs(status)
         return 0
     return 1
@@ -106,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="print a job's state")
     st.add_argument("job_id")
     st.add_argument("--json", action="store_true")
+    sh = sub.add_parser("show", help="print a finished job's report")
+    sh.add_argument("job_id")
     w = sub.add_parser("watch", help="live per-stage progress bars with ETA")
     w.add_argument("job_id")
     return p

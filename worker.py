@@ -15,13 +15,20 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.clips import ClipsActivity
 from activities.download import DownloadActivity
+from activities.quotes import QuotesActivity
+from activities.report import ReportActivity
 from activities.runtime import StageDeps
+from activities.summary import SummaryActivity
 from activities.transcribe import TranscribeActivity
 from clipper.config import Settings, get_settings
 from clipper.log import configure_logging, get_logger
 from clipper_client import connect
 from workflows.media_job import MediaJob
+
+
+STAGE_ACTIVITIES = (DownloadActivity, TranscribeActivity, QuotesActivity, SummaryActivity, ClipsActivity, ReportActivity)
 
 
 def build_worker(
@@ -32,7 +39,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[MediaJob],
-        activities=[DownloadActivity(deps).run, TranscribeActivity(deps).run],
+        activities=[stage(deps).run for stage in STAGE_ACTIVITIES],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_s),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.runtime import StageDeps, StageRun
+from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.models import DownloadInput, DownloadOutput, MediaInfo
 
 STAGE = "download"
@@ -20,9 +20,7 @@ class DownloadActivity:
 
     @activity.defn(name=STAGE)
     async def run(self, request: DownloadInput) -> DownloadOutput:
-        async with StageRun(STAGE, request.job_id) as run:
-            output = await run.in_thread(self._download, request, run)
-            return output.model_copy(update={"attempt": run.attempt})
+        return await run_stage(self.deps, STAGE, request, DownloadOutput, lambda run: self._download(request, run))
 
     def _download(self, request: DownloadInput, run: StageRun) -> DownloadOutput:
         from clipper.media.download import download

@@ -8,22 +8,41 @@ the thread as a stop flag.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
+from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from clipper.config import Settings
 from clipper.errors import ClipperError
-from clipper.models import StageProgress
-from clipper.store import ArtifactStore
+from clipper.models import JobOptions, StageOutput, StageProgress
+from clipper.store import ArtifactStore, atomic_write_bytes
 
 T = TypeVar("T")
+O = TypeVar("O", bound=StageOutput)
+RECEIPTS = ".receipts"
+
+
+def fingerprint(request: BaseModel) -> str:
+    """What makes two requests the same work: their content, not when their inputs were written."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in sorted(value.items()) if k != "created_at"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return hashlib.sha256(json.dumps(strip(request.model_dump(mode="json"))).encode()).hexdigest()
 
 
 @dataclass
@@ -40,11 +59,13 @@ class StageDeps:
 
 def to_application_error(err: ClipperError) -> ApplicationError:
     info = activity.info()
+    retry_after = getattr(err, "retry_after_s", None)  # e.g. an LLM's 429 Retry-After: honour it
     return ApplicationError(
         err.message,
         {"attempt": info.attempt, "stage": info.activity_type},
         type=err.type_name,
         non_retryable=err.non_retryable,
+        next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
     )
 
 
@@ -82,6 +103,10 @@ class StageRun:
         self.log.error("stage.crashed", error_type=type(exc).__name__, error=str(exc)[:500])
         return False
 
+    def count_chunk(self, done: int, total: int) -> None:
+        """Progress callback for chunked work (quotes, summary)."""
+        self.progress.done, self.progress.total = float(done), float(total)
+
     def heartbeat(self) -> None:
         activity.heartbeat(self.progress.model_dump())
 
@@ -105,3 +130,40 @@ class StageRun:
             self.stop.set()
             await asyncio.wait({task}, timeout=30)
             raise
+
+
+def settings_for(settings: Settings, options: JobOptions) -> Settings:
+    """The worker's settings with the job's own overrides (e.g. another model after a manual retry)."""
+    update = {"llm_model": options.llm_model, "quotes_max": options.max_quotes}
+    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+
+
+async def run_stage(
+    deps: StageDeps, stage: str, request: Any, output_type: type[O], work: Callable[[StageRun], O]
+) -> O:
+    """One stage attempt: reuse a finished result for the same input, else run `work` in a thread.
+
+    The receipt covers the gap between 'the work is done' and 'the server recorded it': an attempt that
+    finished just before its worker died is not redone by the retry.
+    """
+    async with StageRun(stage, request.job_id) as run:
+        receipt = deps.store.job_dir(request.job_id) / RECEIPTS / f"{stage}.json"
+        key = fingerprint(request)
+        reused = _read_receipt(deps.store, request.job_id, receipt, key, output_type)
+        if reused is not None:
+            run.log.info("stage.reused")
+            return reused
+        output = (await run.in_thread(work, run)).model_copy(update={"attempt": run.attempt})
+        atomic_write_bytes(receipt, json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode())
+        return output
+
+
+def _read_receipt(store: ArtifactStore, job_id: str, path: Any, key: str, output_type: type[O]) -> O | None:
+    try:
+        data = json.loads(path.read_bytes())
+        output = output_type.model_validate(data["output"]) if data.get("input") == key else None
+    except (OSError, ValueError, KeyError, ValidationError):
+        return None
+    if output is None or any(store.valid_ref(job_id, ref.name) != ref for ref in output.artifacts()):
+        return None  # an output changed or vanished since: do the work again
+    return output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.runtime import StageDeps, StageRun
+from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.models import StageProgress, Transcript, TranscribeInput, TranscribeOutput
 from clipper.store import JsonlLog
 
@@ -19,9 +19,7 @@ class TranscribeActivity:
 
     @activity.defn(name=STAGE)
     async def run(self, request: TranscribeInput) -> TranscribeOutput:
-        async with StageRun(STAGE, request.job_id) as run:
-            output = await run.in_thread(self._transcribe, request, run)
-            return output.model_copy(update={"attempt": run.attempt})
+        return await run_stage(self.deps, STAGE, request, TranscribeOutput, lambda run: self._transcribe(request, run))
 
     def _transcribe(self, request: TranscribeInput, run: StageRun) -> TranscribeOutput:
         from clipper.asr import get_engine
@@ -29,9 +27,6 @@ class TranscribeActivity:
 
         store, job = self.deps.store, request.job_id
         audio_path = store.verify(job, request.audio)  # CorruptArtifact → the workflow rebuilds the audio
-        done = self._reuse(request)
-        if done is not None:
-            return done
         engine = get_engine(self.deps.settings, request.options.asr_engine)
         # Keyed by the audio's checksum: saved segments are only valid for the exact audio they came from.
         partial = JsonlLog(store.scratch_dir(job) / f"transcript-{request.audio.sha256[:16]}.partial.jsonl")
@@ -57,17 +52,6 @@ class TranscribeActivity:
         text = store.put_text(job, TEXT, transcript_to_text(transcript), STAGE)
         partial.remove()
         return self._output(transcript, ref, text, resumed_from)
-
-    def _reuse(self, request: TranscribeInput) -> TranscribeOutput | None:
-        """An earlier attempt already finished this exact audio (its completion was lost): return it."""
-        store, job = self.deps.store, request.job_id
-        ref, text = store.valid_ref(job, TRANSCRIPT), store.valid_ref(job, TEXT)
-        if ref is None or text is None:
-            return None
-        transcript = Transcript.model_validate_json(store.path(job, TRANSCRIPT).read_bytes())
-        if transcript.meta.get("audio_sha256") != request.audio.sha256:
-            return None
-        return self._output(transcript, ref, text, float(transcript.meta.get("resumed_from_s", 0.0)))
 
     @staticmethod
     def _output(transcript: Transcript, ref, text, resumed_from: float) -> TranscribeOutput:  # noqa: ANN001

@@ -28,6 +28,15 @@ DEFAULT_POLICIES: dict[str, StagePolicy] = {
         timeout_base_s=300,
         timeout_per_audio_s=2.0,
     ),
+    # LLM calls: rate limits and outages pass, so retry patiently (a 429's Retry-After overrides the backoff).
+    "quotes": StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8, heartbeat_timeout_s=60,
+                          timeout_base_s=900, timeout_per_audio_s=0.5),
+    "summary": StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8, heartbeat_timeout_s=60,
+                           timeout_base_s=900, timeout_per_audio_s=0.5),
+    "clips": StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5, heartbeat_timeout_s=60,
+                         timeout_base_s=300, timeout_per_audio_s=0.2),
+    "report": StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5, heartbeat_timeout_s=60,
+                          timeout_base_s=120),
 }
 
 
@@ -63,6 +72,27 @@ class Settings(BaseSettings):
     asr_api_key: SecretStr | None = None
     asr_api_model: str = "whisper-1"
 
+    # Quotes and summary. auto = llm when both CLIPPER_LLM_API_KEY and CLIPPER_LLM_MODEL are set, else offline.
+    text_engine: str = "auto"  # auto | offline | llm
+    llm_base_url: str | None = None  # any OpenAI-compatible server; None = the SDK's default (OpenAI)
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    llm_temperature: float = 0.2
+    llm_max_tokens: int = 2000
+    llm_timeout_s: float = 120.0
+    llm_context_chars: int = 50_000  # transcript characters per request (chunk size)
+    llm_concurrency: int = 4  # chunks in flight at once
+    llm_max_bad_output_retries: int = 2  # same request again when the JSON is malformed, inside the engine
+    quotes_max: int = 10
+    quotes_min_match: float = 65.0  # rapidfuzz score to count as found: paraphrases (~70) snap, inventions (~50) drop
+    quote_min_chars: int = 80
+    quote_max_chars: int = 240
+
+    # Clips: one per quote, padded and faded so they don't start or end mid-syllable.
+    clip_padding_s: float = 0.5
+    clip_fade_s: float = 0.05
+    clip_format: str = "mp3"  # mp3 | wav | ogg | m4a
+
     # Per-stage retry policies and timeouts (overrides merged over DEFAULT_POLICIES).
     policies: dict[str, StagePolicy] = Field(default_factory=dict)
 
@@ -82,9 +112,17 @@ class Settings(BaseSettings):
             merged[stage] = base.model_copy(update=override.model_dump(exclude_unset=True))
         return merged
 
+    def resolved_text_engine(self) -> str:
+        """The text engine `auto` stands for: llm when a key and a model are configured, else offline."""
+        name = (self.text_engine or "auto").strip().lower()
+        if name != "auto":
+            return name
+        key = self.llm_api_key.get_secret_value() if self.llm_api_key is not None else ""
+        return "llm" if key and self.llm_model else "offline"
+
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""
-        values = [s.get_secret_value() for s in (self.asr_api_key,) if s is not None]
+        values = [s.get_secret_value() for s in (self.asr_api_key, self.llm_api_key) if s is not None]
         return [v for v in values if v]
 
 

@@ -98,3 +98,26 @@ class TranscriptionFailed(ClipperError):
 
 class JobCancelled(ClipperError):
     """The job was cancelled while a stage was running."""
+
+
+class LLMAuthError(ClipperError):
+    """The LLM API refused our key (HTTP 401/403). Retrying with the same key cannot help."""
+
+
+class LLMUnavailable(ClipperError):
+    """The LLM API is rate limiting, failing or unreachable; retried by the stage's retry policy.
+
+    `retry_after_s` is the server's Retry-After hint, when it sent one, so the caller can wait that long.
+    """
+
+    non_retryable = False
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LLMBadOutput(ClipperError):
+    """The model's answer stayed malformed (not JSON, or not the expected shape) after the engine's retries."""
+
+    non_retryable = False

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-STAGES: tuple[str, ...] = ("download", "transcribe")
+STAGES: tuple[str, ...] = ("download", "transcribe", "quotes", "summary", "clips", "report")
 
 
 class StagePolicy(BaseModel):
@@ -36,6 +36,9 @@ class JobOptions(BaseModel):
 
     asr_engine: str | None = None
     language: str | None = None
+    text_engine: str | None = None  # offline | llm (default: llm when an API key is configured)
+    llm_model: str | None = None
+    max_quotes: int | None = None
 
 
 class JobRequest(BaseModel):
@@ -108,6 +111,61 @@ class TranscribeOutput(StageOutput):
     words: int
     # Audio seconds already saved by an earlier attempt that this attempt did not transcribe again.
     resumed_from_s: float = 0.0
+
+
+class TextStageInput(BaseModel):
+    """Input of `quotes` and `summary`: both read the transcript and nothing else."""
+
+    job_id: str
+    transcript: ArtifactRef
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class QuotesOutput(StageOutput):
+    quotes: ArtifactRef  # quotes.json (a QuoteSet)
+    markdown: ArtifactRef  # quotes.md
+    count: int
+    candidates: int
+    ungrounded: int
+    failed_chunks: list[int] = Field(default_factory=list)
+
+
+class SummaryOutput(StageOutput):
+    summary: ArtifactRef  # summary.json (a Summary)
+    markdown: ArtifactRef  # summary.md
+    key_points: int
+
+
+class ClipsInput(BaseModel):
+    job_id: str
+    audio: ArtifactRef
+    quotes: ArtifactRef
+    duration_s: float | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class ClipsOutput(StageOutput):
+    index: ArtifactRef  # clips.json: rank → clip file, span and duration
+    clips: list[ArtifactRef] = Field(default_factory=list)
+
+    def artifacts(self) -> list[ArtifactRef]:
+        return [self.index, *self.clips]
+
+
+class ReportInput(BaseModel):
+    job_id: str
+    media: ArtifactRef
+    transcript: ArtifactRef
+    quotes: ArtifactRef
+    summary: ArtifactRef
+    clips: ArtifactRef
+
+
+class ReportOutput(StageOutput):
+    report: ArtifactRef  # report.md
+    report_json: ArtifactRef
+    srt: ArtifactRef
+    vtt: ArtifactRef
 
 
 class StageState(str, Enum):
@@ -241,6 +299,20 @@ class QuoteSet(BaseModel):
     failed_chunks: list[int] = Field(default_factory=list)  # chunks whose output stayed malformed
 
 
+class ClipInfo(BaseModel):
+    rank: int
+    name: str
+    start: float
+    end: float
+    duration_s: float
+
+
+class ClipIndex(BaseModel):
+    format: str
+    padding_s: float
+    clips: list[ClipInfo] = Field(default_factory=list)
+
+
 class KeyPoint(BaseModel):
     text: str
     start: float
@@ -252,3 +324,4 @@ class Summary(BaseModel):
     model: str | None = None
     overview: str
     key_points: list[KeyPoint] = Field(default_factory=list)
+    failed_chunks: list[int] = Field(default_factory=list)  # chunks whose output stayed malformed

@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import TypeVar
+
 from pydantic import BaseModel, Field, ValidationError
 
 from clipper.errors import CorruptArtifact, InvalidRequest
 from clipper.models import ArtifactRef
 
+M = TypeVar("M", bound=BaseModel)
 MANIFEST = "manifest.json"
 TMP_DIR = ".tmp"
 
@@ -154,6 +157,10 @@ class ArtifactStore:
                 f"artifact {ref.name} does not match its sha256 in the manifest", artifact=ref.name, stage=ref.stage
             )
         return path
+
+    def read_model(self, job_id: str, ref: ArtifactRef, model: type[M]) -> M:
+        """Verify an input artifact's checksum, then parse it: a stage never works from a corrupt input."""
+        return model.model_validate_json(self.verify(job_id, ref).read_bytes())
 
     def valid_ref(self, job_id: str, name: str) -> ArtifactRef | None:
         """The manifest's entry for `name` if the file is there and still matches it, else None."""

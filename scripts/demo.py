@@ -46,7 +46,7 @@ def start_worker() -> subprocess.Popen:
 
 
 async def submit_and_watch() -> int:
-    from starter import console, print_outputs, print_status, watch
+    from starter import console, print_outputs, print_report, print_status, watch
     from clipper_client import ClipperClient
 
     client = await ClipperClient.connect()
@@ -57,10 +57,8 @@ async def submit_and_watch() -> int:
     print_status(status)
     if status.state.value != "done":
         return 1
+    print_report(submitted.job_id)
     print_outputs(status)
-    transcript = Path(get_settings().storage_dir).resolve() / "jobs" / submitted.job_id / "transcript.txt"
-    console.print("\n[bold]transcript[/] (first lines):")
-    console.print("\n".join(transcript.read_text().splitlines()[:6]))
     return 0
 
 

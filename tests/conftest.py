@@ -22,6 +22,8 @@ REFERENCE = DATA / "sample.txt"
 # Fast retries so failure paths finish in seconds; the short transcribe heartbeat timeout makes a killed
 # worker's attempt time out quickly.
 FAST_POLICIES = {
+    **{stage: StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=10,
+                          timeout_base_s=60) for stage in ("quotes", "summary", "clips", "report")},
     "download": StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=3, heartbeat_timeout_s=10),
     "transcribe": StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=4,
                               timeout_base_s=120, timeout_per_audio_s=2.0),

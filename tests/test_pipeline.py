@@ -14,7 +14,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from clipper.errors import UnsupportedUrl
-from clipper.models import JobRequest, JobResult, JobState, StageState, Transcript
+from clipper.media.probe import probe_media
+from clipper.models import ClipIndex, JobRequest, JobResult, JobState, QuoteSet, StageState, Summary, Transcript
+from clipper.text.formats import parse_srt, parse_vtt
 from clipper.store import ArtifactStore, sha256_file
 from clipper_client import ClipperClient, connect
 from tests.conftest import REFERENCE, SAMPLE, run
@@ -74,12 +76,42 @@ def test_e2e_transcript_matches_reference(settings, media_server):
     assert words == sorted(words)
     assert result.info.title == "Building software that never loses work"
     assert abs(result.info.duration_s - 54.4) < 0.5
-    assert {"audio.wav", "transcript.json", "transcript.txt", "media.json"} <= set(result.artifacts)
+    assert {"audio.wav", "transcript.json", "transcript.txt", "media.json", "transcript.srt", "transcript.vtt",
+            "quotes.json", "quotes.md", "summary.json", "summary.md", "clips.json", "report.md",
+            "report.json"} <= set(result.artifacts)
+    assert_outputs_grounded(store, job_id, transcript)
     assert_manifest_matches(store, job_id)
     # Only references travel through history: the transcript text is nowhere in it.
     history = run(_history_json(settings, job_id))
     assert "boring on purpose" not in history.lower()
     assert not list((store.job_dir(job_id) / ".tmp").glob("*.partial.jsonl")), "partial transcript left behind"
+
+
+def assert_outputs_grounded(store: ArtifactStore, job_id: str, transcript: Transcript) -> None:
+    """Offline engine on the sample: verbatim quotes with their words' times, clips, subtitles, report."""
+    words = [w for s in transcript.segments for w in s.words]
+    quotes = QuoteSet.model_validate_json(store.path(job_id, "quotes.json").read_bytes())
+    assert 3 <= len(quotes.quotes) <= 10 and quotes.engine == "offline"
+    for quote in quotes.quotes:
+        spans = [(i, j) for i in range(len(words)) for j in range(i, min(len(words), i + 60))
+                 if words[i].start == quote.start and words[j].end == quote.end]
+        assert spans, f"quote {quote.text!r} does not start and end on transcript words"
+        i, j = spans[0]
+        assert quote.text == " ".join(w.word for w in words[i:j + 1])
+    summary = Summary.model_validate_json(store.path(job_id, "summary.json").read_bytes())
+    assert summary.overview and 3 <= len(summary.key_points) <= 7
+    assert all(0 <= p.start < p.end <= transcript.duration_s + 0.5 for p in summary.key_points)
+    index = ClipIndex.model_validate_json(store.path(job_id, "clips.json").read_bytes())
+    assert [c.rank for c in index.clips] == [q.rank for q in quotes.quotes]
+    for clip, quote in zip(index.clips, quotes.quotes):
+        expected = min(quote.end + 0.5, transcript.duration_s) - max(0.0, quote.start - 0.5)
+        assert abs(probe_media(store.path(job_id, clip.name)).duration_s - expected) <= 0.1, clip.name
+    srt = parse_srt(store.path(job_id, "transcript.srt").read_text())
+    vtt = parse_vtt(store.path(job_id, "transcript.vtt").read_text())
+    assert [t for _, _, t in srt] == [t for _, _, t in vtt] == [s.text.strip() for s in transcript.segments]
+    assert all(abs(a[0] - b.start) < 0.002 for a, b in zip(srt, transcript.segments))
+    report = store.path(job_id, "report.md").read_text()
+    assert quotes.quotes[0].text in report and index.clips[0].name in report
 
 
 async def _history_json(settings, job_id: str) -> str:
@@ -143,7 +175,8 @@ def test_corrupt_audio_is_rebuilt(settings, media_server):
     assert isinstance(result, JobResult), result
     assert result.state == JobState.done
     scheduled = run(scheduled_activities(settings, job_id))
-    assert scheduled == ["download", "transcribe", "download", "transcribe"]  # the rebuild, then the retry
+    # The rebuild, then the retry, then the rest of the pipeline.
+    assert scheduled == ["download", "transcribe", "download", "transcribe", "quotes", "summary", "clips", "report"]
     assert "CorruptArtifact" in run(_history_json(settings, job_id))
     assert_manifest_matches(store, job_id)
     # The source was intact, so the rebuild re-converted it without fetching it again.

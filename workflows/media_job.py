@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.clips import ClipsActivity
     from activities.download import DownloadActivity
+    from activities.quotes import QuotesActivity
+    from activities.report import ReportActivity
+    from activities.summary import SummaryActivity
     from activities.transcribe import TranscribeActivity
     from clipper.models import (
-        STAGES,
-        DownloadInput,
-        DownloadOutput,
-        JobRequest,
-        JobResult,
-        JobState,
-        JobStatus,
-        StageStatus,
-        TranscribeInput,
-        TranscribeOutput,
+        STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
+        ReportInput, StageStatus, TextStageInput, TranscribeInput,
     )
     from workflows.stage_runner import StageFailed, StageRunner
 
 MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
+V1_STAGES = ("download", "transcribe")  # jobs started before quotes/summary/clips/report existed
 
 
 @workflow.defn(name="MediaJob")
@@ -41,9 +40,23 @@ class MediaJob:
     @workflow.run
     async def run(self, request: JobRequest) -> JobResult:
         self.job.state, self.job.started_at = JobState.running, workflow.now()
+        job, options = self.job.job_id, request.options
         try:
             await self.download(rebuild=False)
-            await self.transcribe(request)
+            transcript = await self.rebuilding_audio("transcribe", TranscribeActivity.run, lambda: TranscribeInput(
+                job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s, options=options))
+            if workflow.patched("quotes-summary-clips-report"):
+                text = TextStageInput(job_id=job, transcript=transcript.transcript, options=options)
+                quotes = await self.stages.run("quotes", QuotesActivity.run, text)
+                summary = await self.stages.run("summary", SummaryActivity.run, text)
+                clips = await self.rebuilding_audio("clips", ClipsActivity.run, lambda: ClipsInput(
+                    job_id=job, audio=self.media.audio, quotes=quotes.quotes,
+                    duration_s=self.media.info.duration_s, options=options))
+                await self.stages.run("report", ReportActivity.run, ReportInput(
+                    job_id=job, media=self.media.media, transcript=transcript.transcript,
+                    quotes=quotes.quotes, summary=summary.summary, clips=clips.index))
+            else:
+                self.job.stages = [s for s in self.job.stages if s.name in V1_STAGES]
         except StageFailed as failed:
             self.finish(JobState.failed, failed)
             raise ApplicationError(str(failed), failed.error.model_dump(), type=failed.error.type, non_retryable=True)
@@ -51,7 +64,7 @@ class MediaJob:
             self.finish(JobState.cancelled)
             raise
         self.finish(JobState.done)
-        return JobResult(job_id=self.job.job_id, state=self.job.state, info=self.media.info,
+        return JobResult(job_id=job, state=self.job.state, info=self.media.info,
                          artifacts=self.job.artifacts, status=self.job)
 
     async def download(self, rebuild: bool) -> None:
@@ -60,12 +73,11 @@ class MediaJob:
         self.media = await self.stages.run("download", DownloadActivity.run, request)
         self.job.title, self.job.duration_s = self.media.info.title, self.media.info.duration_s
 
-    async def transcribe(self, request: JobRequest) -> TranscribeOutput:
+    async def rebuilding_audio(self, stage: str, activity: Any, make_input: Callable[[], Any]) -> Any:
+        """Run a stage that reads the audio; if the audio turns out corrupt, rebuild it and run again."""
         for rebuilds in range(MAX_REBUILDS + 1):
             try:
-                return await self.stages.run("transcribe", TranscribeActivity.run, TranscribeInput(
-                    job_id=self.job.job_id, audio=self.media.audio,
-                    duration_s=self.media.info.duration_s, options=request.options))
+                return await self.stages.run(stage, activity, make_input())
             except StageFailed as failed:
                 if failed.error.type != "CorruptArtifact" or rebuilds == MAX_REBUILDS:
                     raise

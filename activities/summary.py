@@ -1,0 +1,37 @@
+"""Stage `summary`: overview and key points, map-reduced over transcript chunks, each point with its times."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.runtime import StageDeps, StageRun, run_stage, settings_for
+from clipper.models import StageProgress, SummaryOutput, TextStageInput, Transcript
+
+STAGE = "summary"
+
+
+class SummaryActivity:
+    def __init__(self, deps: StageDeps) -> None:
+        self.deps = deps
+
+    @activity.defn(name=STAGE)
+    async def run(self, request: TextStageInput) -> SummaryOutput:
+        return await run_stage(self.deps, STAGE, request, SummaryOutput, lambda run: self._summarize(request, run))
+
+    def _summarize(self, request: TextStageInput, run: StageRun) -> SummaryOutput:
+        from clipper.llm import get_text_engine
+        from clipper.text.formats import summary_markdown
+        from clipper.text.summary import summarize
+
+        store, job = self.deps.store, request.job_id
+        transcript = store.read_model(job, request.transcript, Transcript)
+        settings = settings_for(self.deps.settings, request.options)
+        engine = get_text_engine(settings, request.options.text_engine)
+        run.progress = StageProgress(unit="chunks")
+        summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set)
+        run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points))
+        return SummaryOutput(
+            summary=store.put_model(job, "summary.json", summary, STAGE),
+            markdown=store.put_text(job, "summary.md", summary_markdown(summary), STAGE, "text/markdown"),
+            key_points=len(summary.key_points),
+        )

@@ -1,0 +1,69 @@
+"""Split a transcript into prompt-sized chunks, always on segment boundaries.
+
+A chunk renders as one line per segment, `[#<segment id> mm:ss] text`, so a model can cite the segments a
+point comes from and we can map its answer back to times.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from clipper.models import Segment, Transcript
+
+
+class Chunk(BaseModel):
+    index: int
+    segments: list[Segment] = Field(default_factory=list)
+    start: float = 0.0
+    end: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments).strip()
+
+    def as_transcript(self, like: Transcript | None = None) -> Transcript:
+        """This chunk's segments as a Transcript (for grounding within the chunk)."""
+        return Transcript(
+            engine=like.engine if like else "chunk",
+            language=like.language if like else None,
+            segments=self.segments,
+        )
+
+
+def mmss(seconds: float) -> str:
+    """`mm:ss`; minutes keep counting past 59 so a 2-hour talk reads `119:59`."""
+    total = max(0, int(seconds))
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def render_segment(segment: Segment) -> str:
+    return f"[#{segment.id} {mmss(segment.start)}] {' '.join(segment.text.split())}"
+
+
+def render_chunk(chunk: Chunk) -> str:
+    return "\n".join(render_segment(s) for s in chunk.segments)
+
+
+def _make(index: int, segments: list[Segment]) -> Chunk:
+    return Chunk(index=index, segments=segments, start=segments[0].start, end=max(s.end for s in segments))
+
+
+def chunk_transcript(t: Transcript, max_chars: int) -> list[Chunk]:
+    """Consecutive chunks whose `render_chunk` text is at most `max_chars` (a longer segment stands alone)."""
+    max_chars = max(1, int(max_chars))
+    chunks: list[Chunk] = []
+    current: list[Segment] = []
+    size = 0
+    for seg in t.segments:
+        if not seg.text.strip():
+            continue
+        line = len(render_segment(seg))
+        added = line if not current else line + 1  # +1: the newline joining it to the previous line
+        if current and size + added > max_chars:
+            chunks.append(_make(len(chunks), current))
+            current, size, added = [], 0, line
+        current.append(seg)
+        size += added
+    if current:
+        chunks.append(_make(len(chunks), current))
+    return chunks

@@ -1,0 +1,108 @@
+"""Summary: map (one partial summary per chunk), reduce (merge partials in context-sized groups), then map
+the segment ids the engine cited to times.
+
+Key points are the engine's words (a summary is not verbatim) but their times come from the transcript:
+the cited segments, else the point's text aligned with the transcript, else the span it was written from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from clipper.config import Settings
+from clipper.llm import CitedPoint, PartialSummary, TextEngine
+from clipper.llm.prompts import render_parts
+from clipper.models import KeyPoint, Segment, Summary, Transcript
+from clipper.text.chunking import chunk_transcript
+from clipper.text.fanout import map_chunks
+from clipper.text.grounding import WordIndex, align
+
+# Key points paraphrase the transcript, so aligning one needs far less than a verbatim quote does.
+POINT_MIN_MATCH = 55.0
+
+
+def _groups(parts: list[PartialSummary], max_chars: int) -> list[list[PartialSummary]]:
+    """Consecutive groups whose rendered text fits `max_chars`; at least two parts per group, so each round
+    of reduction shrinks the list."""
+    groups: list[list[PartialSummary]] = []
+    for part in parts:
+        if groups and (len(groups[-1]) < 2 or len(render_parts(groups[-1] + [part])) <= max_chars):
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    return groups
+
+
+def _reduce(
+    parts: list[PartialSummary], engine: TextEngine, settings: Settings, should_stop: Callable[[], bool] | None
+) -> PartialSummary:
+    while len(parts) > 1:
+        groups = _groups(parts, settings.llm_context_chars)
+
+        def merge(group: list[PartialSummary]) -> PartialSummary:
+            return group[0] if len(group) == 1 else engine.reduce_summaries(group)
+
+        merged, _ = map_chunks(
+            groups, merge, settings.llm_concurrency, should_stop=should_stop, tolerate_bad_output=False
+        )
+        parts = [merged[i] for i in sorted(merged)]
+    return parts[0]
+
+
+class _Locator:
+    """Times of a cited point: its segments, else its text aligned with the transcript, else a fallback."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.segments: dict[int, Segment] = {s.id: s for s in transcript.segments}
+        self.index = WordIndex(transcript)
+        self.lo = transcript.segments[0].start if transcript.segments else 0.0
+        self.hi = max((s.end for s in transcript.segments), default=0.0)
+        if transcript.duration_s:
+            self.hi = min(self.hi, transcript.duration_s) if self.hi else transcript.duration_s
+
+    def locate(self, point: CitedPoint, fallback: tuple[float, float]) -> tuple[float, float]:
+        known = [self.segments[i] for i in point.segments if i in self.segments]
+        if known:
+            first, last = min(known, key=lambda s: s.id), max(known, key=lambda s: s.id)
+            start, end = first.start, max(last.end, first.start)
+        else:
+            hit = align(point.text, self.index)
+            if hit is not None and hit[2] >= POINT_MIN_MATCH:
+                start, end = self.index.tokens[hit[0]].start, self.index.tokens[hit[1]].end
+            else:
+                start, end = fallback
+        start = min(max(start, self.lo), self.hi)
+        return start, min(max(end, start), self.hi)
+
+
+def summarize(
+    transcript: Transcript,
+    engine: TextEngine,
+    settings: Settings,
+    on_chunk_done: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Summary:
+    summary = Summary(engine=engine.name, model=engine.model, overview="")
+    chunks = chunk_transcript(transcript, settings.llm_context_chars)
+    if not chunks:
+        return summary
+    parts, failed = map_chunks(chunks, engine.summarize_chunk, settings.llm_concurrency, on_chunk_done, should_stop)
+    summary.failed_chunks = [chunks[i].index for i in failed]
+    ordered = sorted(parts)
+    if len(ordered) == 1:
+        final = parts[ordered[0]]
+        span = (chunks[ordered[0]].start, chunks[ordered[0]].end)
+    else:
+        final = _reduce([parts[i] for i in ordered], engine, settings, should_stop)
+        span = (chunks[0].start, chunks[-1].end)
+
+    locator = _Locator(transcript)
+    points = []
+    for p in final.key_points:
+        if not p.text.strip():
+            continue
+        start, end = locator.locate(p, span)
+        points.append(KeyPoint(text=p.text.strip(), start=start, end=end))
+    summary.overview = final.overview.strip()
+    summary.key_points = sorted(points, key=lambda k: (k.start, k.end))
+    return summary

@@ -1,0 +1,59 @@
+"""MediaJob with an OpenAI-compatible LLM over the wire: retries through Temporal, typed auth failures, no leaks."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from temporalio.client import WorkflowFailureError
+
+from clipper.models import JobResult, QuoteSet, Transcript
+from clipper.store import ArtifactStore
+from tests.conftest import run
+from tests.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
+from tests.test_pipeline import _history_json, media_server, run_job  # noqa: F401 - fixture
+from tests.test_text import assert_verbatim
+
+KEY = "sk-test-planted-4f1d2c9e"
+
+
+def model_answers(request: dict):
+    """Like a model: quote two lines of the excerpt verbatim; summarise citing real segment ids."""
+    lines = excerpt_lines(request)
+    if "quote" in system_prompt(request).lower():
+        return answer({"quotes": [{"text": text, "reason": "memorable"} for _, text in lines[3:5]]})
+    points = [{"text": text, "segments": [sid, sid]} for sid, text in lines[:3]]
+    return answer({"overview": "A talk about durable software.", "key_points": points})
+
+
+def llm_settings(settings, server):
+    return settings.model_copy(update=dict(
+        llm_base_url=server.base_url, llm_api_key=SecretStr(KEY), llm_model="test-model", llm_timeout_s=10))
+
+
+def test_llm_job_survives_429_and_500_then_grounds_quotes(settings, media_server):
+    flaky = [error(429, "slow down", "rate_limit_error", headers={"Retry-After": "1"}), error(500, "oops", "server_error")]
+    with serve_llm(flaky, handler=model_answers) as server:
+        settings = llm_settings(settings, server)
+        _, job_id, result = run(run_job(settings, media_server.url("/episode.mp3")))
+    assert isinstance(result, JobResult), result
+    quotes_stage = result.status.stage("quotes")
+    assert quotes_stage.attempt == 3  # 429, 500, then success: retried by the stage's Temporal retry policy
+    store = ArtifactStore(settings.storage_dir)
+    transcript = Transcript.model_validate_json(store.path(job_id, "transcript.json").read_bytes())
+    quotes = QuoteSet.model_validate_json(store.path(job_id, "quotes.json").read_bytes())
+    assert quotes.engine == "llm" and len(quotes.quotes) == 2
+    for quote in quotes.quotes:
+        assert_verbatim(quote, transcript)
+    history = run(_history_json(settings, job_id))
+    assert KEY not in history
+
+
+def test_llm_401_fails_the_job_with_a_typed_error_and_no_key(settings, media_server):
+    with serve_llm(handler=lambda req: error(401, f"Incorrect API key provided: {KEY}", "invalid_request_error")) as server:
+        settings = llm_settings(settings, server)
+        _, job_id, result = run(run_job(settings, media_server.url("/episode.mp3")))
+        calls = len(server.chat_requests)
+    assert isinstance(result, WorkflowFailureError)
+    assert result.cause.type == "LLMAuthError"
+    assert "CLIPPER_LLM_API_KEY" in result.cause.message and KEY not in result.cause.message
+    assert calls == 1  # non-retryable: not after the whole retry budget
+    assert KEY not in run(_history_json(settings, job_id))

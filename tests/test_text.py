@@ -1,0 +1,185 @@
+"""Text algorithms without any server: chunking, grounding, dedupe, and the offline engine on the sample."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from clipper.config import Settings
+from clipper.errors import EngineNotConfigured
+from clipper.llm import get_text_engine
+from clipper.models import Quote, Segment, Transcript, Word
+from clipper.text.chunking import chunk_transcript, render_chunk
+from clipper.text.grounding import WordIndex, align, dedupe, ground_quote, tokens
+from clipper.text.offline import OfflineEngine
+from clipper.text.quotes import extract_quotes
+from clipper.text.summary import summarize
+
+REFERENCE = Path(__file__).parent / "data" / "sample.txt"
+BORING = "durable systems are boring on purpose, and boring is exactly what our users pay for"
+TEST_QUOTE = "A test that cannot fail is worse than no test at all, because it gives you false confidence"
+SECONDS_PER_WORD = 0.35
+
+
+def sample_transcript(repeat: int = 1, words: bool = True) -> Transcript:
+    """The committed sample's reference text as a Transcript: one segment per line, synthetic word times
+    (0.35 s a word), so no ASR runs. `repeat` appends the text again (for long transcripts)."""
+    lines = [ln.strip() for ln in REFERENCE.read_text().splitlines() if ln.strip()] * repeat
+    segments, t = [], 0.0
+    for i, line in enumerate(lines):
+        ws = []
+        for w in line.split():
+            ws.append(Word(start=round(t, 3), end=round(t + 0.3, 3), word=w))
+            t += SECONDS_PER_WORD
+        segments.append(Segment(id=i, start=ws[0].start, end=ws[-1].end, text=line, words=ws if words else []))
+        t += 0.5
+    return Transcript(engine="test", language="en", duration_s=round(t, 3), segments=segments)
+
+
+def assert_verbatim(q: Quote, t: Transcript) -> None:
+    """The quote is a run of consecutive transcript words, with those words' start and end times."""
+    toks = tokens(t)
+    n = len(q.text.split())
+    spans = [
+        (toks[i].start, toks[i + n - 1].end)
+        for i in range(len(toks) - n + 1)
+        if " ".join(tok.text for tok in toks[i : i + n]) == q.text
+    ]
+    assert spans, f"not a verbatim span of the transcript: {q.text!r}"
+    assert (q.start, q.end) in spans, (q, spans)  # the times of (one occurrence of) those words
+
+
+# --- chunking ---
+
+
+def test_chunking_respects_max_chars_and_segment_boundaries() -> None:
+    t = sample_transcript(repeat=5)
+    for max_chars in (200, 500, 1300):
+        chunks = chunk_transcript(t, max_chars)
+        assert [s.id for c in chunks for s in c.segments] == [s.id for s in t.segments]  # all, in order
+        for i, c in enumerate(chunks):
+            assert c.index == i
+            assert c.start == c.segments[0].start and c.end == c.segments[-1].end
+            assert len(render_chunk(c)) <= max_chars or len(c.segments) == 1
+    line = render_chunk(chunk_transcript(t, 10_000)[0]).splitlines()[3]
+    assert line.startswith("[#3 00:") and "durable systems are boring" in line
+
+
+def test_overlong_segment_is_its_own_chunk() -> None:
+    t = sample_transcript()
+    chunks = chunk_transcript(t, 100)  # the longest line is ~150 characters
+    long = [c for c in chunks if len(render_chunk(c)) > 100]
+    assert long and all(len(c.segments) == 1 for c in long)
+    assert chunk_transcript(Transcript(engine="x"), 100) == []
+
+
+# --- grounding ---
+
+
+def test_exact_quote_keeps_transcript_words_and_times() -> None:
+    t = sample_transcript()
+    q = ground_quote("a test that cannot FAIL is worse than no test at all", t, 85)
+    assert q is not None and q.match == 100
+    assert q.text == "A test that cannot fail is worse than no test at all,"  # the transcript's casing/punctuation
+    assert_verbatim(q, t)
+
+
+def test_paraphrase_snaps_to_the_real_words() -> None:
+    t = sample_transcript()
+    para = "durable systems are dull by design, and dull is what users pay for"
+    q = ground_quote(para, t, 60)
+    assert q is not None and q.text == BORING + "."
+    assert 60 <= q.match < 85
+    assert ground_quote(para, t, 85) is None  # the default threshold wants (nearly) verbatim quotes
+
+
+def test_invented_quote_is_not_grounded() -> None:
+    t = sample_transcript()
+    assert ground_quote("Kubernetes operators should always be written in Rust for maximum safety", t, 60) is None
+    assert align("", t) is None and align("anything", Transcript(engine="x")) is None
+
+
+def test_segments_without_words_fall_back_to_segment_times() -> None:
+    t = sample_transcript(words=False)
+    q = ground_quote(BORING, t, 85)
+    seg = t.segments[3]
+    assert q is not None and q.text == BORING + "."
+    assert (q.start, q.end) == (seg.start, seg.end)
+
+
+def test_alignment_is_fast_on_a_two_hour_transcript() -> None:
+    t = sample_transcript(repeat=140)  # ~21k words, ~2 h at 0.35 s a word
+    t0 = time.perf_counter()
+    index = WordIndex(t)  # built once per transcript (or chunk), reused for every candidate
+    assert len(index.tokens) > 20_000
+    for _ in range(10):
+        assert ground_quote(TEST_QUOTE, index, 85) is not None
+        assert ground_quote("durable systems are dull by design, and dull is what users pay for", index, 60)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_dedupe_keeps_the_best_of_overlapping_quotes() -> None:
+    a = Quote(rank=0, text="a", start=0, end=10, score=90)
+    b = Quote(rank=0, text="b", start=4, end=12, score=80)  # 6 of its 8 s overlap a
+    c = Quote(rank=0, text="c", start=9, end=20, score=70)  # 1 s overlap
+    kept, dups = dedupe([c, b, a])
+    assert [q.text for q in kept] == ["a", "c"] and dups == 1
+
+
+# --- offline engine ---
+
+
+def test_offline_quotes_on_the_sample() -> None:
+    t, settings = sample_transcript(), Settings()
+    qs = extract_quotes(t, OfflineEngine(settings), settings)
+    assert qs.engine == "offline" and 3 <= len(qs.quotes) <= 10
+    assert [q.rank for q in qs.quotes] == list(range(1, len(qs.quotes) + 1))
+    assert qs.ungrounded == 0 and qs.failed_chunks == []
+    for q in qs.quotes:
+        assert_verbatim(q, t)
+        assert 60 <= len(q.text) <= 260 and q.match >= 85
+    top5 = [q.text for q in qs.quotes[:5]]
+    assert any(BORING in q for q in top5), top5
+    assert any(TEST_QUOTE in q for q in top5), top5
+    assert not any("Thank you for listening" in q or "Welcome to" in q for q in top5)
+    assert extract_quotes(t, OfflineEngine(settings), settings) == qs  # deterministic
+
+
+def test_offline_summary_on_the_sample() -> None:
+    t, settings = sample_transcript(), Settings()
+    s = summarize(t, OfflineEngine(settings), settings)
+    assert s.engine == "offline" and len(s.overview) > 80
+    assert 3 <= len(s.key_points) <= 7
+    starts = [k.start for k in s.key_points]
+    assert starts == sorted(starts)
+    for k in s.key_points:
+        assert 0 <= k.start <= k.end <= t.segments[-1].end
+        assert k.text in t.text
+
+
+def test_offline_engine_maps_and_reduces_long_transcripts() -> None:
+    t = sample_transcript(repeat=6)
+    settings = Settings(llm_context_chars=1500, quotes_max=8)
+    assert len(chunk_transcript(t, 1500)) > 2
+    qs = extract_quotes(t, OfflineEngine(settings), settings)
+    assert 3 <= len(qs.quotes) <= 8 and qs.ungrounded == 0
+    for q in qs.quotes:
+        assert_verbatim(q, t)
+    s = summarize(t, OfflineEngine(settings), settings)
+    assert s.overview and 3 <= len(s.key_points) <= 7
+    assert all(0 <= k.start <= k.end <= t.segments[-1].end for k in s.key_points)
+
+
+def test_engine_choice() -> None:
+    assert get_text_engine(Settings()).name == "offline"  # auto without a key
+    llm = Settings(llm_api_key=SecretStr("sk-test"), llm_model="m", llm_base_url="http://127.0.0.1:9/v1")
+    assert get_text_engine(llm).name == "llm"
+    assert get_text_engine(llm, "offline").name == "offline"
+    assert "sk-test" in llm.secrets()
+    with pytest.raises(EngineNotConfigured):
+        get_text_engine(Settings(), "gpt")
+    with pytest.raises(EngineNotConfigured):
+        get_text_engine(Settings(), "llm")  # no key, no model
