@@ -44,7 +44,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -63,7 +63,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def now_utc() -> datetime:
@@ -138,7 +138,7 @@ class ArtifactStore:
             os.fsync(f.fileno())
         digest, size = sha256_file(src), src.stat().st_size
         os.replace(src, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         ref = ArtifactRef(
             name=name, sha256=digest, size=size, stage=stage, created_at=now_utc(), content_type=content_type
         )

@@ -19,6 +19,7 @@ import ffmpeg
 from clipper.errors import InvalidMedia, InvalidRequest, MediaNotFound
 from clipper.media.ffmpeg import ffmpeg_exe, first_error_line
 from clipper.media.probe import probe_media
+from clipper.store import fsync_dir
 
 # format -> (encoder, muxer, extra output options). The muxer is named because the temp file's name ends in
 # `.tmp`, so ffmpeg cannot guess it from the extension. `ipod` is the muxer ffmpeg itself picks for .m4a.
@@ -63,14 +64,6 @@ def clip_name(rank: int, quote_text: str, fmt: str) -> str:
     """
     _codec(fmt)
     return f"clips/{rank:02d}-{_slug(quote_text)}.{fmt.lower()}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def cut_clip(
@@ -131,7 +124,7 @@ def cut_clip(
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dst)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
     except ffmpeg.Error as e:
         raise InvalidMedia(f"could not cut a clip from {audio.name}: {first_error_line(e.stderr)}") from None
     finally:
