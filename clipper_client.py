@@ -7,18 +7,24 @@ Callers never need to know workflow internals: they submit a URL, read a `JobSta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import Priority, SearchAttributeIndexedValueType, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from clipper.config import Settings, get_settings
+from clipper.rates import RateBook
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.urls import canonical_url, check_url_syntax, job_id_for
-from clipper.models import JobOptions, JobRequest, JobResult, JobState, JobStatus, StageProgress, StageState
+from clipper.models import (
+    JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest, StageProgress, StageState,
+)
 from workflows.media_job import MediaJob
 
 
@@ -30,6 +36,26 @@ class JobNotFound(ClipperError):
 class Submitted:
     job_id: str
     existing: bool  # True when the same media was already submitted: we return that job
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register clipper's search attributes; a no-op when they exist (safe from every worker at start)."""
+    from workflows.search_attributes import SEARCH_ATTRIBUTES
+
+    kinds = {SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT}
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    missing = {key.name: kinds[key.indexed_value_type] for key in SEARCH_ATTRIBUTES
+               if key.name not in existing.custom_attributes}
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+    except RPCError as err:
+        if err.status != RPCStatusCode.ALREADY_EXISTS:  # another worker won the race
+            raise
 
 
 async def connect(settings: Settings | None = None) -> Client:
@@ -71,7 +97,8 @@ class ClipperClient:
             raise InvalidRequest(f"priority must be 1 (highest) to 5 (lowest), got {priority}")
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
-                             policies=self.settings.stage_policies())
+                             policies=self.settings.stage_policies(), retry_wait_s=self.settings.retry_wait_s,
+                             rates=RateBook(self.settings.storage_dir).read())
         existing = await self._exists(job_id)
         try:
             await self.client.start_workflow(
@@ -127,6 +154,34 @@ class ClipperClient:
                 stage.progress = details[0].fraction if details else stage.progress
         status.progress = round(sum(s.progress for s in status.stages) / max(1, len(status.stages)), 4)
         return status
+
+    # --- control: plain-JSON signals and updates, the same any Temporal client can send ---
+
+    async def pause(self, job_id: str, now: bool = False) -> None:
+        await self.handle(job_id).signal(MediaJob.pause, PauseRequest(now=now))
+
+    async def resume(self, job_id: str) -> None:
+        await self.handle(job_id).signal(MediaJob.resume)
+
+    async def retry(self, job_id: str, options: dict[str, Any] | None = None) -> None:
+        """Retry a job waiting after a failure; `options` change JobOptions fields (e.g. llm_model)."""
+        unknown = set(options or {}) - set(JobOptions.model_fields)
+        if unknown:
+            raise InvalidRequest(f"unknown option(s) {sorted(unknown)}; known: {sorted(JobOptions.model_fields)}")
+        JobOptions.model_validate(options or {})
+        await self.handle(job_id).signal(MediaJob.retry, RetryRequest(options=options or {}))
+
+    async def abandon(self, job_id: str) -> None:
+        await self.handle(job_id).signal(MediaJob.abandon)
+
+    async def cancel(self, job_id: str) -> None:
+        await self.handle(job_id).cancel()
+
+    async def set_priority(self, job_id: str, priority: int) -> int:
+        try:
+            return await self.handle(job_id).execute_update(MediaJob.set_priority, priority)
+        except WorkflowUpdateFailedError as err:
+            raise InvalidRequest(getattr(err.cause, "message", None) or str(err.cause)) from None
 
     async def result(self, job_id: str) -> JobResult:
         return await self.client.get_workflow_handle(job_id, result_type=JobResult).result()

@@ -24,7 +24,7 @@ from activities.summary import SummaryActivity
 from activities.transcribe import TranscribeActivity
 from clipper.config import Settings, get_settings
 from clipper.log import configure_logging, get_logger
-from clipper_client import connect
+from clipper_client import connect, ensure_search_attributes
 from workflows.media_job import MediaJob
 
 
@@ -50,6 +50,7 @@ def build_worker(
 async def run_worker(settings: Settings, task_queue: str | None = None) -> None:
     log = get_logger(task_queue=task_queue or settings.task_queue)
     client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 
 from clipper.config import Settings
 from clipper.errors import ClipperError
-from clipper.models import JobOptions, StageOutput, StageProgress
+from clipper.models import JobOptions, MediaInfo, StageOutput, StageProgress
+from clipper.rates import RateBook
 from clipper.store import ArtifactStore, atomic_write_bytes
 
 T = TypeVar("T")
@@ -153,9 +154,21 @@ async def run_stage(
         if reused is not None:
             run.log.info("stage.reused")
             return reused
-        output = (await run.in_thread(work, run)).model_copy(update={"attempt": run.attempt})
+        started = time.monotonic()
+        output = await run.in_thread(work, run)
+        elapsed = round(time.monotonic() - started, 3)
+        output = output.model_copy(update={"attempt": run.attempt, "elapsed_s": elapsed})
         atomic_write_bytes(receipt, json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode())
+        RateBook(deps.settings.storage_dir).record(stage, elapsed, _audio_seconds(deps.store, request.job_id))
         return output
+
+
+def _audio_seconds(store: ArtifactStore, job_id: str) -> float | None:
+    ref = store.read_manifest(job_id).artifacts.get("media.json")
+    try:
+        return MediaInfo.model_validate_json(store.path(job_id, ref.name).read_bytes()).duration_s if ref else None
+    except (OSError, ValidationError):
+        return None
 
 
 def _read_receipt(store: ArtifactStore, job_id: str, path: Any, key: str, output_type: type[O]) -> O | None:

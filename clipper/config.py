@@ -40,6 +40,14 @@ DEFAULT_POLICIES: dict[str, StagePolicy] = {
 }
 
 
+# Seconds of processing per second of audio, per stage, measured on a 2-core CPU with the default engines.
+# The ETA starts from these; workers refine them with what they measure (see clipper/rates.py).
+DEFAULT_RATES: dict[str, float] = {
+    "download": 0.02, "transcribe": 0.12, "quotes": 0.01, "summary": 0.01, "clips": 0.02, "report": 0.005,
+}
+STAGE_OVERHEAD_S = 1.0  # scheduling and start-up per stage, independent of the media's length
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPPER_", env_nested_delimiter="__", extra="ignore")
 
@@ -92,6 +100,9 @@ class Settings(BaseSettings):
     clip_padding_s: float = 0.5
     clip_fade_s: float = 0.05
     clip_format: str = "mp3"  # mp3 | wav | ogg | m4a
+
+    # After a stage gives up, how long a job waits for a manual retry or abandon before it fails.
+    retry_wait_s: float = 7 * 24 * 3600
 
     # Per-stage retry policies and timeouts (overrides merged over DEFAULT_POLICIES).
     policies: dict[str, StagePolicy] = Field(default_factory=dict)

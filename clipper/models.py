@@ -47,7 +47,23 @@ class JobRequest(BaseModel):
     url: str
     options: JobOptions = Field(default_factory=JobOptions)
     policies: dict[str, StagePolicy] = Field(default_factory=dict)
-    priority: int = 3
+    priority: int = 3  # 1 (highest) … 5 (lowest)
+    # After a stage gives up, how long the job waits for a manual `retry` or `abandon` before failing.
+    retry_wait_s: float = 7 * 24 * 3600
+    rates: dict[str, float] = Field(default_factory=dict)  # measured s/audio-s per stage, for the ETA
+
+
+class PauseRequest(BaseModel):
+    """Signal `pause`: at the next stage or chunk boundary, or `now` (cancels the running activity, which
+    resumes from its saved progress on `resume`)."""
+
+    now: bool = False
+
+
+class RetryRequest(BaseModel):
+    """Signal `retry` for a job waiting after a failure, optionally with changed options (e.g. llm_model)."""
+
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ArtifactRef(BaseModel):
@@ -75,6 +91,7 @@ class StageOutput(BaseModel):
     """Common to every stage's output: which attempt produced it, and the artifacts it references."""
 
     attempt: int = 1
+    elapsed_s: float = 0.0  # wall time of the attempt that produced it: the measured processing rate
 
     def artifacts(self) -> list[ArtifactRef]:
         return [v for v in (getattr(self, f) for f in type(self).model_fields) if isinstance(v, ArtifactRef)]
@@ -198,6 +215,7 @@ class StageStatus(BaseModel):
     finished_at: datetime | None = None
     progress: float = 0.0
     error: StageError | None = None
+    rate: float | None = None  # measured processing seconds per audio second
 
 
 class JobStatus(BaseModel):
@@ -215,6 +233,10 @@ class JobStatus(BaseModel):
     finished_at: datetime | None = None
     artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
     error: StageError | None = None
+    priority: int = 3
+    paused_since: datetime | None = None
+    waiting_since: datetime | None = None  # failed, waiting for a manual retry or abandon
+    eta_s: float | None = None  # estimated seconds of work left, from media duration × stage rates
 
     def stage(self, name: str) -> StageStatus:
         return next(s for s in self.stages if s.name == name)

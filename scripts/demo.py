@@ -47,9 +47,10 @@ def start_worker() -> subprocess.Popen:
 
 async def submit_and_watch() -> int:
     from starter import console, print_outputs, print_report, print_status, watch
-    from clipper_client import ClipperClient
+    from clipper_client import ClipperClient, ensure_search_attributes
 
     client = await ClipperClient.connect()
+    await ensure_search_attributes(client.client, get_settings().temporal_namespace)
     submitted = await client.submit(str(SAMPLE))
     console.print(f"job [bold]{submitted.job_id}[/]" + (" (already submitted)" if submitted.existing else ""))
     console.print("Web UI: http://127.0.0.1:8233/namespaces/default/workflows/" + submitted.job_id)

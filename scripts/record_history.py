@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from temporalio.client import WorkflowFailureError  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
-from clipper_client import ClipperClient, connect  # noqa: E402
+from clipper_client import ClipperClient, connect, ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
 from worker import build_worker  # noqa: E402
 
@@ -34,6 +34,7 @@ async def record(name: str, url: str | None, tmp: Path) -> Path:
         settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
                             storage_dir=tmp / "storage", allow_local_files=True)
         client = await connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
         clipper = ClipperClient(client, settings)
         async with build_worker(client, settings):
             job = await clipper.submit(url or str(SAMPLE))

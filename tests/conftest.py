@@ -13,7 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from clipper.config import Settings  # noqa: E402
 from clipper.models import StagePolicy  # noqa: E402
+from clipper_client import ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample.mp3"
@@ -33,6 +35,11 @@ FAST_POLICIES = {
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory):
     server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db").start()
+
+    async def register() -> None:
+        await ensure_search_attributes(await Client.connect(server.address), "default")
+
+    run(register())
     yield server
     server.stop()
 

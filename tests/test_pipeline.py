@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import asyncio
 import re
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from clipper.errors import UnsupportedUrl
 from clipper.media.probe import probe_media
-from clipper.models import ClipIndex, JobRequest, JobResult, JobState, QuoteSet, StageState, Summary, Transcript
+from clipper.models import ClipIndex, JobRequest, JobResult, JobState, JobStatus, QuoteSet, StageState, Summary, Transcript
 from clipper.text.formats import parse_srt, parse_vtt
 from clipper.store import ArtifactStore, sha256_file
 from clipper_client import ClipperClient, connect
@@ -35,9 +36,20 @@ def media_server():
         yield server
 
 
+async def wait_for_state(clipper: ClipperClient, job_id: str, state: JobState, timeout: float = 60) -> JobStatus:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = await clipper.status(job_id)
+        if status.state == state:
+            return status
+        assert asyncio.get_running_loop().time() < deadline, f"job never reached {state}: {status.state}"
+        await asyncio.sleep(0.2)
+
+
 async def run_job(
-    settings, url: str, interceptors=(), raw_start: bool = False
+    settings, url: str, interceptors=(), raw_start: bool = False, during=None
 ) -> tuple[ClipperClient, str, JobResult | Exception]:
+    """Submit `url` with an in-process worker and wait for the end; `during(clipper, job_id)` steers it."""
     client = await connect(settings)
     clipper = ClipperClient(client, settings)
     async with build_worker(client, settings, interceptors=interceptors):
@@ -47,6 +59,8 @@ async def run_job(
                                         id=job_id, task_queue=settings.task_queue)
         else:
             job_id = (await clipper.submit(url)).job_id
+        if during is not None:
+            await during(clipper, job_id)
         try:
             result: JobResult | Exception = await clipper.result(job_id)
         except WorkflowFailureError as err:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pydantic import SecretStr
 from temporalio.client import WorkflowFailureError
 
-from clipper.models import JobResult, QuoteSet, Transcript
+from clipper.models import JobResult, JobState, QuoteSet, Transcript
 from clipper.store import ArtifactStore
 from tests.conftest import run
 from tests.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
-from tests.test_pipeline import _history_json, media_server, run_job  # noqa: F401 - fixture
+from tests.test_pipeline import _history_json, media_server, run_job, wait_for_state  # noqa: F401 - fixture
 from tests.test_text import assert_verbatim
 
 KEY = "sk-test-planted-4f1d2c9e"
@@ -48,9 +48,14 @@ def test_llm_job_survives_429_and_500_then_grounds_quotes(settings, media_server
 
 
 def test_llm_401_fails_the_job_with_a_typed_error_and_no_key(settings, media_server):
+    async def abandon_when_waiting(clipper, job_id):
+        status = await wait_for_state(clipper, job_id, JobState.failed)
+        assert status.waiting_since is not None and status.error.type == "LLMAuthError"
+        await clipper.abandon(job_id)
+
     with serve_llm(handler=lambda req: error(401, f"Incorrect API key provided: {KEY}", "invalid_request_error")) as server:
         settings = llm_settings(settings, server)
-        _, job_id, result = run(run_job(settings, media_server.url("/episode.mp3")))
+        _, job_id, result = run(run_job(settings, media_server.url("/episode.mp3"), during=abandon_when_waiting))
         calls = len(server.chat_requests)
     assert isinstance(result, WorkflowFailureError)
     assert result.cause.type == "LLMAuthError"

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
         ReportInput, StageStatus, TextStageInput, TranscribeInput,
     )
+    from workflows.control import JobControl
     from workflows.stage_runner import StageFailed, StageRunner
 
 MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
@@ -27,20 +28,26 @@ V1_STAGES = ("download", "transcribe")  # jobs started before quotes/summary/cli
 
 
 @workflow.defn(name="MediaJob")
-class MediaJob:
+class MediaJob(JobControl):
     @workflow.init
     def __init__(self, request: JobRequest) -> None:
         # State lives here, not in run(): a query can arrive in the very first workflow task.
         self.job = JobStatus(
-            job_id=workflow.info().workflow_id, url=request.url, stages=[StageStatus(name=s) for s in STAGES]
+            job_id=workflow.info().workflow_id, url=request.url, stages=[StageStatus(name=s) for s in STAGES],
+            priority=request.priority,
         )
         self.stages = StageRunner(request, self.job)
         self.media: DownloadOutput | None = None
 
     @workflow.run
     async def run(self, request: JobRequest) -> JobResult:
-        self.job.state, self.job.started_at = JobState.running, workflow.now()
-        job, options = self.job.job_id, request.options
+        self.stages.controls = workflow.patched("job-controls")  # pause, manual retry, search attributes
+        if self.job.state == JobState.queued:
+            self.job.state = JobState.running
+        self.job.started_at = workflow.now()
+        self.stages.publish()
+        job = self.job.job_id
+        options = request.options  # the runner swaps in changed options after a manual retry
         try:
             await self.download(rebuild=False)
             transcript = await self.rebuilding_audio("transcribe", TranscribeActivity.run, lambda: TranscribeInput(
@@ -90,8 +97,5 @@ class MediaJob:
         self.job.error = failed.error if failed else None
         if state == JobState.done:
             self.job.current_stage = None
-        self.stages.update_details()
+        self.stages.publish()
 
-    @workflow.query
-    def status(self) -> JobStatus:
-        return self.job

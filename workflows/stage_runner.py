@@ -1,21 +1,36 @@
 """Runs one stage activity for a workflow and keeps the job's `JobStatus` in step with it.
 
-Kept apart from `MediaJob` so the workflow reads like the pipeline. Everything here runs inside the
-workflow sandbox: time comes from `workflow.now()`, never the system clock.
+Also where control takes effect: a pause waits at the stage boundary (or cancels the running activity for
+`pause --now`), and a stage that gives up waits for a manual `retry` or `abandon`. Everything here runs in
+the workflow sandbox: time comes from `workflow.now()`, never the system clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from clipper.config import DEFAULT_POLICIES
-    from clipper.models import JobRequest, JobState, JobStatus, StageError, StagePolicy, StageState
+    from pydantic import ValidationError
+
+    from clipper.config import DEFAULT_POLICIES, DEFAULT_RATES, STAGE_OVERHEAD_S
+    from clipper.models import (
+        JobOptions, JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
+    )
+    from workflows import search_attributes as sa
+
+# Raised to the workflow at once instead of waiting for a manual retry: input errors no retry can fix,
+# and a corrupt input, which the workflow repairs itself by re-running the stage that produced it.
+RAISE_AT_ONCE = frozenset({
+    "UnsupportedUrl", "ForbiddenAddress", "LocalPathNotAllowed", "MediaNotFound", "NoMediaFound",
+    "NoAudioStream", "InvalidMedia", "MediaTooLong", "MediaTooLarge", "InvalidRequest", "CorruptArtifact",
+})
 
 
 class StageFailed(Exception):
@@ -40,9 +55,11 @@ def stage_error(err: ActivityError) -> StageError:
     cause = err.cause
     if isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        return StageError(type=cause.type or "ApplicationError", message=cause.message, attempts=details.get("attempt", 1))
+        return StageError(type=cause.type or "ApplicationError", message=cause.message,
+                          attempts=details.get("attempt", 1))
     if isinstance(cause, TimeoutError):
-        return StageError(type="StageTimedOut", message=f"the stage timed out ({cause.type.name if cause.type else 'timeout'})")
+        kind = cause.type.name if cause.type else "timeout"
+        return StageError(type="StageTimedOut", message=f"the stage timed out ({kind})")
     return StageError(type=type(cause).__name__ if cause else "ActivityError", message=str(cause or err))
 
 
@@ -50,48 +67,147 @@ class StageRunner:
     def __init__(self, request: JobRequest, status: JobStatus) -> None:
         self.request = request
         self.status = status
+        self.controls = False  # pause/retry/search attributes: on for jobs started since they exist
+        self.paused = False
+        self.interrupted = False  # the running activity was cancelled by `pause --now`, not by the user
+        self.current: workflow.ActivityHandle | None = None
+        self.retry: RetryRequest | None = None
+        self.abandoned = False
+        self.published: tuple | None = None
 
     def policy(self, stage: str) -> StagePolicy:
         return self.request.policies.get(stage) or DEFAULT_POLICIES.get(stage) or StagePolicy()
 
     async def run(self, stage: str, activity: Any, arg: Any) -> Any:
-        policy = self.policy(stage)
         entry = self.status.stage(stage)
-        entry.state, entry.started_at, entry.finished_at, entry.error = StageState.running, workflow.now(), None, None
-        entry.progress = 0.0
-        self.status.current_stage = stage
-        self.update_details()
-        try:
-            result = await workflow.execute_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(self.status.duration_s)),
-                heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
-                retry_policy=retry_policy(policy),
-                priority=Priority(priority_key=self.request.priority),
-                summary=f"{stage}: {self.status.title or self.request.url}"[:200],
-            )
-        except ActivityError as err:
-            entry.state, entry.finished_at, entry.error = StageState.failed, workflow.now(), stage_error(err)
-            entry.attempt = entry.error.attempts
-            self.update_details()
-            raise StageFailed(stage, entry.error) from err
-        entry.state, entry.finished_at, entry.progress = StageState.done, workflow.now(), 1.0
-        entry.attempt = getattr(result, "attempt", entry.attempt + 1)
-        for ref in result.artifacts():
-            self.status.artifacts[ref.name] = ref
-        self.update_details()
-        return result
+        while True:
+            await workflow.wait_condition(lambda: not self.paused)  # a pause takes effect here
+            if "options" in type(arg).model_fields:  # a manual retry may have changed them
+                arg = arg.model_copy(update={"options": self.request.options})
+            entry.state, entry.started_at, entry.finished_at, entry.error = StageState.running, workflow.now(), None, None
+            entry.progress, self.status.current_stage = 0.0, stage
+            self.publish()
+            try:
+                result = await self.start(stage, activity, arg)
+            except ActivityError as err:
+                if self.interrupted:  # pause --now: run the stage again once resumed
+                    self.interrupted, entry.state = False, StageState.pending
+                    continue
+                if isinstance(err.cause, CancelledError):
+                    raise asyncio.CancelledError() from err
+                entry.state, entry.finished_at, entry.error = StageState.failed, workflow.now(), stage_error(err)
+                entry.attempt = entry.error.attempts
+                if self.controls and entry.error.type not in RAISE_AT_ONCE and await self.wait_for_retry():
+                    continue
+                self.publish()
+                raise StageFailed(stage, entry.error) from err
+            entry.state, entry.finished_at, entry.progress = StageState.done, workflow.now(), 1.0
+            entry.attempt = getattr(result, "attempt", entry.attempt + 1)
+            if self.status.duration_s:
+                entry.rate = round(getattr(result, "elapsed_s", 0.0) / self.status.duration_s, 5)
+            for ref in result.artifacts():
+                self.status.artifacts[ref.name] = ref
+            self.publish()
+            return result
 
-    def update_details(self) -> None:
-        """Keep the job's progress and the Web UI's 'current details' line in step with the stages."""
-        stages = self.status.stages
-        self.status.progress = round(sum(s.progress for s in stages) / len(stages), 4)
+    async def start(self, stage: str, activity: Any, arg: Any) -> Any:
+        policy = self.policy(stage)
+        self.current = workflow.start_activity_method(
+            activity,
+            arg,
+            start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(self.status.duration_s)),
+            heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
+            retry_policy=retry_policy(policy),
+            priority=Priority(priority_key=self.status.priority),
+            # Wait for the activity to stop and clean up before moving on: never two attempts at once.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{stage}: {self.status.title or self.request.url}"[:200],
+        )
+        try:
+            return await self.current
+        finally:
+            self.current = None
+
+    # --- control ---
+
+    def pause(self, now: bool) -> None:
+        self.paused = True
+        self.status.state, self.status.paused_since = JobState.paused, workflow.now()
+        if now and self.current is not None:
+            self.interrupted = True
+            self.current.cancel()
+        self.publish()
+
+    def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused, self.status.paused_since = False, None
+        self.status.state = JobState.failed if self.status.waiting_since else JobState.running
+        self.publish()
+
+    def request_retry(self, request: RetryRequest) -> None:
+        if self.status.waiting_since is not None:
+            self.retry = request
+
+    async def wait_for_retry(self) -> bool:
+        """After a stage gave up: wait for `retry` (maybe with new options) or `abandon`, up to a limit."""
+        self.retry, self.abandoned = None, False
+        self.status.state, self.status.waiting_since = JobState.failed, workflow.now()
+        self.status.error = self.status.stage(self.status.current_stage).error
+        self.publish()
+        try:
+            await workflow.wait_condition(lambda: self.retry is not None or self.abandoned,
+                                          timeout=timedelta(seconds=self.request.retry_wait_s))
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.status.waiting_since = None
+        if self.abandoned or self.retry is None:
+            return False
+        try:
+            merged = {**self.request.options.model_dump(), **self.retry.options}
+            self.request.options = JobOptions.model_validate(merged)
+        except ValidationError:
+            workflow.logger.warning("retry with invalid options ignored: %s", self.retry.options)
+        self.status.state = JobState.paused if self.paused else JobState.running
+        self.status.error = None
+        return True
+
+    # --- publishing ---
+
+    def publish(self) -> None:
+        """Keep progress, ETA, the Web UI's details line and the search attributes in step with the job."""
+        stages, job = self.status.stages, self.status
+        job.progress = round(sum(s.progress for s in stages) / len(stages), 4)
+        job.eta_s = self.eta()
         done = sum(1 for s in stages if s.state == StageState.done)
-        line = f"**{self.status.state.value}**"
-        if self.status.state == JobState.running and self.status.current_stage:
-            line += f" · stage **{self.status.current_stage}** ({done + 1}/{len(stages)})"
-        line += f" · {self.status.progress:.0%}"
-        if self.status.title:
-            line += f" · {self.status.title}"
+        line = f"**{job.state.value}**"
+        if job.current_stage and job.state != JobState.done:
+            line += f" · stage **{job.current_stage}** ({min(done + 1, len(stages))}/{len(stages)})"
+        line += f" · {job.progress:.0%}"
+        if job.eta_s is not None and job.state == JobState.running:
+            line += f" · ETA {int(job.eta_s // 60)}:{int(job.eta_s % 60):02d}"
+        if job.paused_since:
+            line += f" · paused since {job.paused_since:%H:%M:%S} UTC"
+        if job.error:
+            line += f" · {job.error.type}: {job.error.message[:120]}"
+        line += f" · priority {job.priority}" + (f" · {job.title}" if job.title else "")
         workflow.set_current_details(line)
+        values = (job.state.value, job.current_stage or "", job.priority, int(job.progress * 100))
+        if self.controls and values != self.published:  # one history event per real change, not per call
+            self.published = values
+            workflow.upsert_search_attributes([
+                sa.CLIPPER_STATE.value_set(values[0]),
+                sa.CLIPPER_STAGE.value_set(values[1]),
+                sa.CLIPPER_PRIORITY.value_set(values[2]),
+                sa.CLIPPER_PROGRESS.value_set(values[3]),
+                sa.CLIPPER_SOURCE.value_set(sa.source_host(job.url)),
+            ])
+
+    def eta(self) -> float | None:
+        if not self.status.duration_s or self.status.state in (JobState.done, JobState.cancelled):
+            return None
+        rates = {**DEFAULT_RATES, **self.request.rates}
+        left = [s for s in self.status.stages if s.state != StageState.done]
+        return round(sum((STAGE_OVERHEAD_S + rates.get(s.name, 0.01) * self.status.duration_s) * (1 - s.progress)
+                         for s in left), 1)
