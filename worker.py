@@ -15,6 +15,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.cleanup import CleanupActivity
 from activities.clips import ClipsActivity
 from activities.download import DownloadActivity
 from activities.quotes import QuotesActivity
@@ -28,7 +29,10 @@ from clipper_client import connect, ensure_search_attributes
 from workflows.media_job import MediaJob
 
 
-STAGE_ACTIVITIES = (DownloadActivity, TranscribeActivity, QuotesActivity, SummaryActivity, ClipsActivity, ReportActivity)
+STAGE_ACTIVITIES = (
+    DownloadActivity, TranscribeActivity, QuotesActivity, SummaryActivity, ClipsActivity, ReportActivity,
+    CleanupActivity,
+)
 
 
 def build_worker(

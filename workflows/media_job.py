@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.cleanup import CleanupActivity
     from activities.clips import ClipsActivity
     from activities.download import DownloadActivity
     from activities.quotes import QuotesActivity
@@ -69,6 +71,8 @@ class MediaJob(JobControl):
             raise ApplicationError(str(failed), failed.error.model_dump(), type=failed.error.type, non_retryable=True)
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
+            if self.stages.controls:  # the running activity has stopped; drop its work in progress
+                await workflow.execute_activity_method(CleanupActivity.run, job, start_to_close_timeout=timedelta(minutes=2))
             raise
         self.finish(JobState.done)
         return JobResult(job_id=job, state=self.job.state, info=self.media.info,

@@ -103,8 +103,10 @@ class StageRunner:
                 raise StageFailed(stage, entry.error) from err
             entry.state, entry.finished_at, entry.progress = StageState.done, workflow.now(), 1.0
             entry.attempt = getattr(result, "attempt", entry.attempt + 1)
-            if self.status.duration_s:
-                entry.rate = round(getattr(result, "elapsed_s", 0.0) / self.status.duration_s, 5)
+            info = getattr(result, "info", None)  # the download stage is the one that learns the duration
+            duration = self.status.duration_s or (info.duration_s if info else None)
+            if duration:
+                entry.rate = round(getattr(result, "elapsed_s", 0.0) / duration, 5)
             for ref in result.artifacts():
                 self.status.artifacts[ref.name] = ref
             self.publish()
