@@ -129,7 +129,13 @@ class StageRun:
                     return task.result()
         except asyncio.CancelledError:
             self.stop.set()
-            await asyncio.wait({task}, timeout=30)
+            # Keep heartbeating while the thread winds down, or the server would time this attempt out
+            # and start another beside it.
+            for _ in range(int(30 / interval_s) + 1):
+                done, _ = await asyncio.wait({task}, timeout=interval_s)
+                if done:
+                    break
+                self.heartbeat()
             raise
 
 

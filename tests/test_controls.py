@@ -218,3 +218,26 @@ def test_eta_is_reported_while_running_and_cleared_when_done(settings, long_samp
 async def _eta(clipper, job):
     status = await clipper.status(job)
     return status if status.eta_s and status.state == JobState.running else None
+
+
+def test_cancel_after_a_spent_pause_now_still_cancels(settings, long_sample):
+    """A pause --now whose activity finished anyway must not turn a later cancel into a restart."""
+
+    async def body(url):
+        client = await connect(settings)
+        clipper = ClipperClient(client, settings)
+        async with build_worker(client, settings):
+            job = (await clipper.submit(url)).job_id
+            await clipper.pause(job, now=True)  # lands while download runs (or before it starts)
+            await wait_for_state(clipper, job, JobState.paused)
+            await clipper.resume(job)
+            await until(lambda: _stage_is(clipper, job, "transcribe", StageState.running), what="transcription")
+            await clipper.cancel(job)
+            with pytest.raises(WorkflowFailureError) as err:
+                await clipper.result(job)
+            return err.value.cause, await scheduled_activities(settings, job)
+
+    with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
+        cause, scheduled = run(body(server.url("/long.mp3")))
+    assert isinstance(cause, CancelledError)
+    assert scheduled.count("transcribe") == 1 and "quotes" not in scheduled

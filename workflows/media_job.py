@@ -71,7 +71,7 @@ class MediaJob(JobControl):
             raise ApplicationError(str(failed), failed.error.model_dump(), type=failed.error.type, non_retryable=True)
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
-            if self.stages.controls:  # the running activity has stopped; drop its work in progress
+            if self.stages.controls and workflow.patched("cancel-cleanup"):  # drop the work in progress
                 await workflow.execute_activity_method(CleanupActivity.run, job, start_to_close_timeout=timedelta(minutes=2))
             raise
         self.finish(JobState.done)

@@ -82,6 +82,8 @@ class StageRunner:
         entry = self.status.stage(stage)
         while True:
             await workflow.wait_condition(lambda: not self.paused)  # a pause takes effect here
+            self.raise_if_cancelled()
+            self.interrupted = False  # a pause --now whose activity finished anyway is spent
             if "options" in type(arg).model_fields:  # a manual retry may have changed them
                 arg = arg.model_copy(update={"options": self.request.options})
             entry.state, entry.started_at, entry.finished_at, entry.error = StageState.running, workflow.now(), None, None
@@ -110,7 +112,13 @@ class StageRunner:
             for ref in result.artifacts():
                 self.status.artifacts[ref.name] = ref
             self.publish()
+            self.raise_if_cancelled()
             return result
+
+    def raise_if_cancelled(self) -> None:
+        """A cancel that reached an activity only after it finished is not lost: stop at this boundary."""
+        if self.controls and workflow.cancellation_reason() is not None:
+            raise asyncio.CancelledError()
 
     async def start(self, stage: str, activity: Any, arg: Any) -> Any:
         policy = self.policy(stage)

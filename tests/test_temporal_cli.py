@@ -1,0 +1,116 @@
+"""The job's public API as docs/api.md documents it, driven through the real `temporal` CLI with plain JSON.
+
+No clipper client code on the caller's side: only the binary any operator has. The worker is in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from clipper.config import Settings
+from clipper_client import connect
+from scripts.devserver import temporal_bin
+from tests.conftest import SAMPLE, run
+from tests.httpserver import serve
+from worker import build_worker
+
+
+@pytest.fixture
+def media_server():
+    with serve({"/episode.mp3": (SAMPLE.read_bytes(), "audio/mpeg")}) as server:
+        yield server
+
+
+def temporal_cmd(settings: Settings, *args: str) -> list[str]:
+    return [temporal_bin(), *args, "--address", settings.temporal_address, "--namespace",
+            settings.temporal_namespace, "--disable-config-file", "--color", "never", "--command-timeout", "30s"]
+
+
+async def temporal(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the CLI off the event loop, so the in-process worker keeps polling meanwhile."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+    proc = await asyncio.to_thread(subprocess.run, temporal_cmd(settings, *args), capture_output=True, text=True,
+                                   env=env, timeout=60)
+    if check:
+        assert proc.returncode == 0, f"temporal {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout}"
+    return proc
+
+
+async def query_status(settings: Settings, job_id: str) -> dict:
+    proc = await temporal(settings, "workflow", "query", "--workflow-id", job_id, "--type", "status", "-o", "json")
+    result = json.loads(proc.stdout)["queryResult"]
+    return result[0] if isinstance(result, list) else result
+
+
+async def listed(settings: Settings, query: str) -> list[str]:
+    proc = await temporal(settings, "workflow", "list", "--query", query, "-o", "json")
+    text = proc.stdout.strip()
+    rows = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line]
+    return [row["execution"]["workflowId"] for row in rows]
+
+
+def test_job_through_the_temporal_cli(settings, media_server):
+    job_id = f"cli-{uuid.uuid4().hex[:8]}"
+    policies = {stage: policy.model_dump() for stage, policy in settings.stage_policies().items()}
+    request = json.dumps({"url": media_server.url("/episode.mp3"), "policies": policies})
+
+    async def body() -> dict:
+        client = await connect(settings)
+        async with build_worker(client, settings):
+            await temporal(settings, "workflow", "start", "--type", "MediaJob", "--task-queue", settings.task_queue,
+                           "--workflow-id", job_id, "--input", request)
+
+            # pause, no input: the signal's argument is optional.
+            await temporal(settings, "workflow", "signal", "--workflow-id", job_id, "--name", "pause")
+            status = await query_status(settings, job_id)
+            assert status["state"] == "paused" and status["paused_since"], status
+            assert status["job_id"] == job_id and status["priority"] == 3
+
+            # set_priority: the update returns the new priority; the validator refuses 9 without changing it.
+            proc = await temporal(settings, "workflow", "update", "execute", "--workflow-id", job_id,
+                                  "--name", "set_priority", "--input", "1", "-o", "json")
+            assert json.loads(proc.stdout)["result"] == 1, proc.stdout
+            assert (await query_status(settings, job_id))["priority"] == 1
+            bad = await temporal(settings, "workflow", "update", "execute", "--workflow-id", job_id,
+                                 "--name", "set_priority", "--input", "9", check=False)
+            assert bad.returncode != 0
+            assert "1 (highest) to 5 (lowest)" in bad.stderr + bad.stdout, bad.stderr + bad.stdout
+            assert (await query_status(settings, job_id))["priority"] == 1
+
+            await temporal(settings, "workflow", "signal", "--workflow-id", job_id, "--name", "resume")
+            assert (await query_status(settings, job_id))["state"] in ("running", "done")
+
+            proc = await temporal(settings, "workflow", "result", "--workflow-id", job_id, "-o", "json")
+            result = json.loads(proc.stdout)
+            desc = json.loads((await temporal(settings, "workflow", "describe", "--workflow-id", job_id,
+                                              "-o", "json")).stdout)
+            final = await query_status(settings, job_id)  # a closed job is still queryable (replayed)
+
+        # Visibility is eventually consistent: the search attributes show up in lists a little later.
+        deadline = time.monotonic() + 10
+        while True:
+            done = await listed(settings, 'ClipperState="done"')
+            if job_id in done or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        mine = await listed(settings, f'WorkflowId="{job_id}" AND ClipperState="done" AND ClipperPriority=1')
+        return {"result": result, "desc": desc, "final": final, "done": done, "mine": mine}
+
+    seen = run(body())
+    result = seen["result"]
+    assert result["status"] == "COMPLETED", result
+    job = result["result"]
+    assert job["job_id"] == job_id and job["state"] == "done"
+    assert {"transcript.json", "quotes.json", "report.md"} <= set(job["artifacts"])
+    assert seen["desc"]["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    assert seen["desc"]["workflowExecutionInfo"]["type"]["name"] == "MediaJob"
+    assert seen["final"]["state"] == "done" and seen["final"]["priority"] == 1
+    assert job_id in seen["done"], f"{job_id} never listed under ClipperState=\"done\""
+    assert seen["mine"] == [job_id]
