@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import Priority, SearchAttributeIndexedValueType, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from clipper.config import Settings, get_settings
@@ -23,8 +25,10 @@ from clipper.rates import RateBook
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.urls import canonical_url, check_url_syntax, job_id_for
 from clipper.models import (
-    JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest, StageProgress, StageState,
+    STAGES, JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest, StageProgress,
+    StageState,
 )
+from job_history import AuditEntry, audit_log
 from workflows.media_job import MediaJob
 
 
@@ -58,10 +62,11 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
             raise
 
 
-async def connect(settings: Settings | None = None) -> Client:
+async def connect(settings: Settings | None = None, runtime: Runtime | None = None) -> Client:
     settings = settings or get_settings()
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 
@@ -185,3 +190,63 @@ class ClipperClient:
 
     async def result(self, job_id: str) -> JobResult:
         return await self.client.get_workflow_handle(job_id, result_type=JobResult).result()
+
+    # --- audit and listing: from the job's event history and the server's visibility store ---
+
+    async def history(self, job_id: str) -> list[AuditEntry]:
+        """The job's audit log (stages, attempts, retries, signals, updates, timers) from its event history."""
+        try:
+            history = await self.handle(job_id).fetch_history()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise JobNotFound(f"no job {job_id!r} on {self.settings.temporal_address}") from None
+            raise
+        return audit_log(history, self.client.data_converter.payload_converter)
+
+    async def list_jobs(self, state: str | None = None, stage: str | None = None, source: str | None = None,
+                        limit: int = 50) -> list[JobSummary]:
+        """Jobs from a visibility query on clipper's search attributes, newest first. Jobs started before
+        the search attributes existed (or not yet picked up by a worker) have no state, stage, etc."""
+        from workflows import search_attributes as sa
+
+        clauses = ["WorkflowType = 'MediaJob'"]
+        if state is not None:
+            if state not in {s.value for s in JobState}:
+                raise InvalidRequest(f"unknown state {state!r}; known: {', '.join(s.value for s in JobState)}")
+            clauses.append(f'{sa.CLIPPER_STATE.name} = "{state}"')
+        if stage is not None:
+            if stage not in STAGES:
+                raise InvalidRequest(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+            clauses.append(f'{sa.CLIPPER_STAGE.name} = "{stage}"')
+        if source is not None:
+            host = source.strip().lower()
+            if not host or any(c in host for c in "\"' \\"):
+                raise InvalidRequest(f"invalid source host {source!r}")
+            clauses.append(f'{sa.CLIPPER_SOURCE.name} = "{host}"')
+        if limit < 1:
+            raise InvalidRequest(f"limit must be at least 1, got {limit}")
+        jobs = []
+        async for wf in self.client.list_workflows(" AND ".join(clauses), limit=limit):
+            attrs = wf.typed_search_attributes
+            jobs.append(JobSummary(
+                job_id=wf.id, run_id=wf.run_id, status=wf.status.name.lower() if wf.status else "unknown",
+                state=attrs.get(sa.CLIPPER_STATE), stage=attrs.get(sa.CLIPPER_STAGE) or None,
+                progress=attrs.get(sa.CLIPPER_PROGRESS), priority=attrs.get(sa.CLIPPER_PRIORITY),
+                source=attrs.get(sa.CLIPPER_SOURCE), started_at=wf.start_time, closed_at=wf.close_time,
+            ))
+        return jobs
+
+
+class JobSummary(BaseModel):
+    """One row of `list_jobs`. The clipper fields come from search attributes: None for jobs without them."""
+
+    job_id: str
+    run_id: str
+    status: str  # the server's execution status: running, completed, failed, canceled, terminated, ...
+    state: str | None = None  # ClipperState: queued running paused failed done cancelled
+    stage: str | None = None
+    progress: int | None = None  # 0-100
+    priority: int | None = None
+    source: str | None = None  # the media's host
+    started_at: datetime | None = None
+    closed_at: datetime | None = None

@@ -1,6 +1,7 @@
-"""clipper CLI: submit media jobs and follow them. Also installed as the `clipper` console script.
+"""clipper CLI: submit media jobs, follow them, steer them, list them and read their audit log.
+Also installed as the `clipper` console script. Tables and printing live in `cli_render.py`.
 
-Every error is one line on stderr and a non-zero exit code; never a traceback.
+Every error is one line on stderr and a non-zero exit code (2 for a refused request); never a traceback.
 """
 
 from __future__ import annotations
@@ -11,37 +12,27 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
-from rich.console import Console
+from pydantic import ValidationError
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from temporalio.service import RPCError, RPCStatusCode
 
+import cli_render
+from cli_render import console, err_console, print_history, print_jobs, print_status
 from clipper.config import get_settings
-from clipper.errors import ClipperError
-from clipper.models import JobOptions, JobState, JobStatus
-from clipper_client import ClipperClient
+from clipper.errors import ClipperError, InvalidRequest
+from clipper.models import STAGES, JobOptions, JobState, JobStatus
+from clipper_client import ClipperClient, JobNotFound
 
 TERMINAL = {JobState.done, JobState.failed, JobState.cancelled}
-console = Console()
-err_console = Console(stderr=True)
+CONTROLS = ("pause", "resume", "cancel", "priority", "retry", "abandon")
 
 
-def print_status(status: JobStatus) -> None:
-    table = Table(title=f"{status.job_id} · {status.title or status.url}", show_lines=False)
-    for col in ("stage", "state", "progress", "attempt", "started", "finished", "error"):
-        table.add_column(col)
-    for s in status.stages:
-        table.add_row(
-            s.name, s.state.value, f"{s.progress:.0%}", str(s.attempt or ""),
-            s.started_at.strftime("%H:%M:%S") if s.started_at else "",
-            s.finished_at.strftime("%H:%M:%S") if s.finished_at else "",
-            f"{s.error.type}: {s.error.message}" if s.error else "",
-        )
-    console.print(table)
-    console.print(f"state: [bold]{status.state.value}[/] · progress {status.progress:.0%}")
-    if status.error:
-        console.print(f"[red]{status.error.type}[/]: {status.error.message}")
+class JobClosed(ClipperError):
+    """The job has already ended: it takes no more signals or updates."""
 
 
 def job_dir(job_id: str) -> Path:
@@ -51,19 +42,15 @@ def job_dir(job_id: str) -> Path:
 def print_report(job_id: str) -> int:
     report = job_dir(job_id) / "report.md"
     if not report.exists():
-        err_console.print(f"[red]error[/] no report for {job_id} in {job_dir(job_id)} (not finished, or another host)")
+        err_console.print(f"[red]error[/] no report for {job_id} in {job_dir(job_id)} (not finished, or another host)",
+                          soft_wrap=True)
         return 1
     console.print(Markdown(report.read_text(encoding="utf-8")))
     return 0
 
 
 def print_outputs(status: JobStatus) -> None:
-    table = Table(title=f"outputs in {job_dir(status.job_id)}", title_justify="left")
-    for col, justify in (("artifact", "left"), ("bytes", "right"), ("stage", "left"), ("sha256", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
-    for name, ref in sorted(status.artifacts.items()):
-        table.add_row(name, str(ref.size), ref.stage, ref.sha256[:12] + "…")
-    console.print(table)
+    cli_render.print_outputs(status, job_dir(status.job_id))
 
 
 async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> JobStatus:
@@ -103,6 +90,22 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         print_status(status)
         return 0
+    elif args.command in CONTROLS:
+        return await control(client, args)
+    elif args.command == "list":
+        jobs = await client.list_jobs(state=args.state, stage=args.stage, source=args.source, limit=args.limit)
+        if args.json:
+            print(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
+        else:
+            print_jobs(jobs)
+        return 0
+    elif args.command == "history":
+        entries = await client.history(args.job_id)
+        if args.json:
+            print(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
+        else:
+            print_history(args.job_id, entries)
+        return 0
     else:  # watch
         status = await watch(client, args.job_id)
     print_status(status)
@@ -114,8 +117,109 @@ async def run(args: argparse.Namespace) -> int:
     return 1
 
 
+# --- control: pause, resume, cancel, priority, retry, abandon ---
+
+UPDATE_WAIT_S = 30.0  # an update needs a worker to run it: don't hang forever when none is running
+
+
+async def control(client: ClipperClient, args: argparse.Namespace) -> int:
+    job = args.job_id
+    try:
+        if args.command in ("retry", "abandon"):
+            options = parse_options(args.set) if args.command == "retry" else {}
+            await ensure_waiting(client, job)
+            if args.command == "retry":
+                await client.retry(job, options)
+                done = "retry sent" + (f" with {json.dumps(options)}" if options else "")
+            else:
+                await client.abandon(job)
+                done = "abandon sent: the job fails with its stage's error"
+        elif args.command == "pause":
+            await client.pause(job, now=args.now)
+            done = ("pause sent: the running stage stops now and resumes from its saved progress" if args.now
+                    else "pause sent: takes effect at the next stage boundary")
+        elif args.command == "resume":
+            await client.resume(job)
+            done = "resume sent"
+        elif args.command == "cancel":
+            await client.cancel(job)
+            done = "cancellation requested: the running stage stops and the job ends as cancelled"
+        else:  # priority: the workflow's validator decides (1-5); its refusal is an InvalidRequest
+            try:
+                new = await asyncio.wait_for(client.set_priority(job, args.priority), UPDATE_WAIT_S)
+            except asyncio.TimeoutError:
+                raise InvalidRequest(f"no worker ran the update within {UPDATE_WAIT_S:.0f}s (is one running on task "
+                                     f"queue {client.settings.task_queue!r}?)") from None
+            done = f"priority is now {new} for the stages the job starts from now on"
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise await closed_or_missing(client, job) from None
+    print(f"{job}: {done}", flush=True)
+    return 0
+
+
+async def closed_or_missing(client: ClipperClient, job_id: str) -> ClipperError:
+    try:
+        desc = await client.handle(job_id).describe()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return JobNotFound(f"no job {job_id!r} on {client.settings.temporal_address}")
+    return JobClosed(f"{job_id} has already ended ({desc.status.name.lower() if desc.status else 'closed'})")
+
+
+async def ensure_waiting(client: ClipperClient, job_id: str) -> None:
+    """retry/abandon only act on a job waiting after a failure: refuse, rather than send a signal it ignores."""
+    from workflows.search_attributes import CLIPPER_STATE
+
+    try:
+        desc = await client.handle(job_id).describe()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise JobNotFound(f"no job {job_id!r} on {client.settings.temporal_address}") from None
+    if desc.close_time is not None:
+        raise await closed_or_missing(client, job_id)
+    state = desc.typed_search_attributes.get(CLIPPER_STATE)  # absent on jobs from before controls existed
+    if state == JobState.paused.value:  # paused while waiting, or paused while running: ask the job
+        status = await client.status(job_id)
+        state = None if status.waiting_since or not status.stages else state
+    if state in (JobState.queued.value, JobState.running.value, JobState.paused.value):
+        raise InvalidRequest(f"{job_id} is {state}, not waiting for a manual retry after a failure")
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """`--set key=value`: values are JSON when they parse (1, 0.5, true, null, "x"), else plain strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequest(f"--set expects key=value, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except ValueError:
+            options[key.strip()] = raw
+    unknown = sorted(set(options) - set(JobOptions.model_fields))
+    if unknown:
+        raise InvalidRequest(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(JobOptions.model_fields)}")
+    try:
+        JobOptions.model_validate(options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InvalidRequest(f"option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    return options
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, like every other error
+        err_console.print(f"[red]error[/] usage: {escape(message)} (see {self.prog} --help)", highlight=False,
+                          soft_wrap=True)
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="clipper", description="Durable media clipping on Temporal.")
+    p = Parser(prog="clipper", description="Durable media clipping on Temporal.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="submit a media URL or local path; prints the job id at once")
     s.add_argument("url")
@@ -130,6 +234,28 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("job_id")
     w = sub.add_parser("watch", help="live per-stage progress bars with ETA")
     w.add_argument("job_id")
+    pa = sub.add_parser("pause", help="pause a job at the next stage boundary (--now: stop the running stage)")
+    pa.add_argument("job_id")
+    pa.add_argument("--now", action="store_true", help="cancel the running stage; it resumes from saved progress")
+    for name, text in (("resume", "resume a paused job"), ("cancel", "cancel a job (its running stage stops)"),
+                       ("abandon", "give up on a job waiting after a failure: it fails with the stage's error")):
+        sub.add_parser(name, help=text).add_argument("job_id")
+    pr = sub.add_parser("priority", help="change a job's priority for the stages it starts from now on")
+    pr.add_argument("job_id")
+    pr.add_argument("priority", type=int, help="1 (highest) … 5 (lowest)")
+    r = sub.add_parser("retry", help="retry a job waiting after a failure, optionally with changed options")
+    r.add_argument("job_id")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"change a job option for the retry; repeatable; keys: {', '.join(JobOptions.model_fields)}")
+    ls = sub.add_parser("list", help="list jobs from the server, newest first")
+    ls.add_argument("--state", choices=[s.value for s in JobState])
+    ls.add_argument("--stage", choices=STAGES)
+    ls.add_argument("--source", metavar="HOST", help="the media's host, e.g. www.youtube.com")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    h = sub.add_parser("history", help="a job's audit log from its event history")
+    h.add_argument("job_id")
+    h.add_argument("--json", action="store_true")
     return p
 
 
@@ -140,11 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except ClipperError as err:
-        err_console.print(f"[red]error[/] {err.type_name}: {err.message}", highlight=False)
+        message = err.message.splitlines()[0] if err.message else ""
+        err_console.print(f"[red]error[/] {err.type_name}: {escape(message)}", highlight=False, soft_wrap=True)
         code = 2
     except Exception as err:  # noqa: BLE001 - the CLI promises one line, never a traceback
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        err_console.print(f"[red]error[/] {type(err).__name__}: {message}", highlight=False)
+        err_console.print(f"[red]error[/] {type(err).__name__}: {escape(message)}", highlight=False, soft_wrap=True)
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

@@ -18,6 +18,7 @@ from temporalio.worker import Interceptor, Worker
 from activities.cleanup import CleanupActivity
 from activities.clips import ClipsActivity
 from activities.download import DownloadActivity
+from activities.metrics import prometheus_runtime
 from activities.quotes import QuotesActivity
 from activities.report import ReportActivity
 from activities.runtime import StageDeps
@@ -53,7 +54,8 @@ def build_worker(
 
 async def run_worker(settings: Settings, task_queue: str | None = None) -> None:
     log = get_logger(task_queue=task_queue or settings.task_queue)
-    client = await connect(settings)
+    runtime = prometheus_runtime(settings.metrics_port) if settings.metrics_port else None
+    client = await connect(settings, runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, task_queue)
     stop = asyncio.Event()
@@ -61,7 +63,8 @@ async def run_worker(settings: Settings, task_queue: str | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
-        log.info("worker.started", address=settings.temporal_address, storage=str(settings.storage_dir))
+        log.info("worker.started", address=settings.temporal_address, storage=str(settings.storage_dir),
+                 metrics_port=settings.metrics_port)
         await stop.wait()
         log.info("worker.draining")
     log.info("worker.stopped")

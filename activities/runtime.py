@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from clipper.config import Settings
 from clipper.errors import ClipperError
 from clipper.models import JobOptions, MediaInfo, StageOutput, StageProgress
+from activities.metrics import StageMeasure
 from clipper.rates import RateBook
 from clipper.store import ArtifactStore, atomic_write_bytes
 
@@ -84,6 +85,7 @@ class StageRun:
         self._started = time.monotonic()
         previous = info.heartbeat_details
         self.previous_progress: dict[str, Any] = previous[0] if previous and isinstance(previous[0], dict) else {}
+        self.measure = StageMeasure(stage=stage, attempt=info.attempt)
 
     async def __aenter__(self) -> StageRun:
         self.log.info("stage.started")
@@ -91,16 +93,27 @@ class StageRun:
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> bool:
         elapsed = round(time.monotonic() - self._started, 3)
+        self.measure.seconds = elapsed
+        try:
+            return self._finish(exc, elapsed)
+        finally:
+            self.measure.record()
+
+    def _finish(self, exc: BaseException | None, elapsed: float) -> bool:
         if exc is None:
             self.log.info("stage.completed", seconds=elapsed)
             return False
         self.stop.set()
         if isinstance(exc, asyncio.CancelledError):
+            self.measure.outcome = "cancelled"
             self.log.info("stage.cancelled", seconds=elapsed)
             return False
+        self.measure.outcome = "failed"
         if isinstance(exc, ClipperError):
+            self.measure.error_type = exc.type_name
             self.log.warning("stage.failed", error_type=exc.type_name, error=exc.message, retryable=not exc.non_retryable)
             raise to_application_error(exc) from None
+        self.measure.error_type = type(exc).__name__
         self.log.error("stage.crashed", error_type=type(exc).__name__, error=str(exc)[:500])
         return False
 
@@ -120,7 +133,16 @@ class StageRun:
         if interval_s is None:
             timeout = activity.info().heartbeat_timeout
             interval_s = min(5.0, timeout.total_seconds() / 4) if timeout else 5.0
-        task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        def measured() -> T:
+            # Process CPU time: engines compute in their own native threads, which thread_time would miss.
+            # With several activities at once on a worker, this counts their overlap too.
+            cpu = time.process_time()
+            try:
+                return fn(*args)
+            finally:
+                self.measure.cpu_seconds += time.process_time() - cpu
+
+        task = asyncio.ensure_future(asyncio.to_thread(measured))
         try:
             while True:
                 self.heartbeat()
@@ -136,6 +158,8 @@ class StageRun:
                 if done:
                     break
                 self.heartbeat()
+            if task.done() and not task.cancelled():
+                task.exception()  # the thread's StopRequested is expected: retrieve it so asyncio stays quiet
             raise
 
 
@@ -165,7 +189,12 @@ async def run_stage(
         elapsed = round(time.monotonic() - started, 3)
         output = output.model_copy(update={"attempt": run.attempt, "elapsed_s": elapsed})
         atomic_write_bytes(receipt, json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode())
-        RateBook(deps.settings.storage_dir).record(stage, elapsed, _audio_seconds(deps.store, request.job_id))
+        audio_s = _audio_seconds(deps.store, request.job_id)
+        RateBook(deps.settings.storage_dir).record(stage, elapsed, audio_s)
+        if stage == "transcribe":
+            run.measure.audio_seconds = audio_s or 0.0
+        source = getattr(output, "source", None)
+        run.measure.bytes_downloaded = source.size if stage == "download" and source else 0
         return output
 
 

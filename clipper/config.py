@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     max_concurrent_activities: int = 4
     max_concurrent_workflow_tasks: int = 50
     graceful_shutdown_s: float = 30.0
+    metrics_port: int | None = None  # serve Prometheus /metrics (SDK's and clipper's) here; compose uses 9464
 
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"

@@ -1,0 +1,77 @@
+"""How the CLI prints things: rich tables for a job's status and outputs, job lists and audit logs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from clipper.models import JobStatus
+from clipper_client import JobSummary
+from job_history import AuditEntry
+
+console = Console()
+err_console = Console(stderr=True)
+
+EVENT_STYLES = {"stage failed": "red", "stage timed out": "red", "job failed": "bold red", "retry": "yellow",
+                "signal": "cyan", "update accepted": "cyan", "update completed": "cyan",
+                "job completed": "bold green", "stage completed": "green"}
+
+
+def hms(value: datetime | None) -> str:
+    return value.strftime("%H:%M:%S") if value else ""
+
+
+def print_status(status: JobStatus) -> None:
+    table = Table(title=escape(f"{status.job_id} · {status.title or status.url}"), show_lines=False)
+    for col in ("stage", "state", "progress", "attempt", "started", "finished", "error"):
+        table.add_column(col)
+    for s in status.stages:
+        table.add_row(
+            s.name, s.state.value, f"{s.progress:.0%}", str(s.attempt or ""), hms(s.started_at), hms(s.finished_at),
+            Text(f"{s.error.type}: {s.error.message}") if s.error else "",
+        )
+    console.print(table)
+    console.print(f"state: [bold]{status.state.value}[/] · progress {status.progress:.0%}")
+    if status.error:
+        console.print(f"[red]{escape(status.error.type)}[/]: {escape(status.error.message)}")
+
+
+def print_outputs(status: JobStatus, folder: Path) -> None:
+    table = Table(title=f"outputs in {folder}", title_justify="left")
+    for col, justify in (("artifact", "left"), ("bytes", "right"), ("stage", "left"), ("sha256", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for name, ref in sorted(status.artifacts.items()):
+        table.add_row(name, str(ref.size), ref.stage, ref.sha256[:12] + "…")
+    console.print(table)
+
+
+def print_jobs(jobs: list[JobSummary]) -> None:
+    """Blank cells: the job has no such search attribute (started before they existed, or not picked up yet)."""
+    table = Table(title=f"{len(jobs)} job(s)", title_justify="left")
+    for col, justify in (("job", "left"), ("state", "left"), ("stage", "left"), ("progress", "right"),
+                         ("priority", "right"), ("source", "left"), ("started (UTC)", "left")):
+        table.add_column(col, justify=justify, no_wrap=col == "job")
+    for job in jobs:
+        table.add_row(*(Text(cell) for cell in (
+            job.job_id, job.state or "", job.stage or "", "" if job.progress is None else f"{job.progress}%",
+            "" if job.priority is None else str(job.priority), job.source or "",
+            job.started_at.strftime("%Y-%m-%d %H:%M:%S") if job.started_at else "",
+        )))
+    console.print(table)
+
+
+def print_history(job_id: str, entries: list[AuditEntry]) -> None:
+    table = Table(title=escape(f"{job_id} · audit log (UTC)"), title_justify="left")
+    for col in ("time", "event", "stage", "attempt", "detail"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("time", "event"))
+    days = {e.time.date() for e in entries}
+    fmt = "%H:%M:%S.%f" if len(days) <= 1 else "%Y-%m-%d %H:%M:%S.%f"
+    for e in entries:
+        table.add_row(e.time.strftime(fmt)[:-3], Text(e.event, style=EVENT_STYLES.get(e.event, "")),
+                      Text(e.stage or ""), str(e.attempt or ""), Text(e.detail or ""))
+    console.print(table)

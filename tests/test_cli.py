@@ -1,0 +1,229 @@
+"""The CLI as a user runs it: `python starter.py …` in a subprocess against the dev server, with an in-process
+worker. Every error must be one line on stderr with a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.api.common.v1 import ActivityType, Payloads
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.history.v1 import (
+    ActivityTaskCanceledEventAttributes, ActivityTaskCancelRequestedEventAttributes,
+    ActivityTaskScheduledEventAttributes, ActivityTaskStartedEventAttributes, HistoryEvent,
+    TimerFiredEventAttributes, TimerStartedEventAttributes,
+)
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from clipper.models import STAGES, JobState
+from clipper_client import ClipperClient, connect
+from job_history import AuditEntry, audit_log
+from tests.conftest import SAMPLE, run
+from tests.httpserver import serve
+from tests.test_pipeline import wait_for_state
+from worker import build_worker
+
+REPO = Path(__file__).resolve().parent.parent
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def one_line_error(self) -> str:
+        lines = self.err.strip().splitlines()
+        assert self.code != 0, f"expected a failure, got exit 0: {self.out}"
+        assert len(lines) == 1 and "Traceback" not in self.err, f"not one line: {self.err!r}"
+        return lines[0]
+
+
+async def cli(settings, *args: str, columns: int | None = None, timeout: float = 40) -> Result:
+    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "CLIPPER_TASK_QUEUE": settings.task_queue,
+           "CLIPPER_STORAGE_DIR": str(settings.storage_dir)}
+    if columns:
+        env["COLUMNS"] = str(columns)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+@pytest.fixture
+def media_server():
+    audio = (SAMPLE.read_bytes(), "audio/mpeg")
+    with serve({"/episode.mp3": audio, "/other.mp3": audio}) as server:
+        yield server
+
+
+async def until_listed(settings, job_id: str, *args: str, timeout: float = 15) -> Result:
+    """Visibility is eventually consistent: poll until the list shows the job."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await cli(settings, "list", *args, columns=200)
+        if result.code != 0 or job_id in result.out or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.5)
+
+
+def test_cli_submit_control_list_history(settings, media_server):
+    async def body():
+        client = await connect(settings)
+        clipper = ClipperClient(client, settings)
+        async with build_worker(client, settings):
+            submitted = await cli(settings, "submit", media_server.url("/episode.mp3"))
+            assert submitted.code == 0, submitted.err
+            job = submitted.out.strip()
+            assert job.startswith("clip-") and " " not in job
+            await clipper.pause(job)  # through the client; takes effect at the next stage boundary
+            other = (await clipper.submit(media_server.url("/other.mp3"))).job_id
+            await clipper.pause(other)
+            await wait_for_state(clipper, job, JobState.paused)
+            await wait_for_state(clipper, other, JobState.paused)
+
+            status, refused, bad_arg, bogus, missing, missing_history = await asyncio.gather(
+                cli(settings, "status", job, columns=200), cli(settings, "priority", job, "9"),
+                cli(settings, "priority", job, "high"), cli(settings, "retry", job, "--set", "bogus=1"),
+                cli(settings, "status", "nope"), cli(settings, "history", "nope"))
+            assert status.code == 0 and "paused" in status.out, status
+            message = refused.one_line_error()
+            assert refused.code == 2 and "1" in message and "5" in message and "9" in message, message
+            assert bad_arg.code == 2 and "invalid int" in bad_arg.one_line_error()
+            assert "bogus" in bogus.one_line_error() and "asr_engine" in bogus.err
+            assert "JobNotFound" in missing.one_line_error()
+            assert "JobNotFound" in missing_history.one_line_error()
+
+            async def steer_job() -> None:
+                changed = await cli(settings, "priority", job, "1")
+                assert changed.code == 0 and "priority is now 1" in changed.out, changed
+                as_json = await cli(settings, "status", job, "--json")
+                assert json.loads(as_json.out)["priority"] == 1
+                resumed = await cli(settings, "resume", job)
+                assert resumed.code == 0, resumed
+                await wait_for_state(clipper, job, JobState.done, timeout=60)
+
+            async def cancel_other() -> None:
+                # retry/abandon are refused while a job is not waiting after a failure; cancel ends it.
+                abandon = await cli(settings, "abandon", other)
+                assert abandon.code == 2 and "not waiting" in abandon.one_line_error()
+                cancel = await cli(settings, "cancel", other)
+                assert cancel.code == 0, cancel
+                await wait_for_state(clipper, other, JobState.cancelled)
+                late = await cli(settings, "pause", other)
+                assert "JobClosed" in late.one_line_error() and "canceled" in late.err
+
+            await asyncio.gather(steer_job(), cancel_other())
+            done, listed, history, table = await asyncio.gather(
+                until_listed(settings, job, "--state", "done"),
+                until_listed(settings, other, "--json", "--limit", "1000"),
+                cli(settings, "history", job, "--json"),
+                cli(settings, "history", job, columns=200),
+            )
+            other_history = await clipper.history(other)
+
+        assert done.code == 0 and job in done.out and other not in done.out, done
+        jobs = {j["job_id"]: j for j in json.loads(listed.out)}
+        assert jobs[job]["state"] == "done" and jobs[job]["priority"] == 1 and jobs[job]["progress"] == 100
+        assert jobs[job]["source"] == "127.0.0.1" and jobs[job]["status"] == "completed"
+        assert jobs[other]["state"] == "cancelled"
+
+        assert history.code == 0, history.err
+        entries = [AuditEntry.model_validate(e) for e in json.loads(history.out)]
+        assert entries[0].event == "job started" and "priority=3" in entries[0].detail
+        assert entries[-1].event == "job completed"
+        assert [e.stage for e in entries if e.event == "stage completed"] == list(STAGES)
+        assert [e.time for e in entries] == sorted(e.time for e in entries)
+
+        def position(event: str, detail: str) -> int:
+            return next(i for i, e in enumerate(entries) if e.event == event and e.detail.startswith(detail))
+
+        assert position("signal", "pause") < position("update completed", "set_priority") < position("signal", "resume")
+        signals = [e.detail for e in entries if e.event == "signal"]
+        assert [s.split("(")[0] for s in signals] == ["pause", "resume"], signals
+        assert '"now": false' in signals[0]
+        updates = [(e.event, e.detail) for e in entries if e.event.startswith("update")]
+        assert [u[0] for u in updates] == ["update accepted", "update completed"]
+        assert "set_priority(1)" in updates[0][1] and "→ 1" in updates[1][1]  # the refused 9 is not in history
+        # Stages scheduled after the update carry the new priority.
+        scheduled = {e.stage: e.detail for e in entries if e.event == "stage scheduled"}
+        assert scheduled["report"] == "priority=1"
+        assert "upsert" not in history.out.lower()
+        assert table.code == 0 and "pause(" in table.out and "resume()" in table.out and "signal" in table.out
+
+        events = [e.event for e in other_history]
+        assert "cancel requested" in events and events[-1] == "job cancelled", events
+
+    run(body())
+
+
+def load(name: str) -> list[AuditEntry]:
+    return audit_log(WorkflowHistory.from_json(name, (HISTORIES / name).read_text()))
+
+
+def test_audit_log_of_a_failed_job():
+    entries = load("v1-unsupported-url-failed.json")
+    assert [e.event for e in entries] == ["job started", "stage scheduled", "stage started", "stage failed",
+                                          "job failed"]
+    assert "url=ftp://example.com/a.mp3" in entries[0].detail
+    failed = entries[3]
+    assert failed.stage == "download" and failed.attempt == 1
+    assert failed.detail.startswith("UnsupportedUrl: the scheme 'ftp'")
+    assert "UnsupportedUrl" in entries[-1].detail
+
+
+def test_audit_log_of_a_finished_job_lists_stages_in_order():
+    entries = load("v3-controls-done.json")
+    assert [e.stage for e in entries if e.event == "stage completed"] == list(STAGES)
+    for stage in STAGES:  # scheduled → started → completed, one attempt each
+        assert [e.event for e in entries if e.stage == stage] == ["stage scheduled", "stage started",
+                                                                  "stage completed"]
+    completed = next(e for e in entries if e.stage == "download" and e.event == "stage completed")
+    assert "audio.wav" in completed.detail and completed.attempt == 1
+    assert entries[-1].event == "job completed" and "state=done" in entries[-1].detail
+    assert not any("upsert" in e.event for e in entries)
+
+
+def test_audit_log_shows_retries_cancellations_and_timers():
+    """Built by hand: a transcribe whose third attempt (after two failures) was cancelled by `pause --now`,
+    and a manual-retry wait's timer."""
+    converter = pydantic_data_converter.payload_converter
+    error = Failure(message="model busy", application_failure_info=ApplicationFailureInfo(type="AsrUnavailable"))
+
+    def event(event_id: int, second: int, **attrs) -> HistoryEvent:
+        e = HistoryEvent(event_id=event_id, **attrs)
+        e.event_time.FromSeconds(1_800_000_000 + second)
+        return e
+
+    timer_wait = TimerStartedEventAttributes(timer_id="7")
+    timer_wait.start_to_fire_timeout.FromSeconds(7 * 24 * 3600)
+    events = [
+        event(5, 0, activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+            activity_id="2", activity_type=ActivityType(name="transcribe"),
+            input=Payloads(payloads=converter.to_payloads([{"job_id": "j"}])))),
+        # The started event is written when the attempt ends: after the cancel request, with its own earlier time.
+        event(7, 10, activity_task_cancel_requested_event_attributes=ActivityTaskCancelRequestedEventAttributes(
+            scheduled_event_id=5)),
+        event(6, 9, activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(
+            scheduled_event_id=5, attempt=3, last_failure=error, identity="w1")),
+        event(8, 11, activity_task_canceled_event_attributes=ActivityTaskCanceledEventAttributes(
+            scheduled_event_id=5, started_event_id=6)),
+        event(9, 12, timer_started_event_attributes=timer_wait),
+        event(10, 13, timer_fired_event_attributes=TimerFiredEventAttributes(timer_id="7", started_event_id=9)),
+    ]
+    entries = audit_log(WorkflowHistory("j", events), converter)
+    assert [(e.event, e.stage, e.attempt) for e in entries] == [
+        ("stage scheduled", "transcribe", None), ("retry", "transcribe", 3), ("stage started", "transcribe", 3),
+        ("stage cancel requested", "transcribe", None), ("stage cancelled", "transcribe", 3),
+        ("timer started", None, None), ("timer fired", None, None),
+    ]
+    assert entries[1].detail == "attempt 2 failed: AsrUnavailable: model busy"
+    assert "7 days" in entries[5].detail
