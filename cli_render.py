@@ -26,6 +26,27 @@ def hms(value: datetime | None) -> str:
     return value.strftime("%H:%M:%S") if value else ""
 
 
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
+def summary_line(status: JobStatus) -> str:
+    """Progress, priority, ETA and why the job is waiting, if it is."""
+    parts = [f"progress {status.progress:.0%}", f"priority {status.priority}"]
+    if status.started_at:
+        parts.append(f"started {hms(status.started_at)} UTC")
+    if status.eta_s is not None:
+        parts.append(f"ETA {eta_text(status.eta_s)}")
+    if status.paused_since:
+        parts.append(f"paused since {hms(status.paused_since)} UTC")
+    if status.waiting_since:
+        parts.append(f"waiting for retry/abandon since {hms(status.waiting_since)} UTC")
+    return " · ".join(parts)
+
+
 def print_status(status: JobStatus) -> None:
     table = Table(title=escape(f"{status.job_id} · {status.title or status.url}"), show_lines=False)
     for col in ("stage", "state", "progress", "attempt", "started", "finished", "error"):
@@ -36,7 +57,7 @@ def print_status(status: JobStatus) -> None:
             Text(f"{s.error.type}: {s.error.message}") if s.error else "",
         )
     console.print(table)
-    console.print(f"state: [bold]{status.state.value}[/] · progress {status.progress:.0%}")
+    console.print(f"state: [bold]{status.state.value}[/] · {summary_line(status)}")
     if status.error:
         console.print(f"[red]{escape(status.error.type)}[/]: {escape(status.error.message)}")
 

@@ -20,7 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from clipper.config import Settings, get_settings
+from clipper.config import DEFAULT_RATES, STAGE_OVERHEAD_S, Settings, get_settings
 from clipper.rates import RateBook
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.urls import canonical_url, check_url_syntax, job_id_for
@@ -158,6 +158,11 @@ class ClipperClient:
                 details = await self.client.data_converter.decode(pending.heartbeat_details.payloads, [StageProgress])
                 stage.progress = details[0].fraction if details else stage.progress
         status.progress = round(sum(s.progress for s in status.stages) / max(1, len(status.stages)), 4)
+        running = next((s for s in status.stages if s.state == StageState.running), None)
+        if status.eta_s is not None and running is not None and status.duration_s:
+            # The workflow's ETA counts the running stage as not begun; take off what its heartbeat says is done.
+            stage_total = STAGE_OVERHEAD_S + DEFAULT_RATES.get(running.name, 0.01) * status.duration_s
+            status.eta_s = round(max(0.0, status.eta_s - stage_total * running.progress), 1)
         return status
 
     # --- control: plain-JSON signals and updates, the same any Temporal client can send ---

@@ -17,11 +17,11 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from rich.markdown import Markdown
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from temporalio.service import RPCError, RPCStatusCode
 
 import cli_render
-from cli_render import console, err_console, print_history, print_jobs, print_status
+from cli_render import console, err_console, eta_text, print_history, print_jobs, print_status
 from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.models import STAGES, JobOptions, JobState, JobStatus
@@ -56,14 +56,15 @@ def print_outputs(status: JobStatus) -> None:
 async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> JobStatus:
     status = await client.status(job_id)
     columns = (TextColumn("{task.description:<12}"), BarColumn(), TaskProgressColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[state]}"))
+               TimeElapsedColumn(), TextColumn("{task.fields[state]}"))
     with Progress(*columns, console=console, transient=False) as bars:
         tasks = {s.name: bars.add_task(s.name, total=100, state=s.state.value) for s in status.stages}
         overall = bars.add_task("overall", total=100, state=status.state.value)
         while True:
             for s in status.stages:
                 bars.update(tasks[s.name], completed=s.progress * 100, state=s.state.value)
-            bars.update(overall, completed=status.progress * 100, state=status.state.value)
+            eta = f" · ETA {eta_text(status.eta_s)}" if status.eta_s is not None else ""
+            bars.update(overall, completed=status.progress * 100, state=status.state.value + eta)
             if status.state in TERMINAL:
                 break
             await asyncio.sleep(interval)
