@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from temporalio.client import WorkflowFailureError  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
+from clipper.models import JobOptions  # noqa: E402
 from clipper_client import ClipperClient, connect, ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
 from worker import build_worker  # noqa: E402
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
 
 
-async def record(name: str, url: str | None, tmp: Path) -> Path:
+async def record(name: str, url: str | None, tmp: Path, steer: bool = False) -> Path:
     server = DevServer(tmp / "temporal.db").start()
     try:
         settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
@@ -37,7 +38,15 @@ async def record(name: str, url: str | None, tmp: Path) -> Path:
         await ensure_search_attributes(client, settings.temporal_namespace)
         clipper = ClipperClient(client, settings)
         async with build_worker(client, settings):
-            job = await clipper.submit(url or str(SAMPLE))
+            options = JobOptions(text_engine="llm") if steer else None  # no LLM configured: quotes fails
+            job = await clipper.submit(url or str(SAMPLE), options)
+            if steer:  # exercise every control so its history is replayed too
+                await clipper.pause(job.job_id)
+                await clipper.set_priority(job.job_id, 1)
+                await clipper.resume(job.job_id)
+                while (await clipper.status(job.job_id)).waiting_since is None:
+                    await asyncio.sleep(0.2)
+                await clipper.retry(job.job_id, {"text_engine": "offline"})
             try:
                 await clipper.result(job.job_id)
             except WorkflowFailureError:
@@ -56,9 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
     parser.add_argument("--url", help="submit this instead of the bundled sample (e.g. a failing URL)")
+    parser.add_argument("--steer", action="store_true", help="pause, re-prioritise, resume, fail and retry the job")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(asyncio.run(record(args.name, args.url, Path(tmp))))
+        print(asyncio.run(record(args.name, args.url, Path(tmp), args.steer)))
     os._exit(0)
 
 
