@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clipper.models import JobStatus
+from clipper.stats import Stats
 from clipper_client import JobSummary
 from job_history import AuditEntry
 
@@ -96,3 +97,36 @@ def print_history(job_id: str, entries: list[AuditEntry]) -> None:
         table.add_row(e.time.strftime(fmt)[:-3], Text(e.event, style=EVENT_STYLES.get(e.event, "")),
                       Text(e.stage or ""), str(e.attempt or ""), Text(e.detail or ""))
     console.print(table)
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def print_stats(stats: Stats, window: str) -> None:
+    states = " · ".join(f"{state} {count}" for state, count in stats.by_state.items())
+    more = " (more matched: only the newest were read)" if stats.truncated else ""
+    console.print(f"[bold]{stats.jobs}[/] job(s) started since {stats.since:%Y-%m-%d %H:%M} UTC ({escape(window)})"
+                  f"{more}" + (f": {states}" if states else ""), highlight=False)
+    if stats.failure_rate is not None:
+        failed = sum(stats.failures_by_type.values())
+        decided = stats.by_state.get("done", 0) + failed
+        kinds = ", ".join(f"{kind} {count}" for kind, count in stats.failures_by_type.items())
+        console.print(f"failure rate {stats.failure_rate * 100:.0f} % ({failed} of {decided} finished or waiting)"
+                      + (f": {escape(kinds)}" if kinds else ""), highlight=False)
+    console.print(f"throughput {stats.done_per_hour:.2f} done job(s)/hour · job time mean {_secs(stats.job_mean_s)}"
+                  f" · p50 {_secs(stats.job_p50_s)} · p95 {_secs(stats.job_p95_s)} · {stats.retried_jobs} job(s)"
+                  " with retries", highlight=False)
+    if stats.stages:
+        table = Table(title="stages (wall time of the last run, retries included)", title_justify="left")
+        for col in ("stage", "runs", "mean", "p50", "p95", "share", "retried", "extra attempts"):
+            table.add_column(col, justify="left" if col == "stage" else "right")
+        for s in stats.stages:
+            table.add_row(s.name, str(s.runs), _secs(s.mean_s), _secs(s.p50_s), _secs(s.p95_s),
+                          "–" if s.share is None else f"{s.share * 100:.0f} %", str(s.retried), str(s.extra_attempts))
+        console.print(table)
+    console.print("[bold]suggestions[/]")
+    for line in stats.suggestions:
+        console.print(Text(f"  • {line}"))

@@ -6,27 +6,31 @@ Callers never need to know workflow internals: they submit a URL, read a `JobSta
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError,
+)
 from temporalio.common import Priority, SearchAttributeIndexedValueType, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from clipper.config import DEFAULT_RATES, STAGE_OVERHEAD_S, Settings, get_settings
 from clipper.rates import RateBook
+from clipper.stats import WAITING, JobRecord, StageRecord, Stats, compute_stats
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.urls import canonical_url, check_url_syntax, job_id_for
 from clipper.models import (
     STAGES, JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest, StageProgress,
-    StageState,
+    StageState, StageStatus,
 )
 from job_history import AuditEntry, audit_log
 from workflows.media_job import MediaJob
@@ -40,6 +44,17 @@ class JobNotFound(ClipperError):
 class Submitted:
     job_id: str
     existing: bool  # True when the same media was already submitted: we return that job
+
+
+def check_engines(options: JobOptions) -> None:
+    """A mistyped engine name is an input error: refuse it before it becomes a job that waits for a retry."""
+    from clipper.asr import ENGINES
+    from clipper.llm import TEXT_ENGINES
+
+    for field, known in (("asr_engine", ENGINES), ("text_engine", TEXT_ENGINES)):
+        value = getattr(options, field)
+        if value is not None and value.strip().lower() not in known:
+            raise InvalidRequest(f"unknown {field} {value!r}; choose one of {', '.join(known)}")
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
@@ -98,12 +113,13 @@ class ClipperClient:
     async def submit(self, url: str, options: JobOptions | None = None, priority: int = 3) -> Submitted:
         url = url.strip()
         check_url_syntax(url)  # refuse what no worker could fetch before it becomes a job
+        check_engines(options or JobOptions())
         if not 1 <= priority <= 5:
             raise InvalidRequest(f"priority must be 1 (highest) to 5 (lowest), got {priority}")
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
                              policies=self.settings.stage_policies(), retry_wait_s=self.settings.retry_wait_s,
-                             rates=RateBook(self.settings.storage_dir).read())
+                             rates=RateBook(self.settings.storage_dir).read(), notify_on=self.settings.notify_events())
         existing = await self._exists(job_id)
         try:
             await self.client.start_workflow(
@@ -240,6 +256,87 @@ class ClipperClient:
                 source=attrs.get(sa.CLIPPER_SOURCE), started_at=wf.start_time, closed_at=wf.close_time,
             ))
         return jobs
+
+    # --- statistics: over the jobs started in a time window ---
+
+    async def stats(self, since: timedelta, limit: int = 1000, concurrency: int = 16) -> Stats:
+        """Statistics of the MediaJobs started in the last `since` on this client's task queue (see
+        clipper/stats.py), from a visibility query plus, per job: the result of a done job (per-stage times and
+        attempts), the failure of a failed one (its type and attempts; its stage from `ClipperStage`), the
+        `status` query of one waiting for a retry. At most `limit` jobs are read (`truncated` says when more
+        matched)."""
+        until = datetime.now(timezone.utc)
+        start = until - since
+        stamp = start.isoformat(timespec="seconds").replace("+00:00", "Z")
+        executions = [wf async for wf in self.client.list_workflows(
+            f'WorkflowType = "MediaJob" AND TaskQueue = "{self.settings.task_queue}" AND StartTime > "{stamp}"',
+            limit=limit + 1)]
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(wf: WorkflowExecution) -> JobRecord:
+            async with gate:
+                return await self._job_record(wf)
+
+        records = await asyncio.gather(*(one(wf) for wf in executions[:limit]))
+        return compute_stats(list(records), start, until, truncated=len(executions) > limit)
+
+    async def _job_record(self, wf: WorkflowExecution) -> JobRecord:
+        from workflows import search_attributes as sa
+
+        attrs = wf.typed_search_attributes
+        sa_state, sa_stage = attrs.get(sa.CLIPPER_STATE), attrs.get(sa.CLIPPER_STAGE) or None
+        record = JobRecord(job_id=wf.id, state="unknown", started_at=wf.start_time, finished_at=wf.close_time)
+        handle = self.client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=JobResult)
+        if wf.status == WorkflowExecutionStatus.COMPLETED:
+            record.state = "done"
+            try:
+                status = (await handle.result(follow_runs=False)).status
+            except Exception:  # noqa: BLE001 - a result this client cannot read still counts as a done job
+                return record
+            record.started_at = status.started_at or record.started_at
+            record.finished_at = status.finished_at or record.finished_at
+            record.stages = [_stage_record(s) for s in status.stages if s.state == StageState.done]
+        elif wf.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TIMED_OUT):
+            record.state, record.failed_stage = "failed", sa_stage
+            try:
+                await handle.result(follow_runs=False)
+            except WorkflowFailureError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError):
+                    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+                    record.error_type = cause.type or "ApplicationError"
+                    stage, sep, _ = cause.message.partition(" failed: ")  # "<stage> failed: <type>: <message>"
+                    record.failed_stage = record.failed_stage or (stage if sep and stage in STAGES else None)
+                    if record.failed_stage and details.get("attempts"):
+                        record.stages = [StageRecord(name=record.failed_stage, attempt=int(details["attempts"]))]
+                else:
+                    record.error_type = type(cause).__name__ if cause else "WorkflowFailed"
+            except Exception:  # noqa: BLE001 - still counts as a failed job
+                pass
+        elif wf.status in (WorkflowExecutionStatus.CANCELED, WorkflowExecutionStatus.TERMINATED):
+            record.state = "cancelled"
+        elif wf.status == WorkflowExecutionStatus.RUNNING:
+            record.state = sa_state or JobState.queued.value
+            if sa_state == JobState.failed.value:  # open and failed: a stage gave up, the job waits
+                record.state, record.failed_stage = WAITING, sa_stage
+            if sa_state in (JobState.failed.value, JobState.done.value):  # waiting, or finishing (notifying)
+                try:
+                    status = await self.status(wf.id)
+                except Exception:  # noqa: BLE001 - no worker answering: the search attributes are enough
+                    return record
+                if sa_state == JobState.failed.value:
+                    record.state = WAITING if status.waiting_since else "failed"
+                    record.error_type = status.error.type if status.error else None
+                ended = (StageState.done, StageState.failed)
+                record.stages = [_stage_record(s) for s in status.stages if s.state in ended]
+        return record
+
+
+def _stage_record(stage: StageStatus) -> StageRecord:
+    seconds = None
+    if stage.state == StageState.done and stage.started_at and stage.finished_at:
+        seconds = (stage.finished_at - stage.started_at).total_seconds()
+    return StageRecord(name=stage.name, attempt=stage.attempt, seconds=seconds)
 
 
 class JobSummary(BaseModel):

@@ -21,10 +21,11 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from temporalio.service import RPCError, RPCStatusCode
 
 import cli_render
-from cli_render import console, err_console, eta_text, print_history, print_jobs, print_status
+from cli_render import console, err_console, eta_text, print_history, print_jobs, print_stats, print_status
 from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.models import STAGES, JobOptions, JobState, JobStatus
+from clipper.stats import parse_duration
 from clipper_client import ClipperClient, JobNotFound
 
 TERMINAL = {JobState.done, JobState.failed, JobState.cancelled}
@@ -106,6 +107,13 @@ async def run(args: argparse.Namespace) -> int:
             print(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
         else:
             print_history(args.job_id, entries)
+        return 0
+    elif args.command == "stats":
+        stats = await client.stats(parse_duration(args.since))
+        if args.json:
+            print(stats.model_dump_json(indent=2))
+        else:
+            print_stats(stats, args.since)
         return 0
     else:  # watch
         status = await watch(client, args.job_id)
@@ -257,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="a job's audit log from its event history")
     h.add_argument("job_id")
     h.add_argument("--json", action="store_true")
+    sts = sub.add_parser("stats", help="jobs by state, failures, retries, stage durations, throughput, suggestions")
+    sts.add_argument("--since", default="24h", help="window: 30m, 24h, 7d, ... (default 24h)")
+    sts.add_argument("--json", action="store_true")
     return p
 
 

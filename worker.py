@@ -19,6 +19,7 @@ from activities.cleanup import CleanupActivity
 from activities.clips import ClipsActivity
 from activities.download import DownloadActivity
 from activities.metrics import prometheus_runtime
+from activities.notify import NotifyActivity
 from activities.quotes import QuotesActivity
 from activities.report import ReportActivity
 from activities.runtime import StageDeps
@@ -32,7 +33,7 @@ from workflows.media_job import MediaJob
 
 STAGE_ACTIVITIES = (
     DownloadActivity, TranscribeActivity, QuotesActivity, SummaryActivity, ClipsActivity, ReportActivity,
-    CleanupActivity,
+    CleanupActivity, NotifyActivity,
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage
+from clipper.errors import ClipperError
 from clipper.models import DownloadInput, DownloadOutput, MediaInfo
 
 STAGE = "download"
@@ -62,8 +63,10 @@ class DownloadActivity:
             info = info.model_copy(update={"duration_s": probe.duration_s or info.duration_s})
             info_ref = store.put_model(job, INFO, info, STAGE)
             audio = store.put_file(job, AUDIO, wav, STAGE, "audio/wav")
-        except BaseException:
-            if run.stop.is_set():  # cancelled: leave nothing half-done behind (a crash keeps .part to resume)
+        except BaseException as exc:
+            # Cancelled, or failed for good (bad input: no attempt will come to resume it): leave nothing
+            # half-done behind. A retryable failure or a crash keeps the .part file for the next attempt.
+            if run.stop.is_set() or (isinstance(exc, ClipperError) and exc.non_retryable):
                 store.discard_scratch(job, STAGE)
             raise
         store.discard_scratch(job, STAGE)

@@ -170,15 +170,18 @@ def settings_for(settings: Settings, options: JobOptions) -> Settings:
 
 
 async def run_stage(
-    deps: StageDeps, stage: str, request: Any, output_type: type[O], work: Callable[[StageRun], O]
+    deps: StageDeps, stage: str, request: Any, output_type: type[O], work: Callable[[StageRun], O],
+    receipt_name: str | None = None,
 ) -> O:
     """One stage attempt: reuse a finished result for the same input, else run `work` in a thread.
 
     The receipt covers the gap between 'the work is done' and 'the server recorded it': an attempt that
-    finished just before its worker died is not redone by the retry.
+    finished just before its worker died is not redone by the retry. `receipt_name` (e.g. "transcribe-3")
+    marks one part of a stage run as several activities: it gets its own receipt, and its time is not the
+    stage's processing rate.
     """
     async with StageRun(stage, request.job_id) as run:
-        receipt = deps.store.job_dir(request.job_id) / RECEIPTS / f"{stage}.json"
+        receipt = deps.store.job_dir(request.job_id) / RECEIPTS / f"{receipt_name or stage}.json"
         key = fingerprint(request)
         reused = _read_receipt(deps.store, request.job_id, receipt, key, output_type)
         if reused is not None:
@@ -189,10 +192,11 @@ async def run_stage(
         elapsed = round(time.monotonic() - started, 3)
         output = output.model_copy(update={"attempt": run.attempt, "elapsed_s": elapsed})
         atomic_write_bytes(receipt, json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode())
-        audio_s = _audio_seconds(deps.store, request.job_id)
-        RateBook(deps.settings.storage_dir).record(stage, elapsed, audio_s)
-        if stage == "transcribe":
-            run.measure.audio_seconds = audio_s or 0.0
+        if receipt_name is None:
+            audio_s = _audio_seconds(deps.store, request.job_id)
+            RateBook(deps.settings.storage_dir).record(stage, elapsed, audio_s)
+            if stage == "transcribe":
+                run.measure.audio_seconds = audio_s or 0.0
         source = getattr(output, "source", None)
         run.measure.bytes_downloaded = source.size if stage == "download" and source else 0
         return output

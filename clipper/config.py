@@ -6,11 +6,13 @@ Secrets are `SecretStr`, so they print as `**********` in reprs, logs and errors
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clipper.models import StagePolicy
 
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
     asr_beam_size: int = 5
     asr_cpu_threads: int = 0
     asr_compute_type: str = "int8"
+    # Chunked transcription: media longer than 1.5 × asr_chunk_s is cut in silences into ~asr_chunk_s pieces
+    # transcribed side by side (0 = one pass). asr_parallel = decodes one worker process runs at once.
+    asr_chunk_s: float = 180.0
+    asr_parallel: int = 2
     asr_language: str | None = "en"
     asr_api_base_url: str | None = None
     asr_api_key: SecretStr | None = None
@@ -116,6 +122,41 @@ class Settings(BaseSettings):
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
+    # Notifications (clipper/notify.py): email and/or a signed webhook when a job fails, waits for a manual
+    # retry, or (if listed) is done. A channel is off while its address is unset. `notify_on` is read by the
+    # submitting client and carried in the job's input; the channels are the workers'.
+    notify_on: str = "failed,waiting_for_retry"  # comma list of: failed, waiting_for_retry, done
+    smtp_host: str | None = None
+    smtp_port: int = 587  # 465 = implicit TLS; otherwise STARTTLS when smtp_starttls
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "clipper@localhost"
+    smtp_to: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "a@x.org,b@y.org" or a JSON list
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None  # signs each POST: X-Clipper-Signature: sha256=<HMAC of the body>
+    notify_timeout_s: float = 10.0
+
+    @field_validator("notify_on")
+    @classmethod
+    def _known_events(cls, value: str) -> str:
+        known = ("failed", "waiting_for_retry", "done")
+        unknown = sorted({e.strip() for e in value.split(",") if e.strip()} - set(known))
+        if unknown:
+            raise ValueError(f"unknown event(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return value
+
+    @field_validator("smtp_to", mode="before")
+    @classmethod
+    def _address_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [a.strip() for a in text.split(",") if a.strip()]
+        return value
+
+    def notify_events(self) -> list[str]:
+        return list(dict.fromkeys(e.strip() for e in self.notify_on.split(",") if e.strip()))
+
     def stage_policies(self) -> dict[str, StagePolicy]:
         # Field-wise: `..._TRANSCRIBE__MAX_ATTEMPTS=3` changes only max_attempts, not the rest of the policy.
         merged = dict(DEFAULT_POLICIES)
@@ -134,7 +175,8 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""
-        values = [s.get_secret_value() for s in (self.asr_api_key, self.llm_api_key) if s is not None]
+        values = [s.get_secret_value() for s in (self.asr_api_key, self.llm_api_key, self.smtp_password,
+                                                 self.webhook_secret) if s is not None]
         return [v for v in values if v]
 
 

@@ -8,6 +8,13 @@ Activities translate these into `ApplicationError(type=<class name>)`, so the sa
 
 from __future__ import annotations
 
+import errno
+
+# OSError numbers that mean "no room to write": disk full, file-size limit (RLIMIT_FSIZE), quota.
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+# How ffmpeg and yt-dlp spell those in their messages.
+STORAGE_FULL_WORDING = ("no space left on device", "file too large", "disk quota exceeded")
+
 
 class ClipperError(Exception):
     """Base class. Subclasses are input errors (non-retryable) unless they say otherwise."""
@@ -73,6 +80,29 @@ class DownloadFailed(ClipperError):
     non_retryable = False
 
 
+class StorageFull(ClipperError):
+    """The worker could not write: its disk is full, or a quota or file-size limit was hit.
+
+    Not the media's fault, so retried: space may be freed, or another worker may take the next attempt.
+    Writes are atomic, so a failed write leaves nothing half-written behind.
+    """
+
+    non_retryable = False
+
+
+def is_storage_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in STORAGE_FULL_ERRNOS
+
+
+def storage_full(what: str, error: OSError | str) -> StorageFull:
+    """The `StorageFull` for a failed write of `what` (an artifact name, "the audio", ...)."""
+    reason = error if isinstance(error, str) else (error.strerror or str(error))
+    return StorageFull(
+        f"no room to write {what} on the worker ({reason}): free disk space, or raise the quota or file-size "
+        "limit, then retry"
+    )
+
+
 class CorruptArtifact(ClipperError):
     """A stored artifact no longer matches the sha256 in the manifest.
 
@@ -121,3 +151,13 @@ class LLMBadOutput(ClipperError):
     """The model's answer stayed malformed (not JSON, or not the expected shape) after the engine's retries."""
 
     non_retryable = False
+
+
+class NotificationFailed(ClipperError):
+    """An email or webhook could not be delivered for now (server down, timeout, 5xx); retried."""
+
+    non_retryable = False
+
+
+class NotificationRejected(ClipperError):
+    """The receiver refused the notification (webhook 4xx, SMTP 5xx reply): sending it again cannot help."""

@@ -51,6 +51,12 @@ class JobRequest(BaseModel):
     # After a stage gives up, how long the job waits for a manual `retry` or `abandon` before failing.
     retry_wait_s: float = 7 * 24 * 3600
     rates: dict[str, float] = Field(default_factory=dict)  # measured s/audio-s per stage, for the ETA
+    # Chunked transcription: media of at least SINGLE_CHUNK_FACTOR × this many seconds is cut into chunks of
+    # about this length, transcribed side by side (0 = always one pass). Set by the client from CLIPPER_ASR_CHUNK_S.
+    asr_chunk_s: float = 180.0
+    # Events that send a notification (email/webhook, whichever the workers configure): failed,
+    # waiting_for_retry, done. Set by the submitting client from CLIPPER_NOTIFY_ON.
+    notify_on: list[str] = Field(default_factory=lambda: ["failed", "waiting_for_retry"])
 
 
 class PauseRequest(BaseModel):
@@ -128,6 +134,58 @@ class TranscribeOutput(StageOutput):
     words: int
     # Audio seconds already saved by an earlier attempt that this attempt did not transcribe again.
     resumed_from_s: float = 0.0
+
+
+SINGLE_CHUNK_FACTOR = 1.5  # media shorter than this × the chunk target is transcribed in one pass
+
+
+class PlanInput(BaseModel):
+    """Input of `plan_transcription`: where to cut the job's audio into chunks of about `chunk_s` seconds."""
+
+    job_id: str
+    audio: ArtifactRef
+    duration_s: float | None = None
+    chunk_s: float | None = None  # None: the worker's CLIPPER_ASR_CHUNK_S
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class ChunkSpan(BaseModel):
+    """One piece of the audio transcribed on its own: [start, end) in seconds, cut in a silence."""
+
+    index: int
+    start: float
+    end: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end - self.start
+
+
+class ChunkInput(BaseModel):
+    """Input of `transcribe_chunk`: one span of the job's audio."""
+
+    job_id: str
+    audio: ArtifactRef
+    span: ChunkSpan
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class ChunkOutput(StageOutput):
+    transcript: ArtifactRef  # chunks/transcript-<index>.json: a Transcript of the span, times absolute
+    span: ChunkSpan
+    segments: int
+    words: int
+    resumed_from_s: float = 0.0  # seconds of the span saved by an earlier attempt, not transcribed again
+
+
+class MergeInput(BaseModel):
+    """Input of `merge_transcript`: the chunk transcripts, in chunk order."""
+
+    job_id: str
+    audio: ArtifactRef
+    chunks: list[ArtifactRef]
+    duration_s: float | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
 
 
 class TextStageInput(BaseModel):

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from clipper.errors import CorruptArtifact, InvalidRequest
+from clipper.errors import CorruptArtifact, InvalidRequest, is_storage_full, storage_full
 from clipper.models import ArtifactRef
 
 M = TypeVar("M", bound=BaseModel)
@@ -52,18 +52,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn "disk full" (ENOSPC, EFBIG, EDQUOT) while writing `what` into a typed, retryable `StorageFull`."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+        yield
+    except OSError as e:
+        if is_storage_full(e):
+            raise storage_full(what, e) from e
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with writing(path.name):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(path.parent)
 
 
 def now_utc() -> datetime:
@@ -133,12 +145,13 @@ class ArtifactStore:
     ) -> ArtifactRef:
         """Move a finished file (written anywhere on the same filesystem) into place as an artifact."""
         path = self.path(job_id, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(src, "rb") as f:
-            os.fsync(f.fileno())
-        digest, size = sha256_file(src), src.stat().st_size
-        os.replace(src, path)
-        fsync_dir(path.parent)
+        with writing(name):  # fsync is where some filesystems (NFS) first report a full disk
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb") as f:
+                os.fsync(f.fileno())
+            digest, size = sha256_file(src), src.stat().st_size
+            os.replace(src, path)
+            fsync_dir(path.parent)
         ref = ArtifactRef(
             name=name, sha256=digest, size=size, stage=stage, created_at=now_utc(), content_type=content_type
         )
@@ -229,11 +242,21 @@ class JsonlLog:
         atomic_write_bytes(self.path, data)
 
     def append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        with writing(self.path.name):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab", buffering=0) as f:  # unbuffered: nothing left to flush at close
+                size = f.seek(0, os.SEEK_END)
+                try:
+                    view = memoryview(line)
+                    while view:  # a raw write may be short (e.g. at a file-size limit)
+                        view = view[f.write(view):]
+                    os.fsync(f.fileno())
+                except OSError:
+                    # A torn line would hide every record appended after it; put the file back as it was.
+                    with contextlib.suppress(OSError):
+                        f.truncate(size)
+                    raise
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -58,3 +58,20 @@ def settings(temporal_server: DevServer, tmp_path: Path) -> Settings:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+# --- tables that tests measure (crash matrix, load): printed after the run, also without `-s` ---
+
+REPORTS = pytest.StashKey[list]()
+
+
+def add_report(config: pytest.Config, title: str, lines: list[str]) -> None:
+    """Queue a measured table for the terminal summary at the end of the session."""
+    config.stash.setdefault(REPORTS, []).append((title, lines))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    for title, lines in config.stash.get(REPORTS, []):
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            terminalreporter.write_line(line)

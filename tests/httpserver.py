@@ -1,8 +1,9 @@
 """A small real HTTP server for download tests.
 
 `python -m http.server` ignores Range headers, so it cannot show that a download resumes. This one honours
-`Range: bytes=N-` (and `bytes=N-M`), can answer a path with a given status, can cut the connection after K
-bytes on the first body-carrying request for a path, and records every request it saw.
+`Range: bytes=N-` (and `bytes=N-M`), can answer a path with a given status or a redirect, can cut the
+connection after K bytes on the first body-carrying request for a path, and records every request it saw,
+with how many body bytes it managed to send.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ HTML_NO_MEDIA = (
 )
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_BLOCK = 64 * 1024
 
 
 @dataclass
@@ -30,6 +32,7 @@ class SeenRequest:
     path: str
     range: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    body_sent: int = 0  # body bytes written before the response ended (or the client hung up)
 
 
 class MediaServer(ThreadingHTTPServer):
@@ -39,6 +42,7 @@ class MediaServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files: dict[str, tuple[bytes, str]] = dict(files)
         self.statuses: dict[str, int] = {}
+        self.redirects: dict[str, tuple[str, int]] = {}  # path -> (Location, status)
         # path -> (bytes to send before hanging up, how many more fresh GETs to cut; None = all of them)
         self.drops: dict[str, tuple[int, int | None]] = {}
         self.no_length: set[str] = set()  # paths answered without Content-Length (body ends at close)
@@ -62,6 +66,10 @@ class MediaServer(ThreadingHTTPServer):
         """Answer every request for `path` with `status` and a short text body."""
         self.statuses[path] = status
 
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Answer every request for `path` with `status` and `Location: location`."""
+        self.redirects[path] = (location, status)
+
     def drop_after(self, path: str, nbytes: int, times: int | None = 1) -> None:
         """Cut the connection after `nbytes` of body on the next `times` GETs for `path` that have no Range.
 
@@ -81,10 +89,12 @@ class MediaServer(ThreadingHTTPServer):
 
     # --- used by the handler ---
 
-    def record(self, method: str, path: str, headers: dict[str, str]) -> None:
+    def record(self, method: str, path: str, headers: dict[str, str]) -> SeenRequest:
+        seen = SeenRequest(method, path, headers.get("Range"), headers)
         with self.lock:
             self.counts[path] += 1
-            self.requests.append(SeenRequest(method, path, headers.get("Range"), headers))
+            self.requests.append(seen)
+        return seen
 
     def take_drop(self, path: str) -> int | None:
         with self.lock:
@@ -114,7 +124,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, send_body: bool) -> None:
         path = self.path.split("?", 1)[0]
-        self.server.record(self.command, path, dict(self.headers.items()))
+        seen = self.server.record(self.command, path, dict(self.headers.items()))
+        if path in self.server.redirects:
+            location, code = self.server.redirects[path]
+            self.send_response(code)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status = self.server.statuses.get(path)
         if status is not None or path not in self.server.files:
             self._send_plain(status or 404, send_body)
@@ -150,9 +167,17 @@ class _Handler(BaseHTTPRequestHandler):
             # Promise the full length, send part of it, then hang up: the client sees a short read.
             self.wfile.write(chunk[:drop])
             self.wfile.flush()
+            seen.body_sent = drop
             self.close_connection = True
             return
-        self.wfile.write(chunk)
+        # In blocks, counting what the socket took: a client that hangs up early makes the next write fail.
+        for start in range(0, len(chunk), _BLOCK):
+            try:
+                self.wfile.write(chunk[start : start + _BLOCK])
+            except ConnectionError:
+                self.close_connection = True
+                return
+            seen.body_sent += len(chunk[start : start + _BLOCK])
 
     def _send_plain(self, status: int, send_body: bool) -> None:
         body = f"{status} {self.responses.get(status, ('',))[0]}\n".encode()

@@ -205,3 +205,53 @@ def test_local_non_media_file(tmp_path: Path) -> None:
     fake.write_text("not audio")
     with pytest.raises(InvalidMedia):
         download(str(fake), tmp_path / "job", Settings(allow_local_files=True))
+
+
+# --- the SSRF guard sees every request yt-dlp makes, redirects included ---
+
+ONLY_LOCALHOST = Settings(allowed_hosts=["localhost"], download_socket_timeout_s=5)
+
+
+def _localhost(srv: MediaServer, path: str) -> str:
+    return f"http://localhost:{srv.server_address[1]}{path}"
+
+
+def test_redirect_to_a_private_address_is_refused(server: MediaServer, tmp_path: Path) -> None:
+    server.redirect("/go.mp3", server.url(MEDIA))  # localhost (allowed) -> 127.0.0.1 (not allowed)
+    with pytest.raises(ForbiddenAddress, match="/go.mp3 redirects to a refused address: .*127.0.0.1"):
+        download(_localhost(server, "/go.mp3"), tmp_path, ONLY_LOCALHOST)
+    assert [r.path for r in server.requests] == ["/go.mp3"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redirect_found_only_at_download_time_is_refused(server: MediaServer, tmp_path: Path) -> None:
+    """The page is fine and names a media URL on the same host; that URL redirects to a private address when
+    the transfer starts, after extraction: the guard is in yt-dlp's request path, not only in front of it."""
+    server.redirect("/go.mp3", server.url(MEDIA))
+    server.files["/episode.html"] = (b'<html><body><audio src="/go.mp3"></audio></body></html>', "text/html")
+    with pytest.raises(ForbiddenAddress, match="redirects to a refused address"):
+        download(_localhost(server, "/episode.html"), tmp_path, ONLY_LOCALHOST)
+    assert media_requests(server) == 0
+
+
+def test_redirect_to_another_scheme_is_refused(server: MediaServer, tmp_path: Path) -> None:
+    server.redirect("/go.mp3", "ftp://localhost/sample.mp3")
+    with pytest.raises(UnsupportedUrl, match="redirects to a refused address: the scheme 'ftp'"):
+        download(_localhost(server, "/go.mp3"), tmp_path, ONLY_LOCALHOST)
+
+
+def test_redirect_to_an_allowed_host_is_followed(server: MediaServer, tmp_path: Path) -> None:
+    server.redirect("/go.mp3", _localhost(server, MEDIA))
+    result = download(_localhost(server, "/go.mp3"), tmp_path, ONLY_LOCALHOST)
+    assert result.path.read_bytes() == DATA
+
+
+def test_empty_file_is_invalid_media_not_a_network_error(server: MediaServer, tmp_path: Path) -> None:
+    server.files["/empty.mp3"] = (b"", "audio/mpeg")
+    with pytest.raises(InvalidMedia, match="empty file"):
+        download(server.url("/empty.mp3"), tmp_path, LOCAL_NET)
+
+
+def test_direct_link_too_long_is_refused_once_probed(server: MediaServer, tmp_path: Path) -> None:
+    with pytest.raises(MediaTooLong, match="0:00:54 long; the limit is 0:00:10"):
+        download(server.url(MEDIA), tmp_path, Settings(allow_private_addresses=True, max_duration_s=10))

@@ -93,6 +93,13 @@ def test_refuses_empty_and_malformed(url: str) -> None:
         check_url(url, Settings())
 
 
+@pytest.mark.parametrize(("url", "meant"), [("http//nohost", "http://nohost"), ("HTTPS//x.com/a", "https://x.com/a")])
+def test_missing_colon_is_a_malformed_url_not_a_local_path(url: str, meant: str) -> None:
+    for settings in (Settings(), Settings(allow_local_files=True)):
+        with pytest.raises(UnsupportedUrl, match=f"colon .* is missing \\(did you mean {meant}\\?\\)"):
+            check_url(url, settings)
+
+
 def test_refuses_very_long_url() -> None:
     with pytest.raises(UnsupportedUrl, match="4096"):
         check_url("https://example.com/" + "a" * 10_000, Settings())

@@ -44,6 +44,7 @@ class MediaJob(JobControl):
     @workflow.run
     async def run(self, request: JobRequest) -> JobResult:
         self.stages.controls = workflow.patched("job-controls")  # pause, manual retry, search attributes
+        self.stages.notifications = workflow.patched("notifications")  # email/webhook: failed, waiting, done
         if self.job.state == JobState.queued:
             self.job.state = JobState.running
         self.job.started_at = workflow.now()
@@ -68,6 +69,7 @@ class MediaJob(JobControl):
                 self.job.stages = [s for s in self.job.stages if s.name in V1_STAGES]
         except StageFailed as failed:
             self.finish(JobState.failed, failed)
+            await self.stages.notify("failed")
             raise ApplicationError(str(failed), failed.error.model_dump(), type=failed.error.type, non_retryable=True)
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
@@ -75,6 +77,7 @@ class MediaJob(JobControl):
                 await workflow.execute_activity_method(CleanupActivity.run, job, start_to_close_timeout=timedelta(minutes=2))
             raise
         self.finish(JobState.done)
+        await self.stages.notify("done")
         return JobResult(job_id=job, state=self.job.state, info=self.media.info,
                          artifacts=self.job.artifacts, status=self.job)
 

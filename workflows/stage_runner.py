@@ -19,7 +19,9 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.notify import NotifyActivity
     from clipper.config import DEFAULT_POLICIES, DEFAULT_RATES, STAGE_OVERHEAD_S
+    from clipper.notify import Notification
     from clipper.models import (
         JobOptions, JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
     )
@@ -31,6 +33,11 @@ RAISE_AT_ONCE = frozenset({
     "UnsupportedUrl", "ForbiddenAddress", "LocalPathNotAllowed", "MediaNotFound", "NoMediaFound",
     "NoAudioStream", "InvalidMedia", "MediaTooLong", "MediaTooLarge", "InvalidRequest", "CorruptArtifact",
 })
+
+
+# A notification outlives an SMTP or webhook outage of about an hour; each attempt is bounded.
+NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(minutes=5), maximum_attempts=20)
 
 
 class StageFailed(Exception):
@@ -74,6 +81,7 @@ class StageRunner:
         self.retry: RetryRequest | None = None
         self.abandoned = False
         self.published: tuple | None = None
+        self.notifications = False  # email/webhook (activity `notify`): on for jobs started since it exists
 
     def policy(self, stage: str) -> StagePolicy:
         return self.request.policies.get(stage) or DEFAULT_POLICIES.get(stage) or StagePolicy()
@@ -165,6 +173,7 @@ class StageRunner:
         self.status.state, self.status.waiting_since = JobState.failed, workflow.now()
         self.status.error = self.status.stage(self.status.current_stage).error
         self.publish()
+        notifying = asyncio.create_task(self.notify("waiting_for_retry"))  # in the background: a retry needn't wait
         try:
             await workflow.wait_condition(lambda: self.retry is not None or self.abandoned,
                                           timeout=timedelta(seconds=self.request.retry_wait_s))
@@ -172,6 +181,8 @@ class StageRunner:
             return False
         finally:
             self.status.waiting_since = None
+            if not notifying.done():  # the job moved on: a notice still retrying is stale
+                notifying.cancel()
         if self.abandoned or self.retry is None:
             return False
         try:
@@ -182,6 +193,23 @@ class StageRunner:
         self.status.state = JobState.paused if self.paused else JobState.running
         self.status.error = None
         return True
+
+    async def notify(self, event: str) -> None:
+        """Email/webhook about the job, through the channels the workers configure. Never fails the job: a
+        notification still undeliverable after its retries is logged; one cancelled as the job moved on is dropped."""
+        if not self.notifications or event not in self.request.notify_on:
+            return
+        job, error = self.status, self.status.error
+        note = Notification(job_id=job.job_id, event=event, state=job.state.value, title=job.title, url=job.url,
+                            error_type=error.type if error else None, error_message=error.message if error else None,
+                            stage=job.current_stage, at=workflow.now())
+        try:
+            await workflow.execute_activity_method(
+                NotifyActivity.run, note, start_to_close_timeout=timedelta(seconds=60), retry_policy=NOTIFY_RETRY,
+                priority=Priority(priority_key=job.priority), summary=f"notify {event}: {job.job_id}")
+        except ActivityError as err:
+            if not isinstance(err.cause, CancelledError):
+                workflow.logger.warning("notification %s not delivered: %s", event, err.cause or err)
 
     # --- publishing ---
 

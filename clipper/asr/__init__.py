@@ -2,7 +2,8 @@
 `transcribe_resumable` drives an engine so that a crash loses at most one segment of work.
 
 Engines: `local` (faster-whisper, offline), `openai` (any OpenAI-compatible transcription API) and `noop`
-(load tests and benchmarks only).
+(load tests and benchmarks only). `chunks` cuts long audio in silences, transcribes a span resumably and
+merges the spans transcribed side by side.
 """
 
 from __future__ import annotations

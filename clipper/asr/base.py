@@ -34,10 +34,12 @@ class AsrEngine(Protocol):
         audio: Path,
         *,
         start_s: float = 0.0,
+        end_s: float | None = None,
         language: str | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Segment]:
-        """Yield segments of `audio` (16 kHz mono WAV) from `start_s` on, as the engine produces them.
+        """Yield segments of `audio` (16 kHz mono WAV) from `start_s` to `end_s` (None: the end of the file),
+        as the engine produces them; audio after `end_s` is not transcribed.
 
         Times are absolute in the file (already offset by `start_s`) and increasing. Segment ids are left at
         0; the caller numbers them. If `should_stop()` turns true, the engine stops before the next segment
@@ -76,41 +78,49 @@ def _is_pcm16_mono_16k(w: wave.Wave_read) -> bool:
     return w.getframerate() == SAMPLE_RATE and w.getnchannels() == 1 and w.getsampwidth() == 2
 
 
-def decode_wav16k(path: Path, start_s: float = 0.0) -> np.ndarray:
-    """Float32 mono samples in [-1, 1] from `start_s` to the end of the file.
+def decode_wav16k(path: Path, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+    """Float32 mono samples in [-1, 1] from `start_s` to `end_s` (None: the end of the file).
 
     Our pipeline always produces 16 kHz s16 mono WAV, which is read directly (fast, no ffmpeg). Anything
     else falls back to faster-whisper's decoder, which resamples.
     """
     start_s = max(0.0, float(start_s))
+    first = int(round(start_s * SAMPLE_RATE))
+    last = None if end_s is None else max(first, int(round(float(end_s) * SAMPLE_RATE)))
     with _open_wav(Path(path)) as w:
         if _is_pcm16_mono_16k(w):
-            first = min(int(round(start_s * SAMPLE_RATE)), w.getnframes())
+            n = w.getnframes()
+            first, stop = min(first, n), n if last is None else min(last, n)
             w.setpos(first)
-            raw = w.readframes(w.getnframes() - first)
+            raw = w.readframes(stop - first)
             return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
 
     from faster_whisper import decode_audio
 
     samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-    return np.ascontiguousarray(samples[int(round(start_s * SAMPLE_RATE)) :], dtype=np.float32)
+    return np.ascontiguousarray(samples[first:last], dtype=np.float32)
 
 
-def cut_wav(src: Path, dst: Path, start_s: float, chunk_frames: int = 1 << 20) -> float:
-    """Write the part of WAV `src` from `start_s` on to `dst` (same format). Returns its duration in seconds."""
+def cut_wav(
+    src: Path, dst: Path, start_s: float, chunk_frames: int = 1 << 20, end_s: float | None = None
+) -> float:
+    """Write the part of WAV `src` from `start_s` to `end_s` (None: the end) to `dst` (same format).
+
+    Returns its duration in seconds."""
     with _open_wav(Path(src)) as r:
         rate = r.getframerate()
         first = min(int(math.floor(max(0.0, start_s) * rate)), r.getnframes())
+        stop = r.getnframes() if end_s is None else max(first, min(int(round(end_s * rate)), r.getnframes()))
         r.setpos(first)
         with wave.open(str(dst), "wb") as w:
             w.setnchannels(r.getnchannels())
             w.setsampwidth(r.getsampwidth())
             w.setframerate(rate)
-            remaining = r.getnframes() - first
+            remaining = stop - first
             while remaining > 0:
                 block = r.readframes(min(chunk_frames, remaining))
                 if not block:
                     break
                 w.writeframes(block)
                 remaining -= len(block) // (r.getsampwidth() * r.getnchannels())
-        return (r.getnframes() - first) / rate if rate else 0.0
+        return (stop - first) / rate if rate else 0.0

@@ -25,9 +25,23 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # A worker transcribes many jobs: each model is loaded once per process and shared. CTranslate2 models are
-# safe to call from several threads (calls queue on the model's workers).
-_MODELS: dict[tuple[str, str, int], WhisperModel] = {}
+# safe to call from several threads: calls queue on the model's `num_workers` workers (CTranslate2
+# inter_threads, one model replica each), so up to `num_workers` decodes really run at once, each on
+# `cpu_threads` threads (intra_threads).
+_MODELS: dict[tuple[str, str, int, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+# Whisper invents words over silence ("You", "Thank you."). No speech hides in audio whose loudest sample is
+# below -50 dBFS, so such audio is not transcribed, and a segment over such a span is dropped.
+SILENCE_PEAK = 10 ** (-50 / 20)
+
+
+def _silent(samples, start_s: float = 0.0, end_s: float | None = None) -> bool:  # noqa: ANN001
+    """True if `samples` (16 kHz, [-1, 1]) between `start_s` and `end_s` never rise above SILENCE_PEAK."""
+    lo = max(0, int(start_s * SAMPLE_RATE))
+    hi = len(samples) if end_s is None else max(lo + 1, int(round(end_s * SAMPLE_RATE)))
+    span = samples[lo:hi]
+    return span.size == 0 or float(abs(span).max()) < SILENCE_PEAK
 
 
 def default_model_path() -> Path | None:
@@ -62,10 +76,28 @@ def resolve_model_path(settings: Settings) -> Path:
     return path
 
 
-def load_model(path: Path, compute_type: str = "int8", cpu_threads: int = 0) -> WhisperModel:
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask in a container, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def decode_threads(settings: Settings) -> int:
+    """Threads per decode: CLIPPER_ASR_CPU_THREADS if set; when chunks are decoded side by side, the cores
+    shared between the `asr_parallel` decodes; else 0 (CTranslate2's default)."""
+    if settings.asr_cpu_threads > 0:
+        return settings.asr_cpu_threads
+    if settings.asr_chunk_s > 0 and settings.asr_parallel > 1:
+        return max(1, available_cores() // settings.asr_parallel)
+    return 0
+
+
+def load_model(path: Path, compute_type: str = "int8", cpu_threads: int = 0, num_workers: int = 1) -> WhisperModel:
     """The cached `WhisperModel` for these settings, loaded on first use."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    key = (str(Path(path).resolve()), compute_type, int(cpu_threads))
+    key = (str(Path(path).resolve()), compute_type, int(cpu_threads), max(1, int(num_workers)))
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -76,7 +108,8 @@ def load_model(path: Path, compute_type: str = "int8", cpu_threads: int = 0) -> 
                     key[0],
                     device="cpu",
                     compute_type=compute_type,
-                    cpu_threads=int(cpu_threads),
+                    cpu_threads=key[2],
+                    num_workers=key[3],
                     local_files_only=True,
                 )
             except (RuntimeError, ValueError, OSError) as exc:
@@ -104,26 +137,28 @@ class LocalWhisperEngine:
         self.model_path = resolve_model_path(settings)
         self.model: str | None = _model_label(self.model_path)
         self.compute_type = settings.asr_compute_type
-        self.cpu_threads = settings.asr_cpu_threads
+        self.cpu_threads = decode_threads(settings)
+        self.num_workers = max(1, settings.asr_parallel)  # decodes that run at once from different threads
         self.beam_size = settings.asr_beam_size
         self.detected_language: str | None = None
 
     def load(self) -> WhisperModel:
-        return load_model(self.model_path, self.compute_type, self.cpu_threads)
+        return load_model(self.model_path, self.compute_type, self.cpu_threads, self.num_workers)
 
     def transcribe(
         self,
         audio: Path,
         *,
         start_s: float = 0.0,
+        end_s: float | None = None,
         language: str | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Segment]:
         check_stop(should_stop)
         start_s = max(0.0, float(start_s))
-        samples = decode_wav16k(Path(audio), start_s)
+        samples = decode_wav16k(Path(audio), start_s, end_s)
         end_s = start_s + len(samples) / SAMPLE_RATE
-        if len(samples) == 0:
+        if len(samples) == 0 or _silent(samples):
             return
         model = self.load()
         segments, info = model.transcribe(
@@ -147,7 +182,7 @@ class LocalWhisperEngine:
             except StopIteration:
                 return
             text = seg.text.strip()
-            if not text:
+            if not text or _silent(samples, seg.start, seg.end):
                 continue
             words = [
                 Word(

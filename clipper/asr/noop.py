@@ -30,12 +30,15 @@ class NoopEngine:
         audio: Path,
         *,
         start_s: float = 0.0,
+        end_s: float | None = None,
         language: str | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Segment]:
         check_stop(should_stop)
         start_s = max(0.0, float(start_s))
         duration = wav_duration(Path(audio))
+        if end_s is not None:
+            duration = min(duration, float(end_s))
         self.detected_language = language
         if duration > start_s:
             yield Segment(id=0, start=r3(start_s), end=r3(duration), text=NOOP_TEXT)

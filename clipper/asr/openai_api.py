@@ -107,16 +107,17 @@ class OpenAIEngine:
         audio: Path,
         *,
         start_s: float = 0.0,
+        end_s: float | None = None,
         language: str | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Segment]:
         check_stop(should_stop)
         audio = Path(audio)
         start_s = max(0.0, float(start_s))
-        if start_s > 0:
+        if start_s > 0 or end_s is not None:
             with tempfile.TemporaryDirectory(prefix="clipper-asr-") as tmp:
                 part = Path(tmp) / "rest.wav"
-                length = cut_wav(audio, part, start_s)
+                length = cut_wav(audio, part, start_s, end_s=end_s)
                 if length <= 0:
                     return
                 body = self._request(part, language)

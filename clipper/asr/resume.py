@@ -75,9 +75,12 @@ def transcribe_resumable(
     language: str | None = None,
     on_progress: Callable[[float, float | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
 ) -> tuple[Transcript, float]:
     """Transcribe `audio`, resuming after the segments already in `partial`. Returns (transcript, resumed_from_s).
 
+    Only [`start_s`, `end_s`) is transcribed (default: the whole file); times stay absolute in the file.
     `resumed_from_s` is the end of the last saved segment (0.0 if none): audio before it is not transcribed
     again. Each new segment is appended to `partial` as soon as the engine yields it, then `on_progress(done_s,
     duration_s)` is called. `should_stop` is passed to the engine, which raises `StopRequested`; what was
@@ -93,14 +96,17 @@ def transcribe_resumable(
         file_duration = None
     total = duration_s if duration_s is not None else file_duration
     end_of_audio = file_duration if file_duration is not None else duration_s
+    if end_s is not None:
+        end_of_audio = end_s if end_of_audio is None else min(end_s, end_of_audio)
+    begin = max(float(start_s), resumed_from)
 
     if on_progress is not None and resumed_from > 0:
         on_progress(resumed_from, total)
 
     check_stop(should_stop)
-    if end_of_audio is None or end_of_audio - resumed_from >= MIN_TAIL_S:
-        last_end = resumed_from
-        for seg in engine.transcribe(audio, start_s=resumed_from, language=language, should_stop=should_stop):
+    if end_of_audio is None or end_of_audio - begin >= MIN_TAIL_S:
+        last_end = begin
+        for seg in engine.transcribe(audio, start_s=begin, end_s=end_s, language=language, should_stop=should_stop):
             fitted = _fit_after(seg, last_end)
             if fitted is None:
                 continue

@@ -17,7 +17,7 @@ from pathlib import Path
 import ffmpeg
 
 from clipper.errors import InvalidMedia, InvalidRequest, MediaNotFound
-from clipper.media.ffmpeg import ffmpeg_exe, first_error_line
+from clipper.media.ffmpeg import first_error_line, run_ffmpeg, storage_full_in
 from clipper.media.probe import probe_media
 from clipper.store import fsync_dir
 
@@ -120,12 +120,14 @@ def cut_clip(
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     )
     try:
-        out.run(cmd=ffmpeg_exe(), overwrite_output=True, quiet=True)
+        run_ffmpeg(out, dst.name)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dst)
         fsync_dir(dst.parent)
     except ffmpeg.Error as e:
+        if (full := storage_full_in(e.stderr, dst.name)) is not None:
+            raise full from None  # a full disk is no fault of the audio: retryable
         raise InvalidMedia(f"could not cut a clip from {audio.name}: {first_error_line(e.stderr)}") from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -30,9 +30,11 @@ from clipper.errors import (
     UnsupportedUrl,
 )
 from clipper.media.probe import hms, probe_media
+from clipper.media.ssrf import GuardedYoutubeDL
 from clipper.media.urls import canonical_url, check_url, is_local, local_path
 from clipper.media.ytdlp_errors import clean_message, map_ytdlp_error, short_url
 from clipper.models import MediaInfo
+from clipper.store import writing
 
 log = structlog.get_logger(__name__)
 
@@ -72,8 +74,15 @@ def download(
     if should_stop is not None and should_stop():
         raise JobCancelled(f"download of {short_url(url)} was cancelled")
     if is_local(url):
-        return _copy_local(url, dest_dir, settings, on_progress, should_stop)
-    return _download_remote(url, dest_dir, settings, on_progress, should_stop)
+        result = _copy_local(url, dest_dir, settings, on_progress, should_stop)
+    else:
+        result = _download_remote(url, dest_dir, settings, on_progress, should_stop)
+    # A direct link's duration is known only now, from the file: refuse before converting hours of audio.
+    # (The conversion stage checks the decoded audio again; this is the early, cheap check.)
+    duration = result.info.duration_s
+    if duration and duration > settings.max_duration_s:
+        raise _too_long(url, duration, settings)
+    return result
 
 
 # --- local files ---
@@ -93,7 +102,7 @@ def _copy_local(
     dest = dest_dir / f"{SOURCE_STEM}{src.suffix.lower()}"
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        with writing(dest.name), open(src, "rb") as fin, open(tmp, "wb") as fout:
             copied = 0
             while block := fin.read(_COPY_CHUNK):
                 if should_stop is not None and should_stop():
@@ -169,6 +178,9 @@ def _ydl_options(dest_dir: Path, settings: Settings, logger: _YtdlpLogger, hook:
         "extractor_retries": 0,
         "skip_unavailable_fragments": False,  # a missing fragment is a failure, not a silently shorter file
         "updatetime": False,
+        # yt-dlp's own HLS/DASH code fetches through the guarded request handler (see ssrf.py); an external
+        # ffmpeg would fetch every fragment and redirect unseen.
+        "external_downloader": {"default": "native"},
     }
 
 
@@ -187,7 +199,8 @@ def _download_remote(
             on_progress(int(status.get("downloaded_bytes") or 0), int(total) if total else None)
 
     try:
-        with yt_dlp.YoutubeDL(_ydl_options(dest_dir, settings, logger, hook)) as ydl:
+        # Every request yt-dlp makes, and every redirect it follows, passes check_url first (SSRF guard).
+        with GuardedYoutubeDL(_ydl_options(dest_dir, settings, logger, hook), settings) as ydl:
             # Extract (and pick a format) first, check it, then download from the same info dict, so the page
             # is fetched once. A direct media link still costs two GETs: the generic extractor's look at the
             # headers, then the transfer.
@@ -239,10 +252,14 @@ def _check_info(url: str, info: dict[str, Any] | None, settings: Settings) -> No
         )
     duration = info.get("duration")
     if duration and duration > settings.max_duration_s:
-        raise MediaTooLong(
-            f"{short_url(url)} is {hms(duration)} long; the limit is {hms(settings.max_duration_s)} "
-            "(set CLIPPER_MAX_DURATION_S to change it)"
-        )
+        raise _too_long(url, duration, settings)
+
+
+def _too_long(url: str, duration: float, settings: Settings) -> MediaTooLong:
+    return MediaTooLong(
+        f"{short_url(url)} is {hms(duration)} long; the limit is {hms(settings.max_duration_s)} "
+        "(set CLIPPER_MAX_DURATION_S to change it)"
+    )
 
 
 def _downloaded_path(ydl: yt_dlp.YoutubeDL, info: dict[str, Any]) -> Path | None:

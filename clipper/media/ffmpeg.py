@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import subprocess
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +18,15 @@ from typing import NoReturn
 
 import ffmpeg
 
-from clipper.errors import DownloadFailed, InvalidMedia, MediaNotFound, NoAudioStream
+from clipper.errors import (
+    STORAGE_FULL_WORDING,
+    InvalidMedia,
+    MediaNotFound,
+    NoAudioStream,
+    StorageFull,
+    is_storage_full,
+    storage_full,
+)
 
 # stderr fragments that mean "this media has no audio we could map" (wording varies across ffmpeg versions).
 _NO_AUDIO = ("does not contain any stream", "matches no streams")
@@ -54,17 +64,44 @@ def first_error_line(stderr: bytes | str | None, limit: int = 300) -> str:
     return chosen if len(chosen) <= limit else chosen[: limit - 3] + "..."
 
 
-def _raise_for_ffmpeg_error(src: Path, stderr: bytes | None) -> NoReturn:
+def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str) -> None:
+    """Run an ffmpeg-python stream with our binary; `ffmpeg.Error` (with stderr) if it fails.
+
+    Under a file-size limit (`ulimit -f`, RLIMIT_FSIZE) ffmpeg is killed by SIGXFSZ before it can say a word
+    (Python restores that signal's default in children): that is a `StorageFull`, not a broken input.
+    """
+    args = stream.compile(cmd=ffmpeg_exe(), overwrite_output=True)
+    proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    if proc.returncode == -signal.SIGXFSZ:
+        raise storage_full(what, "file size limit exceeded")
+    if proc.returncode != 0:
+        raise ffmpeg.Error("ffmpeg", proc.stdout, proc.stderr)
+
+
+def storage_full_in(stderr: bytes | str | None, what: str) -> StorageFull | None:
+    """A `StorageFull` if ffmpeg's stderr says its output could not be written for lack of room, else None."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
+    lowered = text.lower()
+    for wording in STORAGE_FULL_WORDING:
+        if wording in lowered:
+            return storage_full(what, wording.capitalize())
+    return None
+
+
+def _raise_for_ffmpeg_error(src: Path, stderr: bytes | None, what: str = "the converted audio") -> NoReturn:
     text = (stderr or b"").decode("utf-8", "replace")
     lowered = text.lower()
     reason = first_error_line(text)
+    # First: not the media's fault, and a retry (maybe on another worker) can succeed.
+    if (full := storage_full_in(text, what)) is not None:
+        raise full
     if any(fragment in lowered for fragment in _NO_AUDIO):
+        from clipper.media.probe import probe_media
+
+        probe_media(src)  # a still image (a PNG renamed .mp3) is not media at all: InvalidMedia, not NoAudioStream
         raise NoAudioStream(f"{src.name} has no audio track to transcribe")
     if "no such file or directory" in lowered and not src.exists():
         raise MediaNotFound(f"{src} does not exist")
-    if "no space left on device" in lowered:
-        # Not the media's fault; a retry (maybe on another worker) can succeed.
-        raise DownloadFailed(f"no disk space left while converting {src.name}")
     if src.exists() and src.stat().st_size == 0:
         raise InvalidMedia(f"{src.name} is empty")
     if any(fragment in lowered for fragment in _INVALID):
@@ -88,9 +125,13 @@ def to_wav16k_mono(src: Path, dst: Path) -> None:
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     )
     try:
-        stream.run(cmd=ffmpeg_exe(), overwrite_output=True, quiet=True)
+        run_ffmpeg(stream, dst.name)
         os.replace(tmp, dst)
     except ffmpeg.Error as e:
-        _raise_for_ffmpeg_error(src, e.stderr)
+        _raise_for_ffmpeg_error(src, e.stderr, dst.name)
+    except OSError as e:
+        if is_storage_full(e):
+            raise storage_full(dst.name, e) from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import socket
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -16,6 +17,8 @@ from clipper.config import Settings
 from clipper.errors import DownloadFailed, ForbiddenAddress, LocalPathNotAllowed, MediaNotFound, UnsupportedUrl
 
 MAX_URL_LENGTH = 4096
+# "http//host" or "https//host": a web address with its colon lost, which would otherwise pass as a local path.
+_MISSING_COLON = re.compile(r"^(https?)//+(.*)$", re.IGNORECASE)
 NETWORK_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -179,6 +182,12 @@ def check_url_syntax(url: str) -> tuple[str, str | None, int | None]:
         raise UnsupportedUrl(f"the URL is {len(url)} characters long; the limit is {MAX_URL_LENGTH}")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise UnsupportedUrl(f"{_short(url)!r} contains spaces or control characters; is it a URL?")
+    if missing := _MISSING_COLON.match(url):
+        scheme, rest = missing.group(1).lower(), missing.group(2)
+        raise UnsupportedUrl(
+            f"{_short(url)} is not a valid URL: the colon after {scheme!r} is missing "
+            f"(did you mean {_short(f'{scheme}://{rest}')}?)"
+        )
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()

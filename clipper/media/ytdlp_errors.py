@@ -9,7 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clipper.errors import AccessDenied, ClipperError, DownloadFailed, MediaNotFound, MediaTooLarge, NoMediaFound
+from clipper.errors import (
+    STORAGE_FULL_WORDING,
+    AccessDenied,
+    ClipperError,
+    DownloadFailed,
+    InvalidMedia,
+    MediaNotFound,
+    MediaTooLarge,
+    NoMediaFound,
+    storage_full,
+)
 
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 _PREFIXES = re.compile(r"^(ERROR:\s*)?(\[[^\]]+\]\s*)?([\w.-]+:\s+)?(?=\S)")
@@ -43,8 +53,9 @@ def clean_message(message: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _http_status(error: BaseException) -> int | None:
-    """The HTTP status behind a yt-dlp error: DownloadError.exc_info -> ExtractorError.cause -> HTTPError."""
+def _causes(error: BaseException) -> list[Any]:
+    """The exceptions behind a yt-dlp error: DownloadError.exc_info, RequestError.cause, __cause__, __context__."""
+    found: list[Any] = []
     seen: set[int] = set()
     stack: list[Any] = [error]
     while stack:
@@ -52,21 +63,38 @@ def _http_status(error: BaseException) -> int | None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        status = getattr(current, "status", None)
-        if isinstance(status, int) and 100 <= status <= 599:
-            return status
+        found.append(current)
         exc_info = getattr(current, "exc_info", None)
         if isinstance(exc_info, tuple) and len(exc_info) > 1:
             stack.append(exc_info[1])
         stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return found
+
+
+def find_clipper_error(error: BaseException) -> ClipperError | None:
+    """A typed error of ours raised inside yt-dlp (e.g. by the SSRF guard on a redirect), if there is one."""
+    return next((e for e in _causes(error) if isinstance(e, ClipperError)), None)
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status behind a yt-dlp error: DownloadError.exc_info -> ExtractorError.cause -> HTTPError."""
+    for current in _causes(error):
+        status = getattr(current, "status", None)
+        if isinstance(status, int) and 100 <= status <= 599:
+            return status
     match = _HTTP_STATUS.search(str(error))
     return int(match.group(1)) if match else None
 
 
 def map_ytdlp_error(url: str, error: BaseException) -> ClipperError:
     """Translate a yt-dlp exception into the typed error a user sees."""
+    own = find_clipper_error(error)
+    if own is not None:
+        return own
     where, reason = short_url(url), clean_message(str(error))
     lowered = str(error).lower()
+    if any(wording in lowered for wording in STORAGE_FULL_WORDING):  # "unable to write data: [Errno 28] ..."
+        return storage_full(f"the download of {where}", reason)
     status = _http_status(error)
     if status in (404, 410):
         return MediaNotFound(f"{where}: the server says this media does not exist (HTTP {status})")
@@ -79,6 +107,8 @@ def map_ytdlp_error(url: str, error: BaseException) -> ClipperError:
         return DownloadFailed(f"{where}: the server asked us to slow down (HTTP 429); will retry")
     if status is not None and status >= 500:
         return DownloadFailed(f"{where}: the server had a problem (HTTP {status}); will retry")
+    if "did not get any data blocks" in lowered:  # 200 with an empty body (a short body is another error)
+        return InvalidMedia(f"{where}: the server sent an empty file (0 bytes); there is nothing to transcribe")
     if "larger than max-filesize" in lowered:
         return MediaTooLarge(f"{where} is larger than the configured limit (CLIPPER_MAX_DOWNLOAD_BYTES)")
     if any(fragment in lowered for fragment in _NO_MEDIA):

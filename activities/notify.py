@@ -1,0 +1,98 @@
+"""Activity `notify`: email and/or webhook about a job (clipper/notify.py), whichever the worker configures.
+
+Which events notify is the job's (`JobRequest.notify_on`, from the submitting client's `CLIPPER_NOTIFY_ON`):
+the workflow only runs this activity for those. It skips quietly when the worker configures no channel.
+Each channel is idempotent per notification (job, event, time): a channel that delivered on an earlier
+attempt leaves a receipt in the job's `.receipts/notify-<event>-<channel>.json` and is not sent again when
+the other channel's failure makes Temporal retry the activity. A channel that was rejected (non-retryable)
+is recorded too, so the other channel's retries do not send to it again; the activity then ends with
+`NotificationRejected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from temporalio import activity
+
+from activities.runtime import RECEIPTS, StageDeps, to_application_error
+from clipper.errors import NotificationFailed, NotificationRejected
+from clipper.notify import Notification, NotifyResult, delivery_id, send_email, send_webhook
+from clipper.store import atomic_write_bytes, now_utc
+
+SENT, REJECTED = "sent", "rejected"
+
+
+class NotifyActivity:
+    def __init__(self, deps: StageDeps) -> None:
+        self.deps = deps
+
+    def channels(self) -> dict[str, Callable[[Notification, Any], Any]]:
+        settings = self.deps.settings
+        return {name: send for name, send, on in (("email", send_email, settings.smtp_host),
+                                                   ("webhook", send_webhook, settings.webhook_url)) if on}
+
+    @activity.defn(name="notify")
+    async def run(self, notification: Notification) -> NotifyResult:
+        n, settings = notification, self.deps.settings
+        log = structlog.get_logger().bind(job_id=n.job_id, notify_event=n.event, attempt=activity.info().attempt)
+        result = NotifyResult(event=n.event)
+        channels = self.channels()
+        if not channels:
+            result.skipped = "no channel configured (CLIPPER_SMTP_HOST, CLIPPER_WEBHOOK_URL)"
+            return result
+        if n.event == "done" and n.report_path is None:
+            report = self.deps.store.job_dir(n.job_id) / "report.md"
+            n = n.model_copy(update={"report_path": str(report.resolve()) if report.exists() else None})
+        key = delivery_id(n)
+        failed: list[NotificationFailed] = []
+        rejected: list[str] = []
+        for name, send in channels.items():
+            receipt = self.deps.store.job_dir(n.job_id) / RECEIPTS / f"notify-{n.event}-{name}.json"
+            earlier = _read(receipt)
+            if earlier.get("delivery") == key:  # an earlier attempt settled this channel
+                result.channels[name] = f"already {earlier.get('outcome')}"
+                if earlier.get("outcome") == REJECTED:
+                    rejected.append(f"{name}: {earlier.get('error', '')}")
+                continue
+            try:
+                outcome = await asyncio.to_thread(send, n, settings)
+            except NotificationFailed as err:
+                log.warning("notify.failed", channel=name, error=err.message)
+                failed.append(err)
+                result.channels[name] = "failed"
+                continue
+            except NotificationRejected as err:
+                log.warning("notify.rejected", channel=name, error=err.message)
+                _write(receipt, key, REJECTED, err.message)
+                rejected.append(f"{name}: {err.message}")
+                result.channels[name] = REJECTED
+                continue
+            _write(receipt, key, SENT)
+            log.info("notify.sent", channel=name)
+            if name == "email" and outcome:  # the server took the message for the other recipients
+                log.warning("notify.recipients_refused", channel=name, refused=outcome)
+            result.channels[name] = SENT
+        if failed:  # Temporal retries the activity; channels that are settled are not sent again
+            raise to_application_error(NotificationFailed("; ".join(e.message for e in failed)))
+        if rejected:
+            raise to_application_error(NotificationRejected("; ".join(rejected)))
+        return result
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Path, key: str, outcome: str, error: str | None = None) -> None:
+    record = {"delivery": key, "outcome": outcome, "at": now_utc().isoformat(), "error": error}
+    atomic_write_bytes(path, json.dumps(record).encode())

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.load` (N concurrent jobs on one worker)."""

@@ -1,0 +1,239 @@
+"""Chunked transcription: cut long audio in silences, transcribe the pieces side by side, stitch them.
+
+No Temporal here. `plan_chunks` finds the cut points (the quietest 0.3 s near every k × target seconds),
+`transcribe_span` transcribes one piece resumably (its own partial log, times absolute in the file) and
+`merge_chunks` puts the pieces back together in time order without losing or repeating a word at a seam.
+
+One decode of Whisper barely uses a second core (see clipper/asr/local.py: the model runs `asr_parallel`
+decodes at once), so on a small machine the speed-up of a long file comes from decoding chunks in parallel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from clipper.asr.base import SAMPLE_RATE, AsrEngine, decode_wav16k, r3, wav_duration
+from clipper.asr.resume import load_partial, transcribe_resumable
+from clipper.models import SINGLE_CHUNK_FACTOR, ChunkSpan, Segment, Transcript, Word
+from clipper.store import JsonlLog
+
+FRAME = SAMPLE_RATE // 100  # 10 ms frames for the loudness scan
+QUIET_S = 0.3  # the stretch whose RMS decides where to cut
+QUIET_FRAMES = int(round(QUIET_S * SAMPLE_RATE / FRAME))
+PAUSE_BUCKET_S = 0.25  # pause lengths that differ by less are "about the same" when choosing a cut
+# Two words are "the same word" at a seam when their text matches and they start this close (or overlap by
+# half of the shorter one): the same stretch of audio transcribed twice.
+SAME_WORD_S = 0.3
+
+__all__ = ["ChunkSpan", "merge_chunks", "plan_chunks", "quiet_profile", "span_resumed_s", "transcribe_span"]
+
+
+# --- planning ---
+
+
+def quiet_profile(samples: np.ndarray) -> np.ndarray:
+    """RMS of every 0.3 s stretch of `samples` starting on a 10 ms frame (index i = frames i…i+29)."""
+    frames = len(samples) // FRAME
+    if frames < QUIET_FRAMES:
+        return np.zeros(0)
+    energy = np.square(samples[: frames * FRAME].astype(np.float64)).reshape(frames, FRAME).sum(axis=1)
+    cumulative = np.concatenate(([0.0], np.cumsum(energy)))
+    window = cumulative[QUIET_FRAMES:] - cumulative[:-QUIET_FRAMES]
+    return np.sqrt(np.maximum(window, 0.0) / (QUIET_FRAMES * FRAME))
+
+
+def _quietest_point(wav: Path, lo: float, hi: float, nominal: float) -> float:
+    """The middle of the quietest 0.3 s stretch of [lo, hi].
+
+    Stretches as quiet as the quietest one (within a hair) form runs (pauses). A clearly longer pause wins
+    (lengths compared in PAUSE_BUCKET_S steps, up to 1 s: a sentence break over a breath); among pauses of
+    about the same length, the one nearest `nominal`. The cut is the pause's middle.
+    """
+    rms = quiet_profile(decode_wav16k(wav, lo, hi))
+    if rms.size == 0:
+        return r3((lo + hi) / 2)
+    floor = float(rms.min())
+    quiet = rms <= floor * 1.05 + 1e-5
+    # Runs of consecutive quiet window starts: [first, last] indices.
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], quiet.astype(np.int8), [0]))))
+    runs = list(zip(edges[::2], edges[1::2] - 1, strict=True))
+
+    def middle(run: tuple[int, int]) -> float:
+        first, last = run
+        return lo + ((first + last + QUIET_FRAMES) / 2) * FRAME / SAMPLE_RATE
+
+    def length_class(run: tuple[int, int]) -> int:
+        seconds = (run[1] - run[0] + QUIET_FRAMES) * FRAME / SAMPLE_RATE
+        return int(min(seconds, 1.0) / PAUSE_BUCKET_S)
+
+    best = max(runs, key=lambda run: (length_class(run), -abs(middle(run) - nominal)))
+    return r3(middle(best))
+
+
+def plan_chunks(
+    wav: Path, target_s: float, window_s: float = 20.0, min_chunk_s: float = 30.0
+) -> list[ChunkSpan]:
+    """Split a 16 kHz mono WAV into spans of about `target_s` seconds, cut in silences.
+
+    For each boundary k × target_s the quietest 0.3 s within ±`window_s` is found and the cut goes in its
+    middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
+    than 1.5 × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
+    """
+    wav = Path(wav)
+    duration = r3(wav_duration(wav))
+    if target_s <= 0 or duration < SINGLE_CHUNK_FACTOR * target_s:
+        return [ChunkSpan(index=0, start=0.0, end=duration)]
+    cuts: list[float] = []
+    previous = 0.0
+    k = 1
+    while k * target_s < duration:
+        nominal = k * target_s
+        lo = max(previous + min_chunk_s, nominal - window_s)
+        hi = min(duration - min_chunk_s, nominal + window_s)
+        if hi - lo >= QUIET_S:
+            cut = _quietest_point(wav, lo, hi, nominal)
+            cuts.append(cut)
+            previous = cut
+        k += 1
+    bounds = [0.0, *cuts, duration]
+    return [ChunkSpan(index=i, start=bounds[i], end=bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+# --- one span ---
+
+
+def span_resumed_s(partial: JsonlLog, span: ChunkSpan) -> float:
+    """Seconds of `span` already saved in `partial` by an earlier attempt (0.0 if none)."""
+    saved = load_partial(partial)
+    if not saved:
+        return 0.0
+    return r3(min(span.duration_s, max(0.0, saved[-1].end - span.start)))
+
+
+def transcribe_span(
+    engine: AsrEngine,
+    wav: Path,
+    span: ChunkSpan,
+    partial: JsonlLog,
+    *,
+    language: str | None = None,
+    on_progress: Callable[[float, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Segment]:
+    """Transcribe [span.start, span.end) of `wav`, resuming after the segments already in `partial`.
+
+    Like `transcribe_resumable` (each segment is appended to `partial` as it comes; `should_stop` raises
+    `StopRequested`), bounded to the span. Segment and word times are absolute in the file; ids are 0..n-1
+    within the span. `on_progress(seconds_done_in_span, span_length)`.
+    """
+    length = span.duration_s
+
+    def progress(done: float, _total: float | None) -> None:
+        if on_progress is not None:
+            on_progress(r3(min(length, max(0.0, done - span.start))), length)
+
+    transcript, _ = transcribe_resumable(
+        engine, Path(wav), partial, duration_s=None, language=language, on_progress=progress,
+        should_stop=should_stop, start_s=span.start, end_s=span.end,
+    )
+    return transcript.segments
+
+
+# --- stitching ---
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"[^\w]+", "", word.lower()) or word.strip().lower()
+
+
+def _same_span(a_start: float, a_end: float, b_start: float, b_end: float) -> bool:
+    if abs(a_start - b_start) <= SAME_WORD_S:
+        return True
+    overlap = min(a_end, b_end) - max(a_start, b_start)
+    shorter = min(a_end - a_start, b_end - b_start)
+    return overlap > 0 and overlap >= 0.5 * shorter
+
+
+def _without_duplicates(seg: Segment, earlier_words: list[Word], used: set[int],
+                        earlier_segments: Iterable[Segment]) -> Segment | None:
+    """`seg` minus the words that repeat a word of an earlier chunk over the same time span (None if
+    nothing is left). Each earlier word cancels at most one later word."""
+    if not seg.words:
+        text = _norm(seg.text)
+        for other in earlier_segments:
+            if _norm(other.text) == text and _same_span(seg.start, seg.end, other.start, other.end):
+                return None
+        return seg
+    kept: list[Word] = []
+    for word in seg.words:
+        key = _norm(word.word)
+        match = next((i for i, e in enumerate(earlier_words) if i not in used and _norm(e.word) == key
+                      and _same_span(word.start, word.end, e.start, e.end)), None)
+        if match is None:
+            kept.append(word)
+        else:
+            used.add(match)
+    if len(kept) == len(seg.words):
+        return seg
+    if not kept:
+        return None
+    # Leading words dropped: the segment now starts with its first kept word.
+    start = seg.start if kept[0] is seg.words[0] else max(seg.start, kept[0].start)
+    return seg.model_copy(update={"words": kept, "text": " ".join(w.word for w in kept), "start": start})
+
+
+def _fit(seg: Segment, out: list[Segment]) -> Segment:
+    """Keep times monotonic: clip the previous segment's end back to where `seg` starts (never before its
+    own last word), then start `seg` (and its words) no earlier than that."""
+    if out and seg.start < out[-1].end:
+        prev = out[-1]
+        floor = max(prev.start, prev.words[-1].end if prev.words else prev.start)
+        new_end = max(floor, seg.start)
+        if new_end < prev.end:
+            out[-1] = prev = prev.model_copy(update={"end": new_end})
+        start = max(seg.start, prev.end)
+        words = [w if w.start >= start else w.model_copy(update={"start": start, "end": max(w.end, start)})
+                 for w in seg.words]
+        seg = seg.model_copy(update={"start": start, "words": words})
+    last_word_end = seg.words[-1].end if seg.words else seg.start
+    if seg.end < max(seg.start, last_word_end):
+        seg = seg.model_copy(update={"end": max(seg.start, last_word_end)})
+    return seg
+
+
+def merge_chunks(
+    parts: list[list[Segment]],
+    *,
+    engine: str = "merged",
+    model: str | None = None,
+    language: str | None = None,
+    duration_s: float | None = None,
+) -> Transcript:
+    """One transcript from the chunks' segments: in time order, ids 0..n-1, nothing lost or said twice.
+
+    At a seam, a word of a later chunk with the same text over the same time span as a word of an earlier
+    chunk is a duplicate and dropped (a segment left without words goes); every other word is kept. A segment
+    that ends after the next one starts is clipped back to it (never before its own last word), and the next
+    one starts no earlier than that, so times never go back.
+    """
+    ordered = sorted((p for p in parts if p), key=lambda p: min(s.start for s in p))  # stable: chunk order
+    out: list[Segment] = []
+    for part in ordered:
+        first_start = min(s.start for s in part)
+        # Only the earlier chunks' tail can overlap this one: compare against it.
+        tail_segments = [s for s in out if s.end >= first_start - SAME_WORD_S]
+        tail_words = [w for s in tail_segments for w in s.words if w.end >= first_start - SAME_WORD_S]
+        used: set[int] = set()
+        for seg in sorted(part, key=lambda s: (s.start, s.end)):
+            if tail_segments:
+                deduped = _without_duplicates(seg, tail_words, used, tail_segments)
+                if deduped is None:
+                    continue
+                seg = deduped
+            out.append(_fit(seg, out))
+    segments = [s.model_copy(update={"id": i}) for i, s in enumerate(out)]
+    return Transcript(engine=engine, model=model, language=language, duration_s=duration_s, segments=segments)
