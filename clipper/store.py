@@ -20,6 +20,7 @@ from pathlib import Path
 
 from typing import TypeVar
 
+import structlog
 from pydantic import BaseModel, Field, ValidationError
 
 from clipper.errors import CorruptArtifact, InvalidRequest, is_storage_full, storage_full
@@ -193,9 +194,38 @@ class ArtifactStore:
         try:
             return Manifest.model_validate_json(path.read_bytes())
         except (ValidationError, ValueError):
-            # Atomic writes make this unlikely; if it happens (disk error, hand edit), rebuild what we can
-            # vouch for: nothing. Stages re-verify and re-produce their outputs.
-            return Manifest(job_id=job_id)
+            # Atomic writes make this unlikely (disk error, hand edit): rebuild it from what we can vouch for.
+            return self.rebuild_manifest(job_id)
+
+    def rebuild_manifest(self, job_id: str) -> Manifest:
+        """Rebuild a corrupt or schema-invalid manifest from the stages' receipts and the files themselves.
+
+        Every receipt lists the artifacts its stage produced with their sha256; an artifact is put back only
+        if its file is there and still matches. Whatever can't be vouched for is left out, so the stage that
+        produced it runs again.
+        """
+        manifest = Manifest(job_id=job_id)
+        for receipt in sorted((self.job_dir(job_id) / ".receipts").glob("*.json")):
+            try:
+                output = json.loads(receipt.read_bytes()).get("output", {})
+            except (OSError, ValueError, AttributeError):
+                continue
+            for ref in _artifact_refs(output):
+                current = manifest.artifacts.get(ref.name)
+                if (current is None or ref.created_at > current.created_at) and self._matches(job_id, ref):
+                    manifest.artifacts[ref.name] = ref
+        manifest.updated_at = now_utc()
+        # No lock here: read_manifest runs inside _record's lock. The rename is atomic either way.
+        atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        structlog.get_logger().warning("manifest.rebuilt", job_id=job_id, artifacts=len(manifest.artifacts))
+        return manifest
+
+    def _matches(self, job_id: str, ref: ArtifactRef) -> bool:
+        try:
+            self.verify(job_id, ref)
+        except (CorruptArtifact, InvalidRequest):
+            return False
+        return True
 
     # --- manifest ---
 
@@ -215,6 +245,22 @@ class ArtifactStore:
             manifest.artifacts[ref.name] = ref
             manifest.updated_at = now_utc()
             atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+
+
+def _artifact_refs(value: object) -> Iterator[ArtifactRef]:
+    """Every ArtifactRef-shaped dict inside a stage output (a receipt's `output`)."""
+    if isinstance(value, dict):
+        if {"name", "sha256", "size", "stage", "created_at"} <= set(value):
+            try:
+                yield ArtifactRef.model_validate(value)
+            except ValidationError:
+                pass
+            return
+        for item in value.values():
+            yield from _artifact_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _artifact_refs(item)
 
 
 class JsonlLog:

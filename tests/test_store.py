@@ -67,11 +67,29 @@ def test_concurrent_writers_all_land_in_the_manifest(tmp_path):
     assert len(store.read_manifest("job").artifacts) == 40
 
 
-def test_unreadable_manifest_reads_as_empty_not_crash(tmp_path):
+def test_unreadable_manifest_without_receipts_reads_as_empty_not_crash(tmp_path):
     store = ArtifactStore(tmp_path)
     store.put_bytes("job", "x", b"1", "s")
     (store.job_dir("job") / "manifest.json").write_text("{not json")
     assert store.read_manifest("job").artifacts == {}
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"job_id": 5, "artifacts": "nope"}'])
+def test_corrupt_manifest_is_rebuilt_from_receipts_and_checksums(tmp_path, damage):
+    store = ArtifactStore(tmp_path)
+    good = store.put_bytes("job", "audio.wav", b"a" * 100, "download")
+    changed = store.put_bytes("job", "transcript.json", b"{}", "transcribe")
+    receipts = store.job_dir("job") / ".receipts"
+    receipts.mkdir()
+    (receipts / "download.json").write_text(json.dumps({"input": "k", "output": {"audio": good.model_dump(mode="json")}}))
+    (receipts / "transcribe.json").write_text(
+        json.dumps({"input": "k", "output": {"transcript": changed.model_dump(mode="json")}}))
+    store.path("job", "transcript.json").write_bytes(b"{tampered}")  # no longer matches its receipt
+    (store.job_dir("job") / "manifest.json").write_text(damage)
+    rebuilt = store.read_manifest("job")
+    assert rebuilt.artifacts == {"audio.wav": good}  # the tampered file is left out: its stage re-runs
+    assert json.loads((store.job_dir("job") / "manifest.json").read_text())["artifacts"]["audio.wav"]["sha256"]
+    assert store.read_manifest("job") == rebuilt  # written back, readable again
 
 
 def test_jsonl_log_ignores_a_torn_last_line(tmp_path):
