@@ -49,6 +49,9 @@ def build_worker(
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_s),
+        # After a worker dies, its jobs' next workflow task waits this long on the dead worker's sticky
+        # queue before any worker may take it (SDK default 10 s): keep the pause after a crash short.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         interceptors=list(interceptors),
     )
 

@@ -37,6 +37,20 @@ def redact_secrets(_logger: Any, _method: str, event_dict: dict) -> dict:
     return _scrub(event_dict)
 
 
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Standard-library logging gets the same redaction (the Temporal SDK logs activity failures there):
+    applied when a record is made, so it holds for every logger and handler."""
+    record = _base_record_factory(*args, **kwargs)
+    if _secrets:
+        record.msg, record.args = _scrub(record.getMessage()), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = _scrub(logging.Formatter().formatException(record.exc_info))
+    return record
+
+
 def configure_logging(
     level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (), stream: Any = None
 ) -> None:
@@ -45,6 +59,7 @@ def configure_logging(
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer = structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+    logging.setLogRecordFactory(_redacting_record_factory)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -22,3 +22,22 @@ def test_json_lines_with_context_and_redaction():
     assert event["event"] == "stage.started" and event["job_id"] == "clip-1" and event["stage"] == "download"
     assert "sk-planted-secret-123" not in out.getvalue() and "sk-other" not in out.getvalue()
     assert event["nested"]["token"] == "[REDACTED]"
+
+
+def test_stdlib_logging_is_redacted_too():
+    import logging
+
+    configure_logging("info", "json", secrets=["sk-planted-stdlib-456"], stream=io.StringIO())
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("temporalio.activity")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("upstream said: bad key sk-planted-stdlib-456")
+        except RuntimeError:
+            logger.warning("Completing activity as failed (%s)", "key sk-planted-stdlib-456", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    assert "Completing activity as failed" in out.getvalue()
+    assert "sk-planted-stdlib-456" not in out.getvalue()
