@@ -392,7 +392,6 @@ def test_rejected_is_not_retried_and_leaks_no_secret(settings, receiver, caplog)
 # --- a real job: the workflow notifies when a stage gives up, and when the job then fails ---
 
 
-@pytest.mark.skipif(not hasattr(StageRunner, "notify"), reason="MediaJob does not notify yet (workflow change)")
 def test_job_notifies_when_waiting_and_when_failed(settings, receiver):
     inbox = Inbox()
     controller = smtp_controller(inbox)
