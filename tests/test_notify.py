@@ -44,7 +44,6 @@ from clipper_client import ClipperClient, connect
 from tests.conftest import run
 from tests.httpserver import serve
 from worker import build_worker
-from workflows.stage_runner import StageRunner
 
 PASSWORD = "smtp-pa55-planted-Zq8"
 WEBHOOK_SECRET = "whsec-planted-K3y-77"
