@@ -191,19 +191,20 @@ def wait_for_log(log_path: Path, event: str, proc: subprocess.Popen, timeout: fl
     raise TimeoutError(f"no {event!r} in {log_path} after {timeout}s")
 
 
-def stage_events(log_path: Path, name: str) -> Counter[tuple[str, str]]:
-    """(job id, stage) → how many times the worker logged event `name` (e.g. `stage.started`)."""
-    counts: Counter[tuple[str, str]] = Counter()
+def json_log_events(log_path: Path) -> Iterator[dict]:
+    """The structlog JSON events in a worker's log, skipping anything else it printed."""
     for line in log_path.read_text(errors="replace").splitlines():
         if not line.startswith("{"):
             continue
         try:
-            event = json.loads(line)
+            yield json.loads(line)
         except ValueError:
             continue
-        if event.get("event") == name:
-            counts[(event.get("job_id"), event.get("stage"))] += 1
-    return counts
+
+
+def stage_events(log_path: Path, name: str) -> Counter[tuple[str, str]]:
+    """(job id, stage) → how many times the worker logged event `name` (e.g. `stage.started`)."""
+    return Counter((e.get("job_id"), e.get("stage")) for e in json_log_events(log_path) if e.get("event") == name)
 
 
 # --- the run ---

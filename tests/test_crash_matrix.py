@@ -46,7 +46,6 @@ makes the workers log at debug level. The workers' logs are in pytest's tmp fold
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -65,7 +64,7 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from bench.load import activity_runs, attempts_per_stage
+from bench.load import activity_runs, attempts_per_stage, json_log_events
 from clipper.config import Settings
 from clipper.models import JobResult, JobState, StagePolicy, Transcript
 from clipper.store import ArtifactStore, JsonlLog, Manifest
@@ -221,15 +220,7 @@ class Cluster:
         """This job's structured log events from every worker process that ever ran, in order."""
         found = []
         for index, (_, log) in enumerate(self.workers):
-            for line in log.read_text(errors="replace").splitlines():
-                if not line.startswith("{"):
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("job_id") == job_id:
-                    found.append({**event, "worker": index + 1})
+            found += [{**event, "worker": index + 1} for event in json_log_events(log) if event.get("job_id") == job_id]
         return found
 
     def stop(self) -> None:
