@@ -4,6 +4,9 @@ search attributes and ETA."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -40,11 +43,24 @@ class ActivityLog(Interceptor):
 
 
 async def until(predicate, timeout: float = 60, what: str = "condition"):
+    """Poll `predicate` (plain or async) until it returns something truthy; return that."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := await predicate()):
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
-    return value
+
+
+@contextlib.asynccontextmanager
+async def steering(settings, **worker_options) -> AsyncIterator[ClipperClient]:
+    """A client to steer jobs with, and an in-process worker running them."""
+    client = await connect(settings)
+    async with build_worker(client, settings, **worker_options):
+        yield ClipperClient(client, settings)
 
 
 def partial_segments(store: ArtifactStore, job_id: str) -> int:
@@ -54,9 +70,7 @@ def partial_segments(store: ArtifactStore, job_id: str) -> int:
 
 def test_pause_waits_at_the_stage_boundary_then_resume_finishes(settings, media_server):
     async def body():
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             job = (await clipper.submit(media_server.url("/episode.mp3"))).job_id
             await until(lambda: _stage_is(clipper, job, "transcribe", StageState.running), what="transcription")
             await clipper.pause(job)
@@ -67,7 +81,7 @@ def test_pause_waits_at_the_stage_boundary_then_resume_finishes(settings, media_
             await asyncio.sleep(1.5)
             status = await clipper.status(job)
             assert status.state == JobState.paused and status.stage("quotes").state == StageState.pending
-            paused = await client.list_workflows(f'WorkflowId = "{job}" AND ClipperState = "paused"').__anext__()
+            paused = await clipper.client.list_workflows(f'WorkflowId = "{job}" AND ClipperState = "paused"').__anext__()
             assert paused.id == job
             await clipper.resume(job)
             result = await clipper.result(job)
@@ -86,11 +100,9 @@ def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segment
     store = ArtifactStore(settings.storage_dir)
 
     async def body(url):
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             job = (await clipper.submit(url)).job_id
-            await until(lambda: _async(partial_segments(store, job) >= 2), what="saved segments")
+            await until(lambda: partial_segments(store, job) >= 2, what="saved segments")
             await clipper.pause(job, now=True)
             status = await until(lambda: _stage_pending(clipper, job, "transcribe"), what="transcribe interrupted")
             assert status.state == JobState.paused
@@ -106,10 +118,6 @@ def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segment
     assert transcript.meta["resumed_from_s"] > 0
 
 
-async def _async(value):
-    return value
-
-
 async def _stage_pending(clipper, job, stage):
     status = await clipper.status(job)
     return status if status.stage(stage).state == StageState.pending else None
@@ -119,11 +127,9 @@ def test_cancel_mid_transcription_keeps_finished_work_and_removes_temp_files(set
     store = ArtifactStore(settings.storage_dir)
 
     async def body(url):
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             job = (await clipper.submit(url)).job_id
-            await until(lambda: _async(partial_segments(store, job) >= 1), what="transcription under way")
+            await until(lambda: partial_segments(store, job) >= 1, what="transcription under way")
             await clipper.cancel(job)
             with pytest.raises(WorkflowFailureError) as err:
                 await clipper.result(job)
@@ -146,16 +152,14 @@ def test_priority_one_is_dispatched_before_priority_five(settings, media_server)
     recorder = ActivityLog()
 
     async def body():
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings, interceptors=[recorder]):
+        async with steering(settings, interceptors=[recorder]) as clipper:
             blocker = (await clipper.submit(media_server.url("/episode.mp3") + "?job=blocker")).job_id
-            await until(lambda: _async(("transcribe", blocker) in recorder.started), what="blocker transcribing")
+            await until(lambda: ("transcribe", blocker) in recorder.started, what="blocker transcribing")
             low = [(await clipper.submit(media_server.url(f"/episode.mp3?job=low{i}"), priority=5)).job_id
                    for i in range(3)]
             high = (await clipper.submit(media_server.url("/episode.mp3?job=high"), priority=1)).job_id
             backlog = set(low) | {high}
-            await until(lambda: _async(sum(j in backlog for _, j in recorder.started) >= 2), what="backlog dispatch")
+            await until(lambda: sum(j in backlog for _, j in recorder.started) >= 2, what="backlog dispatch")
             for job in [blocker, *backlog]:
                 await clipper.handle(job).terminate("test over")
             return [j for t, j in recorder.started if t == "download" and j in backlog], high
@@ -166,9 +170,7 @@ def test_priority_one_is_dispatched_before_priority_five(settings, media_server)
 
 def test_failed_stage_waits_for_manual_retry_with_new_options(settings, media_server):
     async def body():
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             # No LLM configured: the quotes stage fails with EngineNotConfigured and waits.
             job = (await clipper.submit(media_server.url("/episode.mp3"), JobOptions(text_engine="llm"))).job_id
             status = await wait_for_state(clipper, job, JobState.failed)
@@ -186,9 +188,7 @@ def test_unanswered_failure_fails_after_the_retry_wait(settings, media_server):
     settings = settings.model_copy(update={"retry_wait_s": 1.0})
 
     async def body():
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             job = (await clipper.submit(media_server.url("/episode.mp3"), JobOptions(text_engine="llm"))).job_id
             with pytest.raises(WorkflowFailureError) as err:
                 await asyncio.wait_for(clipper.result(job), 60)
@@ -200,9 +200,7 @@ def test_unanswered_failure_fails_after_the_retry_wait(settings, media_server):
 
 def test_eta_is_reported_while_running_and_cleared_when_done(settings, long_sample):
     async def body(url):
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             job = (await clipper.submit(url)).job_id
             status = await until(lambda: _eta(clipper, job), what="an ETA")
             result = await clipper.result(job)
@@ -224,9 +222,7 @@ def test_cancel_after_a_spent_pause_now_still_cancels(settings, long_sample):
     """A pause --now whose activity finished anyway must not turn a later cancel into a restart."""
 
     async def body(url):
-        client = await connect(settings)
-        clipper = ClipperClient(client, settings)
-        async with build_worker(client, settings):
+        async with steering(settings) as clipper:
             job = (await clipper.submit(url)).job_id
             await clipper.pause(job, now=True)  # lands while download runs (or before it starts)
             await wait_for_state(clipper, job, JobState.paused)
