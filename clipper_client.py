@@ -119,7 +119,8 @@ class ClipperClient:
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
                              policies=self.settings.stage_policies(), retry_wait_s=self.settings.retry_wait_s,
-                             rates=RateBook(self.settings.storage_dir).read(), notify_on=self.settings.notify_events())
+                             rates=RateBook(self.settings.storage_dir).read(), notify_on=self.settings.notify_events(),
+                             asr_chunk_s=self.settings.asr_chunk_s)
         existing = await self._exists(job_id)
         try:
             await self.client.start_workflow(

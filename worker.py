@@ -25,6 +25,7 @@ from activities.report import ReportActivity
 from activities.runtime import StageDeps
 from activities.summary import SummaryActivity
 from activities.transcribe import TranscribeActivity
+from activities.transcribe_chunks import MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity
 from clipper.config import Settings, get_settings
 from clipper.log import configure_logging, get_logger
 from clipper_client import connect, ensure_search_attributes
@@ -33,7 +34,7 @@ from workflows.media_job import MediaJob
 
 STAGE_ACTIVITIES = (
     DownloadActivity, TranscribeActivity, QuotesActivity, SummaryActivity, ClipsActivity, ReportActivity,
-    CleanupActivity, NotifyActivity,
+    CleanupActivity, NotifyActivity, PlanTranscriptionActivity, TranscribeChunkActivity, MergeTranscriptActivity,
 )
 
 

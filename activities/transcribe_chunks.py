@@ -69,7 +69,7 @@ class TranscribeChunkActivity:
         store, job, span = self.deps.store, request.job_id, request.span
         started_at, started = now_utc(), time.monotonic()
         audio_path = store.verify(job, request.audio)
-        engine = get_engine(self.deps.settings, request.options.asr_engine)
+        engine = get_engine(self.deps.settings, request.options.asr_engine, chunked=True)
         # Keyed by the audio's checksum and the span: saved segments are only valid for exactly that audio.
         partial = JsonlLog(store.scratch_dir(job) / (
             f"transcript-{request.audio.sha256[:16]}-chunk-{span.index}-"

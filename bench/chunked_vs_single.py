@@ -8,7 +8,8 @@ prints a markdown table: wall time, speed-up over the first single-pass run, rea
 the run actually got (process CPU time ÷ wall time), WER against the sample's reference repeated as often.
 
 Run specs (comma-separated):
-  `single:<beam>:<threads>`                     the current path: `transcribe_resumable` over the whole file
+  `single:<beam>[:<threads>]`                   the current path: `transcribe_resumable` over the whole file
+      (threads default 0 = CTranslate2's default, all cores up to 4, as the `transcribe` activity runs it)
   `chunked:<beam>:<chunk_s>[:<parallel>[:<threads>]]`   `plan_chunks` + `transcribe_span` on `parallel`
       threads of one process (as that many `transcribe_chunk` activities on one worker would) + `merge_chunks`;
       the model has num_workers=parallel, threads per decode default cores // parallel.
@@ -45,7 +46,7 @@ from clipper.store import JsonlLog  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
 REFERENCE = ROOT / "tests" / "data" / "sample.txt"
-DEFAULT_RUNS = "single:5:2,single:5:1,chunked:5:150,chunked:5:300,chunked:5:180,single:1:2,chunked:1:150"
+DEFAULT_RUNS = "single:5,chunked:5:300,chunked:5:150,chunked:5:180,single:5:1,single:1,chunked:1:300"
 
 
 def normalise(text: str) -> str:
@@ -81,8 +82,8 @@ def parse_run(spec: str) -> Run:
     kind, *args = spec.split(":")
     cores = available_cores()
     if kind == "single":
-        beam, threads = int(args[0]), int(args[1]) if len(args) > 1 else cores
-        return Run(f"single pass, beam {beam}, {threads} thread(s)", kind, beam, threads)
+        beam, threads = int(args[0]), int(args[1]) if len(args) > 1 else 0
+        return Run(f"single pass, beam {beam}, {threads or 'default'} thread(s)", kind, beam, threads)
     if kind == "chunked":
         beam, chunk_s = int(args[0]), float(args[1])
         parallel = int(args[2]) if len(args) > 2 else 2
@@ -96,7 +97,7 @@ def engine_for(run: Run) -> LocalWhisperEngine:
     settings = Settings(asr_engine="local", asr_model_path=None, asr_compute_type="int8", asr_language="en",
                         asr_beam_size=run.beam, asr_cpu_threads=run.threads, asr_parallel=run.parallel,
                         asr_chunk_s=run.chunk_s)
-    engine = LocalWhisperEngine(settings)
+    engine = LocalWhisperEngine(settings, chunked=run.kind == "chunked")
     engine.load()  # loading is not what we measure
     return engine
 

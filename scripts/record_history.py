@@ -1,6 +1,6 @@
 """Record the event history of a finished MediaJob into tests/histories/, for the replay test.
 
-    python -m scripts.record_history NAME [--fail-url]
+    python -m scripts.record_history NAME [--url URL] [--steer] [--chunk-s S]
 
 Runs the bundled sample (or a URL that fails) through a throw-away dev server and an in-process worker.
 Keep old histories when changing the workflow: replaying them is how CI notices a non-deterministic change.
@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
 
 
-async def record(name: str, url: str | None, tmp: Path, steer: bool = False) -> Path:
+async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chunk_s: float = 180.0) -> Path:
     server = DevServer(tmp / "temporal.db").start()
     try:
         settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
-                            storage_dir=tmp / "storage", allow_local_files=True)
+                            storage_dir=tmp / "storage", allow_local_files=True, asr_chunk_s=chunk_s)
         client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         clipper = ClipperClient(client, settings)
@@ -66,9 +66,11 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--url", help="submit this instead of the bundled sample (e.g. a failing URL)")
     parser.add_argument("--steer", action="store_true", help="pause, re-prioritise, resume, fail and retry the job")
+    parser.add_argument("--chunk-s", type=float, default=180.0,
+                        help="chunk target for chunked transcription (e.g. 20: the 54 s sample in 3 chunks)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(asyncio.run(record(args.name, args.url, Path(tmp), args.steer)))
+        print(asyncio.run(record(args.name, args.url, Path(tmp), args.steer, args.chunk_s)))
     os._exit(0)
 
 

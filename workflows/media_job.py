@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
         ReportInput, StageStatus, TextStageInput, TranscribeInput,
     )
+    from workflows.chunked_transcription import transcribe_in_chunks, wants_chunks
     from workflows.control import JobControl
     from workflows.stage_runner import StageFailed, StageRunner
 
@@ -53,15 +54,20 @@ class MediaJob(JobControl):
         options = request.options  # the runner swaps in changed options after a manual retry
         try:
             await self.download(rebuild=False)
-            transcript = await self.rebuilding_audio("transcribe", TranscribeActivity.run, lambda: TranscribeInput(
-                job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s, options=options))
+            if workflow.patched("chunked-transcription") and wants_chunks(request.asr_chunk_s, self.job.duration_s):
+                transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
+                    self.stages, job, self.media.audio, self.media.info.duration_s))
+            else:
+                transcript = await self.rebuilding_audio(lambda: self.stages.run("transcribe", TranscribeActivity.run,
+                    TranscribeInput(job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s,
+                                    options=options)))
             if workflow.patched("quotes-summary-clips-report"):
                 text = TextStageInput(job_id=job, transcript=transcript.transcript, options=options)
                 quotes = await self.stages.run("quotes", QuotesActivity.run, text)
                 summary = await self.stages.run("summary", SummaryActivity.run, text)
-                clips = await self.rebuilding_audio("clips", ClipsActivity.run, lambda: ClipsInput(
+                clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsActivity.run, ClipsInput(
                     job_id=job, audio=self.media.audio, quotes=quotes.quotes,
-                    duration_s=self.media.info.duration_s, options=options))
+                    duration_s=self.media.info.duration_s, options=options)))
                 await self.stages.run("report", ReportActivity.run, ReportInput(
                     job_id=job, media=self.media.media, transcript=transcript.transcript,
                     quotes=quotes.quotes, summary=summary.summary, clips=clips.index))
@@ -87,11 +93,11 @@ class MediaJob(JobControl):
         self.media = await self.stages.run("download", DownloadActivity.run, request)
         self.job.title, self.job.duration_s = self.media.info.title, self.media.info.duration_s
 
-    async def rebuilding_audio(self, stage: str, activity: Any, make_input: Callable[[], Any]) -> Any:
-        """Run a stage that reads the audio; if the audio turns out corrupt, rebuild it and run again."""
+    async def rebuilding_audio(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run work that reads the audio; if the audio turns out corrupt, rebuild it and run the work again."""
         for rebuilds in range(MAX_REBUILDS + 1):
             try:
-                return await self.stages.run(stage, activity, make_input())
+                return await work()
             except StageFailed as failed:
                 if failed.error.type != "CorruptArtifact" or rebuilds == MAX_REBUILDS:
                     raise

@@ -76,8 +76,9 @@ class StageRunner:
         self.status = status
         self.controls = False  # pause/retry/search attributes: on for jobs started since they exist
         self.paused = False
-        self.interrupted = False  # the running activity was cancelled by `pause --now`, not by the user
-        self.current: workflow.ActivityHandle | None = None
+        # `pause --now` count: an activity that started before the latest one was interrupted, not cancelled.
+        self.interrupts = 0
+        self.running: list[workflow.ActivityHandle] = []  # in start order (a set's order is not deterministic)
         self.retry: RetryRequest | None = None
         self.abandoned = False
         self.published: tuple | None = None
@@ -86,22 +87,32 @@ class StageRunner:
     def policy(self, stage: str) -> StagePolicy:
         return self.request.policies.get(stage) or DEFAULT_POLICIES.get(stage) or StagePolicy()
 
-    async def run(self, stage: str, activity: Any, arg: Any) -> Any:
+    async def run(self, stage: str, activity: Any, arg: Any, *, part: bool = False, boundary: bool = True) -> Any:
+        """Run the stage's activity to success, through pauses and manual retries.
+
+        `part=True`: the activity is one of several that make up the stage (chunked transcription), maybe
+        running side by side; the caller opens and closes the stage (`open_stage`, `close_stage`), but a
+        failure still fails the stage and waits for a manual retry. `boundary=False`: this start is not a
+        place where a pause takes effect (it continues the step before); a restart after pause --now still is.
+        """
         entry = self.status.stage(stage)
         while True:
-            await workflow.wait_condition(lambda: not self.paused)  # a pause takes effect here
+            if boundary:
+                await workflow.wait_condition(lambda: not self.paused)  # a pause takes effect here
+            boundary = True
             self.raise_if_cancelled()
-            self.interrupted = False  # a pause --now whose activity finished anyway is spent
+            interrupts = self.interrupts  # a pause --now before this start does not concern this activity
             if "options" in type(arg).model_fields:  # a manual retry may have changed them
                 arg = arg.model_copy(update={"options": self.request.options})
-            entry.state, entry.started_at, entry.finished_at, entry.error = StageState.running, workflow.now(), None, None
-            entry.progress, self.status.current_stage = 0.0, stage
-            self.publish()
+            if part:
+                entry.state, entry.error = StageState.running, None
+            else:
+                self.open_stage(stage)
             try:
                 result = await self.start(stage, activity, arg)
             except ActivityError as err:
-                if self.interrupted:  # pause --now: run the stage again once resumed
-                    self.interrupted, entry.state = False, StageState.pending
+                if self.interrupts != interrupts:  # pause --now: run it again once resumed
+                    entry.state = StageState.pending
                     continue
                 if isinstance(err.cause, CancelledError):
                     raise asyncio.CancelledError() from err
@@ -111,17 +122,29 @@ class StageRunner:
                     continue
                 self.publish()
                 raise StageFailed(stage, entry.error) from err
-            entry.state, entry.finished_at, entry.progress = StageState.done, workflow.now(), 1.0
-            entry.attempt = getattr(result, "attempt", entry.attempt + 1)
-            info = getattr(result, "info", None)  # the download stage is the one that learns the duration
-            duration = self.status.duration_s or (info.duration_s if info else None)
-            if duration:
-                entry.rate = round(getattr(result, "elapsed_s", 0.0) / duration, 5)
-            for ref in result.artifacts():
-                self.status.artifacts[ref.name] = ref
-            self.publish()
+            if part:
+                return result
+            self.close_stage(stage, result)
             self.raise_if_cancelled()
             return result
+
+    def open_stage(self, stage: str) -> None:
+        entry = self.status.stage(stage)
+        entry.state, entry.started_at, entry.finished_at, entry.error = StageState.running, workflow.now(), None, None
+        entry.progress, self.status.current_stage = 0.0, stage
+        self.publish()
+
+    def close_stage(self, stage: str, result: Any) -> None:
+        entry = self.status.stage(stage)
+        entry.state, entry.finished_at, entry.progress = StageState.done, workflow.now(), 1.0
+        entry.attempt = getattr(result, "attempt", entry.attempt + 1)
+        info = getattr(result, "info", None)  # the download stage is the one that learns the duration
+        duration = self.status.duration_s or (info.duration_s if info else None)
+        if duration:
+            entry.rate = round(getattr(result, "elapsed_s", 0.0) / duration, 5)
+        for ref in result.artifacts():
+            self.status.artifacts[ref.name] = ref
+        self.publish()
 
     def raise_if_cancelled(self) -> None:
         """A cancel that reached an activity only after it finished is not lost: stop at this boundary."""
@@ -130,7 +153,7 @@ class StageRunner:
 
     async def start(self, stage: str, activity: Any, arg: Any) -> Any:
         policy = self.policy(stage)
-        self.current = workflow.start_activity_method(
+        handle = workflow.start_activity_method(
             activity,
             arg,
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(self.status.duration_s)),
@@ -141,19 +164,21 @@ class StageRunner:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{stage}: {self.status.title or self.request.url}"[:200],
         )
+        self.running.append(handle)
         try:
-            return await self.current
+            return await handle
         finally:
-            self.current = None
+            self.running.remove(handle)
 
     # --- control ---
 
     def pause(self, now: bool) -> None:
         self.paused = True
         self.status.state, self.status.paused_since = JobState.paused, workflow.now()
-        if now and self.current is not None:
-            self.interrupted = True
-            self.current.cancel()
+        if now and self.running:
+            self.interrupts += 1
+            for handle in list(self.running):
+                handle.cancel()
         self.publish()
 
     def resume(self) -> None:

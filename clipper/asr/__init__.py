@@ -17,8 +17,11 @@ from clipper.errors import EngineNotConfigured
 ENGINES = ("local", "openai", "noop")
 
 
-def get_engine(settings: Settings, name: str | None = None) -> AsrEngine:
+def get_engine(settings: Settings, name: str | None = None, *, chunked: bool = False) -> AsrEngine:
     """The engine `name` (default: `settings.asr_engine`), configured from `settings`.
+
+    `chunked=True`: the engine decodes one chunk of several decoded side by side (the local model then
+    splits the cores between `settings.asr_parallel` decodes instead of giving each decode all of them).
 
     Raises `EngineNotConfigured` for an unknown name or missing/invalid engine settings. The local model is
     loaded lazily on the first transcription and then cached for the process.
@@ -27,7 +30,7 @@ def get_engine(settings: Settings, name: str | None = None) -> AsrEngine:
     if choice == "local":
         from clipper.asr.local import LocalWhisperEngine
 
-        return LocalWhisperEngine(settings)
+        return LocalWhisperEngine(settings, chunked=chunked)
     if choice == "openai":
         from clipper.asr.openai_api import OpenAIEngine
 

@@ -1,6 +1,6 @@
 """Chunked transcription: cut long audio in silences, transcribe the pieces side by side, stitch them.
 
-No Temporal here. `plan_chunks` finds the cut points (the quietest 0.3 s near every k × target seconds),
+No Temporal here. `plan_chunks` finds the cut points (the quietest 0.3 s near every boundary between equal spans),
 `transcribe_span` transcribes one piece resumably (its own partial log, times absolute in the file) and
 `merge_chunks` puts the pieces back together in time order without losing or repeating a word at a seam.
 
@@ -10,6 +10,7 @@ decodes at once), so on a small machine the speed-up of a long file comes from d
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,7 +80,9 @@ def plan_chunks(
 ) -> list[ChunkSpan]:
     """Split a 16 kHz mono WAV into spans of about `target_s` seconds, cut in silences.
 
-    For each boundary k × target_s the quietest 0.3 s within ±`window_s` is found and the cut goes in its
+    The file is split into n = ⌈duration / target_s⌉ spans of equal length (at most `target_s`), so spans
+    decoded side by side finish together (10 min at 180 s: four spans of 150 s, not 180+180+180+58). For
+    each boundary k × duration / n, the quietest 0.3 s within ±`window_s` is found and the cut goes in its
     middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
     than 1.5 × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
     """
@@ -89,16 +92,15 @@ def plan_chunks(
         return [ChunkSpan(index=0, start=0.0, end=duration)]
     cuts: list[float] = []
     previous = 0.0
-    k = 1
-    while k * target_s < duration:
-        nominal = k * target_s
+    pieces = math.ceil(duration / target_s)
+    for k in range(1, pieces):
+        nominal = k * duration / pieces
         lo = max(previous + min_chunk_s, nominal - window_s)
         hi = min(duration - min_chunk_s, nominal + window_s)
         if hi - lo >= QUIET_S:
             cut = _quietest_point(wav, lo, hi, nominal)
             cuts.append(cut)
             previous = cut
-        k += 1
     bounds = [0.0, *cuts, duration]
     return [ChunkSpan(index=i, start=bounds[i], end=bounds[i + 1]) for i in range(len(bounds) - 1)]
 

@@ -84,12 +84,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def decode_threads(settings: Settings) -> int:
-    """Threads per decode: CLIPPER_ASR_CPU_THREADS if set; when chunks are decoded side by side, the cores
-    shared between the `asr_parallel` decodes; else 0 (CTranslate2's default)."""
+def decode_threads(settings: Settings, chunked: bool = False) -> int:
+    """Threads per decode: CLIPPER_ASR_CPU_THREADS if set; for chunks decoded side by side, the cores shared
+    between the `asr_parallel` decodes; else 0 (CTranslate2's default: every core, up to 4), as one pass
+    alone on a worker is fastest with all the cores."""
     if settings.asr_cpu_threads > 0:
         return settings.asr_cpu_threads
-    if settings.asr_chunk_s > 0 and settings.asr_parallel > 1:
+    if chunked and settings.asr_parallel > 1:
         return max(1, available_cores() // settings.asr_parallel)
     return 0
 
@@ -133,11 +134,11 @@ def _model_label(path: Path) -> str:
 class LocalWhisperEngine:
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, chunked: bool = False) -> None:
         self.model_path = resolve_model_path(settings)
         self.model: str | None = _model_label(self.model_path)
         self.compute_type = settings.asr_compute_type
-        self.cpu_threads = decode_threads(settings)
+        self.cpu_threads = decode_threads(settings, chunked)
         self.num_workers = max(1, settings.asr_parallel)  # decodes that run at once from different threads
         self.beam_size = settings.asr_beam_size
         self.detected_language: str | None = None

@@ -1,0 +1,133 @@
+"""Chunked transcription through Temporal: plan → chunks side by side → merge, and a kill -9 mid-stage
+that costs only the chunks that were running."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import jiwer
+import pytest
+from temporalio.api.enums.v1 import EventType
+
+from clipper.models import JobResult, JobState, Transcript
+from clipper.store import ArtifactStore, sha256_file
+from clipper_client import ClipperClient, connect
+from tests.conftest import REFERENCE, run
+from tests.httpserver import serve
+from tests.test_crash import REPEATS, long_sample, start_worker, wait_for  # noqa: F401 (fixture)
+from tests.test_pipeline import assert_manifest_matches, normalise
+
+CHUNK_S = 60.0  # the ~218 s sample → 4 chunks of ~55 s, cut in the pauses between the repetitions
+
+
+async def scheduled_activities(settings, job_id: str) -> list[tuple[str, dict]]:
+    """(activity type, input) of every activity the job scheduled, in order."""
+    import json
+
+    client = await connect(settings)
+    history = await client.get_workflow_handle(job_id).fetch_history()
+    out = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            payload = attrs.input.payloads[0].data if attrs.input.payloads else b"null"
+            out.append((attrs.activity_type.name, json.loads(payload)))
+    return out
+
+
+@pytest.mark.crash
+def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_sample, tmp_path):
+    settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S})
+    store = ArtifactStore(settings.storage_dir)
+    log_path = tmp_path / "worker.log"
+    with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
+
+        async def submit() -> str:
+            client = ClipperClient(await connect(settings), settings)
+            return (await client.submit(server.url("/long.mp3"))).job_id
+
+        job_id = run(submit())
+        chunk_dir = store.root / "jobs" / job_id / "chunks"
+
+        def finished_chunks() -> dict[str, tuple[float, str]]:
+            return {p.name: (p.stat().st_mtime_ns, sha256_file(p)) for p in chunk_dir.glob("transcript-*.json")}
+
+        first = start_worker(settings, log_path)
+        try:
+            wait_for(lambda: len(finished_chunks()) >= 1, 180, "the first chunk to be transcribed")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            first.kill()
+        before_kill = finished_chunks()
+        second = start_worker(settings, log_path)
+        try:
+            async def result() -> JobResult:
+                client = ClipperClient(await connect(settings), settings)
+                return await client.result(job_id)
+
+            outcome = run(result())
+            scheduled = run(scheduled_activities(settings, job_id))
+        finally:
+            second.terminate()
+            second.wait(30)
+
+    assert outcome.state == JobState.done, outcome
+    names = [name for name, _ in scheduled]
+    assert names.count("plan_transcription") == 1 and names.count("merge_transcript") == 1
+    assert "transcribe" not in names  # the single-pass activity never ran
+    spans = [arg["span"]["index"] for name, arg in scheduled if name == "transcribe_chunk"]
+    assert sorted(set(spans)) == [0, 1, 2, 3], spans
+    # Chunks finished before the kill were neither scheduled again nor rewritten.
+    assert 1 <= len(before_kill) < 4, before_kill
+    after = finished_chunks()
+    for name, (mtime, sha) in before_kill.items():
+        assert after[name] == (mtime, sha), name
+        assert spans.count(int(name.removeprefix("transcript-").removesuffix(".json"))) == 1, (name, spans)
+    transcript = Transcript.model_validate_json(store.path(job_id, "transcript.json").read_bytes())
+    assert [c["index"] for c in transcript.meta["chunks"]] == [0, 1, 2, 3]
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts)
+    reference = " ".join([REFERENCE.read_text()] * REPEATS)
+    assert jiwer.wer(normalise(reference), normalise(transcript.text)) <= 0.15
+    assert_manifest_matches(store, job_id)
+    status = outcome.status.stage("transcribe")
+    assert status.progress == 1.0 and status.state.value == "done"
+
+
+def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(settings, long_sample):
+    from clipper.store import JsonlLog
+    from tests.test_controls import _stage_pending, steering, until
+
+    settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S})
+    store = ArtifactStore(settings.storage_dir)
+
+    def saved_chunk_segments() -> int:
+        logs = (store.root / "jobs").glob("*/.tmp/transcript-*-chunk-*.partial.jsonl")
+        return sum(len(JsonlLog(p).read()) for p in logs)
+
+    async def body(url):
+        async with steering(settings) as clipper:
+            job = (await clipper.submit(url)).job_id
+            await until(lambda: saved_chunk_segments() >= 2, timeout=120, what="chunks under way")
+            await clipper.pause(job, now=True)
+            status = await until(lambda: _stage_pending(clipper, job, "transcribe"), what="chunks interrupted")
+            assert status.state == JobState.paused
+
+            async def no_activity_running() -> bool:
+                return not (await clipper.handle(job).describe()).raw_description.pending_activities
+
+            await until(no_activity_running, timeout=30, what="every running chunk to stop")
+            await asyncio.sleep(1)
+            assert await no_activity_running(), "a chunk started while the job was paused"
+            assert (await clipper.status(job)).state == JobState.paused
+            await clipper.resume(job)
+            return job, await clipper.result(job)
+
+    with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
+        job, result = run(body(server.url("/long.mp3")))
+    assert result.state == JobState.done
+    transcript = Transcript.model_validate_json(store.path(job, "transcript.json").read_bytes())
+    assert len(transcript.meta["chunks"]) == 4
+    assert transcript.meta["resumed_from_s"] > 0  # the interrupted chunks went on from their saved segments
