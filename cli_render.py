@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from clipper.batch_models import BatchStatus
 from clipper.models import JobStatus
 from clipper.stats import Stats
 from clipper_client import JobSummary
@@ -63,7 +64,7 @@ def print_status(status: JobStatus) -> None:
         console.print(f"[red]{escape(status.error.type)}[/]: {escape(status.error.message)}")
 
 
-def print_outputs(status: JobStatus, folder: Path) -> None:
+def print_outputs(status: JobStatus, folder: Path | str) -> None:
     table = Table(title=f"outputs in {folder}", title_justify="left")
     for col, justify in (("artifact", "left"), ("bytes", "right"), ("stage", "left"), ("sha256", "left")):
         table.add_column(col, justify=justify, overflow="fold")
@@ -130,3 +131,24 @@ def print_stats(stats: Stats, window: str) -> None:
     console.print("[bold]suggestions[/]")
     for line in stats.suggestions:
         console.print(Text(f"  • {line}"))
+
+
+def print_batch_status(status: BatchStatus) -> None:
+    """A batch: counts, and its running, failed and latest finished items (`clipper status <job>` for one)."""
+    table = Table(title=escape(f"{status.batch_id} · {status.title or status.source or 'list of URLs'}"),
+                  title_justify="left")
+    for col in ("#", "job", "state", "item", "error"):
+        table.add_column(col, overflow="fold", no_wrap=col == "job")
+    for item in sorted(status.items, key=lambda i: i.index):
+        table.add_row(str(item.index), item.job_id, item.state.value + (" (earlier)" if item.existing else ""),
+                      Text(item.title or item.url), Text(item.error or ""))
+    console.print(table)
+    c = status.counts
+    line = (f"state: [bold]{status.state.value}[/] · {c.done}/{c.total} done · {c.failed} failed · {c.cancelled} "
+            f"cancelled · {c.running} running · {c.queued} queued · concurrency {status.concurrency} · "
+            f"priority {status.priority}")
+    if status.paused_since:
+        line += f" · paused since {hms(status.paused_since)} UTC"
+    console.print(line + (f" · run {status.run}" if status.run > 1 else ""), highlight=False)
+    if status.error:
+        console.print(f"[red]{escape(status.error)}[/]")

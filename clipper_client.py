@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from clipper.batch_models import BatchResult, BatchStatus
 from clipper.config import DEFAULT_RATES, STAGE_OVERHEAD_S, Settings, get_settings
 from clipper.rates import RateBook
 from clipper.stats import WAITING, JobRecord, StageRecord, Stats, compute_stats
@@ -95,6 +96,13 @@ SERVER_STATES = {
 }
 
 
+def job_settings(settings: Settings) -> dict[str, Any]:
+    """What a submitting client puts into every JobRequest from its own settings (policies, limits, ...)."""
+    return dict(policies=settings.stage_policies(), retry_wait_s=settings.retry_wait_s,
+                rates=RateBook(settings.storage_dir).read(), notify_on=settings.notify_events(),
+                asr_chunk_s=settings.asr_chunk_s, worker_pools=settings.worker_pools)
+
+
 class ClipperClient:
     query_timeout_s = 5.0
 
@@ -118,9 +126,7 @@ class ClipperClient:
             raise InvalidRequest(f"priority must be 1 (highest) to 5 (lowest), got {priority}")
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
-                             policies=self.settings.stage_policies(), retry_wait_s=self.settings.retry_wait_s,
-                             rates=RateBook(self.settings.storage_dir).read(), notify_on=self.settings.notify_events(),
-                             asr_chunk_s=self.settings.asr_chunk_s)
+                             **job_settings(self.settings))
         existing = await self._exists(job_id)
         try:
             await self.client.start_workflow(
@@ -212,6 +218,24 @@ class ClipperClient:
 
     async def result(self, job_id: str) -> JobResult:
         return await self.client.get_workflow_handle(job_id, result_type=JobResult).result()
+
+    # --- batches (batch_client.py): a playlist or a list of URLs as one BatchJob, a child job per item ---
+
+    async def submit_batch(self, source: str | None = None, urls: list[str] | None = None, **options: Any) -> Submitted:
+        """`source`: a playlist/feed URL the worker expands; or `urls`. Options: see batch_client.submit_batch."""
+        from batch_client import submit_batch
+
+        return await submit_batch(self, source, urls, **options)
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        from batch_client import batch_status
+
+        return await batch_status(self, batch_id)
+
+    async def batch_result(self, batch_id: str) -> BatchResult:
+        from batch_client import batch_result
+
+        return await batch_result(self, batch_id)
 
     # --- audit and listing: from the job's event history and the server's visibility store ---
 

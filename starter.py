@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -20,12 +19,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from temporalio.service import RPCError, RPCStatusCode
 
+import batch_cli
 import cli_render
 from cli_render import console, err_console, eta_text, print_history, print_jobs, print_stats, print_status
 from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.models import STAGES, JobOptions, JobState, JobStatus
 from clipper.stats import parse_duration
+from clipper.store import open_store
 from clipper_client import ClipperClient, JobNotFound
 
 TERMINAL = {JobState.done, JobState.failed, JobState.cancelled}
@@ -36,22 +37,19 @@ class JobClosed(ClipperError):
     """The job has already ended: it takes no more signals or updates."""
 
 
-def job_dir(job_id: str) -> Path:
-    return Path(get_settings().storage_dir).resolve() / "jobs" / job_id
-
-
 def print_report(job_id: str) -> int:
-    report = job_dir(job_id) / "report.md"
-    if not report.exists():
-        err_console.print(f"[red]error[/] no report for {job_id} in {job_dir(job_id)} (not finished, or another host)",
-                          soft_wrap=True)
+    store = open_store(get_settings())
+    report = store.local_copy(job_id, "report.md")  # from the shared store (S3) when it is not on this host
+    if report is None:
+        err_console.print(f"[red]error[/] no report for {job_id} in {store.uri(job_id)} (not finished, or another "
+                          "host's folder)", soft_wrap=True)
         return 1
     console.print(Markdown(report.read_text(encoding="utf-8")))
     return 0
 
 
 def print_outputs(status: JobStatus) -> None:
-    cli_render.print_outputs(status, job_dir(status.job_id))
+    cli_render.print_outputs(status, open_store(get_settings()).uri(status.job_id))
 
 
 async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> JobStatus:
@@ -77,6 +75,10 @@ async def run(args: argparse.Namespace) -> int:
     if args.command == "show":  # reads the store only: works without a server
         return print_report(args.job_id)
     client = await ClipperClient.connect()
+    if args.command == "submit-batch":
+        return await batch_cli.submit(client, args)
+    if args.command in ("status", "watch") and (shown := await batch_cli.show(client, args)) is not None:
+        return shown  # the id is a batch's
     if args.command == "submit":
         options = JobOptions(asr_engine=args.asr_engine, language=args.language)
         submitted = await client.submit(args.url, options, priority=args.priority)
@@ -236,6 +238,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--priority", type=int, default=3, help="1 (highest) … 5 (lowest), default 3")
     s.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
     s.add_argument("--language", help="spoken language code, e.g. en")
+    batch_cli.add_parser(sub)
     st = sub.add_parser("status", help="print a job's state")
     st.add_argument("job_id")
     st.add_argument("--json", action="store_true")

@@ -3,7 +3,8 @@
 Which events notify is the job's (`JobRequest.notify_on`, from the submitting client's `CLIPPER_NOTIFY_ON`):
 the workflow only runs this activity for those. It skips quietly when the worker configures no channel.
 Each channel is idempotent per notification (job, event, time): a channel that delivered on an earlier
-attempt leaves a receipt in the job's `.receipts/notify-<event>-<channel>.json` and is not sent again when
+attempt leaves a receipt in the job's `.receipts/notify-<event>-<channel>.json` (in the artifact store, so
+every worker sees it) and is not sent again when
 the other channel's failure makes Temporal retry the activity. A channel that was rejected (non-retryable)
 is recorded too, so the other channel's retries do not send to it again; the activity then ends with
 `NotificationRejected`.
@@ -14,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import structlog
 from temporalio import activity
 
-from activities.runtime import RECEIPTS, StageDeps, to_application_error
+from activities.runtime import StageDeps, to_application_error
 from clipper.errors import NotificationFailed, NotificationRejected
 from clipper.notify import Notification, NotifyResult, delivery_id, send_email, send_webhook
-from clipper.store import atomic_write_bytes, now_utc
+from clipper.store import ArtifactStore, now_utc
 
 SENT, REJECTED = "sent", "rejected"
 
@@ -46,15 +46,16 @@ class NotifyActivity:
         if not channels:
             result.skipped = "no channel configured (CLIPPER_SMTP_HOST, CLIPPER_WEBHOOK_URL)"
             return result
+        store = self.deps.store
         if n.event == "done" and n.report_path is None:
-            report = self.deps.store.job_dir(n.job_id) / "report.md"
-            n = n.model_copy(update={"report_path": str(report.resolve()) if report.exists() else None})
+            report = await asyncio.to_thread(store.local_copy, n.job_id, "report.md")
+            n = n.model_copy(update={"report_path": store.uri(n.job_id, "report.md") if report else None})
         key = delivery_id(n)
         failed: list[NotificationFailed] = []
         rejected: list[str] = []
         for name, send in channels.items():
-            receipt = self.deps.store.job_dir(n.job_id) / RECEIPTS / f"notify-{n.event}-{name}.json"
-            earlier = _read(receipt)
+            receipt = f"notify-{n.event}-{name}"
+            earlier = await asyncio.to_thread(_read, store, n.job_id, receipt)
             if earlier.get("delivery") == key:  # an earlier attempt settled this channel
                 result.channels[name] = f"already {earlier.get('outcome')}"
                 if earlier.get("outcome") == REJECTED:
@@ -69,11 +70,11 @@ class NotifyActivity:
                 continue
             except NotificationRejected as err:
                 log.warning("notify.rejected", channel=name, error=err.message)
-                _write(receipt, key, REJECTED, err.message)
+                await asyncio.to_thread(_write, store, n.job_id, receipt, key, REJECTED, err.message)
                 rejected.append(f"{name}: {err.message}")
                 result.channels[name] = REJECTED
                 continue
-            _write(receipt, key, SENT)
+            await asyncio.to_thread(_write, store, n.job_id, receipt, key, SENT)
             log.info("notify.sent", channel=name)
             if name == "email" and outcome:  # the server took the message for the other recipients
                 log.warning("notify.recipients_refused", channel=name, refused=outcome)
@@ -85,14 +86,14 @@ class NotifyActivity:
         return result
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(store: ArtifactStore, job_id: str, receipt: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(store.read_receipt(job_id, receipt) or b"{}")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _write(path: Path, key: str, outcome: str, error: str | None = None) -> None:
+def _write(store: ArtifactStore, job_id: str, receipt: str, key: str, outcome: str, error: str | None = None) -> None:
     record = {"delivery": key, "outcome": outcome, "at": now_utc().isoformat(), "error": error}
-    atomic_write_bytes(path, json.dumps(record).encode())
+    store.put_receipt(job_id, receipt, json.dumps(record).encode())

@@ -27,11 +27,10 @@ from clipper.errors import ClipperError
 from clipper.models import JobOptions, MediaInfo, StageOutput, StageProgress
 from activities.metrics import StageMeasure
 from clipper.rates import RateBook
-from clipper.store import ArtifactStore, atomic_write_bytes
+from clipper.store import RECEIPTS, ArtifactStore, open_store  # noqa: F401 - RECEIPTS: re-exported
 
 T = TypeVar("T")
 O = TypeVar("O", bound=StageOutput)
-RECEIPTS = ".receipts"
 
 
 def fingerprint(request: BaseModel) -> str:
@@ -56,7 +55,9 @@ class StageDeps:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageDeps:
-        return cls(settings=settings, store=ArtifactStore(settings.storage_dir))
+        store = open_store(settings)
+        store.check()  # a worker that can't use its store says so at start, not in every stage it picks up
+        return cls(settings=settings, store=store)
 
 
 def to_application_error(err: ClipperError) -> ApplicationError:
@@ -181,9 +182,10 @@ async def run_stage(
     stage's processing rate.
     """
     async with StageRun(stage, request.job_id) as run:
-        receipt = deps.store.job_dir(request.job_id) / RECEIPTS / f"{receipt_name or stage}.json"
+        receipt = receipt_name or stage
         key = fingerprint(request)
-        reused = _read_receipt(deps.store, request.job_id, receipt, key, output_type)
+        # In threads: with the S3 store these are network calls (and maybe downloads), not for the event loop.
+        reused = await asyncio.to_thread(_read_receipt, deps.store, request.job_id, receipt, key, output_type)
         if reused is not None:
             run.log.info("stage.reused")
             return reused
@@ -191,9 +193,10 @@ async def run_stage(
         output = await run.in_thread(work, run)
         elapsed = round(time.monotonic() - started, 3)
         output = output.model_copy(update={"attempt": run.attempt, "elapsed_s": elapsed})
-        atomic_write_bytes(receipt, json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode())
+        record = json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode()
+        await asyncio.to_thread(deps.store.put_receipt, request.job_id, receipt, record)
         if receipt_name is None:
-            audio_s = _audio_seconds(deps.store, request.job_id)
+            audio_s = await asyncio.to_thread(_audio_seconds, deps.store, request.job_id)
             RateBook(deps.settings.storage_dir).record(stage, elapsed, audio_s)
             if stage == "transcribe":
                 run.measure.audio_seconds = audio_s or 0.0
@@ -203,18 +206,21 @@ async def run_stage(
 
 
 def _audio_seconds(store: ArtifactStore, job_id: str) -> float | None:
-    ref = store.read_manifest(job_id).artifacts.get("media.json")
+    ref = store.valid_ref(job_id, "media.json")  # verified, and fetched when another host wrote it
     try:
         return MediaInfo.model_validate_json(store.path(job_id, ref.name).read_bytes()).duration_s if ref else None
     except (OSError, ValidationError):
         return None
 
 
-def _read_receipt(store: ArtifactStore, job_id: str, path: Any, key: str, output_type: type[O]) -> O | None:
+def _read_receipt(store: ArtifactStore, job_id: str, name: str, key: str, output_type: type[O]) -> O | None:
     try:
-        data = json.loads(path.read_bytes())
+        raw = store.read_receipt(job_id, name)
+        if raw is None:
+            return None
+        data = json.loads(raw)
         output = output_type.model_validate(data["output"]) if data.get("input") == key else None
-    except (OSError, ValueError, KeyError, ValidationError):
+    except (OSError, ValueError, KeyError, AttributeError, ValidationError):
         return None
     if output is None or any(store.valid_ref(job_id, ref.name) != ref for ref in output.artifacts()):
         return None  # an output changed or vanished since: do the work again

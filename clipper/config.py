@@ -7,6 +7,7 @@ Secrets are `SecretStr`, so they print as `**********` in reprs, logs and errors
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -47,7 +48,25 @@ DEFAULT_POLICIES: dict[str, StagePolicy] = {
 DEFAULT_RATES: dict[str, float] = {
     "download": 0.02, "transcribe": 0.12, "quotes": 0.01, "summary": 0.01, "clips": 0.02, "report": 0.005,
 }
+# Worker pools: each stage's activities run on the task queue `<job's queue>-<pool>` (clipper-io, clipper-cpu,
+# clipper-llm), so each pool scales on its own hosts; workflows (and the small batch activities) stay on the
+# job's own queue, the `workflow` pool. `worker.py --queues io,cpu` runs a subset; the default runs them all.
+POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
+STAGE_POOLS: dict[str, str] = {
+    "download": "io", "clips": "io", "report": "io", "cleanup": "io", "notify": "io",  # network and disk
+    "transcribe": "cpu",  # the speech model
+    "quotes": "llm", "summary": "llm",  # waiting on an API
+}
+
+
+def pool_queue(job_queue: str, pool: str) -> str:
+    return job_queue if pool == "workflow" else f"{job_queue}-{pool}"
+
+
 STAGE_OVERHEAD_S = 1.0  # scheduling and start-up per stage, independent of the media's length
+
+# The AWS credential chain's secret environment variables: the S3 store uses them, the log redactor hides them.
+AWS_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 class Settings(BaseSettings):
@@ -62,6 +81,12 @@ class Settings(BaseSettings):
     task_queue: str = "clipper"
 
     storage_dir: Path = Path("storage")
+    # Shared artifact store for workers on several hosts (clipper/store_s3.py): empty = the local folder above
+    # only; `s3://bucket[/prefix]` = S3 or any S3-compatible store, with `storage_dir` as each host's cache.
+    # Credentials come from the AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, a role).
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None  # MinIO, R2, ...: e.g. http://minio:9000; None = AWS S3
+    s3_region: str = "us-east-1"
 
     # Download safety: local files and private networks are refused unless the operator opts in.
     allow_local_files: bool = False
@@ -109,12 +134,24 @@ class Settings(BaseSettings):
 
     # After a stage gives up, how long a job waits for a manual retry or abandon before it fails.
     retry_wait_s: float = 7 * 24 * 3600
+    # Batches (`clipper submit-batch`): jobs of one batch running at once, unless --concurrency says otherwise.
+    batch_concurrency: int = 3
 
     # Per-stage retry policies and timeouts (overrides merged over DEFAULT_POLICIES).
     policies: dict[str, StagePolicy] = Field(default_factory=dict)
 
     # Worker.
-    max_concurrent_activities: int = 4
+    max_concurrent_activities: int = 4  # per pool, unless pool_concurrency names the pool
+    # Activities one worker process runs at once per pool, e.g. CLIPPER_POOL_CONCURRENCY='{"cpu": 2, "io": 8}'.
+    pool_concurrency: dict[str, int] = Field(default_factory=dict)
+    # Jobs submitted with this on route their stages to the pools' queues; off = every activity on the job's
+    # own queue (one worker type for everything, as before the pools existed).
+    worker_pools: bool = True
+    # LLM rate limits. Across every llm-pool worker (enforced by the Temporal server on clipper-llm): quotes
+    # and summary activities started per second (0 = unlimited). Per worker process and provider (the
+    # API's host, or "*" for any): requests per minute, e.g. '{"api.deepseek.com": 60, "*": 600}'.
+    llm_activities_per_s: float = 0.0
+    llm_requests_per_minute: dict[str, float] = Field(default_factory=dict)
     max_concurrent_workflow_tasks: int = 50
     graceful_shutdown_s: float = 30.0
     metrics_port: int | None = None  # serve Prometheus /metrics (SDK's and clipper's) here; compose uses 9464
@@ -144,6 +181,14 @@ class Settings(BaseSettings):
         unknown = sorted({e.strip() for e in value.split(",") if e.strip()} - set(known))
         if unknown:
             raise ValueError(f"unknown event(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (value.startswith("s3://") and value[5:].split("/", 1)[0]):
+            raise ValueError("want empty (local folder) or s3://bucket[/prefix]")
         return value
 
     @field_validator("smtp_to", mode="before")
@@ -177,6 +222,8 @@ class Settings(BaseSettings):
         """Every configured secret value, for the log redactor."""
         values = [s.get_secret_value() for s in (self.asr_api_key, self.llm_api_key, self.smtp_password,
                                                  self.webhook_secret) if s is not None]
+        # The S3 store's credentials are boto3's (the AWS chain), not settings; the environment's are redacted too.
+        values += [os.environ.get(name, "") for name in AWS_SECRET_ENV]
         return [v for v in values if v]
 
 

@@ -103,6 +103,25 @@ def storage_full(what: str, error: OSError | str) -> StorageFull:
     )
 
 
+class StorageUnavailable(ClipperError):
+    """The shared artifact store (S3, MinIO) cannot be reached or is failing: timeouts, 5xx, throttling.
+
+    An outage passes, and another worker may take the next attempt, so it is retried.
+    """
+
+    non_retryable = False
+
+
+class StorageMisconfigured(ClipperError):
+    """The shared artifact store refuses the workers: missing bucket, bad or missing credentials, no permission.
+
+    Retried too: it is the worker's configuration, not the job's input, so a correctly configured worker may take
+    the next attempt; once the attempts are used up the job waits for a manual retry after the fix.
+    """
+
+    non_retryable = False
+
+
 class CorruptArtifact(ClipperError):
     """A stored artifact no longer matches the sha256 in the manifest.
 

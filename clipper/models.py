@@ -57,6 +57,9 @@ class JobRequest(BaseModel):
     # Events that send a notification (email/webhook, whichever the workers configure): failed,
     # waiting_for_retry, done. Set by the submitting client from CLIPPER_NOTIFY_ON.
     notify_on: list[str] = Field(default_factory=lambda: ["failed", "waiting_for_retry"])
+    # Stages run on the worker pools' task queues (`<queue>-io`, `-cpu`, `-llm`); False = all on the job's queue.
+    # Set by the client from CLIPPER_WORKER_POOLS.
+    worker_pools: bool = True
 
 
 class PauseRequest(BaseModel):

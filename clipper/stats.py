@@ -44,6 +44,10 @@ ADVICE = {
     "LLMUnavailable": "the LLM API is down or rate limiting: retry later, or retry with --set text_engine=offline",
     "LLMBadOutput": "the model's answers are malformed: try another model (clipper retry JOB --set llm_model=…)",
     "StorageFull": "free disk space on the workers' storage",
+    "StorageUnavailable": "the shared artifact store (S3/MinIO) is down or unreachable: check it and "
+                          "CLIPPER_S3_ENDPOINT_URL",
+    "StorageMisconfigured": "the shared artifact store refuses the workers: check the bucket (CLIPPER_STORAGE_URL) "
+                            "and the AWS credentials",
     "EngineNotConfigured": "fix the engine settings of the workers",
     "MediaTooLong": "long media are refused: raise CLIPPER_MAX_DURATION_S if they are wanted",
     "MediaTooLarge": "large media are refused: raise CLIPPER_MAX_DOWNLOAD_BYTES if they are wanted",

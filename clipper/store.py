@@ -3,6 +3,9 @@
 Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder), so a crash at any moment
 leaves either the old file or the new one, never half of one. The manifest is updated under a file lock,
 because several activities of one job may finish at once.
+
+This is the store of one host (or of hosts sharing a POSIX filesystem). `open_store` returns the S3-compatible
+store of clipper/store_s3.py instead when `CLIPPER_STORAGE_URL` is set; it keeps this folder as its cache.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from pydantic import BaseModel, Field, ValidationError
@@ -26,9 +29,13 @@ from pydantic import BaseModel, Field, ValidationError
 from clipper.errors import CorruptArtifact, InvalidRequest, is_storage_full, storage_full
 from clipper.models import ArtifactRef
 
+if TYPE_CHECKING:
+    from clipper.config import Settings
+
 M = TypeVar("M", bound=BaseModel)
 MANIFEST = "manifest.json"
 TMP_DIR = ".tmp"
+RECEIPTS = ".receipts"  # <job>/.receipts/<name>.json: what a finished stage attempt returned (activities/runtime.py)
 
 
 class Manifest(BaseModel):
@@ -90,11 +97,23 @@ class ArtifactStore:
     # --- paths ---
 
     def job_dir(self, job_id: str) -> Path:
-        if not job_id or "/" in job_id or job_id.startswith("."):
-            raise InvalidRequest(f"invalid job id {job_id!r}")
-        path = self.root / "jobs" / job_id
+        path = self._job_path(job_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _job_path(self, job_id: str) -> Path:
+        """The job's folder, not created: readers of a job that may not exist leave no empty folder behind."""
+        if not job_id or "/" in job_id or job_id.startswith("."):
+            raise InvalidRequest(f"invalid job id {job_id!r}")
+        return self.root / "jobs" / job_id
+
+    def uri(self, job_id: str, name: str = "") -> str:
+        """Where people find the job's files (or one artifact): a path here, an s3:// URI in the S3 store."""
+        path = self._job_path(job_id) / name if name else self._job_path(job_id)
+        return str(path.resolve())
+
+    def check(self) -> None:
+        """Raise a typed error if the store cannot be used. A local folder is checked by its first write."""
 
     def path(self, job_id: str, name: str) -> Path:
         job_dir = self.job_dir(job_id)
@@ -172,6 +191,11 @@ class ArtifactStore:
             )
         return path
 
+    def local_copy(self, job_id: str, name: str) -> Path | None:
+        """A readable file of artifact `name` on this host (e.g. for `clipper show`), or None if there is none."""
+        path = self._job_path(job_id) / name
+        return path if path.is_file() else None
+
     def read_model(self, job_id: str, ref: ArtifactRef, model: type[M]) -> M:
         """Verify an input artifact's checksum, then parse it: a stage never works from a corrupt input."""
         return model.model_validate_json(self.verify(job_id, ref).read_bytes())
@@ -205,7 +229,7 @@ class ArtifactStore:
         produced it runs again.
         """
         manifest = Manifest(job_id=job_id)
-        for receipt in sorted((self.job_dir(job_id) / ".receipts").glob("*.json")):
+        for receipt in sorted((self.job_dir(job_id) / RECEIPTS).glob("*.json")):
             try:
                 output = json.loads(receipt.read_bytes()).get("output", {})
             except (OSError, ValueError, AttributeError):
@@ -227,6 +251,22 @@ class ArtifactStore:
             return False
         return True
 
+    # --- receipts: small records of finished work, next to the artifacts and shared like them ---
+
+    def put_receipt(self, job_id: str, name: str, data: bytes) -> None:
+        atomic_write_bytes(self._receipt_path(job_id, name), data)
+
+    def read_receipt(self, job_id: str, name: str) -> bytes | None:
+        try:
+            return self._receipt_path(job_id, name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _receipt_path(self, job_id: str, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise InvalidRequest(f"invalid receipt name {name!r}")
+        return self.job_dir(job_id) / RECEIPTS / f"{name}.json"
+
     # --- manifest ---
 
     @contextlib.contextmanager
@@ -245,6 +285,15 @@ class ArtifactStore:
             manifest.artifacts[ref.name] = ref
             manifest.updated_at = now_utc()
             atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+
+
+def open_store(settings: Settings) -> ArtifactStore:
+    """The store the settings describe: the local folder, or the S3-compatible store with it as a cache."""
+    if not settings.storage_url:
+        return ArtifactStore(settings.storage_dir)
+    from clipper.store_s3 import S3ArtifactStore  # boto3 is imported only where it is used
+
+    return S3ArtifactStore.from_settings(settings)
 
 
 def _artifact_refs(value: object) -> Iterator[ArtifactRef]:

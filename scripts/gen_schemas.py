@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from clipper.batch_models import BatchRequest, BatchResult, BatchStatus
 from clipper.models import JobRequest, JobResult, JobStatus, PauseRequest, RetryRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,9 @@ MODELS: dict[str, tuple[type[BaseModel], str, str]] = {
     "JobStatus": (JobStatus, "serialization", "Result of the query `status`."),
     "PauseRequest": (PauseRequest, "validation", "Input of the signal `pause` (optional: no input = {\"now\": false})."),
     "RetryRequest": (RetryRequest, "validation", "Input of the signal `retry` (optional: no input = {\"options\": {}})."),
+    "BatchRequest": (BatchRequest, "validation", "Input of workflow BatchJob (a playlist URL or a list of URLs)."),
+    "BatchResult": (BatchResult, "serialization", "Result of workflow BatchJob once it completed."),
+    "BatchStatus": (BatchStatus, "serialization", "Result of the BatchJob query `status`."),
 }
 
 # The update's argument is a bare int: no model to generate it from. Mirrors workflows/control.py's validator.

@@ -1,6 +1,6 @@
 """Record the event history of a finished MediaJob into tests/histories/, for the replay test.
 
-    python -m scripts.record_history NAME [--url URL] [--steer] [--chunk-s S]
+    python -m scripts.record_history NAME [--url URL] [--steer] [--chunk-s S] [--batch N]
 
 Runs the bundled sample (or a URL that fails) through a throw-away dev server and an in-process worker.
 Keep old histories when changing the workflow: replaying them is how CI notices a non-deterministic change.
@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import re
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from temporalio.client import WorkflowFailureError  # noqa: E402
+from temporalio.client import WorkflowFailureError, WorkflowHistory  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
 from clipper.models import JobOptions  # noqa: E402
@@ -29,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
 
 
-async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chunk_s: float = 180.0) -> Path:
+async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chunk_s: float = 180.0,
+                 batch: int = 0) -> Path:
     server = DevServer(tmp / "temporal.db").start()
     try:
         settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
@@ -38,6 +42,15 @@ async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chu
         await ensure_search_attributes(client, settings.temporal_namespace)
         clipper = ClipperClient(client, settings)
         async with build_worker(client, settings):
+            if batch:  # a BatchJob of `batch` copies of the sample, two at a time
+                copies = []
+                for i in range(batch):
+                    copies.append(tmp / f"sample-{i}.mp3")
+                    shutil.copy(SAMPLE, copies[-1])
+                job = await clipper.submit_batch(urls=[str(p) for p in copies], concurrency=2)
+                await clipper.batch_result(job.job_id)
+                # Its children's ids derive from the batch id: the replay needs it (test_replay reads it from the name).
+                return save(f"{name}@{job.job_id}", await client.get_workflow_handle(job.job_id).fetch_history(), tmp)
             options = JobOptions(text_engine="llm") if steer else None  # no LLM configured: quotes fails
             job = await clipper.submit(url or str(SAMPLE), options)
             if steer:  # exercise every control so its history is replayed too
@@ -52,13 +65,42 @@ async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chu
             except WorkflowFailureError:
                 pass
             history = await client.get_workflow_handle(job.job_id).fetch_history()
-        out = ROOT / "tests" / "histories" / f"{name}.json"
-        out.parent.mkdir(exist_ok=True)
-        # No machine paths in committed files: replay only needs the commands, not where they ran.
-        out.write_text(history.to_json().replace(str(ROOT), "/repo"))
-        return out
+        return save(name, history, tmp)
     finally:
         server.stop()
+
+
+def save(name: str, history: WorkflowHistory, tmp: Path | None = None) -> Path:
+    out = ROOT / "tests" / "histories" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(without_machine_paths(history.to_json(), tmp))
+    return out
+
+
+def without_machine_paths(text: str, tmp: Path | None = None) -> str:
+    """No machine paths in committed files, also inside the base64 payloads: replay only needs the commands,
+    not where they ran."""
+    swaps = [(str(ROOT), "/repo")] + ([(str(tmp), "/data")] if tmp else [])
+
+    def clean(s: str) -> str:
+        for old, new in swaps:
+            s = s.replace(old, new)
+        return s
+
+    def payload(match: re.Match) -> str:
+        data = base64.b64decode(match.group(2))
+        try:
+            data = clean(data.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            return match.group(0)
+        return match.group(1) + base64.b64encode(data).decode("ascii") + '"'
+
+    return clean(re.sub(r'("data":\s*")([A-Za-z0-9+/=]+)"', payload, text))
+
+
+def clean_histories() -> None:
+    for path in sorted((ROOT / "tests" / "histories").glob("*.json")):
+        path.write_text(without_machine_paths(path.read_text(), Path(tempfile.gettempdir())))
 
 
 def main() -> None:
@@ -68,9 +110,10 @@ def main() -> None:
     parser.add_argument("--steer", action="store_true", help="pause, re-prioritise, resume, fail and retry the job")
     parser.add_argument("--chunk-s", type=float, default=180.0,
                         help="chunk target for chunked transcription (e.g. 20: the 54 s sample in 3 chunks)")
+    parser.add_argument("--batch", type=int, default=0, metavar="N", help="a BatchJob of N copies of the sample")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(asyncio.run(record(args.name, args.url, Path(tmp), args.steer, args.chunk_s)))
+        print(asyncio.run(record(args.name, args.url, Path(tmp), args.steer, args.chunk_s, args.batch)))
     os._exit(0)
 
 

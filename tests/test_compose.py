@@ -167,7 +167,9 @@ def test_temporal_uses_postgres_and_the_dynamic_config(services: dict[str, Any])
     config = yaml.safe_load(config_file.read_text())
     for key, values in config.items():
         assert isinstance(values, list) and all("value" in v for v in values), f"malformed dynamic config {key}"
-    assert config["matching.numTaskqueueReadPartitions"][0]["value"] == 1
+    for key in ("matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"):
+        single = {v["constraints"]["taskQueueName"] for v in config[key] if v["value"] == 1}
+        assert {"clipper", "clipper-io", "clipper-cpu", "clipper-llm"} <= single, (key, single)
 
 
 # --- workers -------------------------------------------------------------------------------------------
@@ -359,3 +361,18 @@ def test_docker_compose_config_is_valid() -> None:
     result = subprocess.run([*command, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_pools_split_the_queues_between_them(services: dict[str, Any]) -> None:
+    """Each pool polls its own queues (worker.py --queues) and together they serve every queue, once."""
+    from clipper.config import POOLS
+    from worker import parse_pools
+
+    polled = {}
+    for name in WORKERS:
+        command = services[name]["command"]
+        assert "--queues" in command, name
+        polled[name] = parse_pools(command[command.index("--queues") + 1])
+    assert polled["worker-cpu"] == ("cpu",) and polled["worker-llm"] == ("llm",)
+    everything = [pool for pools in polled.values() for pool in pools]
+    assert sorted(everything) == sorted(POOLS), polled

@@ -148,7 +148,8 @@ def test_cancel_mid_transcription_keeps_finished_work_and_removes_temp_files(set
 
 def test_priority_one_is_dispatched_before_priority_five(settings, media_server):
     """One activity slot, busy; a backlog of priority-5 jobs, then a priority-1 job: it goes first."""
-    settings = settings.model_copy(update={"max_concurrent_activities": 1})
+    # Every stage on the one queue, so the downloads of the backlog wait behind the blocker's transcription.
+    settings = settings.model_copy(update={"max_concurrent_activities": 1, "worker_pools": False})
     recorder = ActivityLog()
 
     async def body():

@@ -7,18 +7,32 @@ and then answers properly. After the job is done, the key must be nowhere: not i
 lines or anything else), not in the workflow history, not in any file under storage, not in the output of
 `starter.py status --json` / `history --json` (also while the job waits with an error), not in the Temporal
 server's log. And no info-level (or louder) line carries words of the transcript.
+
+The S3 artifact store's secret key (AWS_SECRET_ACCESS_KEY) gets the same treatment in a smaller test: redacted
+from every log line, absent from the store's errors.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
+import traceback
 from collections import deque
 from pathlib import Path
 
+import pytest
+import structlog
+
+from clipper.config import Settings
+from clipper.errors import StorageUnavailable
+from clipper.log import configure_logging
 from clipper.models import JobResult, JobState, StagePolicy
+from clipper.store import open_store
 from clipper_client import ClipperClient, connect
 from tests.conftest import FAST_POLICIES, run
 from tests.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
@@ -26,6 +40,7 @@ from tests.test_pipeline import _history_json, media_server, wait_for_state  # n
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-planted-3f9c2a7d41e84b06a5d1c8e2f7b9d0aa"
+S3_SECRET = "s3-planted-9d2e4c7a1b6f48e3a05c2d8b7e1f9a64"  # the S3 store's: from the AWS chain, not from settings
 # Words of the sample's transcript that are not also in its title or file name.
 TRANSCRIPT_PHRASES = ("boring on purpose", "worst possible moment", "clear pipeline", "false confidence")
 
@@ -151,3 +166,34 @@ def test_planted_key_appears_nowhere_and_transcript_stays_out_of_info_logs(setti
     assert any('"stage.completed"' in line for line in loud)
     leaked = [line for line in loud for phrase in TRANSCRIPT_PHRASES if phrase in line.lower()]
     assert leaked == []
+
+
+def test_s3_secret_key_stays_out_of_errors_and_logs(tmp_path, monkeypatch):
+    """The S3 store's secret key comes from the AWS environment, not from clipper's settings: it is redacted from
+    logs all the same (clipper's, the SDK's, botocore's own debug lines) and no storage error carries it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPLANTEDKEYID0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with socket.socket() as sock:  # a port where nothing listens: the store is unreachable
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(storage_dir=tmp_path, storage_url="s3://clipper/jobs", s3_endpoint_url=endpoint)
+    out = io.StringIO()
+    configure_logging("debug", "json", settings.secrets(), stream=out)
+    handler, root = logging.StreamHandler(out), logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(StorageUnavailable) as raised:
+            open_store(settings).put_text("clip-secret", "notes.txt", "hello", "quotes")
+        structlog.get_logger().warning("stage.failed", error_type=raised.value.type_name, error=raised.value.message)
+        logging.getLogger("temporalio.activity").warning("Completing activity as failed", exc_info=raised.value)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    logs = out.getvalue()
+    assert "stage.failed" in logs and endpoint in logs and "Completing activity as failed" in logs
+    assert "Found credentials in environment variables" in logs  # botocore's own debug lines are in there
+    assert S3_SECRET not in logs
+    assert S3_SECRET not in "".join(traceback.format_exception(raised.value))

@@ -46,6 +46,7 @@ class MediaJob(JobControl):
     async def run(self, request: JobRequest) -> JobResult:
         self.stages.controls = workflow.patched("job-controls")  # pause, manual retry, search attributes
         self.stages.notifications = workflow.patched("notifications")  # email/webhook: failed, waiting, done
+        self.stages.pools = workflow.patched("worker-pools") and request.worker_pools  # io/cpu/llm task queues
         if self.job.state == JobState.queued:
             self.job.state = JobState.running
         self.job.started_at = workflow.now()
@@ -80,7 +81,8 @@ class MediaJob(JobControl):
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
             if self.stages.controls and workflow.patched("cancel-cleanup"):  # drop the work in progress
-                await workflow.execute_activity_method(CleanupActivity.run, job, start_to_close_timeout=timedelta(minutes=2))
+                await workflow.execute_activity_method(CleanupActivity.run, job, task_queue=self.stages.queue("cleanup"),
+                                                       start_to_close_timeout=timedelta(minutes=2))
             raise
         self.finish(JobState.done)
         await self.stages.notify("done")

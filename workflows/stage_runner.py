@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.notify import NotifyActivity
-    from clipper.config import DEFAULT_POLICIES, DEFAULT_RATES, STAGE_OVERHEAD_S
+    from clipper.config import DEFAULT_POLICIES, DEFAULT_RATES, STAGE_OVERHEAD_S, STAGE_POOLS, pool_queue
     from clipper.notify import Notification
     from clipper.models import (
         JobOptions, JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
@@ -83,6 +83,11 @@ class StageRunner:
         self.abandoned = False
         self.published: tuple | None = None
         self.notifications = False  # email/webhook (activity `notify`): on for jobs started since it exists
+        self.pools = False  # stages on the worker pools' queues: on for jobs started since they exist
+
+    def queue(self, stage: str) -> str | None:
+        """The task queue of the stage's pool (e.g. clipper-cpu); None: the job's own queue."""
+        return pool_queue(workflow.info().task_queue, STAGE_POOLS[stage]) if self.pools else None
 
     def policy(self, stage: str) -> StagePolicy:
         return self.request.policies.get(stage) or DEFAULT_POLICIES.get(stage) or StagePolicy()
@@ -156,6 +161,7 @@ class StageRunner:
         handle = workflow.start_activity_method(
             activity,
             arg,
+            task_queue=self.queue(stage),
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(self.status.duration_s)),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
             retry_policy=retry_policy(policy),
@@ -230,7 +236,7 @@ class StageRunner:
                             stage=job.current_stage, at=workflow.now())
         try:
             await workflow.execute_activity_method(
-                NotifyActivity.run, note, start_to_close_timeout=timedelta(seconds=60), retry_policy=NOTIFY_RETRY,
+                NotifyActivity.run, note, task_queue=self.queue("notify"), start_to_close_timeout=timedelta(seconds=60), retry_policy=NOTIFY_RETRY,
                 priority=Priority(priority_key=job.priority), summary=f"notify {event}: {job.job_id}")
         except ActivityError as err:
             if not isinstance(err.cause, CancelledError):

@@ -20,6 +20,7 @@ from clipper.config import Settings
 from clipper.errors import EngineNotConfigured, LLMAuthError, LLMBadOutput, LLMUnavailable
 from clipper.llm import prompts
 from clipper.llm.schemas import CandidateQuote, PartialSummary, QuotesAnswer
+from clipper.llm.throttle import throttle_for
 from clipper.text.chunking import Chunk, render_chunk
 
 M = TypeVar("M", bound=BaseModel)
@@ -89,6 +90,7 @@ class LLMEngine:
         self.base_url = settings.llm_base_url or "the SDK's default base URL"
         self._key = settings.llm_api_key  # SecretStr: prints as ********** in reprs
         self._dropped: set[str] = set()  # request options this server refused
+        self._throttle = throttle_for(settings.llm_base_url, settings.llm_requests_per_minute)
         self._client = openai.OpenAI(
             base_url=settings.llm_base_url or None,
             api_key=key,
@@ -154,6 +156,8 @@ class LLMEngine:
                 kwargs["max_completion_tokens"] = self.settings.llm_max_tokens
             if "response_format" not in self._dropped:
                 kwargs["response_format"] = {"type": "json_object"}
+            if self._throttle is not None:
+                self._throttle.acquire()
             try:
                 resp = self._client.chat.completions.create(**kwargs)
             except openai.BadRequestError as exc:

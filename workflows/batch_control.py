@@ -1,0 +1,83 @@
+"""How people steer a running batch: the same signal, update and query names and payloads as a MediaJob's
+(workflows/control.py), so `clipper pause|resume|priority|cancel <batch id>`, the `temporal` CLI and other SDKs
+work on a batch as on a job. Each is passed on to the batch's running children; children started later
+get the batch's state when they start (see `BatchJob.item`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.forward import ForwardPriorityActivity
+    from clipper.batch_models import BatchStatus, ForwardPriority
+    from clipper.models import PauseRequest
+    from workflows.batch_book import BatchBook
+
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=60), maximum_attempts=5)
+
+
+class BatchControl:
+    book: BatchBook
+    children: dict[str, workflow.ChildWorkflowHandle]  # running children by job id, in start order
+
+    async def activity(self, fn, arg, minutes: float = 2):  # noqa: ANN001, ANN201
+        return await workflow.execute_activity_method(
+            fn, arg, start_to_close_timeout=timedelta(minutes=minutes), retry_policy=RETRY,
+            priority=Priority(priority_key=self.book.status.priority))
+
+    async def forward_priority(self, job_ids: list[str]) -> None:
+        """The update `set_priority` on these children, through an activity (a workflow cannot send updates)."""
+        if not job_ids:
+            return
+        try:
+            await self.activity(ForwardPriorityActivity.run, ForwardPriority(job_ids=job_ids,
+                                                                                priority=self.book.status.priority))
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from None
+            workflow.logger.warning("priority not passed on to %s: %s", job_ids, err.cause or err)
+
+    async def signal(self, handle: workflow.ChildWorkflowHandle, name: str, *args: object) -> None:
+        try:
+            await handle.signal(name, args=args)
+        except Exception as err:  # noqa: BLE001 - the child closed meanwhile: nothing left to steer
+            workflow.logger.info("%s not passed on to %s: %s", name, handle.id, err)
+
+    async def signal_children(self, name: str, *args: object) -> None:
+        await asyncio.gather(*(self.signal(h, name, *args) for h in list(self.children.values())))
+
+    @workflow.signal
+    async def pause(self, request: PauseRequest | None = None) -> None:
+        """A paused batch starts no new item; its running jobs pause (at their next stage, or `now`)."""
+        if not self.book.closed:
+            self.book.pause((request or PauseRequest()).now)
+            await self.signal_children("pause", request or PauseRequest())
+
+    @workflow.signal
+    async def resume(self) -> None:
+        if self.book.paused:
+            self.book.resume()
+            await self.signal_children("resume")
+
+    @workflow.update
+    async def set_priority(self, priority: int) -> int:
+        """The batch's running jobs and every job it starts from now on get this priority (1 highest … 5 lowest)."""
+        self.book.status.priority = priority
+        self.book.publish()
+        await self.forward_priority(list(self.children))
+        return priority
+
+    @set_priority.validator
+    def _check_priority(self, priority: int) -> None:
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
+            raise ValueError(f"priority must be an integer from 1 (highest) to 5 (lowest), got {priority!r}")
+
+    @workflow.query
+    def status(self) -> BatchStatus:
+        return self.book.status
