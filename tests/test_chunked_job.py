@@ -4,18 +4,17 @@ that costs only the chunks that were running."""
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import jiwer
 import pytest
 from temporalio.api.enums.v1 import EventType
 
-from clipper.models import JobResult, JobState, Transcript
+from clipper.models import JobState, Transcript
 from clipper.store import ArtifactStore, sha256_file
-from clipper_client import ClipperClient, connect
+from clipper_client import connect
 from tests.conftest import REFERENCE, run
 from tests.httpserver import serve
-from tests.test_crash import REPEATS, long_sample, start_worker, wait_for  # noqa: F401 (fixture)
+from tests.test_crash import REPEATS, kill_worker_once, long_sample  # noqa: F401 (fixture)
 from tests.test_pipeline import assert_manifest_matches, normalise
 
 CHUNK_S = 60.0  # the ~218 s sample → 4 chunks of ~55 s, cut in the pauses between the repetitions
@@ -40,39 +39,14 @@ async def scheduled_activities(settings, job_id: str) -> list[tuple[str, dict]]:
 def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_sample, tmp_path):
     settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S})
     store = ArtifactStore(settings.storage_dir)
-    log_path = tmp_path / "worker.log"
-    with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
 
-        async def submit() -> str:
-            client = ClipperClient(await connect(settings), settings)
-            return (await client.submit(server.url("/long.mp3"))).job_id
-
-        job_id = run(submit())
+    def finished_chunks(job_id: str) -> dict[str, tuple[float, str]]:
         chunk_dir = store.root / "jobs" / job_id / "chunks"
+        return {p.name: (p.stat().st_mtime_ns, sha256_file(p)) for p in chunk_dir.glob("transcript-*.json")}
 
-        def finished_chunks() -> dict[str, tuple[float, str]]:
-            return {p.name: (p.stat().st_mtime_ns, sha256_file(p)) for p in chunk_dir.glob("transcript-*.json")}
-
-        first = start_worker(settings, log_path)
-        try:
-            wait_for(lambda: len(finished_chunks()) >= 1, 180, "the first chunk to be transcribed")
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        finally:
-            first.kill()
-        before_kill = finished_chunks()
-        second = start_worker(settings, log_path)
-        try:
-            async def result() -> JobResult:
-                client = ClipperClient(await connect(settings), settings)
-                return await client.result(job_id)
-
-            outcome = run(result())
-            scheduled = run(scheduled_activities(settings, job_id))
-        finally:
-            second.terminate()
-            second.wait(30)
-
+    job_id, outcome, before_kill = kill_worker_once(settings, long_sample, tmp_path / "worker.log", finished_chunks,
+                                                    "the first chunk to be transcribed")
+    scheduled = run(scheduled_activities(settings, job_id))
     assert outcome.state == JobState.done, outcome
     names = [name for name, _ in scheduled]
     assert names.count("plan_transcription") == 1 and names.count("merge_transcript") == 1
@@ -81,7 +55,7 @@ def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_
     assert sorted(set(spans)) == [0, 1, 2, 3], spans
     # Chunks finished before the kill were neither scheduled again nor rewritten.
     assert 1 <= len(before_kill) < 4, before_kill
-    after = finished_chunks()
+    after = finished_chunks(job_id)
     for name, (mtime, sha) in before_kill.items():
         assert after[name] == (mtime, sha), name
         assert spans.count(int(name.removeprefix("transcript-").removesuffix(".json"))) == 1, (name, spans)

@@ -53,24 +53,19 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.crash
-def test_kill_worker_mid_transcription_resumes(settings, long_sample, tmp_path):
-    store = ArtifactStore(settings.storage_dir)
-    log_path = tmp_path / "worker.log"
-    with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
+def kill_worker_once(settings, media: Path, log_path: Path, ready, what: str) -> tuple[str, JobResult, object]:
+    """Serve `media`, submit it, start a worker process and kill -9 it as soon as `ready(job_id)` returns
+    something truthy; then a second worker finishes the job. Returns (job id, result, what `ready` returned)."""
+    with serve({"/media.mp3": (media.read_bytes(), "audio/mpeg")}) as server:
 
         async def submit() -> str:
             client = ClipperClient(await connect(settings), settings)
-            return (await client.submit(server.url("/long.mp3"))).job_id
+            return (await client.submit(server.url("/media.mp3"))).job_id
 
         job_id = run(submit())
         first = start_worker(settings, log_path)
         try:
-            def saved_segments() -> int:
-                logs = list((store.root / "jobs" / job_id / ".tmp").glob("transcript-*.partial.jsonl"))
-                return len(JsonlLog(logs[0]).read()) >= 3 if logs else 0
-
-            wait_for(saved_segments, 120, "the first worker to save transcript segments")
+            seen = wait_for(lambda: ready(job_id), 180, what)
             first.send_signal(signal.SIGKILL)
             first.wait()
         finally:
@@ -81,11 +76,23 @@ def test_kill_worker_mid_transcription_resumes(settings, long_sample, tmp_path):
                 client = ClipperClient(await connect(settings), settings)
                 return await client.result(job_id)
 
-            outcome = run(result())
+            return job_id, run(result()), seen
         finally:
             second.terminate()
             second.wait(30)
 
+
+@pytest.mark.crash
+def test_kill_worker_mid_transcription_resumes(settings, long_sample, tmp_path):
+    store = ArtifactStore(settings.storage_dir)
+    log_path = tmp_path / "worker.log"
+
+    def saved_segments(job_id: str) -> bool:
+        logs = list((store.root / "jobs" / job_id / ".tmp").glob("transcript-*.partial.jsonl"))
+        return len(JsonlLog(logs[0]).read()) >= 3 if logs else False
+
+    job_id, outcome, _ = kill_worker_once(settings, long_sample, log_path, saved_segments,
+                                          "the first worker to save transcript segments")
     assert outcome.state == JobState.done
     transcript = Transcript.model_validate_json(store.path(job_id, "transcript.json").read_bytes())
     # What the activity recorded: the attempt that finished started from a saved offset, not from zero.

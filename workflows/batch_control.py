@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from clipper.batch_models import BatchStatus, ForwardPriority
     from clipper.models import PauseRequest
     from workflows.batch_book import BatchBook
+    from workflows.control import check_priority
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=60), maximum_attempts=5)
 
@@ -75,8 +76,7 @@ class BatchControl:
 
     @set_priority.validator
     def _check_priority(self, priority: int) -> None:
-        if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
-            raise ValueError(f"priority must be an integer from 1 (highest) to 5 (lowest), got {priority!r}")
+        check_priority(priority)
 
     @workflow.query
     def status(self) -> BatchStatus:

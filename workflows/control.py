@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 TERMINAL = (JobState.done, JobState.failed, JobState.cancelled)
 
 
+def check_priority(priority: int) -> None:
+    """The `set_priority` validator of jobs and batches: a rejected update leaves no trace in the history."""
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
+        raise ValueError(f"priority must be an integer from 1 (highest) to 5 (lowest), got {priority!r}")
+
+
 class JobControl:
     """Signal, update and query handlers shared by job workflows. Subclasses set `self.job`/`self.stages`."""
 
@@ -53,8 +59,7 @@ class JobControl:
 
     @set_priority.validator
     def _check_priority(self, priority: int) -> None:
-        if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
-            raise ValueError(f"priority must be an integer from 1 (highest) to 5 (lowest), got {priority!r}")
+        check_priority(priority)
 
     @workflow.query
     def status(self) -> JobStatus:

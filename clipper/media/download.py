@@ -129,7 +129,7 @@ def _copy_local(
 # --- http(s) via yt-dlp ---
 
 
-class _YtdlpLogger:
+class YtdlpLogger:
     """Keeps yt-dlp's own output off stdout/stderr: to structlog at debug, plus the last lines for diagnosis
     (yt-dlp reports some outcomes, like the max-filesize abort, only as a log line)."""
 
@@ -157,7 +157,7 @@ class _YtdlpLogger:
         return any(fragment in line for line in self.lines)
 
 
-def _ydl_options(dest_dir: Path, settings: Settings, logger: _YtdlpLogger, hook: Callable[[dict], None]) -> dict:
+def _ydl_options(dest_dir: Path, settings: Settings, logger: YtdlpLogger, hook: Callable[[dict], None]) -> dict:
     return {
         "format": "bestaudio/best",
         "outtmpl": str(dest_dir / f"{SOURCE_STEM}.%(ext)s"),
@@ -187,7 +187,7 @@ def _ydl_options(dest_dir: Path, settings: Settings, logger: _YtdlpLogger, hook:
 def _download_remote(
     url: str, dest_dir: Path, settings: Settings, on_progress: ProgressFn | None, should_stop: StopFn | None
 ) -> DownloadResult:
-    logger = _YtdlpLogger(url)
+    logger = YtdlpLogger(url)
 
     def hook(status: dict[str, Any]) -> None:
         if should_stop is not None and should_stop():

@@ -17,7 +17,7 @@ from yt_dlp.utils import unsmuggle_url
 from clipper.batch_models import BatchEntry, BatchItems
 from clipper.config import Settings
 from clipper.errors import ClipperError, NoMediaFound, UnsupportedUrl
-from clipper.media.download import _YtdlpLogger
+from clipper.media.download import YtdlpLogger
 from clipper.media.ssrf import GuardedYoutubeDL
 from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url, check_url_syntax
 from clipper.media.ytdlp_errors import map_ytdlp_error, short_url
@@ -31,7 +31,7 @@ def _options(url: str, settings: Settings) -> dict[str, Any]:
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
-        "logger": _YtdlpLogger(url),
+        "logger": YtdlpLogger(url),
         "socket_timeout": settings.download_socket_timeout_s,
         "retries": 0,  # Temporal retries the activity, with backoff
         "extractor_retries": 0,
