@@ -10,9 +10,10 @@ the run actually got (process CPU time ÷ wall time), WER against the sample's r
 Run specs (comma-separated):
   `single:<beam>[:<threads>]`                   the current path: `transcribe_resumable` over the whole file
       (threads default 0 = CTranslate2's default, all cores up to 4, as the `transcribe` activity runs it)
-  `chunked:<beam>:<chunk_s>[:<parallel>[:<threads>]]`   `plan_chunks` + `transcribe_span` on `parallel`
-      threads of one process (as that many `transcribe_chunk` activities on one worker would) + `merge_chunks`;
-      the model has num_workers=parallel, threads per decode default cores // parallel.
+  `chunked:<beam>:<chunk_s>[:<parallel>[:<threads>[:<batch>]]]`   `plan_chunks` + `transcribe_span` on
+      `parallel` threads of one process (as that many `transcribe_chunk` activities on one worker would) +
+      `merge_chunks`; the model has num_workers=parallel, threads per decode default cores // parallel;
+      `batch` speech windows decoded together within a chunk (default 2, CLIPPER_ASR_BATCH_SIZE; 1 = one at a time).
 
 Numbers depend on what else runs on the machine: the table header prints the load average before and after,
 and a "cores used" well under `parallel` means the run was starved of CPU, not that it could not use it.
@@ -46,7 +47,7 @@ from clipper.store import JsonlLog  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
 REFERENCE = ROOT / "tests" / "data" / "sample.txt"
-DEFAULT_RUNS = "single:5,chunked:5:300,chunked:5:150,chunked:5:180,single:5:1,single:1,chunked:1:300"
+DEFAULT_RUNS = "single:5,chunked:5:180,chunked:5:180:2:1:1,chunked:5:180:2:1:4,chunked:5:300,single:1"
 
 
 def normalise(text: str) -> str:
@@ -73,6 +74,7 @@ class Run:
     chunk_s: float = 0.0
     parallel: int = 1
     chunks: int = 1
+    batch: int = 1
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     wer: float = 0.0
@@ -87,16 +89,17 @@ def parse_run(spec: str) -> Run:
     if kind == "chunked":
         beam, chunk_s = int(args[0]), float(args[1])
         parallel = int(args[2]) if len(args) > 2 else 2
-        threads = int(args[3]) if len(args) > 3 else max(1, cores // parallel)
-        return Run(f"chunked {chunk_s:g} s, {parallel} in parallel, beam {beam}, {threads} thread(s) each",
-                   kind, beam, threads, chunk_s, parallel)
+        threads = int(args[3]) if len(args) > 3 and int(args[3]) > 0 else max(1, cores // parallel)
+        batch = int(args[4]) if len(args) > 4 else 2
+        return Run(f"chunked {chunk_s:g} s, {parallel} in parallel, beam {beam}, {threads} thread(s) each, "
+                   f"batch {batch}", kind, beam, threads, chunk_s, parallel, batch=batch)
     raise SystemExit(f"unknown run spec {spec!r}")
 
 
 def engine_for(run: Run) -> LocalWhisperEngine:
     settings = Settings(asr_engine="local", asr_model_path=None, asr_compute_type="int8", asr_language="en",
                         asr_beam_size=run.beam, asr_cpu_threads=run.threads, asr_parallel=run.parallel,
-                        asr_chunk_s=run.chunk_s)
+                        asr_chunk_s=run.chunk_s, asr_batch_size=run.batch)
     engine = LocalWhisperEngine(settings, chunked=run.kind == "chunked")
     engine.load()  # loading is not what we measure
     return engine

@@ -27,7 +27,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import shutil
 import struct
 import subprocess
@@ -38,7 +37,7 @@ import time
 import uuid
 import wave
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,12 +46,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/load.py` as well as `python -m bench.load`
     sys.path.insert(0, str(ROOT))
 
-from temporalio.client import Client, WorkflowExecutionStatus  # noqa: E402
+from temporalio.client import WorkflowExecutionStatus  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
+from clipper.media.urls import job_id_for  # noqa: E402
 from clipper.models import JobResult, JobState, StagePolicy  # noqa: E402
-from clipper_client import ClipperClient, connect, ensure_search_attributes  # noqa: E402
-from scripts.devserver import DevServer  # noqa: E402
+from clipper_client import ClipperClient, connect  # noqa: E402
+from bench.worker_process import (  # noqa: E402
+    bench_worker_env, peak_rss_mb, start_dev_server, start_worker, stop_worker,
+)
 
 STAGES = ("download", "transcribe", "quotes", "summary", "clips", "report")
 # Activities that run (and log) as part of a stage without carrying its name: chunked transcription.
@@ -67,10 +69,19 @@ class ActivityRun:
     type: str
     attempt: int  # of its last ActivityTaskStarted (the history records only the last one); 0 = never started
     completed: bool
+    # Event times (epoch seconds) of its ActivityTaskScheduled, last ActivityTaskStarted and ActivityTaskCompleted.
+    scheduled_at: float = 0.0
+    started_at: float | None = None
+    completed_at: float | None = None
 
     @property
     def stage(self) -> str:
         return STAGE_OF.get(self.type, self.type)
+
+
+def event_time(event) -> float:  # noqa: ANN001 - temporalio.api.history.v1.HistoryEvent
+    """A history event's time as epoch seconds."""
+    return event.event_time.seconds + event.event_time.nanos / 1e9
 
 
 def activity_runs(history) -> list[ActivityRun]:  # noqa: ANN001 - temporalio.client.WorkflowHistory
@@ -79,12 +90,14 @@ def activity_runs(history) -> list[ActivityRun]:  # noqa: ANN001 - temporalio.cl
     for e in history.events:
         if e.HasField("activity_task_scheduled_event_attributes"):
             runs[e.event_id] = ActivityRun(e.event_id, e.activity_task_scheduled_event_attributes.activity_type.name,
-                                           0, False)
+                                           0, False, scheduled_at=event_time(e))
         elif e.HasField("activity_task_started_event_attributes"):
             a = e.activity_task_started_event_attributes
             runs[a.scheduled_event_id].attempt = a.attempt
+            runs[a.scheduled_event_id].started_at = event_time(e)
         elif e.HasField("activity_task_completed_event_attributes"):
-            runs[e.activity_task_completed_event_attributes.scheduled_event_id].completed = True
+            run = runs[e.activity_task_completed_event_attributes.scheduled_event_id]
+            run.completed, run.completed_at = True, event_time(e)
     return list(runs.values())
 
 
@@ -152,44 +165,7 @@ def serve_tone(seconds: float = 1.0) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-# --- the worker process ---
-
-def peak_rss_mb(pid: int) -> float | None:
-    """The process's peak resident set size (VmHWM) in MiB, from /proc; None if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def start_worker(address: str, task_queue: str, storage: Path, log_path: Path, max_concurrent_activities: int,
-                 extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    env = dict(
-        os.environ, TEMPORAL_ADDRESS=address, CLIPPER_TASK_QUEUE=task_queue, CLIPPER_STORAGE_DIR=str(storage),
-        CLIPPER_ALLOW_PRIVATE_ADDRESSES="true", CLIPPER_ASR_ENGINE="noop", CLIPPER_TEXT_ENGINE="offline",
-        CLIPPER_LOG_FORMAT="json", CLIPPER_LOG_LEVEL="info", CLIPPER_GRACEFUL_SHUTDOWN_S="5",
-        CLIPPER_MAX_CONCURRENT_ACTIVITIES=str(max_concurrent_activities), HF_HUB_OFFLINE="1",
-        **(extra_env or {}),
-    )
-    for name in ("CLIPPER_LLM_API_KEY", "CLIPPER_LLM_MODEL", "CLIPPER_LLM_BASE_URL"):
-        env.pop(name, None)  # offline text engine, whatever the caller's shell has
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
-
-
-def wait_for_log(log_path: Path, event: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the worker exited with {proc.returncode}; see {log_path}")
-        if log_path.exists() and f'"{event}"' in log_path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"no {event!r} in {log_path} after {timeout}s")
-
+# --- the worker's log ---
 
 def json_log_events(log_path: Path) -> Iterator[dict]:
     """The structlog JSON events in a worker's log, skipping anything else it printed."""
@@ -259,13 +235,42 @@ async def _submit_all(settings: Settings, base_url: str, n: int, submit_concurre
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-async def _results(settings: Settings, job_ids: list[str], timeout_s: float) -> dict[str, JobResult | BaseException]:
+async def _results(settings: Settings, job_ids: list[str], timeout_s: float,
+                   on_job_done: Callable[[], None] | None = None) -> dict[str, JobResult | BaseException]:
     client = await connect(settings)
 
     async def one(job_id: str) -> JobResult:
-        return await client.get_workflow_handle(job_id, result_type=JobResult).result()
+        result = await client.get_workflow_handle(job_id, result_type=JobResult).result()
+        if on_job_done is not None:
+            on_job_done()
+        return result
 
-    tasks = {job_id: asyncio.ensure_future(one(job_id)) for job_id in job_ids}
+    return await _collect({job_id: asyncio.ensure_future(one(job_id)) for job_id in job_ids}, timeout_s)
+
+
+async def _run_in_window(settings: Settings, base_url: str, n: int, in_flight: int, timeout_s: float,
+                         on_job_done: Callable[[], None] | None = None,
+                         ) -> tuple[list[str], dict[str, JobResult | BaseException]]:
+    """Keep `in_flight` jobs going: the next job is submitted when one finishes (a steady state, not a burst)."""
+    clipper = ClipperClient(await connect(settings), settings)
+    window = asyncio.Semaphore(in_flight)
+    urls = [f"{base_url}/tone.wav?n={i}" for i in range(n)]
+
+    async def one(url: str) -> JobResult:
+        async with window:
+            job_id = (await clipper.submit(url)).job_id
+            result = await clipper.client.get_workflow_handle(job_id, result_type=JobResult).result()
+        if on_job_done is not None:
+            on_job_done()
+        return result
+
+    job_ids = [job_id_for(url) for url in urls]  # what submit returns, known before: a timeout still names the job
+    return job_ids, await _collect({job_id: asyncio.ensure_future(one(url)) for job_id, url in zip(job_ids, urls)},
+                                   timeout_s)
+
+
+async def _collect(tasks: dict[str, asyncio.Future], timeout_s: float) -> dict[str, JobResult | BaseException]:
+    """Job id → its result, or the exception it ended with (TimeoutError: none within `timeout_s`)."""
     await asyncio.wait(tasks.values(), timeout=timeout_s)
     out: dict[str, JobResult | BaseException] = {}
     for job_id, task in tasks.items():
@@ -319,14 +324,21 @@ async def _audit(settings: Settings, job_ids: list[str], result: LoadResult, set
 
 
 def run_load(n: int = 200, workdir: Path | None = None, max_concurrent_activities: int = 8,
-             timeout_s: float | None = None, submit_concurrency: int = 50, quiet: bool = False) -> LoadResult:
-    """Start a dev server, a tone server and one worker; run `n` jobs at once; audit and return the numbers."""
+             timeout_s: float | None = None, submit_concurrency: int = 50, quiet: bool = False,
+             on_worker_started: Callable[[int], None] | None = None,
+             on_job_done: Callable[[], None] | None = None, in_flight: int | None = None) -> LoadResult:
+    """Start a dev server, a tone server and one worker; run `n` jobs at once (or `in_flight` at a time, the
+    next submitted as one finishes); audit and return the numbers.
+
+    `on_worker_started(pid)` is called once the worker is up, before the first submit; `on_job_done()` each
+    time a job's result arrives (bench/throughput.py samples the worker's memory there).
+    """
     timeout_s = timeout_s if timeout_s is not None else 120 + 3.0 * n
     own_dir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="clipper-load-"))
     workdir.mkdir(parents=True, exist_ok=True)
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, flush=True))
-    server = DevServer(workdir / "temporal.db").start()
+    server = start_dev_server(workdir / "temporal.db")
     worker: subprocess.Popen | None = None
     try:
         task_queue = f"load-{uuid.uuid4().hex[:8]}"
@@ -336,21 +348,21 @@ def run_load(n: int = 200, workdir: Path | None = None, max_concurrent_activitie
                                    timeout_base_s=300) for s in STAGES}
         settings = Settings(temporal_address=server.address, task_queue=task_queue, storage_dir=storage,
                             allow_private_addresses=True, policies=policies)
-
-        async def register() -> None:
-            await ensure_search_attributes(await Client.connect(server.address), "default")
-
-        asyncio.run(register())
         log_path = workdir / "worker.log"
-        worker = start_worker(server.address, task_queue, storage, log_path, max_concurrent_activities)
-        wait_for_log(log_path, "worker.started", worker)
+        worker = start_worker(bench_worker_env(server.address, task_queue, storage, max_concurrent_activities),
+                              log_path)
+        if on_worker_started is not None:
+            on_worker_started(worker.pid)
         say(f"worker pid {worker.pid} on {server.address}, task queue {task_queue}; submitting {n} jobs")
         with serve_tone() as base_url:
 
             async def body() -> tuple[list[str], dict[str, JobResult | BaseException], float]:
                 started = time.monotonic()
-                job_ids = await _submit_all(settings, base_url, n, submit_concurrency)
-                results = await _results(settings, job_ids, timeout_s)
+                if in_flight:
+                    job_ids, results = await _run_in_window(settings, base_url, n, in_flight, timeout_s, on_job_done)
+                else:
+                    job_ids = await _submit_all(settings, base_url, n, submit_concurrency)
+                    results = await _results(settings, job_ids, timeout_s, on_job_done)
                 return job_ids, results, time.monotonic() - started
 
             job_ids, results, wall = asyncio.run(body())
@@ -372,12 +384,8 @@ def run_load(n: int = 200, workdir: Path | None = None, max_concurrent_activitie
         result.retries = sum(max(0, r.attempt - 1) for job_runs in runs.values() for r in job_runs)
         return result
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            stop_worker(worker)
         server.stop()
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # transcribed side by side (0 = one pass). asr_parallel = decodes one worker process runs at once.
     asr_chunk_s: float = 180.0
     asr_parallel: int = 2
+    # A chunk's speech windows (≤ 30 s, cut by VAD) decoded this many at a time (≤ 1: one after the other).
+    asr_batch_size: int = 2
     asr_language: str | None = "en"
     asr_api_base_url: str | None = None
     asr_api_key: SecretStr | None = None

@@ -74,7 +74,8 @@ def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(sett
     from clipper.store import JsonlLog
     from tests.test_controls import _stage_pending, steering, until
 
-    settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S})
+    # One window at a time: a ~55 s chunk is two windows, which batched decoding would save in one go.
+    settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S, "asr_batch_size": 1})
     store = ArtifactStore(settings.storage_dir)
 
     def saved_chunk_segments() -> int:

@@ -65,6 +65,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from bench.load import activity_runs, attempts_per_stage, json_log_events
+from bench.worker_process import kill_worker, spawn_worker
 from clipper.config import Settings
 from clipper.models import JobResult, JobState, StagePolicy, Transcript
 from clipper.store import ArtifactStore, JsonlLog, Manifest
@@ -200,10 +201,7 @@ class Cluster:
 
     def start_worker(self) -> None:
         log = self.root / f"worker-{len(self.workers) + 1}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=self.worker_env(),
-                                    stdout=out, stderr=subprocess.STDOUT)
-        self.workers.append((proc, log))
+        self.workers.append((spawn_worker(self.worker_env(), log), log))
 
     @property
     def worker(self) -> subprocess.Popen | None:
@@ -213,8 +211,7 @@ class Cluster:
     def kill_worker(self) -> None:
         proc = self.worker
         assert proc is not None, "no live worker to kill"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_worker(proc)
 
     def events(self, job_id: str) -> list[dict]:
         """This job's structured log events from every worker process that ever ran, in order."""

@@ -1,0 +1,52 @@
+"""Smoke runs of the benchmarks in bench/ on tiny inputs: they run end to end and print well-formed tables.
+
+No timing assertions (shared machines vary); the numbers are whatever they are. bench/resume_cost.py needs
+the speech model and minutes of audio, so only its table is checked here, on made-up cases.
+"""
+
+from __future__ import annotations
+
+from bench.overhead import TOTAL, run_overhead
+from bench.resume_cost import Case, Progress, table
+from bench.throughput import MARKS, run_throughput
+
+
+def columns(line: str) -> int:
+    assert line.startswith("|") and line.endswith("|"), line
+    return line.count("|") - 1
+
+
+def assert_markdown_table(lines: list[str], rows: int) -> None:
+    assert len(lines) == rows + 2
+    width = columns(lines[0])
+    assert all(columns(line) == width for line in lines), lines
+    assert set(lines[1]) <= set("|-:")
+
+
+def test_throughput_samples_worker_rss(tmp_path):
+    result = run_throughput(3, workdir=tmp_path, quiet=True)
+    assert result.load.problems() == []
+    assert [s.jobs_done for s in result.rss.samples] == [0, 1, 2, 3]
+    assert all(value is not None and value > 0 for value in result.rss_at().values())
+    assert_markdown_table(result.table(), rows=1)
+    assert f"RSS @{MARKS[-1]}% MiB" in result.table()[0]
+
+
+def test_overhead_times_every_stage_both_ways(tmp_path):
+    result = run_overhead(runs=1, warmup=0, workdir=tmp_path, quiet=True)
+    lines = result.table()
+    assert_markdown_table(lines, rows=7)  # six stages and the total
+    for stage in ("download", "transcribe", "quotes", "summary", "clips", "report", TOTAL):
+        row = result.row(stage)
+        assert row["direct"] > 0 and row["scheduled_to_completed"] > 0, (stage, row)
+
+
+def test_resume_cost_table():
+    cases = [Case("single", None, transcribe_s=10.0, job_s=12.0, words=300),
+             Case("single", 0.5, Progress(50.0, 60.0, 0.0, 1.2, False), resumed_from_s=60.0, kill_to_retry_s=3.1,
+                  transcribe_s=15.0, job_s=18.0, words=300, retries=1),
+             Case("single", 0.9, transcribe_s=10.5, job_s=12.5, words=300)]  # finished before the kill
+    lines = table(cases)
+    assert_markdown_table(lines, rows=3)
+    assert "no kill" in lines[2] and "finished first" in lines[4]
+    assert "| 5.0 |" in lines[3]  # lost: 15.0 - 10.0
