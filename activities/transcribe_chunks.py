@@ -69,6 +69,10 @@ class TranscribeChunkActivity:
         store, job, span = self.deps.store, request.job_id, request.span
         started_at, started = now_utc(), time.monotonic()
         audio_path = store.verify(job, request.audio)
+        done = self._already_done(request)
+        if done is not None:  # written by an attempt killed before its receipt: not transcribed again
+            run.log.info("transcribe.chunk_reused", chunk=span.index)
+            return done
         engine = get_engine(self.deps.settings, request.options.asr_engine, chunked=True)
         # Keyed by the audio's checksum and the span: saved segments are only valid for exactly that audio.
         partial = JsonlLog(store.scratch_dir(job) / (
@@ -98,6 +102,19 @@ class TranscribeChunkActivity:
         run.measure.audio_seconds = span.duration_s
         return ChunkOutput(transcript=ref, span=span, segments=len(segments),
                            words=sum(len(s.words) for s in segments), resumed_from_s=resumed)
+
+
+    def _already_done(self, request: ChunkInput) -> ChunkOutput | None:
+        """The chunk's transcript if an earlier attempt stored it (checksum in the manifest) for this audio and span."""
+        store, span = self.deps.store, request.span
+        ref = store.valid_ref(request.job_id, chunk_name(span.index))
+        if ref is None:
+            return None
+        transcript = store.read_model(request.job_id, ref, Transcript)
+        if transcript.meta.get("audio_sha256") != request.audio.sha256 or transcript.meta.get("span") != span.model_dump():
+            return None
+        return ChunkOutput(transcript=ref, span=span, segments=len(transcript.segments),
+                           words=sum(len(s.words) for s in transcript.segments), resumed_from_s=span.duration_s)
 
 
 class MergeTranscriptActivity:

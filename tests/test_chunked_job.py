@@ -7,7 +7,10 @@ import asyncio
 
 import jiwer
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from clipper.models import JobState, Transcript
 from clipper.store import ArtifactStore, sha256_file
@@ -15,7 +18,7 @@ from clipper_client import connect
 from tests.conftest import REFERENCE, run
 from tests.httpserver import serve
 from tests.test_crash import REPEATS, kill_worker_once, long_sample  # noqa: F401 (fixture)
-from tests.test_pipeline import assert_manifest_matches, normalise
+from tests.test_pipeline import assert_manifest_matches, media_server, normalise, run_job  # noqa: F401
 
 CHUNK_S = 60.0  # the ~218 s sample → 4 chunks of ~55 s, cut in the pauses between the repetitions
 
@@ -41,8 +44,12 @@ def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_
     store = ArtifactStore(settings.storage_dir)
 
     def finished_chunks(job_id: str) -> dict[str, tuple[float, str]]:
-        chunk_dir = store.root / "jobs" / job_id / "chunks"
-        return {p.name: (p.stat().st_mtime_ns, sha256_file(p)) for p in chunk_dir.glob("transcript-*.json")}
+        """Chunks whose activity finished (its receipt is written last): file name → (mtime, sha256)."""
+        job_dir = store.root / "jobs" / job_id
+        done = [int(p.stem.rpartition("-")[2]) for p in (job_dir / ".receipts").glob("transcribe-*.json")
+                if p.stem.rpartition("-")[2].isdigit()]
+        files = [job_dir / "chunks" / f"transcript-{i}.json" for i in done]
+        return {p.name: (p.stat().st_mtime_ns, sha256_file(p)) for p in files}
 
     job_id, outcome, before_kill = kill_worker_once(settings, long_sample, tmp_path / "worker.log", finished_chunks,
                                                     "the first chunk to be transcribed")
@@ -106,3 +113,55 @@ def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(sett
     transcript = Transcript.model_validate_json(store.path(job, "transcript.json").read_bytes())
     assert len(transcript.meta["chunks"]) == 4
     assert transcript.meta["resumed_from_s"] > 0  # the interrupted chunks went on from their saved segments
+
+
+class LoseFirstChunkReceipt(Interceptor):
+    """Fault injection: chunk 0's first attempt does all its work, then its receipt is lost and the attempt
+    fails, as if the worker died between writing the chunk and its receipt."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store, self.chunk_mtime = store, None
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        outer = self
+
+        class Inject(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput):
+                result = await super().execute_activity(input)
+                info = activity.info()
+                if info.activity_type == "transcribe_chunk" and info.attempt == 1 and result.span.index == 0:
+                    job_dir = outer.store.job_dir(info.workflow_id)
+                    (job_dir / ".receipts" / "transcribe-0.json").unlink()
+                    outer.chunk_mtime = (job_dir / "chunks" / "transcript-0.json").stat().st_mtime_ns
+                    raise ApplicationError("injected: worker lost after writing chunk 0")
+                return result
+
+        return Inject(next)
+
+
+def test_a_chunk_written_before_its_receipt_is_not_transcribed_again(settings, media_server):
+    settings = settings.model_copy(update={"asr_chunk_s": 20.0})  # the 54 s sample → 3 chunks
+    store = ArtifactStore(settings.storage_dir)
+    fault = LoseFirstChunkReceipt(store)
+    _, job, result = run(run_job(settings, media_server.url("/episode.mp3"), interceptors=[fault]))
+    assert result.state == JobState.done, result
+    assert fault.chunk_mtime is not None, "the fault was never injected"
+    assert store.path(job, "chunks/transcript-0.json").stat().st_mtime_ns == fault.chunk_mtime
+    # The retry returned the stored chunk, marking all of it as not transcribed again.
+    outputs = run(chunk_outputs(settings, job))
+    span = outputs[0]["span"]
+    assert outputs[0]["attempt"] == 2 and outputs[0]["resumed_from_s"] == pytest.approx(span["end"] - span["start"])
+
+
+async def chunk_outputs(settings, job_id: str) -> dict[int, dict]:
+    """Span index → the completed `transcribe_chunk` activity's result, from the job's history."""
+    import json
+
+    history = await (await connect(settings)).get_workflow_handle(job_id).fetch_history()
+    out = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            result = json.loads(event.activity_task_completed_event_attributes.result.payloads[0].data)
+            if isinstance(result, dict) and "span" in result and "words" in result:
+                out[result["span"]["index"]] = result
+    return out
