@@ -5,12 +5,31 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage
-from clipper.models import StageProgress, Transcript, TranscribeInput, TranscribeOutput
-from clipper.store import JsonlLog
+from clipper.models import ArtifactRef, ChunkInput, StageProgress, Transcript, TranscribeInput, TranscribeOutput
+from clipper.store import ArtifactStore, JsonlLog
 
 STAGE = "transcribe"
 TRANSCRIPT = "transcript.json"
 TEXT = "transcript.txt"
+
+
+def made_for(request: TranscribeInput | ChunkInput) -> dict:
+    """What a stored transcript was made from, kept in its meta: reused only for exactly the same again."""
+    made = {"audio_sha256": request.audio.sha256, "options": request.options.model_dump(mode="json")}
+    return made | ({"span": request.span.model_dump()} if isinstance(request, ChunkInput) else {})
+
+
+def stored_transcript(store: ArtifactStore, name: str, request: TranscribeInput | ChunkInput
+                      ) -> tuple[ArtifactRef, Transcript] | None:
+    """The transcript `name` an earlier attempt stored (its checksum in the manifest) from exactly this input:
+    an attempt killed between writing it and writing its receipt is not transcribed again."""
+    ref = store.valid_ref(request.job_id, name)
+    if ref is None:
+        return None
+    transcript = store.read_model(request.job_id, ref, Transcript)
+    if any(transcript.meta.get(key) != value for key, value in made_for(request).items()):
+        return None
+    return ref, transcript
 
 
 class TranscribeActivity:
@@ -27,6 +46,12 @@ class TranscribeActivity:
 
         store, job = self.deps.store, request.job_id
         audio_path = store.verify(job, request.audio)  # CorruptArtifact → the workflow rebuilds the audio
+        stored = stored_transcript(store, TRANSCRIPT, request)
+        text_ref = store.valid_ref(job, TEXT)
+        if stored is not None and text_ref is not None:  # an attempt that died before its receipt finished it
+            run.log.info("transcribe.reused")
+            ref, transcript = stored
+            return self._output(transcript, ref, text_ref, float(transcript.duration_s or request.duration_s or 0.0))
         engine = get_engine(self.deps.settings, request.options.asr_engine)
         # Keyed by the audio's checksum: saved segments are only valid for the exact audio they came from.
         partial = JsonlLog(store.scratch_dir(job) / f"transcript-{request.audio.sha256[:16]}.partial.jsonl")
@@ -47,7 +72,7 @@ class TranscribeActivity:
         )
         if resumed_from > 0:
             run.log.info("transcribe.resumed", resumed_from_s=resumed_from)
-        transcript.meta.update(audio_sha256=request.audio.sha256, resumed_from_s=resumed_from, attempt=run.attempt)
+        transcript.meta.update(made_for(request), resumed_from_s=resumed_from, attempt=run.attempt)
         ref = store.put_model(job, TRANSCRIPT, transcript, STAGE)
         text = store.put_text(job, TEXT, transcript_to_text(transcript), STAGE)
         partial.remove()

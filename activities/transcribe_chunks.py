@@ -19,7 +19,7 @@ from datetime import datetime
 from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage
-from activities.transcribe import TEXT, TRANSCRIPT, TranscribeActivity
+from activities.transcribe import TEXT, TRANSCRIPT, TranscribeActivity, made_for, stored_transcript
 from clipper.models import (
     ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, StageProgress, Transcript, TranscribeOutput,
 )
@@ -93,9 +93,8 @@ class TranscribeChunkActivity:
         transcript = Transcript(
             engine=engine.name, model=engine.model, language=language or getattr(engine, "detected_language", None),
             duration_s=span.duration_s, segments=segments,
-            meta={"audio_sha256": request.audio.sha256, "span": span.model_dump(), "resumed_from_s": resumed,
-                  "attempt": run.attempt, "started_at": started_at.isoformat(),
-                  "elapsed_s": round(time.monotonic() - started, 3)},
+            meta={**made_for(request), "resumed_from_s": resumed, "attempt": run.attempt,
+                  "started_at": started_at.isoformat(), "elapsed_s": round(time.monotonic() - started, 3)},
         )
         ref = store.put_model(job, chunk_name(span.index), transcript, STAGE)
         partial.remove()
@@ -106,13 +105,11 @@ class TranscribeChunkActivity:
 
     def _already_done(self, request: ChunkInput) -> ChunkOutput | None:
         """The chunk's transcript if an earlier attempt stored it (checksum in the manifest) for this audio and span."""
-        store, span = self.deps.store, request.span
-        ref = store.valid_ref(request.job_id, chunk_name(span.index))
-        if ref is None:
+        span = request.span
+        stored = stored_transcript(self.deps.store, chunk_name(span.index), request)
+        if stored is None:
             return None
-        transcript = store.read_model(request.job_id, ref, Transcript)
-        if transcript.meta.get("audio_sha256") != request.audio.sha256 or transcript.meta.get("span") != span.model_dump():
-            return None
+        ref, transcript = stored
         return ChunkOutput(transcript=ref, span=span, segments=len(transcript.segments),
                            words=sum(len(s.words) for s in transcript.segments), resumed_from_s=span.duration_s)
 

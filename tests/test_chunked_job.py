@@ -115,12 +115,13 @@ def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(sett
     assert transcript.meta["resumed_from_s"] > 0  # the interrupted chunks went on from their saved segments
 
 
-class LoseFirstChunkReceipt(Interceptor):
-    """Fault injection: chunk 0's first attempt does all its work, then its receipt is lost and the attempt
-    fails, as if the worker died between writing the chunk and its receipt."""
+class LoseFirstReceipt(Interceptor):
+    """Fault injection: the first attempt of `activity_type` (for chunk 0, if a chunk) does all its work, then
+    its receipt is lost and the attempt fails, as if the worker died between writing its output and its receipt."""
 
-    def __init__(self, store: ArtifactStore) -> None:
-        self.store, self.chunk_mtime = store, None
+    def __init__(self, store: ArtifactStore, activity_type: str, receipt: str, artifact: str) -> None:
+        self.store, self.activity_type, self.receipt, self.artifact = store, activity_type, receipt, artifact
+        self.mtime: int | None = None
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         outer = self
@@ -129,39 +130,44 @@ class LoseFirstChunkReceipt(Interceptor):
             async def execute_activity(self, input: ExecuteActivityInput):
                 result = await super().execute_activity(input)
                 info = activity.info()
-                if info.activity_type == "transcribe_chunk" and info.attempt == 1 and result.span.index == 0:
+                span = getattr(result, "span", None)
+                if info.activity_type == outer.activity_type and info.attempt == 1 and (span is None or span.index == 0):
                     job_dir = outer.store.job_dir(info.workflow_id)
-                    (job_dir / ".receipts" / "transcribe-0.json").unlink()
-                    outer.chunk_mtime = (job_dir / "chunks" / "transcript-0.json").stat().st_mtime_ns
-                    raise ApplicationError("injected: worker lost after writing chunk 0")
+                    (job_dir / ".receipts" / f"{outer.receipt}.json").unlink()
+                    outer.mtime = (job_dir / outer.artifact).stat().st_mtime_ns
+                    raise ApplicationError(f"injected: worker lost after writing {outer.artifact}")
                 return result
 
         return Inject(next)
 
 
-def test_a_chunk_written_before_its_receipt_is_not_transcribed_again(settings, media_server):
-    settings = settings.model_copy(update={"asr_chunk_s": 20.0})  # the 54 s sample → 3 chunks
+@pytest.mark.parametrize("activity_type, chunk_s, receipt, artifact", [
+    ("transcribe_chunk", 20.0, "transcribe-0", "chunks/transcript-0.json"),  # the 54 s sample → 3 chunks
+    ("transcribe", 0.0, "transcribe", "transcript.json"),  # one pass
+])
+def test_a_transcript_written_before_its_receipt_is_not_made_again(settings, media_server, activity_type, chunk_s,
+                                                                  receipt, artifact):
+    settings = settings.model_copy(update={"asr_chunk_s": chunk_s})
     store = ArtifactStore(settings.storage_dir)
-    fault = LoseFirstChunkReceipt(store)
+    fault = LoseFirstReceipt(store, activity_type, receipt, artifact)
     _, job, result = run(run_job(settings, media_server.url("/episode.mp3"), interceptors=[fault]))
     assert result.state == JobState.done, result
-    assert fault.chunk_mtime is not None, "the fault was never injected"
-    assert store.path(job, "chunks/transcript-0.json").stat().st_mtime_ns == fault.chunk_mtime
-    # The retry returned the stored chunk, marking all of it as not transcribed again.
-    outputs = run(chunk_outputs(settings, job))
-    span = outputs[0]["span"]
-    assert outputs[0]["attempt"] == 2 and outputs[0]["resumed_from_s"] == pytest.approx(span["end"] - span["start"])
+    assert fault.mtime is not None, "the fault was never injected"
+    assert store.path(job, artifact).stat().st_mtime_ns == fault.mtime
+    # The retry returned the stored transcript, all of it counted as not transcribed again.
+    output = run(completed_outputs(settings, job, activity_type))[0]
+    covered = output["span"]["end"] - output["span"]["start"] if "span" in output else result.info.duration_s
+    assert output["attempt"] == 2 and output["resumed_from_s"] == pytest.approx(covered, abs=0.05)
 
 
-async def chunk_outputs(settings, job_id: str) -> dict[int, dict]:
-    """Span index → the completed `transcribe_chunk` activity's result, from the job's history."""
+async def completed_outputs(settings, job_id: str, activity_type: str) -> list[dict]:
+    """Results of the job's completed activities of `activity_type`, from its history (chunks in span order)."""
     import json
 
     history = await (await connect(settings)).get_workflow_handle(job_id).fetch_history()
-    out = {}
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            result = json.loads(event.activity_task_completed_event_attributes.result.payloads[0].data)
-            if isinstance(result, dict) and "span" in result and "words" in result:
-                out[result["span"]["index"]] = result
-    return out
+    types = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+    out = [json.loads(e.activity_task_completed_event_attributes.result.payloads[0].data) for e in history.events
+           if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+           and types[e.activity_task_completed_event_attributes.scheduled_event_id] == activity_type]
+    return sorted(out, key=lambda o: o.get("span", {}).get("index", 0))
