@@ -47,7 +47,7 @@ class TranscribeActivity:
         store, job = self.deps.store, request.job_id
         audio_path = store.verify(job, request.audio)  # CorruptArtifact → the workflow rebuilds the audio
         stored = stored_transcript(store, TRANSCRIPT, request)
-        text_ref = store.valid_ref(job, TEXT)
+        text_ref = store.valid_ref(job, TEXT) if stored is not None else None
         if stored is not None and text_ref is not None:  # an attempt that died before its receipt finished it
             run.log.info("transcribe.reused")
             ref, transcript = stored

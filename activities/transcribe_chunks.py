@@ -102,7 +102,6 @@ class TranscribeChunkActivity:
         return ChunkOutput(transcript=ref, span=span, segments=len(segments),
                            words=sum(len(s.words) for s in segments), resumed_from_s=resumed)
 
-
     def _already_done(self, request: ChunkInput) -> ChunkOutput | None:
         """The chunk's transcript if an earlier attempt stored it (checksum in the manifest) for this audio and span."""
         span = request.span

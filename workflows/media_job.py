@@ -81,8 +81,9 @@ class MediaJob(JobControl):
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
             if self.stages.controls and workflow.patched("cancel-cleanup"):  # drop the work in progress
-                await workflow.execute_activity_method(CleanupActivity.run, job, task_queue=self.stages.queue("cleanup"),
-                                                       start_to_close_timeout=timedelta(minutes=2))
+                await workflow.execute_activity_method(
+                    CleanupActivity.run, job, task_queue=self.stages.queue("cleanup"),
+                    start_to_close_timeout=timedelta(minutes=2))
             raise
         self.finish(JobState.done)
         await self.stages.notify("done")

@@ -236,8 +236,9 @@ class StageRunner:
                             stage=job.current_stage, at=workflow.now())
         try:
             await workflow.execute_activity_method(
-                NotifyActivity.run, note, task_queue=self.queue("notify"), start_to_close_timeout=timedelta(seconds=60), retry_policy=NOTIFY_RETRY,
-                priority=Priority(priority_key=job.priority), summary=f"notify {event}: {job.job_id}")
+                NotifyActivity.run, note, task_queue=self.queue("notify"), start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=NOTIFY_RETRY, priority=Priority(priority_key=job.priority),
+                summary=f"notify {event}: {job.job_id}")
         except ActivityError as err:
             if not isinstance(err.cause, CancelledError):
                 workflow.logger.warning("notification %s not delivered: %s", event, err.cause or err)
