@@ -271,7 +271,10 @@ def test_model_decodes_in_parallel(engine, single_engine):
 
 
 def test_chunks_of_one_model_run_concurrently(engine, long_wav, spans):
-    """Two threads decoding at once on the shared model: both are inside the model at the same time."""
+    """Two threads decoding at once on the shared model: both have work inside the model at the same time.
+
+    `num_active_batches` counts batches queued or running, so one thread may already have queued its next
+    batch: the count can exceed 2, but it stays at 1 if the callers were serialised."""
     model = engine.load().model
     seen: list[int] = []
     stop = threading.Event()
@@ -290,7 +293,7 @@ def test_chunks_of_one_model_run_concurrently(engine, long_wav, spans):
     finally:
         stop.set()
         watcher.join()
-    assert max(seen) == 2
+    assert max(seen) >= 2
 
 
 # --- merging (synthetic segments) ---
