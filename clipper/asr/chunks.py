@@ -15,64 +15,25 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
-
-from clipper.asr.base import SAMPLE_RATE, AsrEngine, decode_wav16k, r3, wav_duration
+from clipper.asr.base import AsrEngine, decode_wav16k, r3, wav_duration
+from clipper.asr.quiet import QUIET_S, quiet_profile, quietest_point
 from clipper.asr.resume import load_partial, transcribe_resumable
 from clipper.models import SINGLE_CHUNK_FACTOR, ChunkSpan, Segment, Transcript, Word
 from clipper.store import JsonlLog
 
-FRAME = SAMPLE_RATE // 100  # 10 ms frames for the loudness scan
-QUIET_S = 0.3  # the stretch whose RMS decides where to cut
-QUIET_FRAMES = int(round(QUIET_S * SAMPLE_RATE / FRAME))
-PAUSE_BUCKET_S = 0.25  # pause lengths that differ by less are "about the same" when choosing a cut
 # Two words are "the same word" at a seam when their text matches and they start this close (or overlap by
 # half of the shorter one): the same stretch of audio transcribed twice.
 SAME_WORD_S = 0.3
 
-__all__ = ["ChunkSpan", "merge_chunks", "plan_chunks", "quiet_profile", "span_resumed_s", "transcribe_span"]
+__all__ = ["QUIET_S", "ChunkSpan", "merge_chunks", "plan_chunks", "quiet_profile", "span_resumed_s", "transcribe_span"]
 
 
 # --- planning ---
 
 
-def quiet_profile(samples: np.ndarray) -> np.ndarray:
-    """RMS of every 0.3 s stretch of `samples` starting on a 10 ms frame (index i = frames i…i+29)."""
-    frames = len(samples) // FRAME
-    if frames < QUIET_FRAMES:
-        return np.zeros(0)
-    energy = np.square(samples[: frames * FRAME].astype(np.float64)).reshape(frames, FRAME).sum(axis=1)
-    cumulative = np.concatenate(([0.0], np.cumsum(energy)))
-    window = cumulative[QUIET_FRAMES:] - cumulative[:-QUIET_FRAMES]
-    return np.sqrt(np.maximum(window, 0.0) / (QUIET_FRAMES * FRAME))
-
-
 def _quietest_point(wav: Path, lo: float, hi: float, nominal: float) -> float:
-    """The middle of the quietest 0.3 s stretch of [lo, hi].
-
-    Stretches as quiet as the quietest one (within a hair) form runs (pauses). A clearly longer pause wins
-    (lengths compared in PAUSE_BUCKET_S steps, up to 1 s: a sentence break over a breath); among pauses of
-    about the same length, the one nearest `nominal`. The cut is the pause's middle.
-    """
-    rms = quiet_profile(decode_wav16k(wav, lo, hi))
-    if rms.size == 0:
-        return r3((lo + hi) / 2)
-    floor = float(rms.min())
-    quiet = rms <= floor * 1.05 + 1e-5
-    # Runs of consecutive quiet window starts: [first, last] indices.
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], quiet.astype(np.int8), [0]))))
-    runs = list(zip(edges[::2], edges[1::2] - 1, strict=True))
-
-    def middle(run: tuple[int, int]) -> float:
-        first, last = run
-        return lo + ((first + last + QUIET_FRAMES) / 2) * FRAME / SAMPLE_RATE
-
-    def length_class(run: tuple[int, int]) -> int:
-        seconds = (run[1] - run[0] + QUIET_FRAMES) * FRAME / SAMPLE_RATE
-        return int(min(seconds, 1.0) / PAUSE_BUCKET_S)
-
-    best = max(runs, key=lambda run: (length_class(run), -abs(middle(run) - nominal)))
-    return r3(middle(best))
+    """The middle of the quietest 0.3 s stretch of [lo, hi] of `wav` (see `quietest_point`)."""
+    return quietest_point(decode_wav16k(wav, lo, hi), lo, nominal)
 
 
 def plan_chunks(

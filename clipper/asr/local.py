@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipper.asr.base import SAMPLE_RATE, check_stop, decode_wav16k, r3
+from clipper.asr.quiet import SILENCE_PEAK, speech_windows
 from clipper.asr.segments import split_segment
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
@@ -33,8 +34,7 @@ _MODELS: dict[tuple[str, str, int, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 # Whisper invents words over silence ("You", "Thank you."). No speech hides in audio whose loudest sample is
-# below -50 dBFS, so such audio is not transcribed, and a segment over such a span is dropped.
-SILENCE_PEAK = 10 ** (-50 / 20)
+# below -50 dBFS (SILENCE_PEAK), so such audio is not transcribed, and a segment over such a span is dropped.
 
 
 def _silent(samples, start_s: float = 0.0, end_s: float | None = None) -> bool:  # noqa: ANN001
@@ -165,15 +165,19 @@ class LocalWhisperEngine:
             return
         model = self.load()
         if self.batch_size > 1:
-            # Chunks: the span's speech (found by the VAD bundled with faster-whisper) in ≤ 30 s windows,
-            # `batch_size` windows decoded together; on CPU this beats one window at a time by ~1.5×
-            # (bench/chunked_vs_single.py). Timestamp tokens off (with them, batched decoding drops text);
-            # segments are re-cut from the word timestamps below.
+            # Chunks: the span in ≤ 30 s windows cut in pauses (clipper/asr/quiet.py; cheaper than the Silero
+            # VAD faster-whisper would run), `batch_size` windows decoded together; on CPU this beats one
+            # window at a time by ~1.5× (bench/chunked_vs_single.py). Timestamp tokens off (with them, batched
+            # decoding drops text); segments are re-cut from the word timestamps below.
             from faster_whisper import BatchedInferencePipeline
 
+            windows = speech_windows(samples)
+            if not windows:
+                return
             segments, info = BatchedInferencePipeline(model=model).transcribe(
                 samples, language=language, beam_size=self.beam_size, word_timestamps=True,
-                batch_size=self.batch_size, without_timestamps=True)
+                batch_size=self.batch_size, without_timestamps=True,
+                clip_timestamps=[{"start": a, "end": b} for a, b in windows])
         else:
             segments, info = model.transcribe(
                 samples,
