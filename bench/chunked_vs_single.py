@@ -48,7 +48,7 @@ from clipper.store import JsonlLog  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
 REFERENCE = ROOT / "tests" / "data" / "sample.txt"
-DEFAULT_RUNS = "single:5,chunked:5:180,chunked:5:180:2:1:1,chunked:5:180:2:1:2,chunked:5:300,single:1"
+DEFAULT_RUNS = "single:5,chunked:5:300,chunked:5:300:2:1:1,chunked:5:180,chunked:5:180:2:1:2,single:1"
 
 
 def normalise(text: str) -> str:

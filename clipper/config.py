@@ -104,10 +104,10 @@ class Settings(BaseSettings):
     asr_compute_type: str = "int8"
     # Chunked transcription: media longer than 1.5 × asr_chunk_s is cut in silences into ~asr_chunk_s pieces
     # transcribed side by side (0 = one pass). asr_parallel = decodes one worker process runs at once.
-    asr_chunk_s: float = 180.0
+    asr_chunk_s: float = 300.0
     asr_parallel: int = 2
     # A chunk's speech windows (≤ 30 s, cut in pauses) decoded this many at a time (≤ 1: one after the other);
-    # 4 is the fastest on 2 cores (bench/chunked_vs_single.py), progress is saved once per batch.
+    # With 300 s chunks, 4 is the fastest on 2 cores (bench/chunked_vs_single.py); progress is saved per batch.
     asr_batch_size: int = 4
     asr_language: str | None = "en"
     asr_api_base_url: str | None = None

@@ -53,7 +53,7 @@ class JobRequest(BaseModel):
     rates: dict[str, float] = Field(default_factory=dict)  # measured s/audio-s per stage, for the ETA
     # Chunked transcription: media of at least SINGLE_CHUNK_FACTOR × this many seconds is cut into chunks of
     # about this length, transcribed side by side (0 = always one pass). Set by the client from CLIPPER_ASR_CHUNK_S.
-    asr_chunk_s: float = 180.0
+    asr_chunk_s: float = 300.0
     # Events that send a notification (email/webhook, whichever the workers configure): failed,
     # waiting_for_retry, done. Set by the submitting client from CLIPPER_NOTIFY_ON.
     notify_on: list[str] = Field(default_factory=lambda: ["failed", "waiting_for_retry"])

@@ -42,7 +42,7 @@ def plan_chunks(
     """Split a 16 kHz mono WAV into spans of about `target_s` seconds, cut in silences.
 
     The file is split into n = ⌈duration / target_s⌉ spans of equal length (at most `target_s`), so spans
-    decoded side by side finish together (10 min at 180 s: four spans of 150 s, not 180+180+180+58). For
+    decoded side by side finish together (10 min at 180 s: four spans of 150 s, not 180+180+180+60). For
     each boundary k × duration / n, the quietest 0.3 s within ±`window_s` is found and the cut goes in its
     middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
     than 1.5 × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
