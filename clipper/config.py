@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     asr_beam_size: int = 5
     asr_cpu_threads: int = 0
     asr_compute_type: str = "int8"
-    # Chunked transcription: media longer than 1.5 × asr_chunk_s is cut in silences into ~asr_chunk_s pieces
+    # Chunked transcription: media longer than asr_chunk_s is cut in silences into equal pieces of ≤ asr_chunk_s
     # transcribed side by side (0 = one pass). asr_parallel = decodes one worker process runs at once.
     asr_chunk_s: float = 300.0
     asr_parallel: int = 2

@@ -51,7 +51,7 @@ class JobRequest(BaseModel):
     # After a stage gives up, how long the job waits for a manual `retry` or `abandon` before failing.
     retry_wait_s: float = 7 * 24 * 3600
     rates: dict[str, float] = Field(default_factory=dict)  # measured s/audio-s per stage, for the ETA
-    # Chunked transcription: media of at least SINGLE_CHUNK_FACTOR × this many seconds is cut into chunks of
+    # Chunked transcription: media longer than this many seconds (CHUNK_FROM_FACTOR ×) is cut into chunks of
     # about this length, transcribed side by side (0 = always one pass). Set by the client from CLIPPER_ASR_CHUNK_S.
     asr_chunk_s: float = 300.0
     # Events that send a notification (email/webhook, whichever the workers configure): failed,
@@ -139,7 +139,10 @@ class TranscribeOutput(StageOutput):
     resumed_from_s: float = 0.0
 
 
-SINGLE_CHUNK_FACTOR = 1.5  # media shorter than this × the chunk target is transcribed in one pass
+# Media shorter than this × the chunk target is transcribed in one pass. 1.5 until the workflow patch
+# "chunks-from-one-length" (jobs that started before it keep it); since then media longer than one chunk is cut.
+SINGLE_CHUNK_FACTOR = 1.5
+CHUNK_FROM_FACTOR = 1.0
 
 
 class PlanInput(BaseModel):
@@ -149,6 +152,7 @@ class PlanInput(BaseModel):
     audio: ArtifactRef
     duration_s: float | None = None
     chunk_s: float | None = None  # None: the worker's CLIPPER_ASR_CHUNK_S
+    one_pass_below: float = SINGLE_CHUNK_FACTOR  # media shorter than this × chunk_s is one span
     options: JobOptions = Field(default_factory=JobOptions)
 
 

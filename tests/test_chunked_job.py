@@ -171,3 +171,22 @@ async def completed_outputs(settings, job_id: str, activity_type: str) -> list[d
            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
            and types[e.activity_task_completed_event_attributes.scheduled_event_id] == activity_type]
     return sorted(out, key=lambda o: o.get("span", {}).get("index", 0))
+
+
+def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
+    """218 s at 180 s chunks: one pass before the "chunks-from-one-length" patch (under 1.5 chunk lengths),
+    two chunks side by side since."""
+    settings = settings.model_copy(update={"asr_chunk_s": 180.0})
+    with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
+        _, job, result = run(run_job(settings, server.url("/long.mp3")))
+    assert result.state == JobState.done, result
+    scheduled = run(scheduled_activities(settings, job))
+    names = [name for name, _ in scheduled]
+    assert "transcribe" not in names and names.count("merge_transcript") == 1
+    plan = next(arg for name, arg in scheduled if name == "plan_transcription")
+    assert plan["chunk_s"] == 180.0 and plan["one_pass_below"] == 1.0
+    assert sorted(arg["span"]["index"] for name, arg in scheduled if name == "transcribe_chunk") == [0, 1]
+    transcript = Transcript.model_validate_json(ArtifactStore(settings.storage_dir).path(job, "transcript.json")
+                                                .read_bytes())
+    reference = " ".join([REFERENCE.read_text()] * REPEATS)
+    assert jiwer.wer(normalise(reference), normalise(transcript.text)) <= 0.15

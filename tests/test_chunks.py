@@ -161,8 +161,20 @@ def test_plan_spans_cover_the_file_and_are_not_too_short(long_wav, target):
 
 def test_plan_short_media_is_one_chunk(long_wav):
     duration = wav_duration(long_wav)
-    for target in (180.0, duration / 1.49, 0.0):
-        assert plan_chunks(long_wav, target) == [ChunkSpan(index=0, start=0.0, end=round(duration, 3))]
+    whole = [ChunkSpan(index=0, start=0.0, end=round(duration, 3))]
+    for target in (duration + 1.0, duration / 0.99, 0.0):
+        assert plan_chunks(long_wav, target) == whole
+    # Jobs started before the "chunks-from-one-length" patch keep one pass up to 1.5 chunk lengths.
+    assert plan_chunks(long_wav, duration / 1.49, one_pass_below=1.5) == whole
+
+
+def test_plan_media_longer_than_one_chunk_in_two(long_wav):
+    """221 s at a 180 s target: longer than one chunk, so two spans of about 110 s, cut in a pause."""
+    duration = wav_duration(long_wav)
+    planned = plan_chunks(long_wav, 180.0)
+    assert len(planned) == 2
+    assert planned[0].start == 0.0 and planned[1].end == round(duration, 3)
+    assert abs(planned[0].end - duration / 2) <= 20.0
 
 
 # --- transcription: chunked vs single pass ---

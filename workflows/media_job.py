@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
         ReportInput, StageStatus, TextStageInput, TranscribeInput,
     )
-    from workflows.chunked_transcription import transcribe_in_chunks, wants_chunks
+    from workflows.chunked_transcription import one_pass_below, transcribe_in_chunks, wants_chunks
     from workflows.control import JobControl
     from workflows.stage_runner import StageFailed, StageRunner
 
@@ -55,9 +55,11 @@ class MediaJob(JobControl):
         options = request.options  # the runner swaps in changed options after a manual retry
         try:
             await self.download(rebuild=False)
-            if workflow.patched("chunked-transcription") and wants_chunks(request.asr_chunk_s, self.job.duration_s):
+            chunked = workflow.patched("chunked-transcription")
+            factor = one_pass_below()  # media longer than one chunk is cut (before the patch: 1.5 chunks)
+            if chunked and wants_chunks(request.asr_chunk_s, self.job.duration_s, factor):
                 transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
-                    self.stages, job, self.media.audio, self.media.info.duration_s))
+                    self.stages, job, self.media.audio, self.media.info.duration_s, factor))
             else:
                 transcript = await self.rebuilding_audio(lambda: self.stages.run("transcribe", TranscribeActivity.run,
                     TranscribeInput(job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s,

@@ -18,7 +18,7 @@ from pathlib import Path
 from clipper.asr.base import AsrEngine, decode_wav16k, r3, wav_duration
 from clipper.asr.quiet import QUIET_S, quiet_profile, quietest_point
 from clipper.asr.resume import load_partial, transcribe_resumable
-from clipper.models import SINGLE_CHUNK_FACTOR, ChunkSpan, Segment, Transcript, Word
+from clipper.models import CHUNK_FROM_FACTOR, ChunkSpan, Segment, Transcript, Word
 from clipper.store import JsonlLog
 
 # Two words are "the same word" at a seam when their text matches and they start this close (or overlap by
@@ -37,7 +37,8 @@ def _quietest_point(wav: Path, lo: float, hi: float, nominal: float) -> float:
 
 
 def plan_chunks(
-    wav: Path, target_s: float, window_s: float = 20.0, min_chunk_s: float = 30.0
+    wav: Path, target_s: float, window_s: float = 20.0, min_chunk_s: float = 30.0,
+    one_pass_below: float = CHUNK_FROM_FACTOR,
 ) -> list[ChunkSpan]:
     """Split a 16 kHz mono WAV into spans of about `target_s` seconds, cut in silences.
 
@@ -45,11 +46,11 @@ def plan_chunks(
     decoded side by side finish together (10 min at 180 s: four spans of 150 s, not 180+180+180+60). For
     each boundary k × duration / n, the quietest 0.3 s within ±`window_s` is found and the cut goes in its
     middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
-    than 1.5 × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
+    than `one_pass_below` × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
     """
     wav = Path(wav)
     duration = r3(wav_duration(wav))
-    if target_s <= 0 or duration < SINGLE_CHUNK_FACTOR * target_s:
+    if target_s <= 0 or duration < one_pass_below * target_s:
         return [ChunkSpan(index=0, start=0.0, end=duration)]
     cuts: list[float] = []
     previous = 0.0
