@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
         MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
     )
     from clipper.models import (
-        CHUNK_FROM_FACTOR, SINGLE_CHUNK_FACTOR, ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput,
-        TranscribeInput, TranscribeOutput,
+        CHUNK_FROM_FACTOR, SINGLE_CHUNK_FACTOR, ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput,
+        PlanInput, TranscribeInput, TranscribeOutput,
     )
     from workflows.stage_runner import StageRunner
 
