@@ -2,7 +2,9 @@
 
 Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder), so a crash at any moment
 leaves either the old file or the new one, never half of one. The manifest is updated under a file lock,
-because several activities of one job may finish at once.
+because several activities of one job may finish at once. Replacing an artifact is two renames (the file,
+then the manifest): a note in `.pending/` written before the first and removed after the second lets the next
+reader of the manifest settle a crash in between, so the manifest never vouches for bytes that are gone.
 
 This is the store of one host (or of hosts sharing a POSIX filesystem). `open_store` returns the S3-compatible
 store of clipper/store_s3.py instead when `CLIPPER_STORAGE_URL` is set; it keeps this folder as its cache.
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 MANIFEST = "manifest.json"
 TMP_DIR = ".tmp"
+PENDING = ".pending"  # <job>/.pending/<quoted name>.json: the ref of an artifact being put in place
 RECEIPTS = ".receipts"  # <job>/.receipts/<name>.json: what a finished stage attempt returned (activities/runtime.py)
 
 
@@ -71,19 +75,29 @@ def writing(what: str) -> Iterator[None]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with writing(path.name):
+def temp_path(path: Path) -> Path:
+    """A hidden temp file beside `path` (same filesystem, so renaming it into place is atomic)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_synced(path: Path, data: bytes, what: str) -> None:
+    with writing(what):
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = temp_path(path)
+    try:
+        write_synced(tmp, data, path.name)
+        with writing(path.name):
             os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+            fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def now_utc() -> datetime:
@@ -142,16 +156,14 @@ class ArtifactStore:
         self, job_id: str, name: str, data: bytes, stage: str, content_type: str | None = None
     ) -> ArtifactRef:
         path = self.path(job_id, name)
-        atomic_write_bytes(path, data)
-        ref = ArtifactRef(
-            name=name,
-            sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            stage=stage,
-            created_at=now_utc(),
-            content_type=content_type,
-        )
-        self._record(job_id, ref)
+        tmp = temp_path(path)
+        try:
+            write_synced(tmp, data, name)
+            ref = ArtifactRef(name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data), stage=stage,
+                              created_at=now_utc(), content_type=content_type)
+            self._install(job_id, tmp, ref)
+        finally:
+            tmp.unlink(missing_ok=True)
         return ref
 
     def put_text(self, job_id: str, name: str, text: str, stage: str, content_type: str = "text/plain") -> ArtifactRef:
@@ -170,13 +182,26 @@ class ArtifactStore:
             with open(src, "rb") as f:
                 os.fsync(f.fileno())
             digest, size = sha256_file(src), src.stat().st_size
-            os.replace(src, path)
-            fsync_dir(path.parent)
         ref = ArtifactRef(
             name=name, sha256=digest, size=size, stage=stage, created_at=now_utc(), content_type=content_type
         )
-        self._record(job_id, ref)
+        self._install(job_id, src, ref)
         return ref
+
+    def _install(self, job_id: str, src: Path, ref: ArtifactRef) -> None:
+        """Rename `src` (fsynced) into place as artifact `ref` and list it in the manifest, under the job's
+        lock so that no reader settles the pending note of a replacement still in progress."""
+        path, note = self.path(job_id, ref.name), self._pending_path(job_id, ref.name)
+        with self._locked(job_id):
+            if self._has_notes(job_id):  # left by writers killed in the middle of a replacement
+                self._settle(job_id)
+            atomic_write_bytes(note, ref.model_dump_json().encode())
+            with writing(ref.name):
+                os.replace(src, path)
+                fsync_dir(path.parent)
+            self._list(job_id, ref)
+            note.unlink(missing_ok=True)
+        self._published(job_id, ref)
 
     # --- reads ---
 
@@ -212,6 +237,12 @@ class ArtifactStore:
         return ref
 
     def read_manifest(self, job_id: str) -> Manifest:
+        if self._has_notes(job_id):
+            with self._locked(job_id):
+                return self._settle(job_id)
+        return self._load_manifest(job_id)
+
+    def _load_manifest(self, job_id: str) -> Manifest:
         path = self.job_dir(job_id) / MANIFEST
         if not path.exists():
             return Manifest(job_id=job_id)
@@ -239,7 +270,7 @@ class ArtifactStore:
                 if (current is None or ref.created_at > current.created_at) and self._matches(job_id, ref):
                     manifest.artifacts[ref.name] = ref
         manifest.updated_at = now_utc()
-        # No lock here: read_manifest runs inside _record's lock. The rename is atomic either way.
+        # No lock here: read_manifest may run inside the job's lock. The rename is atomic either way.
         atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
         structlog.get_logger().warning("manifest.rebuilt", job_id=job_id, artifacts=len(manifest.artifacts))
         return manifest
@@ -279,12 +310,42 @@ class ArtifactStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _record(self, job_id: str, ref: ArtifactRef) -> None:
-        with self._locked(job_id):
-            manifest = self.read_manifest(job_id)
-            manifest.artifacts[ref.name] = ref
+    def _list(self, job_id: str, ref: ArtifactRef) -> None:
+        """Put `ref` in the manifest (the job's lock held)."""
+        manifest = self._load_manifest(job_id)
+        manifest.artifacts[ref.name] = ref
+        manifest.updated_at = now_utc()
+        atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+
+    def _published(self, job_id: str, ref: ArtifactRef) -> None:
+        """After an artifact is in place and listed: nothing more for a local store (S3: the upload)."""
+
+    def _pending_path(self, job_id: str, name: str) -> Path:
+        return self.job_dir(job_id) / PENDING / f"{urllib.parse.quote(name, safe='')}.json"
+
+    def _has_notes(self, job_id: str) -> bool:
+        return any((self.job_dir(job_id) / PENDING).glob("*.json"))
+
+    def _settle(self, job_id: str) -> Manifest:
+        """After a crash between an artifact's rename and its manifest update (the job's lock held): list the
+        file if it is the pending new version; if the rename never happened, the manifest is right as it is."""
+        notes = sorted((self.job_dir(job_id) / PENDING).glob("*.json"))
+        manifest = self._load_manifest(job_id)
+        changed = False
+        for note in notes:
+            try:
+                ref: ArtifactRef | None = ArtifactRef.model_validate_json(note.read_bytes())
+            except (OSError, ValidationError, ValueError):
+                ref = None
+            if ref is not None and manifest.artifacts.get(ref.name) != ref and self._matches(job_id, ref):
+                manifest.artifacts[ref.name] = ref
+                changed = True
+                structlog.get_logger().warning("manifest.settled", job_id=job_id, artifact=ref.name)
+            note.unlink(missing_ok=True)
+        if changed:
             manifest.updated_at = now_utc()
             atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        return manifest
 
 
 def open_store(settings: Settings) -> ArtifactStore:

@@ -140,7 +140,10 @@ class S3ArtifactStore(ArtifactStore):
 
     # --- writes: the local file first (the cache), then the object, then its reference ---
 
-    def _record(self, job_id: str, ref: ArtifactRef) -> None:
+    def _list(self, job_id: str, ref: ArtifactRef) -> None:
+        """Nothing to list locally: the references in the bucket are the manifest (see `_published`)."""
+
+    def _published(self, job_id: str, ref: ArtifactRef) -> None:
         path = self.path(job_id, ref.name)
         extra: dict[str, Any] = {"Metadata": {"sha256": ref.sha256, "stage": ref.stage}}
         if ref.content_type:

@@ -480,7 +480,9 @@ async def _activity_runs(settings: Settings, job_id: str):
 # SIGKILLs it after that many seconds, and answers "killed <writes seen>" (forking saves 20 interpreter starts).
 KILLER = textwrap.dedent("""
     import os, signal, sys, time
+    import structlog
     from clipper.store import ArtifactStore
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the protocol
     store, job = ArtifactStore(sys.argv[1]), "job-manifest"
     fixed = b"the same bytes every time" * 100
     print("ready", flush=True)
@@ -505,12 +507,12 @@ def test_kill_during_manifest_writes_leaves_a_readable_manifest(tmp_path):
     the manifest parses (strictly, not through read_manifest's fallback) and every listed artifact verifies.
 
     Each writer adds new artifacts and rewrites one with the same bytes (what a stage's retry does with a
-    deterministic output; for different bytes see the xfail below).
+    deterministic output; for different bytes see tests/test_store.py).
     """
     store = ArtifactStore(tmp_path)
     rng = random.Random(6)
     killer = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path)], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     listed = 0
     try:
         assert killer.stdout.readline().strip() == "ready", killer.stderr.read()
@@ -528,33 +530,14 @@ def test_kill_during_manifest_writes_leaves_a_readable_manifest(tmp_path):
             assert len(manifest.artifacts) >= listed, "an artifact vanished from the manifest"
             listed = len(manifest.artifacts)
     finally:
-        killer.kill()
+        os.killpg(killer.pid, signal.SIGKILL)  # with a writer it forked, if a failed assertion left one running
         killer.wait()
     assert listed > 20, f"only {listed} artifacts were listed: the kills came too early to test anything"
-    assert store.read_manifest("job-manifest").artifacts.keys() == manifest.artifacts.keys()
+    # Reading through the store settles the artifact the last kill left renamed but not yet listed, if any.
+    settled = store.read_manifest("job-manifest").artifacts.keys()
+    assert settled >= manifest.artifacts.keys() and len(settled - manifest.artifacts.keys()) <= 1
     # A killed write leaves its temp file behind: hidden (dot) files, never listed as artifacts. Those of the
     # manifest show that kills did land in the middle of manifest writes (about a third of them do).
     leftovers = list(store.job_dir("job-manifest").rglob("*.tmp"))
     assert all(p.name.startswith(".") for p in leftovers)
     assert any(p.name.startswith(".manifest.json.") for p in leftovers), "no kill landed in a manifest write"
-
-
-@pytest.mark.xfail(strict=True, reason="store.put_bytes replaces the file before it updates the manifest: a kill "
-                   "in between leaves the old sha256 listed for the new bytes, until the stage's retry rewrites both")
-def test_kill_between_file_and_manifest_update_keeps_them_consistent(tmp_path):
-    """An artifact rewritten with different bytes (a retried stage's new output), killed after the file's rename
-    and before the manifest's: the manifest still parses, but its entry no longer matches the file."""
-    script = textwrap.dedent("""
-        import os, signal, sys
-        from clipper.store import ArtifactStore
-        store = ArtifactStore(sys.argv[1])
-        store.put_bytes("job", "quotes.json", b'{"v": 1}', "quotes")
-        store._record = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies right after the rename
-        store.put_bytes("job", "quotes.json", b'{"v": 2}', "quotes")
-    """)
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT)
-    assert proc.returncode == -signal.SIGKILL
-    store = ArtifactStore(tmp_path)
-    manifest = Manifest.model_validate_json((store.job_dir("job") / "manifest.json").read_bytes())
-    for ref in manifest.artifacts.values():
-        store.verify("job", ref)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from clipper.errors import CorruptArtifact, InvalidRequest
 from clipper.models import Segment
-from clipper.store import ArtifactStore, JsonlLog, sha256_file
+from clipper.store import PENDING, ArtifactStore, JsonlLog, Manifest, sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_put_records_sha256_and_size(tmp_path):
@@ -99,3 +106,40 @@ def test_jsonl_log_ignores_a_torn_last_line(tmp_path):
     with open(log.path, "a") as f:
         f.write('{"id": 3, "start": 3, "en')  # kill -9 mid-write
     assert [r["id"] for r in log.read()] == [0, 1, 2]
+
+
+def test_kill_between_file_and_manifest_update_keeps_them_consistent(tmp_path):
+    """An artifact rewritten with different bytes (a retried stage's new output), killed after the file's rename
+    and before the manifest's: the next read of the manifest lists the new bytes, and says so on disk too."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from clipper.store import ArtifactStore
+        store = ArtifactStore(sys.argv[1])
+        store.put_bytes("job", "quotes.json", b'{"v": 1}', "quotes")
+        store._list = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies right after the rename
+        store.put_bytes("job", "quotes.json", b'{"v": 2}', "quotes")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT)
+    assert proc.returncode == -signal.SIGKILL
+    store = ArtifactStore(tmp_path)
+    assert store.path("job", "quotes.json").read_bytes() == b'{"v": 2}'
+    stale = Manifest.model_validate_json((store.job_dir("job") / "manifest.json").read_bytes())
+    assert stale.artifacts["quotes.json"].sha256 != sha256_file(store.path("job", "quotes.json"))  # the crash
+    manifest = store.read_manifest("job")
+    for ref in manifest.artifacts.values():
+        store.verify("job", ref)
+    on_disk = Manifest.model_validate_json((store.job_dir("job") / "manifest.json").read_bytes())
+    assert on_disk.artifacts == manifest.artifacts
+    assert not any((store.job_dir("job") / PENDING).iterdir())
+
+
+def test_a_replacement_that_never_happened_leaves_the_manifest_as_it_was(tmp_path):
+    """Killed after the pending note and before the rename: the old file is still there and still listed."""
+    store = ArtifactStore(tmp_path)
+    old = store.put_bytes("job", "chunks/transcript-0.json", b'{"v": 1}', "transcribe")
+    new = old.model_copy(update={"sha256": hashlib.sha256(b'{"v": 2}').hexdigest()})
+    note = store.job_dir("job") / PENDING / "chunks%2Ftranscript-0.json.json"
+    note.write_text(new.model_dump_json())  # what the killed writer left
+    assert store.read_manifest("job").artifacts == {old.name: old}
+    store.verify("job", old)
+    assert not note.exists()
