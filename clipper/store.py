@@ -1,6 +1,6 @@
 """Artifact store: one folder per job plus `manifest.json` listing every artifact with its sha256.
 
-Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder), so a crash at any moment
+Writes are atomic (clipper/files.py: temp file beside it, fsync, rename, fsync the folder), so a crash at any moment
 leaves either the old file or the new one, never half of one. The manifest is updated under a file lock,
 because several activities of one job may finish at once. Replacing an artifact is two renames (the file,
 then the manifest): a note in `.pending/` written before the first and removed after the second lets the next
@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +28,9 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 from pydantic import BaseModel, Field, ValidationError
 
-from clipper.errors import CorruptArtifact, InvalidRequest, is_storage_full, storage_full
+from clipper.errors import CorruptArtifact, InvalidRequest
+# JsonlLog, sha256_file and atomic_write_bytes are imported from here by most callers.
+from clipper.files import JsonlLog, atomic_write_bytes, fsync_dir, sha256_file, temp_path, write_synced, writing  # noqa: F401
 from clipper.models import ArtifactRef
 
 if TYPE_CHECKING:
@@ -46,58 +47,6 @@ class Manifest(BaseModel):
     job_id: str
     updated_at: datetime | None = None
     artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def writing(what: str) -> Iterator[None]:
-    """Turn "disk full" (ENOSPC, EFBIG, EDQUOT) while writing `what` into a typed, retryable `StorageFull`."""
-    try:
-        yield
-    except OSError as e:
-        if is_storage_full(e):
-            raise storage_full(what, e) from e
-        raise
-
-
-def temp_path(path: Path) -> Path:
-    """A hidden temp file beside `path` (same filesystem, so renaming it into place is atomic)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def write_synced(path: Path, data: bytes, what: str) -> None:
-    with writing(what):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = temp_path(path)
-    try:
-        write_synced(tmp, data, path.name)
-        with writing(path.name):
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def now_utc() -> datetime:
@@ -371,48 +320,3 @@ def _artifact_refs(value: object) -> Iterator[ArtifactRef]:
     elif isinstance(value, list):
         for item in value:
             yield from _artifact_refs(item)
-
-
-class JsonlLog:
-    """An append-only JSON-lines file for resumable progress (e.g. finished transcript segments).
-
-    Each line is flushed and fsynced; a torn last line (crash mid-write) is ignored on read.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        records = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return records
-
-    def rewrite(self, records: list[dict]) -> None:
-        data = "".join(json.dumps(r) + "\n" for r in records).encode()
-        atomic_write_bytes(self.path, data)
-
-    def append(self, record: dict) -> None:
-        line = (json.dumps(record) + "\n").encode("utf-8")
-        with writing(self.path.name):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "ab", buffering=0) as f:  # unbuffered: nothing left to flush at close
-                size = f.seek(0, os.SEEK_END)
-                try:
-                    view = memoryview(line)
-                    while view:  # a raw write may be short (e.g. at a file-size limit)
-                        view = view[f.write(view):]
-                    os.fsync(f.fileno())
-                except OSError:
-                    # A torn line would hide every record appended after it; put the file back as it was.
-                    with contextlib.suppress(OSError):
-                        f.truncate(size)
-                    raise
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
