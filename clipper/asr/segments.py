@@ -1,6 +1,6 @@
 """Subtitle-sized segments from word timestamps.
 
-Whisper's batched decoding (used for chunks, see clipper/asr/local.py) returns one segment per VAD window,
+Whisper's batched decoding (used for chunks, see clipper/asr/local.py) returns one segment per decoding window,
 up to 30 s long: too long for a subtitle line or a quote's context. Its word timestamps are precise, so the
 segments are cut again between words: after a sentence's end, at a pause, or before the segment gets long.
 """
