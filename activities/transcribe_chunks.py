@@ -49,9 +49,7 @@ class PlanTranscriptionActivity:
 
         audio = self.deps.store.verify(request.job_id, request.audio)  # CorruptArtifact → rebuild the audio
         target = request.chunk_s if request.chunk_s is not None else self.deps.settings.asr_chunk_s
-        # The search window and the shortest chunk shrink with small targets (20 s and 30 s from 60 s up).
-        return plan_chunks(audio, target, window_s=min(20.0, target / 3), min_chunk_s=min(30.0, target / 2),
-                           one_pass_below=request.one_pass_below)
+        return plan_chunks(audio, target, one_pass_below=request.one_pass_below)
 
 
 class TranscribeChunkActivity:

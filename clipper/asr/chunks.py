@@ -37,7 +37,7 @@ def _quietest_point(wav: Path, lo: float, hi: float, nominal: float) -> float:
 
 
 def plan_chunks(
-    wav: Path, target_s: float, window_s: float = 20.0, min_chunk_s: float = 30.0,
+    wav: Path, target_s: float, window_s: float | None = None, min_chunk_s: float | None = None,
     one_pass_below: float = CHUNK_FROM_FACTOR,
 ) -> list[ChunkSpan]:
     """Split a 16 kHz mono WAV into spans of about `target_s` seconds, cut in silences.
@@ -47,7 +47,10 @@ def plan_chunks(
     each boundary k × duration / n, the quietest 0.3 s within ±`window_s` is found and the cut goes in its
     middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
     than `one_pass_below` × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
+    The search window and the shortest span default to 20 s and 30 s, less for targets under 60 s.
     """
+    window_s = min(20.0, target_s / 3) if window_s is None else window_s
+    min_chunk_s = min(30.0, target_s / 2) if min_chunk_s is None else min_chunk_s
     wav = Path(wav)
     duration = r3(wav_duration(wav))
     if target_s <= 0 or duration < one_pass_below * target_s:
