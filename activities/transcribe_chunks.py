@@ -21,7 +21,8 @@ from temporalio import activity
 from activities.runtime import StageDeps, StageRun, run_stage
 from activities.transcribe import TEXT, TRANSCRIPT, TranscribeActivity, made_for, stored_transcript
 from clipper.models import (
-    ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, StageProgress, Transcript, TranscribeOutput,
+    ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, Segment, StageProgress, Transcript,
+    TranscribeOutput,
 )
 from clipper.rates import RateBook
 from clipper.store import JsonlLog, now_utc
@@ -50,6 +51,11 @@ class PlanTranscriptionActivity:
         audio = self.deps.store.verify(request.job_id, request.audio)  # CorruptArtifact → rebuild the audio
         target = request.chunk_s if request.chunk_s is not None else self.deps.settings.asr_chunk_s
         return plan_chunks(audio, target, one_pass_below=request.one_pass_below)
+
+
+def chunk_output(ref: ArtifactRef, span: ChunkSpan, segments: list[Segment], resumed_s: float) -> ChunkOutput:
+    return ChunkOutput(transcript=ref, span=span, segments=len(segments), words=sum(len(s.words) for s in segments),
+                       resumed_from_s=resumed_s)
 
 
 class TranscribeChunkActivity:
@@ -98,8 +104,7 @@ class TranscribeChunkActivity:
         ref = store.put_model(job, chunk_name(span.index), transcript, STAGE)
         partial.remove()
         run.measure.audio_seconds = span.duration_s
-        return ChunkOutput(transcript=ref, span=span, segments=len(segments),
-                           words=sum(len(s.words) for s in segments), resumed_from_s=resumed)
+        return chunk_output(ref, span, segments, resumed)
 
     def _already_done(self, request: ChunkInput) -> ChunkOutput | None:
         """The chunk's transcript if an earlier attempt stored it (checksum in the manifest) for this audio and span."""
@@ -108,8 +113,7 @@ class TranscribeChunkActivity:
         if stored is None:
             return None
         ref, transcript = stored
-        return ChunkOutput(transcript=ref, span=span, segments=len(transcript.segments),
-                           words=sum(len(s.words) for s in transcript.segments), resumed_from_s=span.duration_s)
+        return chunk_output(ref, span, transcript.segments, span.duration_s)
 
 
 class MergeTranscriptActivity:

@@ -218,9 +218,8 @@ class ArtifactStore:
                 current = manifest.artifacts.get(ref.name)
                 if (current is None or ref.created_at > current.created_at) and self._matches(job_id, ref):
                     manifest.artifacts[ref.name] = ref
-        manifest.updated_at = now_utc()
         # No lock here: read_manifest may run inside the job's lock. The rename is atomic either way.
-        atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        self._write_manifest(job_id, manifest)
         structlog.get_logger().warning("manifest.rebuilt", job_id=job_id, artifacts=len(manifest.artifacts))
         return manifest
 
@@ -263,6 +262,9 @@ class ArtifactStore:
         """Put `ref` in the manifest (the job's lock held)."""
         manifest = self._load_manifest(job_id)
         manifest.artifacts[ref.name] = ref
+        self._write_manifest(job_id, manifest)
+
+    def _write_manifest(self, job_id: str, manifest: Manifest) -> None:
         manifest.updated_at = now_utc()
         atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
 
@@ -292,8 +294,7 @@ class ArtifactStore:
                 structlog.get_logger().warning("manifest.settled", job_id=job_id, artifact=ref.name)
             note.unlink(missing_ok=True)
         if changed:
-            manifest.updated_at = now_utc()
-            atomic_write_bytes(self.job_dir(job_id) / MANIFEST, manifest.model_dump_json(indent=2).encode())
+            self._write_manifest(job_id, manifest)
         return manifest
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipper.asr.base import SAMPLE_RATE, check_stop, decode_wav16k, r3
-from clipper.asr.quiet import SILENCE_PEAK, speech_windows
+from clipper.asr.quiet import silent, speech_windows
 from clipper.asr.segments import split_segment
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
@@ -33,16 +33,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _MODELS: dict[tuple[str, str, int, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
 
-# Whisper invents words over silence ("You", "Thank you."). No speech hides in audio whose loudest sample is
-# below -50 dBFS (SILENCE_PEAK), so such audio is not transcribed, and a segment over such a span is dropped.
-
-
-def _silent(samples, start_s: float = 0.0, end_s: float | None = None) -> bool:  # noqa: ANN001
-    """True if `samples` (16 kHz, [-1, 1]) between `start_s` and `end_s` never rise above SILENCE_PEAK."""
-    lo = max(0, int(start_s * SAMPLE_RATE))
-    hi = len(samples) if end_s is None else max(lo + 1, int(round(end_s * SAMPLE_RATE)))
-    span = samples[lo:hi]
-    return span.size == 0 or float(abs(span).max()) < SILENCE_PEAK
+# Whisper invents words over silence ("You", "Thank you."): audio that is `silent` (clipper/asr/quiet.py) is not
+# transcribed, and a segment over such a span is dropped.
 
 
 def default_model_path() -> Path | None:
@@ -161,7 +153,7 @@ class LocalWhisperEngine:
         start_s = max(0.0, float(start_s))
         samples = decode_wav16k(Path(audio), start_s, end_s)
         end_s = start_s + len(samples) / SAMPLE_RATE
-        if len(samples) == 0 or _silent(samples):
+        if len(samples) == 0 or silent(samples):
             return
         model = self.load()
         if self.batch_size > 1:
@@ -200,7 +192,7 @@ class LocalWhisperEngine:
             except StopIteration:
                 return
             text = seg.text.strip()
-            if not text or _silent(samples, seg.start, seg.end):
+            if not text or silent(samples, seg.start, seg.end):
                 continue
             words = [
                 Word(

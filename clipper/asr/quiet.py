@@ -68,6 +68,14 @@ def _at(seconds: float) -> int:
     return int(round(seconds * SAMPLE_RATE))
 
 
+def silent(samples: np.ndarray, start_s: float = 0.0, end_s: float | None = None) -> bool:
+    """True if `samples` (16 kHz, [-1, 1]) between `start_s` and `end_s` never rise above SILENCE_PEAK."""
+    lo = max(0, int(start_s * SAMPLE_RATE))
+    hi = len(samples) if end_s is None else max(lo + 1, _at(end_s))
+    span = samples[lo:hi]
+    return span.size == 0 or float(np.abs(span).max()) < SILENCE_PEAK
+
+
 def speech_windows(
     samples: np.ndarray, max_s: float = WINDOW_S, min_s: float = MIN_WINDOW_S
 ) -> list[tuple[float, float]]:
@@ -86,8 +94,7 @@ def speech_windows(
             lo = start + min(min_s, max_s / 2)
             end = quietest_point(samples[_at(lo): _at(start + max_s)], lo, start + max_s)
             end = min(max(end, lo), start + max_s)
-        span = samples[_at(start): _at(end)]
-        if span.size and float(np.abs(span).max()) >= SILENCE_PEAK:
+        if not silent(samples, start, end):
             windows.append((r3(start), r3(end)))
         start = end
     return windows
