@@ -50,7 +50,7 @@ class PlanTranscriptionActivity:
 
         audio = self.deps.store.verify(request.job_id, request.audio)  # CorruptArtifact → rebuild the audio
         target = request.chunk_s if request.chunk_s is not None else self.deps.settings.asr_chunk_s
-        return plan_chunks(audio, target, one_pass_below=request.one_pass_below)
+        return plan_chunks(audio, target)
 
 
 def chunk_output(ref: ArtifactRef, span: ChunkSpan, segments: list[Segment], resumed_s: float) -> ChunkOutput:

@@ -51,7 +51,7 @@ from temporalio.client import WorkflowExecutionStatus  # noqa: E402
 from clipper.config import Settings  # noqa: E402
 from clipper.media.urls import job_id_for  # noqa: E402
 from clipper.models import JobResult, JobState, StagePolicy  # noqa: E402
-from clipper_client import ClipperClient, connect  # noqa: E402
+from client import ClipperClient, connect  # noqa: E402
 from bench.worker_process import (  # noqa: E402
     bench_worker_env, peak_rss_mb, start_dev_server, start_worker, stop_worker,
 )

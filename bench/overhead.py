@@ -56,7 +56,7 @@ from clipper.models import (  # noqa: E402
     ClipsInput, DownloadInput, JobOptions, JobResult, JobState, ReportInput, StageProgress, TextStageInput,
     TranscribeInput,
 )
-from clipper_client import ClipperClient, connect  # noqa: E402
+from client import ClipperClient, connect  # noqa: E402
 
 OPTIONS = JobOptions(asr_engine="noop", text_engine="offline")
 TOTAL = "total"

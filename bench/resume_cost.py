@@ -53,7 +53,7 @@ from bench.worker_process import (  # noqa: E402
 )
 from clipper.config import Settings  # noqa: E402
 from clipper.models import JobOptions, JobResult, JobState, StagePolicy, StageProgress, Transcript  # noqa: E402
-from clipper_client import ClipperClient, connect  # noqa: E402
+from client import ClipperClient, connect  # noqa: E402
 
 TRANSCRIBING = ("transcribe", "transcribe_chunk")  # activity types that decode audio
 TRANSCRIBE_STAGE = ("plan_transcription", "transcribe", "transcribe_chunk", "merge_transcript")
@@ -62,8 +62,8 @@ CHUNK_PARTIAL = re.compile(r"-chunk-(\d+)-(\d+)-(\d+)\.partial\.jsonl$")
 
 
 def chunked_transcription_registered() -> bool:
-    """Whether worker.py runs the `transcribe_chunk` activity (chunked transcription is wired in)."""
-    import worker
+    """Whether the worker runs the `transcribe_chunk` activity (chunked transcription is wired in)."""
+    from workers import pools as worker
     from activities.transcribe_chunks import TranscribeChunkActivity
 
     return TranscribeChunkActivity in getattr(worker, "STAGE_ACTIVITIES", ())

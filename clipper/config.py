@@ -15,55 +15,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from clipper.models import StagePolicy
-
-# Defaults per stage: downloads are network-bound and worth many patient retries; transcription is CPU-bound,
-# long, and heartbeats from a thread, so its heartbeat timeout is short enough to notice a dead worker fast.
-DEFAULT_POLICIES: dict[str, StagePolicy] = {
-    "download": StagePolicy(
-        initial_interval_s=2, max_interval_s=60, max_attempts=6, heartbeat_timeout_s=60, timeout_base_s=3600
-    ),
-    "transcribe": StagePolicy(
-        initial_interval_s=2,
-        max_interval_s=30,
-        max_attempts=4,
-        heartbeat_timeout_s=30,
-        timeout_base_s=300,
-        timeout_per_audio_s=2.0,
-    ),
-    # LLM calls: rate limits and outages pass, so retry patiently (a 429's Retry-After overrides the backoff).
-    "quotes": StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8, heartbeat_timeout_s=60,
-                          timeout_base_s=900, timeout_per_audio_s=0.5),
-    "summary": StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8, heartbeat_timeout_s=60,
-                           timeout_base_s=900, timeout_per_audio_s=0.5),
-    "clips": StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5, heartbeat_timeout_s=60,
-                         timeout_base_s=300, timeout_per_audio_s=0.2),
-    "report": StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5, heartbeat_timeout_s=60,
-                          timeout_base_s=120),
-}
-
-
-# Seconds of processing per second of audio, per stage, measured on a 2-core CPU with the default engines.
-# The ETA starts from these; workers refine them with what they measure (see clipper/rates.py).
-DEFAULT_RATES: dict[str, float] = {
-    "download": 0.02, "transcribe": 0.12, "quotes": 0.01, "summary": 0.01, "clips": 0.02, "report": 0.005,
-}
-# Worker pools: each stage's activities run on the task queue `<job's queue>-<pool>` (clipper-io, clipper-cpu,
-# clipper-llm), so each pool scales on its own hosts; workflows (and the small batch activities) stay on the
-# job's own queue, the `workflow` pool. `worker.py --queues io,cpu` runs a subset; the default runs them all.
-POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
-STAGE_POOLS: dict[str, str] = {
-    "download": "io", "clips": "io", "report": "io", "cleanup": "io", "notify": "io",  # network and disk
-    "transcribe": "cpu",  # the speech model
-    "quotes": "llm", "summary": "llm",  # waiting on an API
-}
-
-
-def pool_queue(job_queue: str, pool: str) -> str:
-    return job_queue if pool == "workflow" else f"{job_queue}-{pool}"
-
-
-STAGE_OVERHEAD_S = 1.0  # scheduling and start-up per stage, independent of the media's length
+# Per-stage defaults (retry policy, timeouts, pool, ETA rate) are declared once, in the stage table.
+from clipper.stages import DEFAULT_POLICIES, StagePolicy
 
 # The AWS credential chain's secret environment variables: the S3 store uses them, the log redactor hides them.
 AWS_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

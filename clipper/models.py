@@ -7,28 +7,19 @@ through workflow history, never audio or transcript text.
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-STAGES: tuple[str, ...] = ("download", "transcribe", "quotes", "summary", "clips", "report")
+from clipper.errors import InvalidRequest
 
+from clipper.refs import ArtifactRef  # noqa: F401 - re-exported
+from clipper.status import (  # noqa: F401 - the job's state, re-exported: one import for the wire models
+    FINISHED, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, JobState, JobStatus, StageError, StageProgress,
+    StageState, StageStatus, check_priority,
+)
 
-class StagePolicy(BaseModel):
-    """Retry policy and timeouts of one stage. Timeouts scale with the media's duration."""
-
-    initial_interval_s: float = 1.0
-    backoff_coefficient: float = 2.0
-    max_interval_s: float = 60.0
-    max_attempts: int = 5
-    heartbeat_timeout_s: float = 60.0
-    timeout_base_s: float = 600.0
-    timeout_per_audio_s: float = 0.0
-
-    def start_to_close_s(self, duration_s: float | None) -> float:
-        return self.timeout_base_s + self.timeout_per_audio_s * (duration_s or 0.0)
+from clipper.stages import STAGES, StagePolicy  # noqa: F401 - re-exported: declared with the stage table
 
 
 class JobOptions(BaseModel):
@@ -39,6 +30,19 @@ class JobOptions(BaseModel):
     text_engine: str | None = None  # offline | llm (default: llm when an API key is configured)
     llm_model: str | None = None
     max_quotes: int | None = None
+
+    def changed(self, changes: dict[str, Any] | None) -> JobOptions:
+        """These options with `changes` applied (a manual retry's `--set key=value`). Unknown keys and invalid
+        values are an `InvalidRequest` naming the option: the client, the CLI and the workflow all ask here."""
+        changes = changes or {}
+        unknown = sorted(set(changes) - set(JobOptions.model_fields))
+        if unknown:
+            raise InvalidRequest(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(JobOptions.model_fields)}")
+        try:
+            return JobOptions.model_validate({**self.model_dump(), **changes})
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise InvalidRequest(f"option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 class JobRequest(BaseModel):
@@ -51,7 +55,7 @@ class JobRequest(BaseModel):
     # After a stage gives up, how long the job waits for a manual `retry` or `abandon` before failing.
     retry_wait_s: float = 7 * 24 * 3600
     rates: dict[str, float] = Field(default_factory=dict)  # measured s/audio-s per stage, for the ETA
-    # Chunked transcription: media longer than this many seconds (CHUNK_FROM_FACTOR ×) is cut into chunks of
+    # Chunked transcription: media longer than this many seconds is cut into chunks of
     # about this length, transcribed side by side (0 = always one pass). Set by the client from CLIPPER_ASR_CHUNK_S.
     asr_chunk_s: float = 300.0
     # Events that send a notification (email/webhook, whichever the workers configure): failed,
@@ -73,17 +77,6 @@ class RetryRequest(BaseModel):
     """Signal `retry` for a job waiting after a failure, optionally with changed options (e.g. llm_model)."""
 
     options: dict[str, Any] = Field(default_factory=dict)
-
-
-class ArtifactRef(BaseModel):
-    """A file in the job's folder, identified by its path relative to the job folder and its checksum."""
-
-    name: str
-    sha256: str
-    size: int
-    stage: str
-    created_at: datetime
-    content_type: str | None = None
 
 
 class MediaInfo(BaseModel):
@@ -139,12 +132,6 @@ class TranscribeOutput(StageOutput):
     resumed_from_s: float = 0.0
 
 
-# Media shorter than this × the chunk target is transcribed in one pass. 1.5 until the workflow patch
-# "chunks-from-one-length" (jobs that started before it keep it); since then media longer than one chunk is cut.
-SINGLE_CHUNK_FACTOR = 1.5
-CHUNK_FROM_FACTOR = 1.0
-
-
 class PlanInput(BaseModel):
     """Input of `plan_transcription`: where to cut the job's audio into chunks of about `chunk_s` seconds."""
 
@@ -152,7 +139,6 @@ class PlanInput(BaseModel):
     audio: ArtifactRef
     duration_s: float | None = None
     chunk_s: float | None = None  # None: the worker's CLIPPER_ASR_CHUNK_S
-    one_pass_below: float = SINGLE_CHUNK_FACTOR  # media shorter than this × chunk_s is one span
     options: JobOptions = Field(default_factory=JobOptions)
 
 
@@ -250,61 +236,6 @@ class ReportOutput(StageOutput):
     vtt: ArtifactRef
 
 
-class StageState(str, Enum):
-    pending = "pending"
-    running = "running"
-    done = "done"
-    failed = "failed"
-
-
-class JobState(str, Enum):
-    queued = "queued"
-    running = "running"
-    paused = "paused"
-    failed = "failed"
-    done = "done"
-    cancelled = "cancelled"
-
-
-class StageError(BaseModel):
-    type: str
-    message: str
-    attempts: int = 1
-
-
-class StageStatus(BaseModel):
-    name: str
-    state: StageState = StageState.pending
-    attempt: int = 0
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    progress: float = 0.0
-    error: StageError | None = None
-    rate: float | None = None  # measured processing seconds per audio second
-
-
-class JobStatus(BaseModel):
-    """What the `status` query returns, and what `starter.py status/watch` show."""
-
-    job_id: str
-    url: str
-    title: str | None = None
-    state: JobState = JobState.queued
-    current_stage: str | None = None
-    stages: list[StageStatus] = Field(default_factory=list)
-    progress: float = 0.0
-    duration_s: float | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
-    error: StageError | None = None
-    priority: int = 3
-    paused_since: datetime | None = None
-    waiting_since: datetime | None = None  # failed, waiting for a manual retry or abandon
-    eta_s: float | None = None  # estimated seconds of work left, from media duration × stage rates
-
-    def stage(self, name: str) -> StageStatus:
-        return next(s for s in self.stages if s.name == name)
 
 
 class JobResult(BaseModel):
@@ -313,22 +244,6 @@ class JobResult(BaseModel):
     info: MediaInfo | None = None
     artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
     status: JobStatus
-
-
-class StageProgress(BaseModel):
-    """Heartbeat details of a running stage: where it is, so a retry can resume and a client can show it."""
-
-    done: float = 0.0
-    total: float | None = None
-    unit: str = "s"
-    resume_from_s: float = 0.0
-    note: str | None = None
-
-    @property
-    def fraction(self) -> float:
-        if not self.total:
-            return 0.0
-        return max(0.0, min(1.0, self.done / self.total))
 
 
 # --- Domain data (stored as artifacts, never sent through history) ---

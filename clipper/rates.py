@@ -10,7 +10,7 @@ import fcntl
 import json
 from pathlib import Path
 
-from clipper.config import DEFAULT_RATES
+from clipper.stages import DEFAULT_RATES
 from clipper.store import atomic_write_bytes
 
 WEIGHT = 0.3  # of the newest measurement in the moving average

@@ -46,8 +46,8 @@ def start_worker() -> subprocess.Popen:
 
 
 async def submit_and_watch() -> int:
-    from starter import console, print_outputs, print_report, print_status, watch
-    from clipper_client import ClipperClient, ensure_search_attributes
+    from cli.main import console, print_outputs, print_report, print_status, watch
+    from client import ClipperClient, ensure_search_attributes
 
     client = await ClipperClient.connect()
     await ensure_search_attributes(client.client, get_settings().temporal_namespace)

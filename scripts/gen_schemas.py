@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from clipper.batch_models import BatchRequest, BatchResult, BatchStatus
+from clipper.status import PRIORITY_HIGHEST, PRIORITY_LOWEST
 from clipper.models import JobRequest, JobResult, JobStatus, PauseRequest, RetryRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +36,15 @@ MODELS: dict[str, tuple[type[BaseModel], str, str]] = {
     "BatchStatus": (BatchStatus, "serialization", "Result of the BatchJob query `status`."),
 }
 
-# The update's argument is a bare int: no model to generate it from. Mirrors workflows/control.py's validator.
+# The update's argument is a bare int: no model to generate it from. The range is clipper/status.py's.
 SET_PRIORITY: dict[str, Any] = {
     "$schema": DIALECT,
     "title": "set_priority",
-    "description": "Input and result of the update `set_priority`: 1 (highest) to 5 (lowest).",
+    "description": f"Input and result of the update `set_priority`: {PRIORITY_HIGHEST} (highest) to "
+                   f"{PRIORITY_LOWEST} (lowest).",
     "type": "integer",
-    "minimum": 1,
-    "maximum": 5,
+    "minimum": PRIORITY_HIGHEST,
+    "maximum": PRIORITY_LOWEST,
 }
 
 

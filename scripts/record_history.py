@@ -1,9 +1,17 @@
-"""Record the event history of a finished MediaJob into tests/histories/, for the replay test.
+"""Record the event history of a finished job into tests/histories/, for the replay test.
 
     python -m scripts.record_history NAME [--url URL] [--steer] [--chunk-s S] [--batch N]
 
 Runs the bundled sample (or a URL that fails) through a throw-away dev server and an in-process worker.
-Keep old histories when changing the workflow: replaying them is how CI notices a non-deterministic change.
+The 1.0 baseline (docs/versioning.md) was recorded with:
+
+    python -m scripts.record_history 1.0-media-chunked-done --chunk-s 20
+    python -m scripts.record_history 1.0-media-steered-done --steer
+    python -m scripts.record_history 1.0-media-failed --url https://10.0.0.1/episode.mp3
+    python -m scripts.record_history 1.0-batch-done --batch 3
+
+Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
+break jobs in flight. Each change records one more (see docs/versioning.md).
 """
 
 from __future__ import annotations
@@ -20,13 +28,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from temporalio.client import WorkflowFailureError, WorkflowHistory  # noqa: E402
+from temporalio.client import WorkflowHistory  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
 from clipper.models import JobOptions  # noqa: E402
-from clipper_client import ClipperClient, connect, ensure_search_attributes  # noqa: E402
+from client import ClipperClient, JobFailed, connect, ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
-from worker import build_worker  # noqa: E402
+from workers import build_worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
@@ -62,7 +70,7 @@ async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chu
                 await clipper.retry(job.job_id, {"text_engine": "offline"})
             try:
                 await clipper.result(job.job_id)
-            except WorkflowFailureError:
+            except JobFailed:
                 pass
             history = await client.get_workflow_handle(job.job_id).fetch_history()
         return save(name, history, tmp)

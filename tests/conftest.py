@@ -12,8 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from clipper.config import Settings  # noqa: E402
-from clipper.models import StagePolicy  # noqa: E402
-from clipper_client import ensure_search_attributes  # noqa: E402
+from clipper.stages import STAGES, StagePolicy  # noqa: E402
+from client import ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
@@ -21,14 +21,15 @@ DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample.mp3"
 REFERENCE = DATA / "sample.txt"
 
-# Fast retries so failure paths finish in seconds; the short transcribe heartbeat timeout makes a killed
-# worker's attempt time out quickly.
+# Fast retries so failure paths finish in seconds, for every stage of the table; the short transcribe heartbeat
+# timeout makes a killed worker's attempt time out quickly.
+FAST_POLICY = StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=10,
+                          timeout_base_s=60)
 FAST_POLICIES = {
-    **{stage: StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=10,
-                          timeout_base_s=60) for stage in ("quotes", "summary", "clips", "report")},
-    "download": StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=3, heartbeat_timeout_s=10),
-    "transcribe": StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=4,
-                              timeout_base_s=120, timeout_per_audio_s=2.0),
+    **{stage: FAST_POLICY for stage in STAGES},
+    "download": FAST_POLICY.model_copy(update={"max_attempts": 3, "timeout_base_s": 600}),
+    "transcribe": FAST_POLICY.model_copy(update={"heartbeat_timeout_s": 4, "timeout_base_s": 120,
+                                                 "timeout_per_audio_s": 2.0}),
 }
 
 

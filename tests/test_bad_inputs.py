@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowFailureError
 
 from clipper.config import Settings
 from clipper.errors import ClipperError, InvalidRequest, StorageFull, UnsupportedUrl
@@ -30,11 +29,11 @@ from clipper.media.ffmpeg import ffmpeg_exe
 from clipper.models import JobOptions, JobRequest, JobResult, JobState, StageState, Transcript
 from clipper.store import MANIFEST, TMP_DIR, ArtifactStore, JsonlLog, Manifest, sha256_file
 from clipper.text.formats import NO_SPEECH
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, JobFailed, connect
 from tests.conftest import REFERENCE, SAMPLE, run
-from tests.httpserver import HTML_NO_MEDIA, MediaServer, serve
+from tests.httpserver import HTML_NO_MEDIA, serve
 from tests.test_pipeline import normalise, wait_for_state
-from worker import build_worker
+from workers import build_worker
 from workflows.media_job import MediaJob
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +87,7 @@ async def run_bad_job(
     raw: bool = False,
     options: JobOptions | None = None,
     during: Callable[[ClipperClient, str], Awaitable[None]] | None = None,
-) -> tuple[str, JobResult | WorkflowFailureError]:
+) -> tuple[str, JobResult | JobFailed]:
     """Run `url` as a job with an in-process worker. `raw` starts it as any Temporal client could (e.g.
     `temporal workflow start`), bypassing the checks our client makes before submitting."""
     client = await connect(settings)
@@ -104,15 +103,15 @@ async def run_bad_job(
             await during(clipper, job_id)
         try:
             return job_id, await asyncio.wait_for(clipper.result(job_id), 60)
-        except WorkflowFailureError as err:
+        except JobFailed as err:
             return job_id, err
 
 
 def assert_failed(result: JobResult | Exception, error_type: str, *fragments: str) -> None:
-    assert isinstance(result, WorkflowFailureError), f"expected {error_type}, got {result!r}"
-    assert result.cause.type == error_type, (result.cause.type, result.cause.message)
+    assert isinstance(result, JobFailed), f"expected {error_type}, got {result!r}"
+    assert result.error_type == error_type, (result.error_type, result.error_message)
     for fragment in fragments:
-        assert fragment.lower() in result.cause.message.lower(), (fragment, result.cause.message)
+        assert fragment.lower() in result.error_message.lower(), (fragment, result.error_message)
 
 
 def assert_nothing_half_written(settings: Settings, job_id: str) -> Manifest:
@@ -403,7 +402,7 @@ def test_disk_full_during_conversion(settings, server, tmp_path):
         await during(clipper, job_id)
         try:
             return job_id, await asyncio.wait_for(clipper.result(job_id), 60)
-        except WorkflowFailureError as err:
+        except JobFailed as err:
             return job_id, err
 
     try:

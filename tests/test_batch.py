@@ -11,21 +11,20 @@ from xml.sax.saxutils import escape
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import CancelledError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Replayer
 
-from batch_client import read_url_file, source_or_file
+from client.batches import read_url_file, source_or_file
 from clipper.batch_models import BatchRequest, BatchStatus
 from clipper.media.playlist import parse_url_list
 from clipper.models import JobState, StageState
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, JobCancelled, connect
 from tests.conftest import SAMPLE, run
 from tests.httpserver import serve
 from tests.test_controls import until
-from worker import build_worker
+from workers import build_worker
 from workflows.batch_job import BatchJob
 
 
@@ -251,7 +250,7 @@ def test_cancel_batch_cancels_running_children_and_starts_no_more_then_a_rerun_r
             batch = (await clipper.submit_batch(urls=urls, concurrency=2)).job_id
             await until(lambda: len(gate.held) == 2, what="two children held downloading")
             await clipper.cancel(batch)
-            with pytest.raises(WorkflowFailureError) as err:
+            with pytest.raises(JobCancelled) as err:
                 await clipper.batch_result(batch)
             spans = await child_spans(clipper, batch, 3)
             never = await exists(clipper, f"{batch}-0003")
@@ -260,10 +259,10 @@ def test_cancel_batch_cancels_running_children_and_starts_no_more_then_a_rerun_r
             again = await clipper.submit_batch(urls=urls, concurrency=2)
             rerun = await clipper.batch_result(batch)
             first_runs = (await clipper.client.count_workflows(f'WorkflowId = "{batch}-0000"')).count
-            return err.value.cause, spans, never, cancelled, again, rerun, first_runs
+            return err.value, spans, never, cancelled, again, rerun, first_runs
 
     cause, spans, never, cancelled, again, rerun, first_runs = run(body())
-    assert isinstance(cause, CancelledError)
+    assert isinstance(cause, JobCancelled)
     assert [s for _, _, s in spans] == [WorkflowExecutionStatus.COMPLETED] + [WorkflowExecutionStatus.CANCELED] * 2
     assert not never and cancelled.state == JobState.cancelled
     counts = cancelled.counts

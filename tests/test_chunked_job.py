@@ -14,7 +14,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from clipper.models import JobState, Transcript
 from clipper.store import ArtifactStore, sha256_file
-from clipper_client import connect
+from client import connect
 from tests.conftest import REFERENCE, run
 from tests.httpserver import serve
 from tests.test_crash import REPEATS, kill_worker_once, long_sample  # noqa: F401 (fixture)
@@ -174,8 +174,7 @@ async def completed_outputs(settings, job_id: str, activity_type: str) -> list[d
 
 
 def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
-    """218 s at 180 s chunks: one pass before the "chunks-from-one-length" patch (under 1.5 chunk lengths),
-    two chunks side by side since."""
+    """218 s at 180 s chunks: longer than one chunk length, so two chunks side by side."""
     settings = settings.model_copy(update={"asr_chunk_s": 180.0})
     with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
         _, job, result = run(run_job(settings, server.url("/long.mp3")))
@@ -184,7 +183,7 @@ def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
     names = [name for name, _ in scheduled]
     assert "transcribe" not in names and names.count("merge_transcript") == 1
     plan = next(arg for name, arg in scheduled if name == "plan_transcription")
-    assert plan["chunk_s"] == 180.0 and plan["one_pass_below"] == 1.0
+    assert plan["chunk_s"] == 180.0
     assert sorted(arg["span"]["index"] for name, arg in scheduled if name == "transcribe_chunk") == [0, 1]
     transcript = Transcript.model_validate_json(ArtifactStore(settings.storage_dir).path(job, "transcript.json")
                                                 .read_bytes())

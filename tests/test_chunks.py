@@ -164,8 +164,7 @@ def test_plan_short_media_is_one_chunk(long_wav):
     whole = [ChunkSpan(index=0, start=0.0, end=round(duration, 3))]
     for target in (duration + 1.0, duration / 0.99, 0.0):
         assert plan_chunks(long_wav, target) == whole
-    # Jobs started before the "chunks-from-one-length" patch keep one pass up to 1.5 chunk lengths.
-    assert plan_chunks(long_wav, duration / 1.49, one_pass_below=1.5) == whole
+    assert len(plan_chunks(long_wav, duration / 1.49)) == 2  # longer than one chunk: cut
 
 
 def test_plan_media_longer_than_one_chunk_in_two(long_wav):

@@ -22,12 +22,13 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from clipper.models import STAGES, JobState
-from clipper_client import ClipperClient, connect
-from job_history import AuditEntry, audit_log
+from clipper.stages import ACTIVITY_STAGES
+from client import ClipperClient, connect
+from client.history import AuditEntry, audit_log
 from tests.conftest import SAMPLE, run
 from tests.httpserver import serve
 from tests.test_pipeline import wait_for_state
-from worker import build_worker
+from workers import build_worker
 
 REPO = Path(__file__).resolve().parent.parent
 HISTORIES = Path(__file__).parent / "histories"
@@ -170,20 +171,26 @@ def load(name: str) -> list[AuditEntry]:
 
 
 def test_audit_log_of_a_failed_job():
-    entries = load("v1-unsupported-url-failed.json")
-    assert [e.event for e in entries] == ["job started", "stage scheduled", "stage started", "stage failed",
-                                          "job failed"]
-    assert "url=ftp://example.com/a.mp3" in entries[0].detail
+    entries = load("1.0-media-failed.json")
+    # The failure notification (an activity of the job, not a stage) runs between the stage's failure and the end.
+    assert [e.event for e in entries if e.stage != "notify"] == ["job started", "stage scheduled", "stage started",
+                                                                 "stage failed", "job failed"]
+    assert "url=https://10.0.0.1/episode.mp3" in entries[0].detail
     failed = entries[3]
     assert failed.stage == "download" and failed.attempt == 1
-    assert failed.detail.startswith("UnsupportedUrl: the scheme 'ftp'")
-    assert "UnsupportedUrl" in entries[-1].detail
+    assert failed.detail.startswith("ForbiddenAddress: https://10.0.0.1/episode.mp3 points at the non-public address")
+    assert "ForbiddenAddress" in entries[-1].detail
 
 
 def test_audit_log_of_a_finished_job_lists_stages_in_order():
-    entries = load("v3-controls-done.json")
-    assert [e.stage for e in entries if e.event == "stage completed"] == list(STAGES)
+    entries = load("1.0-media-chunked-done.json")
+    completed = [ACTIVITY_STAGES[e.stage].name for e in entries if e.event == "stage completed"]
+    assert list(dict.fromkeys(completed)) == list(STAGES)  # transcribe: plan, three chunks, merge
+    assert [e.stage for e in entries if e.event == "stage completed" and e.stage.startswith("transcribe_chunk")] == \
+        ["transcribe_chunk"] * 3
     for stage in STAGES:  # scheduled → started → completed, one attempt each
+        if stage == "transcribe":
+            continue
         assert [e.event for e in entries if e.stage == stage] == ["stage scheduled", "stage started",
                                                                   "stage completed"]
     completed = next(e for e in entries if e.stage == "download" and e.event == "stage completed")

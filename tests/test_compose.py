@@ -365,8 +365,8 @@ def test_docker_compose_config_is_valid() -> None:
 
 def test_pools_split_the_queues_between_them(services: dict[str, Any]) -> None:
     """Each pool polls its own queues (worker.py --queues) and together they serve every queue, once."""
-    from clipper.config import POOLS
-    from worker import parse_pools
+    from clipper.stages import POOLS
+    from workers import parse_pools
 
     polled = {}
     for name in WORKERS:

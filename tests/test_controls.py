@@ -7,22 +7,19 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import CancelledError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from clipper.models import JobOptions, JobResult, JobState, StageState, Transcript
 from clipper.store import ArtifactStore, JsonlLog
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, JobCancelled, JobFailed, connect
 from tests.conftest import run
 from tests.test_crash import long_sample  # noqa: F401 - fixture
 from tests.test_pipeline import assert_manifest_matches, media_server, scheduled_activities, wait_for_state  # noqa: F401
 from tests.httpserver import serve
-from worker import build_worker
+from workers import build_worker
 
 
 class ActivityLog(Interceptor):
@@ -131,9 +128,8 @@ def test_cancel_mid_transcription_keeps_finished_work_and_removes_temp_files(set
             job = (await clipper.submit(url)).job_id
             await until(lambda: partial_segments(store, job) >= 1, what="transcription under way")
             await clipper.cancel(job)
-            with pytest.raises(WorkflowFailureError) as err:
+            with pytest.raises(JobCancelled):
                 await clipper.result(job)
-            assert isinstance(err.value.cause, CancelledError)
             return job, await clipper.status(job)
 
     with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
@@ -191,12 +187,12 @@ def test_unanswered_failure_fails_after_the_retry_wait(settings, media_server):
     async def body():
         async with steering(settings) as clipper:
             job = (await clipper.submit(media_server.url("/episode.mp3"), JobOptions(text_engine="llm"))).job_id
-            with pytest.raises(WorkflowFailureError) as err:
+            with pytest.raises(JobFailed) as err:
                 await asyncio.wait_for(clipper.result(job), 60)
-            return err.value.cause
+            return err.value
 
-    cause = run(body())
-    assert cause.type == "EngineNotConfigured"
+    failed = run(body())
+    assert failed.error_type == "EngineNotConfigured" and failed.stage == "quotes"
 
 
 def test_eta_is_reported_while_running_and_cleared_when_done(settings, long_sample):
@@ -230,11 +226,11 @@ def test_cancel_after_a_spent_pause_now_still_cancels(settings, long_sample):
             await clipper.resume(job)
             await until(lambda: _stage_is(clipper, job, "transcribe", StageState.running), what="transcription")
             await clipper.cancel(job)
-            with pytest.raises(WorkflowFailureError) as err:
+            with pytest.raises(JobCancelled) as err:
                 await clipper.result(job)
-            return err.value.cause, await scheduled_activities(settings, job)
+            return err.value, await scheduled_activities(settings, job)
 
     with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
         cause, scheduled = run(body(server.url("/long.mp3")))
-    assert isinstance(cause, CancelledError)
+    assert isinstance(cause, JobCancelled)
     assert scheduled.count("transcribe") == 1 and "quotes" not in scheduled

@@ -15,7 +15,7 @@ import pytest
 
 from clipper.models import JobResult, JobState, Transcript
 from clipper.store import ArtifactStore, JsonlLog
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, connect
 from tests.conftest import REFERENCE, SAMPLE, run
 from tests.httpserver import serve
 from tests.test_pipeline import assert_manifest_matches, normalise

@@ -69,7 +69,7 @@ from bench.worker_process import kill_worker, spawn_worker
 from clipper.config import Settings
 from clipper.models import JobResult, JobState, StagePolicy, Transcript
 from clipper.store import ArtifactStore, JsonlLog, Manifest
-from clipper_client import ClipperClient, connect, ensure_search_attributes
+from client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
 from tests import httpserver
 from tests.conftest import REFERENCE, SAMPLE, add_report, run

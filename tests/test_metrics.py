@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import urllib.request
 
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, connect
 from scripts.devserver import free_port
 from tests.conftest import SAMPLE, run
 from tests.test_pipeline import media_server  # noqa: F401 - fixture
 from activities.metrics import prometheus_runtime
-from worker import build_worker
+from workers import build_worker
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

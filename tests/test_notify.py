@@ -40,10 +40,10 @@ from clipper.notify import (
     DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, Notification, NotifyResult, send_email, send_webhook,
     verify_signature,
 )
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, JobFailed, connect
 from tests.conftest import run
 from tests.httpserver import serve
-from worker import build_worker
+from workers import build_worker
 
 PASSWORD = "smtp-pa55-planted-Zq8"
 WEBHOOK_SECRET = "whsec-planted-K3y-77"
@@ -411,7 +411,7 @@ def test_job_notifies_when_waiting_and_when_failed(settings, receiver):
             await clipper.abandon(job)
             try:
                 return job, await clipper.result(job)
-            except WorkflowFailureError as err:
+            except JobFailed as err:
                 return job, err
 
     controller.start()
@@ -421,7 +421,7 @@ def test_job_notifies_when_waiting_and_when_failed(settings, receiver):
             job, result = run(body(media.url("/down.mp3")))
     finally:
         controller.stop()
-    assert isinstance(result, WorkflowFailureError) and result.cause.type == "DownloadFailed"
+    assert isinstance(result, JobFailed) and result.error_type == "DownloadFailed" and result.stage == "download"
     waiting, failed = inbox.messages()
     assert waiting["Subject"].strip().startswith(f"[clipper] {job} needs you: download failed (DownloadFailed)")
     assert f"clipper retry {job}" in waiting.get_content() and f"clipper abandon {job}" in waiting.get_content()

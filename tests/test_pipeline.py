@@ -6,12 +6,10 @@ import json
 import asyncio
 import re
 import uuid
-from pathlib import Path
 
 import jiwer
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from clipper.errors import UnsupportedUrl
@@ -19,10 +17,10 @@ from clipper.media.probe import probe_media
 from clipper.models import ClipIndex, JobRequest, JobResult, JobState, JobStatus, QuoteSet, StageState, Summary, Transcript
 from clipper.text.formats import parse_srt, parse_vtt
 from clipper.store import ArtifactStore, sha256_file
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, JobFailed, connect
 from tests.conftest import REFERENCE, SAMPLE, run
 from tests.httpserver import serve
-from worker import build_worker
+from workers import build_worker
 from workflows.media_job import MediaJob
 
 
@@ -63,7 +61,7 @@ async def run_job(
             await during(clipper, job_id)
         try:
             result: JobResult | Exception = await clipper.result(job_id)
-        except WorkflowFailureError as err:
+        except JobFailed as err:
             result = err
         return clipper, job_id, result
 
@@ -217,8 +215,8 @@ def test_bad_url_fails_fast_with_typed_error(settings, media_server, url, error_
     url = url or media_server.url("/missing.mp3")
     media_server.set_status("/missing.mp3", 404)
     clipper, job_id, result = run(run_job(settings, url, raw_start=True))
-    assert isinstance(result, WorkflowFailureError)
-    assert result.cause.type == error_type
+    assert isinstance(result, JobFailed)
+    assert result.error_type == error_type and result.stage == "download"
     status = run(_status(settings, job_id))
     assert status.state == JobState.failed and status.error.type == error_type
     assert status.stage("download").attempt == 1  # not after the whole retry budget

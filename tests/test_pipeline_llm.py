@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
-from temporalio.client import WorkflowFailureError
+from client import JobFailed
 
 from clipper.models import JobResult, JobState, QuoteSet, Transcript
 from clipper.store import ArtifactStore
@@ -57,8 +57,8 @@ def test_llm_401_fails_the_job_with_a_typed_error_and_no_key(settings, media_ser
         settings = llm_settings(settings, server)
         _, job_id, result = run(run_job(settings, media_server.url("/episode.mp3"), during=abandon_when_waiting))
         calls = len(server.chat_requests)
-    assert isinstance(result, WorkflowFailureError)
-    assert result.cause.type == "LLMAuthError"
-    assert "CLIPPER_LLM_API_KEY" in result.cause.message and KEY not in result.cause.message
+    assert isinstance(result, JobFailed)
+    assert result.error_type == "LLMAuthError"
+    assert "CLIPPER_LLM_API_KEY" in result.error_message and KEY not in result.error_message
     assert calls == 1  # non-retryable: not after the whole retry budget
     assert KEY not in run(_history_json(settings, job_id))

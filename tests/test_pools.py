@@ -8,19 +8,20 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from clipper.config import POOLS, STAGE_POOLS, Settings
+from clipper.config import Settings
+from clipper.stages import POOLS, STAGE_POOLS
 from clipper.errors import InvalidRequest
 from clipper.llm.client import LLMEngine
 from clipper.llm.throttle import RequestThrottle, provider_of, throttle_for
 from clipper.models import JobState
 from clipper.text.chunking import chunk_transcript
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, connect
 from tests.conftest import run
 from tests.llmserver import answer, serve_llm
 from tests.test_controls import until
 from tests.test_pipeline import media_server  # noqa: F401 - fixture
 from tests.test_text import sample_transcript
-from worker import POOL_ACTIVITIES, build_worker, parse_pools
+from workers import POOL_ACTIVITIES, build_worker, parse_pools
 
 
 class QueueLog(Interceptor):

@@ -1,11 +1,14 @@
-"""Replay the recorded histories of finished jobs: a non-deterministic workflow change fails here.
+"""Replay the recorded histories of finished jobs: a workflow change that would break a job in flight fails here.
 
-Record new ones with `python -m scripts.record_history NAME` after changing the workflow (use
-`workflow.patched()` for changes that alter the commands of jobs that may be in flight).
+tests/histories/ holds the 1.0 baseline — one history per kind of job (a MediaJob cut in chunks, one steered
+through pause/priority/retry, one that failed, a BatchJob) — and one more per workflow change after it, each
+recorded with `python -m scripts.record_history NAME`. docs/versioning.md has the rule: `workflow.patched()`
+→ `workflow.deprecate_patch()` → removal, with a history recorded at each step.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,10 +21,15 @@ from workflows.batch_job import BatchJob
 from workflows.media_job import MediaJob
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+BASELINE = ("1.0-media-chunked-done", "1.0-media-steered-done", "1.0-media-failed", "1.0-batch-done")
 
 
-def test_there_are_histories_to_replay():
-    assert len(HISTORIES) >= 2
+def test_the_baseline_is_there():
+    names = {p.stem.partition("@")[0] for p in HISTORIES}
+    assert set(BASELINE) <= names
+    types = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+             for p in HISTORIES}
+    assert types == {"MediaJob", "BatchJob"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

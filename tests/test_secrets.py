@@ -33,7 +33,7 @@ from clipper.errors import StorageUnavailable
 from clipper.log import configure_logging
 from clipper.models import JobResult, JobState, StagePolicy
 from clipper.store import open_store
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, connect
 from tests.conftest import FAST_POLICIES, run
 from tests.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
 from tests.test_pipeline import _history_json, media_server, wait_for_state  # noqa: F401 - fixture

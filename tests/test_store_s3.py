@@ -27,10 +27,10 @@ from clipper.errors import CorruptArtifact, StorageMisconfigured, StorageUnavail
 from clipper.models import STAGES, JobResult, JobState
 from clipper.store import ArtifactStore, open_store, sha256_file
 from clipper.store_s3 import S3ArtifactStore
-from clipper_client import ClipperClient, connect
+from client import ClipperClient, connect
 from tests.conftest import run
 from tests.test_pipeline import media_server  # noqa: F401 - fixture
-from worker import build_worker
+from workers import build_worker
 
 ACCESS_KEY = "AKIACLIPPERTEST0001"
 SECRET_KEY = "s3-planted-secret-7f3a91c2d4e84b5fa0c6"

@@ -15,11 +15,11 @@ import uuid
 import pytest
 
 from clipper.config import Settings
-from clipper_client import connect
+from client import connect
 from scripts.devserver import temporal_bin
 from tests.conftest import SAMPLE, run
 from tests.httpserver import serve
-from worker import build_worker
+from workers import build_worker
 
 
 @pytest.fixture

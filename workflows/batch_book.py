@@ -13,11 +13,10 @@ with workflow.unsafe.imports_passed_through():
     from clipper.batch_models import (
         BatchCarry, BatchEntry, BatchItem, BatchRequest, BatchResult, BatchStatus, ExpandOutput,
     )
-    from clipper.models import ArtifactRef, JobState
+    from clipper.models import FINISHED, ArtifactRef, JobState
 
 KEEP_FINISHED = 20
 KEEP_FAILED = 100
-CLOSED = (JobState.done, JobState.failed, JobState.cancelled)
 
 
 class BatchBook:
@@ -42,7 +41,7 @@ class BatchBook:
 
     @property
     def closed(self) -> bool:
-        return self.status.state in CLOSED
+        return self.status.state in FINISHED
 
     def job_id(self, index: int) -> str:
         return f"{self.status.batch_id}-{index:04d}"
@@ -67,11 +66,11 @@ class BatchBook:
 
     def close(self, item: BatchItem, state: JobState, error: str | None = None, existing: bool = False) -> None:
         item.state, item.error, item.existing = state, error, existing
-        finished = [i for i in self.status.items if i.state in CLOSED]
+        finished = [i for i in self.status.items if i.state in FINISHED]
         failed = [i for i in finished if i.state == JobState.failed][-KEEP_FAILED:]
         others = [i for i in finished if i.state != JobState.failed][-KEEP_FINISHED:]
         kept = {id(i) for i in failed + others}
-        self.status.items = [i for i in self.status.items if i.state not in CLOSED or id(i) in kept]
+        self.status.items = [i for i in self.status.items if i.state not in FINISHED or id(i) in kept]
         self.publish(closed=state)
 
     def pause(self, now: bool) -> None:

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from clipper.batch_models import BatchStatus, ForwardPriority
     from clipper.models import PauseRequest
     from workflows.batch_book import BatchBook
-    from workflows.control import check_priority
+    from clipper.models import check_priority
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=60), maximum_attempts=5)
 

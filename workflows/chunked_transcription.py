@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
         MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
     )
     from clipper.models import (
-        CHUNK_FROM_FACTOR, SINGLE_CHUNK_FACTOR, ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput,
+        ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput,
         PlanInput, TranscribeInput, TranscribeOutput,
     )
     from workflows.stage_runner import StageRunner
@@ -26,18 +26,13 @@ STAGE = "transcribe"
 MAX_PARALLEL_CHUNKS = 4  # transcribe_chunk activities of one job in flight at once (a sliding window)
 
 
-def one_pass_below() -> float:
-    """Media shorter than this × the chunk length is transcribed in one pass (see SINGLE_CHUNK_FACTOR)."""
-    return CHUNK_FROM_FACTOR if workflow.patched("chunks-from-one-length") else SINGLE_CHUNK_FACTOR
-
-
-def wants_chunks(chunk_s: float, duration_s: float | None, factor: float) -> bool:
-    """Long media is transcribed in chunks side by side; short media in one pass, exactly as before."""
-    return chunk_s > 0 and (duration_s is None or duration_s >= factor * chunk_s)
+def wants_chunks(chunk_s: float, duration_s: float | None) -> bool:
+    """Media longer than one chunk is transcribed in chunks side by side; shorter media in one pass."""
+    return chunk_s > 0 and (duration_s is None or duration_s >= chunk_s)
 
 
 async def transcribe_in_chunks(
-    stages: StageRunner, job_id: str, audio: ArtifactRef, duration_s: float | None, factor: float
+    stages: StageRunner, job_id: str, audio: ArtifactRef, duration_s: float | None
 ) -> TranscribeOutput:
     """Run the whole stage; if the plan finds no usable cut, the single-pass `transcribe` runs instead.
 
@@ -48,7 +43,7 @@ async def transcribe_in_chunks(
     stages.open_stage(STAGE)
     spans: list[ChunkSpan] = await stages.run(STAGE, PlanTranscriptionActivity.run, PlanInput(
         job_id=job_id, audio=audio, duration_s=duration_s, chunk_s=stages.request.asr_chunk_s,
-        one_pass_below=factor, options=stages.request.options), part=True)
+        options=stages.request.options), part=True)
     if len(spans) <= 1:
         return await stages.run(STAGE, TranscribeActivity.run, TranscribeInput(
             job_id=job_id, audio=audio, duration_s=duration_s, options=stages.request.options), boundary=False)

@@ -12,18 +12,11 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from clipper.models import JobState, JobStatus, PauseRequest, RetryRequest
+    from clipper.models import FINISHED, JobStatus, PauseRequest, RetryRequest, check_priority
 
 if TYPE_CHECKING:
     from workflows.stage_runner import StageRunner
 
-TERMINAL = (JobState.done, JobState.failed, JobState.cancelled)
-
-
-def check_priority(priority: int) -> None:
-    """The `set_priority` validator of jobs and batches: a rejected update leaves no trace in the history."""
-    if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
-        raise ValueError(f"priority must be an integer from 1 (highest) to 5 (lowest), got {priority!r}")
 
 
 class JobControl:
@@ -34,7 +27,7 @@ class JobControl:
 
     @workflow.signal
     def pause(self, request: PauseRequest | None = None) -> None:
-        if self.job.state in TERMINAL:
+        if self.job.state in FINISHED:
             return
         self.stages.pause((request or PauseRequest()).now)
 
@@ -59,7 +52,7 @@ class JobControl:
 
     @set_priority.validator
     def _check_priority(self, priority: int) -> None:
-        check_priority(priority)
+        check_priority(priority)  # a rejected update leaves no trace in the history
 
     @workflow.query
     def status(self) -> JobStatus:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -22,12 +21,11 @@ with workflow.unsafe.imports_passed_through():
         STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
         ReportInput, StageStatus, TextStageInput, TranscribeInput,
     )
-    from workflows.chunked_transcription import one_pass_below, transcribe_in_chunks, wants_chunks
+    from workflows.chunked_transcription import transcribe_in_chunks, wants_chunks
     from workflows.control import JobControl
     from workflows.stage_runner import StageFailed, StageRunner
 
 MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
-V1_STAGES = ("download", "transcribe")  # jobs started before quotes/summary/clips/report existed
 
 
 @workflow.defn(name="MediaJob")
@@ -44,9 +42,6 @@ class MediaJob(JobControl):
 
     @workflow.run
     async def run(self, request: JobRequest) -> JobResult:
-        self.stages.controls = workflow.patched("job-controls")  # pause, manual retry, search attributes
-        self.stages.notifications = workflow.patched("notifications")  # email/webhook: failed, waiting, done
-        self.stages.pools = workflow.patched("worker-pools") and request.worker_pools  # io/cpu/llm task queues
         if self.job.state == JobState.queued:
             self.job.state = JobState.running
         self.job.started_at = workflow.now()
@@ -55,37 +50,30 @@ class MediaJob(JobControl):
         options = request.options  # the runner swaps in changed options after a manual retry
         try:
             await self.download(rebuild=False)
-            chunked = workflow.patched("chunked-transcription")
-            factor = one_pass_below()  # media longer than one chunk is cut (before the patch: 1.5 chunks)
-            if chunked and wants_chunks(request.asr_chunk_s, self.job.duration_s, factor):
+            if wants_chunks(request.asr_chunk_s, self.job.duration_s):
                 transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
-                    self.stages, job, self.media.audio, self.media.info.duration_s, factor))
+                    self.stages, job, self.media.audio, self.media.info.duration_s))
             else:
                 transcript = await self.rebuilding_audio(lambda: self.stages.run("transcribe", TranscribeActivity.run,
                     TranscribeInput(job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s,
                                     options=options)))
-            if workflow.patched("quotes-summary-clips-report"):
-                text = TextStageInput(job_id=job, transcript=transcript.transcript, options=options)
-                quotes = await self.stages.run("quotes", QuotesActivity.run, text)
-                summary = await self.stages.run("summary", SummaryActivity.run, text)
-                clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsActivity.run, ClipsInput(
-                    job_id=job, audio=self.media.audio, quotes=quotes.quotes,
-                    duration_s=self.media.info.duration_s, options=options)))
-                await self.stages.run("report", ReportActivity.run, ReportInput(
-                    job_id=job, media=self.media.media, transcript=transcript.transcript,
-                    quotes=quotes.quotes, summary=summary.summary, clips=clips.index))
-            else:
-                self.job.stages = [s for s in self.job.stages if s.name in V1_STAGES]
+            text = TextStageInput(job_id=job, transcript=transcript.transcript, options=options)
+            quotes = await self.stages.run("quotes", QuotesActivity.run, text)
+            summary = await self.stages.run("summary", SummaryActivity.run, text)
+            clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsActivity.run, ClipsInput(
+                job_id=job, audio=self.media.audio, quotes=quotes.quotes,
+                duration_s=self.media.info.duration_s, options=options)))
+            await self.stages.run("report", ReportActivity.run, ReportInput(
+                job_id=job, media=self.media.media, transcript=transcript.transcript,
+                quotes=quotes.quotes, summary=summary.summary, clips=clips.index))
         except StageFailed as failed:
             self.finish(JobState.failed, failed)
             await self.stages.notify("failed")
-            raise ApplicationError(str(failed), failed.error.model_dump(), type=failed.error.type, non_retryable=True)
+            raise ApplicationError(str(failed), {**failed.error.model_dump(), "stage": failed.stage},
+                                   type=failed.error.type, non_retryable=True)
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
-            if self.stages.controls and workflow.patched("cancel-cleanup"):  # drop the work in progress
-                await workflow.execute_activity_method(
-                    CleanupActivity.run, job, task_queue=self.stages.queue("cleanup"),
-                    start_to_close_timeout=timedelta(minutes=2))
+            await self.stages.run_helper("cleanup", CleanupActivity.run, job, f"cleanup: {job}")  # drop scratch files
             raise
         self.finish(JobState.done)
         await self.stages.notify("done")

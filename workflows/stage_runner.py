@@ -17,14 +17,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.notify import NotifyActivity
-    from clipper.config import DEFAULT_POLICIES, DEFAULT_RATES, STAGE_OVERHEAD_S, STAGE_POOLS, pool_queue
+    from clipper.errors import InvalidRequest
     from clipper.notify import Notification
     from clipper.models import (
-        JobOptions, JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
+        JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
     )
+    from clipper.stages import BY_NAME, DEFAULT_POLICIES, DEFAULT_RATES, pool_queue
     from workflows import search_attributes as sa
 
 # Raised to the workflow at once instead of waiting for a manual retry: input errors no retry can fix,
@@ -33,11 +32,6 @@ RAISE_AT_ONCE = frozenset({
     "UnsupportedUrl", "ForbiddenAddress", "LocalPathNotAllowed", "MediaNotFound", "NoMediaFound",
     "NoAudioStream", "InvalidMedia", "MediaTooLong", "MediaTooLarge", "InvalidRequest", "CorruptArtifact",
 })
-
-
-# A notification outlives an SMTP or webhook outage of about an hour; each attempt is bounded.
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
-                           maximum_interval=timedelta(minutes=5), maximum_attempts=20)
 
 
 class StageFailed(Exception):
@@ -74,7 +68,7 @@ class StageRunner:
     def __init__(self, request: JobRequest, status: JobStatus) -> None:
         self.request = request
         self.status = status
-        self.controls = False  # pause/retry/search attributes: on for jobs started since they exist
+        self.status.rates = {**DEFAULT_RATES, **request.rates}  # the ETA's inputs, shown to clients too
         self.paused = False
         # `pause --now` count: an activity that started before the latest one was interrupted, not cancelled.
         self.interrupts = 0
@@ -82,12 +76,12 @@ class StageRunner:
         self.retry: RetryRequest | None = None
         self.abandoned = False
         self.published: tuple | None = None
-        self.notifications = False  # email/webhook (activity `notify`): on for jobs started since it exists
-        self.pools = False  # stages on the worker pools' queues: on for jobs started since they exist
 
     def queue(self, stage: str) -> str | None:
         """The task queue of the stage's pool (e.g. clipper-cpu); None: the job's own queue."""
-        return pool_queue(workflow.info().task_queue, STAGE_POOLS[stage]) if self.pools else None
+        if not self.request.worker_pools:
+            return None
+        return pool_queue(workflow.info().task_queue, BY_NAME[stage].pool)
 
     def policy(self, stage: str) -> StagePolicy:
         return self.request.policies.get(stage) or DEFAULT_POLICIES.get(stage) or StagePolicy()
@@ -123,7 +117,7 @@ class StageRunner:
                     raise asyncio.CancelledError() from err
                 entry.state, entry.finished_at, entry.error = StageState.failed, workflow.now(), stage_error(err)
                 entry.attempt = entry.error.attempts
-                if self.controls and entry.error.type not in RAISE_AT_ONCE and await self.wait_for_retry():
+                if entry.error.type not in RAISE_AT_ONCE and await self.wait_for_retry():
                     continue
                 self.publish()
                 raise StageFailed(stage, entry.error) from err
@@ -153,7 +147,7 @@ class StageRunner:
 
     def raise_if_cancelled(self) -> None:
         """A cancel that reached an activity only after it finished is not lost: stop at this boundary."""
-        if self.controls and workflow.cancellation_reason() is not None:
+        if workflow.cancellation_reason() is not None:
             raise asyncio.CancelledError()
 
     async def start(self, stage: str, activity: Any, arg: Any) -> Any:
@@ -175,6 +169,14 @@ class StageRunner:
             return await handle
         finally:
             self.running.remove(handle)
+
+    async def run_helper(self, name: str, activity: Any, arg: Any, summary: str) -> Any:
+        """An activity of the job that is not a stage (cleanup, notify): its policy from the stage table."""
+        policy = BY_NAME[name].policy
+        return await workflow.execute_activity_method(
+            activity, arg, task_queue=self.queue(name), retry_policy=retry_policy(policy),
+            start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(None)),
+            priority=Priority(priority_key=self.status.priority), summary=summary)
 
     # --- control ---
 
@@ -217,9 +219,8 @@ class StageRunner:
         if self.abandoned or self.retry is None:
             return False
         try:
-            merged = {**self.request.options.model_dump(), **self.retry.options}
-            self.request.options = JobOptions.model_validate(merged)
-        except ValidationError:
+            self.request.options = self.request.options.changed(self.retry.options)
+        except InvalidRequest:
             workflow.logger.warning("retry with invalid options ignored: %s", self.retry.options)
         self.status.state = JobState.paused if self.paused else JobState.running
         self.status.error = None
@@ -228,17 +229,14 @@ class StageRunner:
     async def notify(self, event: str) -> None:
         """Email/webhook about the job, through the channels the workers configure. Never fails the job: a
         notification still undeliverable after its retries is logged; one cancelled as the job moved on is dropped."""
-        if not self.notifications or event not in self.request.notify_on:
+        if event not in self.request.notify_on:
             return
         job, error = self.status, self.status.error
         note = Notification(job_id=job.job_id, event=event, state=job.state.value, title=job.title, url=job.url,
                             error_type=error.type if error else None, error_message=error.message if error else None,
                             stage=job.current_stage, at=workflow.now())
         try:
-            await workflow.execute_activity_method(
-                NotifyActivity.run, note, task_queue=self.queue("notify"), start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=NOTIFY_RETRY, priority=Priority(priority_key=job.priority),
-                summary=f"notify {event}: {job.job_id}")
+            await self.run_helper("notify", NotifyActivity.run, note, f"notify {event}: {job.job_id}")
         except ActivityError as err:
             if not isinstance(err.cause, CancelledError):
                 workflow.logger.warning("notification %s not delivered: %s", event, err.cause or err)
@@ -248,8 +246,7 @@ class StageRunner:
     def publish(self) -> None:
         """Keep progress, ETA, the Web UI's details line and the search attributes in step with the job."""
         stages, job = self.status.stages, self.status
-        job.progress = round(sum(s.progress for s in stages) / len(stages), 4)
-        job.eta_s = self.eta()
+        job.refresh()
         done = sum(1 for s in stages if s.state == StageState.done)
         line = f"**{job.state.value}**"
         if job.current_stage and job.state != JobState.done:
@@ -264,7 +261,7 @@ class StageRunner:
         line += f" · priority {job.priority}" + (f" · {job.title}" if job.title else "")
         workflow.set_current_details(line)
         values = (job.state.value, job.current_stage or "", job.priority, int(job.progress * 100))
-        if self.controls and values != self.published:  # one history event per real change, not per call
+        if values != self.published:  # one history event per real change, not per call
             self.published = values
             workflow.upsert_search_attributes([
                 sa.CLIPPER_STATE.value_set(values[0]),
@@ -273,11 +270,3 @@ class StageRunner:
                 sa.CLIPPER_PROGRESS.value_set(values[3]),
                 sa.CLIPPER_SOURCE.value_set(sa.source_host(job.url)),
             ])
-
-    def eta(self) -> float | None:
-        if not self.status.duration_s or self.status.state in (JobState.done, JobState.cancelled):
-            return None
-        rates = {**DEFAULT_RATES, **self.request.rates}
-        left = [s for s in self.status.stages if s.state != StageState.done]
-        return round(sum((STAGE_OVERHEAD_S + rates.get(s.name, 0.01) * self.status.duration_s) * (1 - s.progress)
-                         for s in left), 1)

@@ -18,7 +18,7 @@ from pathlib import Path
 from clipper.asr.base import AsrEngine, decode_wav16k, r3, wav_duration
 from clipper.asr.quiet import QUIET_S, quiet_profile, quietest_point
 from clipper.asr.resume import load_partial, transcribe_resumable
-from clipper.models import CHUNK_FROM_FACTOR, ChunkSpan, Segment, Transcript, Word
+from clipper.models import ChunkSpan, Segment, Transcript, Word
 from clipper.store import JsonlLog
 
 # Two words are "the same word" at a seam when their text matches and they start this close (or overlap by
@@ -38,7 +38,6 @@ def _quietest_point(wav: Path, lo: float, hi: float, nominal: float) -> float:
 
 def plan_chunks(
     wav: Path, target_s: float, window_s: float | None = None, min_chunk_s: float | None = None,
-    one_pass_below: float = CHUNK_FROM_FACTOR,
 ) -> list[ChunkSpan]:
     """Split a 16 kHz mono WAV into spans of about `target_s` seconds, cut in silences.
 
@@ -46,14 +45,14 @@ def plan_chunks(
     decoded side by side finish together (10 min at 180 s: four spans of 150 s, not 180+180+180+60). For
     each boundary k × duration / n, the quietest 0.3 s within ±`window_s` is found and the cut goes in its
     middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
-    than `one_pass_below` × `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
+    than `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
     The search window and the shortest span default to 20 s and 30 s, less for targets under 60 s.
     """
     window_s = min(20.0, target_s / 3) if window_s is None else window_s
     min_chunk_s = min(30.0, target_s / 2) if min_chunk_s is None else min_chunk_s
     wav = Path(wav)
     duration = r3(wav_duration(wav))
-    if target_s <= 0 or duration < one_pass_below * target_s:
+    if target_s <= 0 or duration < target_s:
         return [ChunkSpan(index=0, start=0.0, end=duration)]
     cuts: list[float] = []
     previous = 0.0

@@ -202,6 +202,16 @@ def check_url_syntax(url: str) -> tuple[str, str | None, int | None]:
     return scheme, host, port
 
 
+def check_submittable(url: str) -> tuple[str, str | None, int | None]:
+    """What a client refuses at submit: a bad URL, or a bare word that is neither a URL nor a file here (a
+    mistyped link would otherwise become a job that fails in its worker)."""
+    scheme, host, port = check_url_syntax(url)
+    if scheme == "" and not Path(url.strip()).expanduser().exists():
+        raise UnsupportedUrl(f"{_short(url.strip())!r} is neither a URL nor a file on this machine; submit an "
+                             "http(s) link to audio or video (or the path of a local file)")
+    return scheme, host, port
+
+
 def check_url(url: str, settings: Settings) -> None:
     """Refuse, with a typed error saying what to do, any URL we must not fetch. Run before every download."""
     scheme, host, port = check_url_syntax(url)

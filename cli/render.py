@@ -13,8 +13,7 @@ from rich.text import Text
 from clipper.batch_models import BatchStatus
 from clipper.models import JobStatus
 from clipper.stats import Stats
-from clipper_client import JobSummary
-from job_history import AuditEntry
+from client import AuditEntry, JobSummary
 
 console = Console()
 err_console = Console(stderr=True)

@@ -1,4 +1,4 @@
-"""The CLI's batch commands (starter.py wires them in): `submit-batch`, and `status`/`watch` on a batch id."""
+"""The CLI's batch commands (cli/main.py wires them in): `submit-batch`, and `status`/`watch` on a batch id."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import asyncio
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from batch_client import is_batch, source_or_file
-from cli_render import console, print_batch_status
+from cli.render import console, print_batch_status
+from client import BatchFailed, ClipperClient
+from client.batches import source_or_file
 from clipper.batch_models import BatchStatus
-from clipper.models import JobOptions, JobState
-from clipper_client import ClipperClient
-
-TERMINAL = {JobState.done, JobState.failed, JobState.cancelled}
+from clipper.models import FINISHED, JobOptions, JobState
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +36,10 @@ async def submit(client: ClipperClient, args: argparse.Namespace) -> int:
         return 0
     status = await watch(client, submitted.job_id)
     print_batch_status(status)
-    return 0 if status.state == JobState.done and not status.counts.failed else 1
+    if status.state != JobState.done or status.counts.failed:
+        raise BatchFailed(f"{submitted.job_id} ended {status.state.value} with {status.counts.failed} failed item(s) "
+                          f"of {status.counts.total}" + (f": {status.error}" if status.error else ""))
+    return 0
 
 
 async def watch(client: ClipperClient, batch_id: str, interval: float = 1.0) -> BatchStatus:
@@ -52,14 +53,14 @@ async def watch(client: ClipperClient, batch_id: str, interval: float = 1.0) -> 
             c = status.counts
             bars.update(bar, total=c.total or None, completed=c.done + c.failed + c.cancelled,
                         line=f"{status.state.value} · {c.failed} failed · {c.running} running · {c.queued} queued")
-            if status.state in TERMINAL:
+            if status.state in FINISHED:
                 return status
             await asyncio.sleep(interval)
 
 
 async def show(client: ClipperClient, args: argparse.Namespace) -> int | None:
     """`status`/`watch` with a batch id; None when the id is not a batch's."""
-    if not await is_batch(client, args.job_id):
+    if not await client.is_batch(args.job_id):
         return None
     status = await (watch(client, args.job_id) if args.command == "watch" else client.batch_status(args.job_id))
     if getattr(args, "json", False):

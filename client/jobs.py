@@ -1,0 +1,153 @@
+"""A typed client for clipper: what the CLI uses, and what another Python service can import.
+
+Callers never need to know workflow internals: they submit a URL, read a `JobStatus`, wait for a `JobResult`,
+read the outputs as models (`client/outputs.py`). Every method raises `JobNotFound` for an unknown id and
+`JobClosed` for a control sent to a job that has ended. Live progress of a running stage comes from its
+heartbeat details (no history events).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from client.batches import BatchMethods
+from client.common import (
+    NO_WORKER, SERVER_STATES, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
+)
+from client.history import AuditEntry, audit_log
+from client.listing import ListingMethods
+from client.outputs import OutputMethods
+from clipper.config import Settings, get_settings
+from clipper.errors import InvalidRequest
+from clipper.media.urls import canonical_url, check_submittable, job_id_for
+from clipper.models import (
+    PRIORITY_DEFAULT, JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest,
+    StageProgress, StageState, check_priority,
+)
+from workflows import search_attributes as sa
+from workflows.media_job import MediaJob
+
+
+class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
+    def __init__(self, client: Client, settings: Settings | None = None) -> None:
+        super().__init__(client, settings)
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> ClipperClient:
+        settings = settings or get_settings()
+        return cls(await connect(settings), settings)
+
+    async def submit(self, url: str, options: JobOptions | None = None,
+                     priority: int = PRIORITY_DEFAULT) -> Submitted:
+        url = url.strip()
+        check_submittable(url)  # refuse what no worker could fetch before it becomes a job
+        check_engines(options or JobOptions())
+        check_priority(priority)
+        canonical, job_id = canonical_url(url), job_id_for(url)
+        request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
+                             **job_settings(self.settings))
+        existing = await self.exists(job_id)
+        try:
+            await self.client.start_workflow(
+                MediaJob.run,
+                request,
+                id=job_id,
+                task_queue=self.settings.task_queue,
+                # Same media while running or after success → the existing job; after failure → a new run.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                priority=Priority(priority_key=priority),
+                static_summary=canonical[:200],
+                static_details=f"clipper job for {canonical}",
+            )
+        except WorkflowAlreadyStartedError:
+            existing = True
+        return Submitted(job_id=job_id, existing=existing)
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status from its `status` query, with live progress from running stages' heartbeats.
+        Progress and ETA are the workflow's own formula (`JobStatus.refresh`) over the fresher progress."""
+        desc = await self.describe(job_id)
+        try:
+            with self.translating(job_id):
+                status = await self.handle(job_id).query(
+                    MediaJob.status, rpc_timeout=timedelta(seconds=self.query_timeout_s))
+        except RPCError as err:
+            if err.status not in NO_WORKER:
+                raise
+            # No worker is answering queries: say what the server knows instead of hanging.
+            return JobStatus(job_id=job_id, url=await desc.static_summary() or "",
+                             state=SERVER_STATES.get(desc.status, JobState.queued),
+                             started_at=desc.start_time, finished_at=desc.close_time)
+        for pending in desc.raw_description.pending_activities:
+            stage = next((s for s in status.stages if s.name == pending.activity_type.name), None)
+            if stage is None or stage.state != StageState.running:
+                continue
+            stage.attempt = pending.attempt
+            if pending.heartbeat_details.payloads:
+                details = await self.client.data_converter.decode(pending.heartbeat_details.payloads, [StageProgress])
+                stage.progress = details[0].fraction if details else stage.progress
+        status.refresh()
+        return status
+
+    # --- control: plain-JSON signals and updates, the same any Temporal client can send ---
+
+    async def pause(self, job_id: str, now: bool = False) -> None:
+        await self.signalling(job_id, lambda: self.handle(job_id).signal(MediaJob.pause, PauseRequest(now=now)))
+
+    async def resume(self, job_id: str) -> None:
+        await self.signalling(job_id, lambda: self.handle(job_id).signal(MediaJob.resume))
+
+    async def retry(self, job_id: str, options: dict[str, Any] | None = None) -> None:
+        """Retry a job waiting after a failure; `options` change JobOptions fields (e.g. llm_model)."""
+        JobOptions().changed(options)  # unknown or invalid options: InvalidRequest, before anything is sent
+        await self.signalling(job_id, lambda: self.handle(job_id).signal(
+            MediaJob.retry, RetryRequest(options=options or {})))
+
+    async def abandon(self, job_id: str) -> None:
+        await self.signalling(job_id, lambda: self.handle(job_id).signal(MediaJob.abandon))
+
+    async def cancel(self, job_id: str) -> None:
+        await self.signalling(job_id, lambda: self.handle(job_id).cancel())
+
+    async def set_priority(self, job_id: str, priority: int) -> int:
+        check_priority(priority)
+        try:
+            return await self.signalling(job_id, lambda: self.handle(job_id).execute_update(
+                MediaJob.set_priority, priority))
+        except WorkflowUpdateFailedError as err:
+            raise InvalidRequest(getattr(err.cause, "message", None) or str(err.cause)) from None
+
+    async def ensure_waiting(self, job_id: str) -> None:
+        """`retry`/`abandon` only act on a job waiting after a failure: refuse, rather than send a signal the job
+        ignores (`InvalidRequest` while it runs, `JobClosed` once it has ended)."""
+        desc = await self.describe(job_id)
+        if desc.close_time is not None:
+            raise JobClosed(f"{job_id} has already ended ({desc.status.name.lower() if desc.status else 'closed'})")
+        state = desc.typed_search_attributes.get(sa.CLIPPER_STATE) or JobState.queued.value
+        if state == JobState.paused.value:  # paused while waiting, or paused while running: ask the job
+            status = await self.status(job_id)
+            state = None if status.waiting_since else state
+        if state in (JobState.queued.value, JobState.running.value, JobState.paused.value):
+            raise InvalidRequest(f"{job_id} is {state}, not waiting for a manual retry after a failure")
+
+    async def result(self, job_id: str) -> JobResult:
+        """Waits for the job's end: `JobFailed` (stage, error type, message) or `JobCancelled` if it did not finish."""
+        try:
+            with self.translating(job_id):
+                return await self.handle(job_id, result_type=JobResult).result()
+        except WorkflowFailureError as err:
+            raise ended_badly(job_id, err) from None
+
+    async def history(self, job_id: str) -> list[AuditEntry]:
+        """The job's audit log (stages, attempts, retries, signals, updates, timers) from its event history."""
+        with self.translating(job_id):
+            history = await self.handle(job_id).fetch_history()
+        return audit_log(history, self.client.data_converter.payload_converter)
+

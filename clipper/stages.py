@@ -1,0 +1,90 @@
+"""The stage table: every stage declared once, with what the rest of the product needs to know about it.
+
+A stage is a step of a job that the user sees (`download`, `transcribe`, ...): it has a place in `JobStatus`,
+a pool of workers that runs it, a default retry policy and timeouts, and a default rate (seconds of work per
+second of audio) for the ETA. Its `activities` are the Temporal activity types that do its work: usually one,
+several for chunked transcription. Helpers (`HELPERS`) are activities a job runs that are not stages of its
+own (cleanup after a cancel, notifications). The workflow, the worker's pool registration, the settings and
+the tests all read this table; adding a stage means a row here, an activity, and a line in `MediaJob.run`.
+
+Pools differ by what bounds them: `io` (network and disk), `cpu` (the speech model), `llm` (a remote API).
+Each polls `<job's queue>-<pool>`; `workflow` is the job's own queue (workflows, batch activities).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+
+class StagePolicy(BaseModel):
+    """Retry policy and timeouts of one stage. Timeouts scale with the media's duration."""
+
+    initial_interval_s: float = 1.0
+    backoff_coefficient: float = 2.0
+    max_interval_s: float = 60.0
+    max_attempts: int = 5
+    heartbeat_timeout_s: float = 60.0
+    timeout_base_s: float = 600.0
+    timeout_per_audio_s: float = 0.0
+
+    def start_to_close_s(self, duration_s: float | None) -> float:
+        return self.timeout_base_s + self.timeout_per_audio_s * (duration_s or 0.0)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    pool: str  # io | cpu | llm
+    policy: StagePolicy  # default; CLIPPER_POLICIES__<STAGE>__<FIELD> overrides field by field
+    rate: float = 0.01  # s of work per audio s on 2 cores with the default engines: the ETA's starting point
+    activities: tuple[str, ...] = ()  # activity types doing its work; default: one named like the stage
+
+    @property
+    def activity_types(self) -> tuple[str, ...]:
+        return self.activities or (self.name,)
+
+
+# Downloads are network-bound and worth many patient retries; transcription is CPU-bound, long, and heartbeats
+# from a thread, so its heartbeat timeout is short enough to notice a dead worker fast; LLM calls meet rate
+# limits and outages that pass, so they retry patiently (a 429's Retry-After overrides the backoff).
+PIPELINE: tuple[Stage, ...] = (
+    Stage("download", "io", StagePolicy(initial_interval_s=2, max_interval_s=60, max_attempts=6,
+                                        heartbeat_timeout_s=60, timeout_base_s=3600), rate=0.02),
+    Stage("transcribe", "cpu", StagePolicy(initial_interval_s=2, max_interval_s=30, max_attempts=4,
+                                           heartbeat_timeout_s=30, timeout_base_s=300, timeout_per_audio_s=2.0),
+          rate=0.12, activities=("transcribe", "plan_transcription", "transcribe_chunk", "merge_transcript")),
+    Stage("quotes", "llm", StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8,
+                                       heartbeat_timeout_s=60, timeout_base_s=900, timeout_per_audio_s=0.5)),
+    Stage("summary", "llm", StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8,
+                                        heartbeat_timeout_s=60, timeout_base_s=900, timeout_per_audio_s=0.5)),
+    Stage("clips", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
+                                     heartbeat_timeout_s=60, timeout_base_s=300, timeout_per_audio_s=0.2),
+          rate=0.02),
+    Stage("report", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
+                                      heartbeat_timeout_s=60, timeout_base_s=120), rate=0.005),
+)
+# Activities of a job that are not stages of their own: they run on a pool but have no row in JobStatus.
+HELPERS: tuple[Stage, ...] = (
+    # The server's default retry policy (unlimited attempts): dropping scratch files must happen.
+    Stage("cleanup", "io", StagePolicy(initial_interval_s=1, max_interval_s=100, max_attempts=0, timeout_base_s=120),
+          activities=("discard_scratch",)),
+    # A notification outlives an SMTP or webhook outage of about an hour; each attempt is bounded.
+    Stage("notify", "io", StagePolicy(initial_interval_s=5, max_interval_s=300, max_attempts=20,
+                                      timeout_base_s=60)),
+)
+POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
+
+# Views of the table, for the places that need one column of it.
+STAGES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
+BY_NAME: dict[str, Stage] = {s.name: s for s in (*PIPELINE, *HELPERS)}
+DEFAULT_POLICIES: dict[str, StagePolicy] = {s.name: s.policy for s in PIPELINE}
+DEFAULT_RATES: dict[str, float] = {s.name: s.rate for s in PIPELINE}
+STAGE_POOLS: dict[str, str] = {s.name: s.pool for s in (*PIPELINE, *HELPERS)}
+ACTIVITY_STAGES: dict[str, Stage] = {a: s for s in (*PIPELINE, *HELPERS) for a in s.activity_types}
+
+
+def pool_queue(job_queue: str, pool: str) -> str:
+    """The task queue a pool polls: the job's own for `workflow`, `<queue>-<pool>` for the others."""
+    return job_queue if pool == "workflow" else f"{job_queue}-{pool}"

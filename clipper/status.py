@@ -1,0 +1,114 @@
+"""A job's state as everyone reads it: the `status` query's `JobStatus`, and the rules about it that the
+workflow, the client and the CLI share (finished states, the priority range, progress and ETA).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from clipper.errors import InvalidRequest
+from clipper.refs import ArtifactRef
+
+PRIORITY_HIGHEST, PRIORITY_LOWEST, PRIORITY_DEFAULT = 1, 5, 3
+STAGE_OVERHEAD_S = 1.0  # scheduling and start-up per stage, independent of the media's length
+DEFAULT_RATE = 0.01  # s of work per audio s of a stage with no declared or measured rate
+
+
+def check_priority(priority: Any) -> int:
+    """Jobs and batches take an integer priority from 1 (highest) to 5 (lowest): the client, the CLI and the
+    workflows' `set_priority` validator all ask this."""
+    if not isinstance(priority, int) or isinstance(priority, bool) or not PRIORITY_HIGHEST <= priority <= PRIORITY_LOWEST:
+        raise InvalidRequest(f"priority must be {PRIORITY_HIGHEST} (highest) to {PRIORITY_LOWEST} (lowest), "
+                             f"got {priority!r}")
+    return priority
+
+
+class StageState(str, Enum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class JobState(str, Enum):
+    queued = "queued"
+    running = "running"
+    paused = "paused"
+    failed = "failed"
+    done = "done"
+    cancelled = "cancelled"
+
+
+FINISHED = frozenset({JobState.done, JobState.failed, JobState.cancelled})  # a job (or batch) in one has ended
+
+
+class StageError(BaseModel):
+    type: str
+    message: str
+    attempts: int = 1
+
+
+class StageStatus(BaseModel):
+    name: str
+    state: StageState = StageState.pending
+    attempt: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: float = 0.0
+    error: StageError | None = None
+    rate: float | None = None  # measured processing seconds per audio second
+
+
+class JobStatus(BaseModel):
+    """What the `status` query returns, and what `starter.py status/watch` show."""
+
+    job_id: str
+    url: str
+    title: str | None = None
+    state: JobState = JobState.queued
+    current_stage: str | None = None
+    stages: list[StageStatus] = Field(default_factory=list)
+    progress: float = 0.0
+    duration_s: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
+    error: StageError | None = None
+    priority: int = 3
+    paused_since: datetime | None = None
+    waiting_since: datetime | None = None  # failed, waiting for a manual retry or abandon
+    eta_s: float | None = None  # estimated seconds of work left, from media duration × stage rates
+    rates: dict[str, float] = Field(default_factory=dict)  # s of work per audio s per stage: the ETA's inputs
+
+    def stage(self, name: str) -> StageStatus:
+        return next(s for s in self.stages if s.name == name)
+
+    def refresh(self) -> None:
+        """Progress and ETA from the stages' progress. The workflow calls it on every change, and a client
+        calls it again after folding in the running stages' heartbeats: one formula, the same numbers."""
+        self.progress = round(sum(s.progress for s in self.stages) / max(1, len(self.stages)), 4)
+        if not self.duration_s or self.state in (JobState.done, JobState.cancelled):
+            self.eta_s = None
+            return
+        self.eta_s = round(sum((STAGE_OVERHEAD_S + self.rates.get(s.name, DEFAULT_RATE) * self.duration_s)
+                               * (1 - s.progress) for s in self.stages if s.state != StageState.done), 1)
+
+
+class StageProgress(BaseModel):
+    """Heartbeat details of a running stage: where it is, so a retry can resume and a client can show it."""
+
+    done: float = 0.0
+    total: float | None = None
+    unit: str = "s"
+    resume_from_s: float = 0.0
+    note: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        if not self.total:
+            return 0.0
+        return max(0.0, min(1.0, self.done / self.total))
