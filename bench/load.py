@@ -16,7 +16,7 @@ Checked after the run (`LoadResult.problems()`; any problem is an error):
 - none stuck: nothing is still Running when the run ends.
 
 Prints: jobs, wall time (first submit → last result), jobs/s, worker peak RSS (VmHWM from /proc; the worker's
-own process, not its ffmpeg children). `tests/test_load.py` runs the same code with N=20.
+own process, not its ffmpeg children). `tests/crash/test_load.py` runs the same code with N=20.
 """
 
 from __future__ import annotations

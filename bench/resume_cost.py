@@ -13,7 +13,7 @@ Modes: `single` = one `transcribe` activity over the whole file (request and wor
 if worker.py registers the `transcribe_chunk` activity. Per mode, one job runs without a kill (the
 reference), then one job per `--at` percentage: once the transcription's progress as the server knows it (the
 running attempts' heartbeat details, plus the chunks already finished) passes that share of the audio, the
-worker is killed with SIGKILL and a new one is started at once (as tests/test_crash_matrix.py does). The
+worker is killed with SIGKILL and a new one is started at once (as tests/crash/test_crash_matrix.py does). The
 transcribe stage uses a 3 s heartbeat timeout and 0.2 s first retry, so the server notices the dead attempt
 fast (production default: 30 s and 2 s; add the difference to the lost time).
 

@@ -3,7 +3,7 @@
 One file per message that crosses the wire, generated from the pydantic models (the same models the
 worker's `pydantic_data_converter` decodes and encodes), so clients in any language can validate what they
 send and read. The output is deterministic (sorted keys, two-space indent, trailing newline):
-`tests/test_schemas.py` regenerates it and fails when the committed files are stale.
+`tests/unit/test_schemas.py` regenerates it and fails when the committed files are stale.
 """
 
 from __future__ import annotations

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from clipper.config import Settings  # noqa: E402
-from clipper.stages import STAGES, StagePolicy  # noqa: E402
-from client import ensure_search_attributes  # noqa: E402
-from scripts.devserver import DevServer  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
-DATA = Path(__file__).parent / "data"
-SAMPLE = DATA / "sample.mp3"
-REFERENCE = DATA / "sample.txt"
+from client import ensure_search_attributes  # noqa: E402
+from clipper.config import Settings  # noqa: E402
+from clipper.stages import STAGES, StagePolicy  # noqa: E402
+from scripts.devserver import DevServer  # noqa: E402
+from tests.helpers import DATA, REFERENCE, REPEATS, ROOT, SAMPLE, run  # noqa: E402,F401 - shared by the tests
+from tests.helpers.httpserver import serve  # noqa: E402
 
 # Fast retries so failure paths finish in seconds, for every stage of the table; the short transcribe heartbeat
 # timeout makes a killed worker's attempt time out quickly.
@@ -31,6 +31,24 @@ FAST_POLICIES = {
     "transcribe": FAST_POLICY.model_copy(update={"heartbeat_timeout_s": 4, "timeout_base_s": 120,
                                                  "timeout_per_audio_s": 2.0}),
 }
+
+
+@pytest.fixture
+def media_server():
+    """The bundled sample at /episode.mp3 on a real local HTTP server."""
+    with serve({"/episode.mp3": (SAMPLE.read_bytes(), "audio/mpeg")}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def long_sample(tmp_path_factory) -> Path:
+    """The committed sample four times over (~3.6 min): long enough to kill a worker mid-transcription."""
+    out = tmp_path_factory.mktemp("long") / "long.mp3"
+    inputs = [arg for _ in range(REPEATS) for arg in ("-i", str(SAMPLE))]
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *inputs,
+                    "-filter_complex", f"concat=n={REPEATS}:v=0:a=1", "-c:a", "libmp3lame", "-b:a", "32k", str(out)],
+                   check=True)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +73,6 @@ def settings(temporal_server: DevServer, tmp_path: Path) -> Settings:
         policies=FAST_POLICIES,
         graceful_shutdown_s=2,
     )
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 # --- tables that tests measure (crash matrix, load): printed after the run, also without `-s` ---

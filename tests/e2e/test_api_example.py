@@ -17,7 +17,7 @@ import pytest
 from clipper.config import Settings, get_settings
 from client import connect
 from tests.conftest import SAMPLE, run
-from tests.httpserver import serve
+from tests.helpers.httpserver import serve
 from workers import build_worker
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"

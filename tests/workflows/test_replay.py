@@ -20,7 +20,7 @@ from tests.conftest import run
 from workflows.batch_job import BatchJob
 from workflows.media_job import MediaJob
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 BASELINE = ("1.0-media-chunked-done", "1.0-media-steered-done", "1.0-media-failed", "1.0-batch-done")
 
 

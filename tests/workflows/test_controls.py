@@ -4,9 +4,6 @@ search attributes and ETA."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
@@ -14,12 +11,12 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from clipper.models import JobOptions, JobResult, JobState, StageState, Transcript
 from clipper.store import ArtifactStore, JsonlLog
-from client import ClipperClient, JobCancelled, JobFailed, connect
+from client import JobCancelled, JobFailed
 from tests.conftest import run
-from tests.test_crash import long_sample  # noqa: F401 - fixture
-from tests.test_pipeline import assert_manifest_matches, media_server, scheduled_activities, wait_for_state  # noqa: F401
-from tests.httpserver import serve
-from workers import build_worker
+
+from tests.helpers.jobs import assert_manifest_matches, scheduled_activities, wait_for_state
+from tests.helpers.httpserver import serve
+from tests.helpers.jobs import stage_pending, steering, until
 
 
 class ActivityLog(Interceptor):
@@ -39,25 +36,8 @@ class ActivityLog(Interceptor):
         return Record(next)
 
 
-async def until(predicate, timeout: float = 60, what: str = "condition"):
-    """Poll `predicate` (plain or async) until it returns something truthy; return that."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
-@contextlib.asynccontextmanager
-async def steering(settings, **worker_options) -> AsyncIterator[ClipperClient]:
-    """A client to steer jobs with, and an in-process worker running them."""
-    client = await connect(settings)
-    async with build_worker(client, settings, **worker_options):
-        yield ClipperClient(client, settings)
 
 
 def partial_segments(store: ArtifactStore, job_id: str) -> int:
@@ -101,7 +81,7 @@ def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segment
             job = (await clipper.submit(url)).job_id
             await until(lambda: partial_segments(store, job) >= 2, what="saved segments")
             await clipper.pause(job, now=True)
-            status = await until(lambda: _stage_pending(clipper, job, "transcribe"), what="transcribe interrupted")
+            status = await until(lambda: stage_pending(clipper, job, "transcribe"), what="transcribe interrupted")
             assert status.state == JobState.paused
             kept = partial_segments(store, job)
             assert kept >= 2, "the saved segments must survive a pause --now"
@@ -115,9 +95,6 @@ def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segment
     assert transcript.meta["resumed_from_s"] > 0
 
 
-async def _stage_pending(clipper, job, stage):
-    status = await clipper.status(job)
-    return status if status.stage(stage).state == StageState.pending else None
 
 
 def test_cancel_mid_transcription_keeps_finished_work_and_removes_temp_files(settings, long_sample):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,37 +23,17 @@ from clipper.stages import ACTIVITY_STAGES
 from client import ClipperClient, connect
 from client.history import AuditEntry, audit_log
 from tests.conftest import SAMPLE, run
-from tests.httpserver import serve
-from tests.test_pipeline import wait_for_state
+from tests.helpers.httpserver import serve
+from tests.helpers.jobs import wait_for_state
 from workers import build_worker
+from tests.helpers.processes import Result, cli
 
-REPO = Path(__file__).resolve().parent.parent
-HISTORIES = Path(__file__).parent / "histories"
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def one_line_error(self) -> str:
-        lines = self.err.strip().splitlines()
-        assert self.code != 0, f"expected a failure, got exit 0: {self.out}"
-        assert len(lines) == 1 and "Traceback" not in self.err, f"not one line: {self.err!r}"
-        return lines[0]
+REPO = Path(__file__).resolve().parents[2]
+HISTORIES = Path(__file__).parent.parent / "histories"
 
 
-async def cli(settings, *args: str, columns: int | None = None, timeout: float = 40) -> Result:
-    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "CLIPPER_TASK_QUEUE": settings.task_queue,
-           "CLIPPER_STORAGE_DIR": str(settings.storage_dir)}
-    if columns:
-        env["COLUMNS"] = str(columns)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "starter.py", *args, cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    return Result(proc.returncode, out.decode(), err.decode())
+
+
 
 
 @pytest.fixture

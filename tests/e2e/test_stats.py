@@ -11,9 +11,9 @@ import pytest
 from clipper.errors import InvalidRequest
 from clipper.stats import JobRecord, StageRecord, compute_stats, parse_duration, percentile
 from tests.conftest import SAMPLE, run
-from tests.httpserver import serve
-from tests.test_cli import cli
-from tests.test_pipeline import run_job
+from tests.helpers.httpserver import serve
+from tests.helpers.processes import cli
+from tests.helpers.jobs import run_job
 
 UNTIL = datetime(2025, 5, 2, 12, 0, tzinfo=timezone.utc)
 SINCE = UNTIL - timedelta(hours=24)

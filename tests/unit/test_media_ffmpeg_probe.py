@@ -15,7 +15,7 @@ from clipper.errors import InvalidMedia, MediaNotFound, MediaTooLong, NoAudioStr
 from clipper.media.ffmpeg import ffmpeg_exe, first_error_line, to_wav16k_mono
 from clipper.media.probe import ProbeResult, probe_media, require_audio
 
-SAMPLE = Path(__file__).parent / "data" / "sample.mp3"
+SAMPLE = Path(__file__).parent.parent / "data" / "sample.mp3"
 
 
 def tiny_png() -> bytes:

@@ -17,7 +17,7 @@ from clipper.errors import CorruptArtifact, InvalidRequest
 from clipper.models import Segment
 from clipper.store import PENDING, ArtifactStore, JsonlLog, Manifest, sha256_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_put_records_sha256_and_size(tmp_path):

@@ -25,7 +25,7 @@ to be killed in:
   .part file;
 - transcribe: the 54 s sample takes several seconds, in two windows; the kill waits until segments of the
   first are saved;
-- quotes / summary: the LLM engine against tests/llmserver.py, which answers that stage after 2 s; the kill
+- quotes / summary: the LLM engine against tests/helpers/llmserver.py, which answers that stage after 2 s; the kill
   waits until the request is in flight;
 - clips: cutting 5 clips takes about half a second, so the kill is sent as soon as its activity runs. If the
   stage finishes before the kill lands, the assertions still hold: the server then has its result (one
@@ -71,14 +71,14 @@ from clipper.models import JobResult, JobState, StagePolicy, Transcript
 from clipper.store import ArtifactStore, JsonlLog, Manifest
 from client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
-from tests import httpserver
+from tests.helpers import httpserver
 from tests.conftest import REFERENCE, SAMPLE, add_report, run
-from tests.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
-from tests.test_pipeline import assert_manifest_matches, normalise
+from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.jobs import assert_manifest_matches, normalise
 
 pytestmark = pytest.mark.crash
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("download", "transcribe", "quotes", "summary", "clips")
 MODES = ("worker", "server", "both")
 PIPELINE = ["download", "transcribe", "quotes", "summary", "clips", "report"]
@@ -160,7 +160,7 @@ class Cluster:
         self.llm_base_url = llm_base_url
         self.search_attributes_survived: list[bool] = []
         self.media: httpserver.MediaServer | None = None  # set by the fixture
-        self.llm = None  # tests.llmserver.LLMServer
+        self.llm = None  # tests.helpers.llmserver.LLMServer
         self.script: LLMScript | None = None
 
     def start_server(self) -> None:
@@ -507,7 +507,7 @@ def test_kill_during_manifest_writes_leaves_a_readable_manifest(tmp_path):
     the manifest parses (strictly, not through read_manifest's fallback) and every listed artifact verifies.
 
     Each writer adds new artifacts and rewrites one with the same bytes (what a stage's retry does with a
-    deterministic output; for different bytes see tests/test_store.py).
+    deterministic output; for different bytes see tests/unit/test_store.py).
     """
     store = ArtifactStore(tmp_path)
     rng = random.Random(6)

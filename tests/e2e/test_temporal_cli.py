@@ -18,7 +18,7 @@ from clipper.config import Settings
 from client import connect
 from scripts.devserver import temporal_bin
 from tests.conftest import SAMPLE, run
-from tests.httpserver import serve
+from tests.helpers.httpserver import serve
 from workers import build_worker
 
 

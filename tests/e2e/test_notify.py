@@ -42,7 +42,7 @@ from clipper.notify import (
 )
 from client import ClipperClient, JobFailed, connect
 from tests.conftest import run
-from tests.httpserver import serve
+from tests.helpers.httpserver import serve
 from workers import build_worker
 
 PASSWORD = "smtp-pa55-planted-Zq8"

@@ -1,4 +1,4 @@
-"""Downloads through the real yt-dlp against a real local HTTP server (tests/httpserver.py), and local copies."""
+"""Downloads through the real yt-dlp against a real local HTTP server (tests/helpers/httpserver.py), and local copies."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from clipper.errors import (
     UnsupportedUrl,
 )
 from clipper.media.download import download
-from tests.httpserver import HTML_NO_MEDIA, MediaServer, serve
+from tests.helpers.httpserver import HTML_NO_MEDIA, MediaServer, serve
 
-SAMPLE = Path(__file__).parent / "data" / "sample.mp3"
+SAMPLE = Path(__file__).parent.parent / "data" / "sample.mp3"
 DATA = SAMPLE.read_bytes()
 TITLE = "Building software that never loses work"
 MEDIA = "/media/sample.mp3"

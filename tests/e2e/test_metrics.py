@@ -8,7 +8,7 @@ import urllib.request
 from client import ClipperClient, connect
 from scripts.devserver import free_port
 from tests.conftest import SAMPLE, run
-from tests.test_pipeline import media_server  # noqa: F401 - fixture
+
 from activities.metrics import prometheus_runtime
 from workers import build_worker
 

@@ -16,9 +16,10 @@ from clipper.models import JobState, Transcript
 from clipper.store import ArtifactStore, sha256_file
 from client import connect
 from tests.conftest import REFERENCE, run
-from tests.httpserver import serve
-from tests.test_crash import REPEATS, kill_worker_once, long_sample  # noqa: F401 (fixture)
-from tests.test_pipeline import assert_manifest_matches, media_server, normalise, run_job  # noqa: F401
+from tests.helpers.httpserver import serve
+from tests.helpers import REPEATS
+from tests.helpers.processes import kill_worker_once
+from tests.helpers.jobs import assert_manifest_matches, normalise, run_job
 
 CHUNK_S = 60.0  # the ~218 s sample → 4 chunks of ~55 s, cut in the pauses between the repetitions
 
@@ -79,7 +80,7 @@ def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_
 
 def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(settings, long_sample):
     from clipper.store import JsonlLog
-    from tests.test_controls import _stage_pending, steering, until
+    from tests.helpers.jobs import stage_pending, steering, until
 
     # One window at a time: a ~55 s chunk is two windows, which batched decoding would save in one go.
     settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S, "asr_batch_size": 1})
@@ -94,7 +95,7 @@ def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(sett
             job = (await clipper.submit(url)).job_id
             await until(lambda: saved_chunk_segments() >= 2, timeout=120, what="chunks under way")
             await clipper.pause(job, now=True)
-            status = await until(lambda: _stage_pending(clipper, job, "transcribe"), what="chunks interrupted")
+            status = await until(lambda: stage_pending(clipper, job, "transcribe"), what="chunks interrupted")
             assert status.state == JobState.paused
 
             async def no_activity_running() -> bool:

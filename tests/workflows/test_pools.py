@@ -17,10 +17,10 @@ from clipper.models import JobState
 from clipper.text.chunking import chunk_transcript
 from client import ClipperClient, connect
 from tests.conftest import run
-from tests.llmserver import answer, serve_llm
-from tests.test_controls import until
-from tests.test_pipeline import media_server  # noqa: F401 - fixture
-from tests.test_text import sample_transcript
+from tests.helpers.llmserver import answer, serve_llm
+from tests.helpers.jobs import until
+
+from tests.helpers.text import sample_transcript
 from workers import POOL_ACTIVITIES, build_worker, parse_pools
 
 

@@ -8,9 +8,9 @@ from client import JobFailed
 from clipper.models import JobResult, JobState, QuoteSet, Transcript
 from clipper.store import ArtifactStore
 from tests.conftest import run
-from tests.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
-from tests.test_pipeline import _history_json, media_server, run_job, wait_for_state  # noqa: F401 - fixture
-from tests.test_text import assert_verbatim
+from tests.helpers.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.jobs import history_json, run_job, wait_for_state
+from tests.helpers.text import assert_verbatim
 
 KEY = "sk-test-planted-4f1d2c9e"
 
@@ -43,7 +43,7 @@ def test_llm_job_survives_429_and_500_then_grounds_quotes(settings, media_server
     assert quotes.engine == "llm" and len(quotes.quotes) == 2
     for quote in quotes.quotes:
         assert_verbatim(quote, transcript)
-    history = run(_history_json(settings, job_id))
+    history = run(history_json(settings, job_id))
     assert KEY not in history
 
 
@@ -61,4 +61,4 @@ def test_llm_401_fails_the_job_with_a_typed_error_and_no_key(settings, media_ser
     assert result.error_type == "LLMAuthError"
     assert "CLIPPER_LLM_API_KEY" in result.error_message and KEY not in result.error_message
     assert calls == 1  # non-retryable: not after the whole retry budget
-    assert KEY not in run(_history_json(settings, job_id))
+    assert KEY not in run(history_json(settings, job_id))

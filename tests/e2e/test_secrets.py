@@ -1,7 +1,7 @@
 """A planted API key never leaves the worker's memory; transcript text never reaches info-level logs.
 
 The worker is a subprocess logging JSON at debug level, with CLIPPER_LLM_API_KEY set to a planted key. The LLM
-endpoint (tests/llmserver.py) echoes the key back in every error it can: a 500, a 429, a 401 (the job then
+endpoint (tests/helpers/llmserver.py) echoes the key back in every error it can: a 500, a 429, a 401 (the job then
 waits for a manual retry), malformed answers and a 400 (whose detail ends up in the stage's error message),
 and then answers properly. After the job is done, the key must be nowhere: not in the worker's output (JSON
 lines or anything else), not in the workflow history, not in any file under storage, not in the output of
@@ -35,10 +35,10 @@ from clipper.models import JobResult, JobState, StagePolicy
 from clipper.store import open_store
 from client import ClipperClient, connect
 from tests.conftest import FAST_POLICIES, run
-from tests.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
-from tests.test_pipeline import _history_json, media_server, wait_for_state  # noqa: F401 - fixture
+from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.jobs import history_json, wait_for_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-planted-3f9c2a7d41e84b06a5d1c8e2f7b9d0aa"
 S3_SECRET = "s3-planted-9d2e4c7a1b6f48e3a05c2d8b7e1f9a64"  # the S3 store's: from the AWS chain, not from settings
 # Words of the sample's transcript that are not also in its title or file name.
@@ -141,7 +141,7 @@ def test_planted_key_appears_nowhere_and_transcript_stays_out_of_info_logs(setti
     assert "stage.failed" in logs and "LLMAuthError" in logs  # the errors that echoed the key were logged
     assert KEY not in logs
     # Not in the workflow history (errors, inputs, heartbeats, search attributes).
-    history = run(_history_json(settings, job_id))
+    history = run(history_json(settings, job_id))
     assert "LLMAuthError" in history and "EngineNotConfigured" in history
     assert KEY not in history
     # Not in any file the job left behind (artifacts, manifest, receipts, scratch, rate book).

@@ -5,7 +5,7 @@
     half-written in storage: no files under the job's `.tmp/`, no `*.tmp`/`*.part` anywhere in the job folder,
     a readable manifest.json, and every artifact it lists matching its sha256.
 
-Media is generated at test time with the ffmpeg the product uses; the HTTP server is tests/httpserver.py.
+Media is generated at test time with the ffmpeg the product uses; the HTTP server is tests/helpers/httpserver.py.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from clipper.store import MANIFEST, TMP_DIR, ArtifactStore, JsonlLog, Manifest, 
 from clipper.text.formats import NO_SPEECH
 from client import ClipperClient, JobFailed, connect
 from tests.conftest import REFERENCE, SAMPLE, run
-from tests.httpserver import HTML_NO_MEDIA, serve
-from tests.test_pipeline import normalise, wait_for_state
+from tests.helpers.httpserver import HTML_NO_MEDIA, serve
+from tests.helpers.jobs import normalise, wait_for_state
 from workers import build_worker
 from workflows.media_job import MediaJob
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BYTES = SAMPLE.read_bytes()
 HUGE = SAMPLE_BYTES + bytes(32 << 20)  # far more than socket buffers hold: a refused body can't all be sent
 

@@ -29,7 +29,7 @@ from clipper.store import ArtifactStore, open_store, sha256_file
 from clipper.store_s3 import S3ArtifactStore
 from client import ClipperClient, connect
 from tests.conftest import run
-from tests.test_pipeline import media_server  # noqa: F401 - fixture
+
 from workers import build_worker
 
 ACCESS_KEY = "AKIACLIPPERTEST0001"

@@ -22,8 +22,8 @@ from clipper.media.playlist import parse_url_list
 from clipper.models import JobState, StageState
 from client import ClipperClient, JobCancelled, connect
 from tests.conftest import SAMPLE, run
-from tests.httpserver import serve
-from tests.test_controls import until
+from tests.helpers.httpserver import serve
+from tests.helpers.jobs import until
 from workers import build_worker
 from workflows.batch_job import BatchJob
 
@@ -285,7 +285,7 @@ def test_url_list_parsing_and_argument_kinds(tmp_path):
 
 
 def test_cli_submit_batch_from_a_file_waits_and_status_shows_the_batch(fast, episodes, tmp_path):
-    from tests.test_cli import cli
+    from tests.helpers.processes import cli
 
     listing = tmp_path / "urls.txt"
     listing.write_text("\n".join(episodes.url(f"/ep{i}.mp3") for i in range(2)) + "\n")

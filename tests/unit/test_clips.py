@@ -12,7 +12,7 @@ from clipper.media.clips import clip_name, cut_clip
 from clipper.media.ffmpeg import to_wav16k_mono
 from clipper.media.probe import probe_media
 
-SAMPLE = Path(__file__).parent / "data" / "sample.mp3"
+SAMPLE = Path(__file__).parent.parent / "data" / "sample.mp3"
 TOLERANCE_S = 0.1
 
 

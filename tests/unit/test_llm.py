@@ -17,8 +17,8 @@ from clipper.llm.client import LLMEngine, parse_retry_after
 from clipper.text.chunking import chunk_transcript
 from clipper.text.quotes import extract_quotes
 from clipper.text.summary import summarize
-from tests.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
-from tests.test_text import BORING, TEST_QUOTE, assert_verbatim, sample_transcript
+from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.text import BORING, TEST_QUOTE, assert_verbatim, sample_transcript
 
 KEY = "sk-test-0123456789abcdef-secret"
 PARAPHRASE = "durable systems are dull by design, and dull is what users pay for"

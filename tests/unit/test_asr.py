@@ -28,7 +28,7 @@ from clipper.errors import EngineNotConfigured, TranscriptionFailed
 from clipper.models import Segment, Transcript
 from clipper.store import JsonlLog
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 MAX_WER = 0.15
 PLANTED_KEY = "sk-test-PLANTED-key-0123456789abcdef"
 

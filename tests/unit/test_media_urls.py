@@ -16,7 +16,7 @@ from clipper.errors import (
 )
 from clipper.media.urls import canonical_url, check_url, is_local, job_id_for, local_path
 
-SAMPLE = Path(__file__).parent / "data" / "sample.mp3"
+SAMPLE = Path(__file__).parent.parent / "data" / "sample.mp3"
 
 
 @pytest.mark.parametrize(

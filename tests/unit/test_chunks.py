@@ -25,7 +25,7 @@ from clipper.config import Settings
 from clipper.models import ChunkSpan, Segment, Word
 from clipper.store import JsonlLog
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 REPEATS = 4
 GAP_S = 1.0  # silence added between the repetitions
 TARGET_S = 60.0  # ⌈221 / 60⌉ = 4 equal spans: every nominal boundary (k × 55.2 s) has a gap within ±20 s

@@ -12,7 +12,7 @@ import pytest
 from clipper.asr.base import SAMPLE_RATE
 from clipper.asr.quiet import QUIET_S, WINDOW_S, quiet_profile, speech_windows
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def bursts(seconds: float, on_s: float = 2.2, off_s: float = 0.6, seed: int = 7) -> tuple[np.ndarray, list]:

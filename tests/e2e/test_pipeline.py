@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import asyncio
-import re
-import uuid
 
 import jiwer
 import pytest
@@ -14,63 +10,23 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from clipper.errors import UnsupportedUrl
 from clipper.media.probe import probe_media
-from clipper.models import ClipIndex, JobRequest, JobResult, JobState, JobStatus, QuoteSet, StageState, Summary, Transcript
+from clipper.models import ClipIndex, JobResult, JobState, QuoteSet, StageState, Summary, Transcript
 from clipper.text.formats import parse_srt, parse_vtt
-from clipper.store import ArtifactStore, sha256_file
+from clipper.store import ArtifactStore
 from client import ClipperClient, JobFailed, connect
-from tests.conftest import REFERENCE, SAMPLE, run
-from tests.httpserver import serve
+from tests.conftest import REFERENCE, run
 from workers import build_worker
-from workflows.media_job import MediaJob
+from tests.helpers.jobs import assert_manifest_matches, history_json, normalise, run_job, scheduled_activities
 
 
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z' ]", " ", text.lower())).strip()
 
 
-@pytest.fixture
-def media_server():
-    with serve({"/episode.mp3": (SAMPLE.read_bytes(), "audio/mpeg")}) as server:
-        yield server
 
 
-async def wait_for_state(clipper: ClipperClient, job_id: str, state: JobState, timeout: float = 60) -> JobStatus:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status = await clipper.status(job_id)
-        if status.state == state:
-            return status
-        assert asyncio.get_running_loop().time() < deadline, f"job never reached {state}: {status.state}"
-        await asyncio.sleep(0.2)
 
 
-async def run_job(
-    settings, url: str, interceptors=(), raw_start: bool = False, during=None
-) -> tuple[ClipperClient, str, JobResult | Exception]:
-    """Submit `url` with an in-process worker and wait for the end; `during(clipper, job_id)` steers it."""
-    client = await connect(settings)
-    clipper = ClipperClient(client, settings)
-    async with build_worker(client, settings, interceptors=interceptors):
-        if raw_start:
-            job_id = f"raw-{uuid.uuid4().hex[:8]}"
-            await client.start_workflow(MediaJob.run, JobRequest(url=url, policies=settings.stage_policies()),
-                                        id=job_id, task_queue=settings.task_queue)
-        else:
-            job_id = (await clipper.submit(url)).job_id
-        if during is not None:
-            await during(clipper, job_id)
-        try:
-            result: JobResult | Exception = await clipper.result(job_id)
-        except JobFailed as err:
-            result = err
-        return clipper, job_id, result
 
 
-def assert_manifest_matches(store: ArtifactStore, job_id: str) -> None:
-    manifest = store.read_manifest(job_id)
-    assert manifest.artifacts, "manifest lists no artifacts"
-    for name, ref in manifest.artifacts.items():
-        assert sha256_file(store.path(job_id, name)) == ref.sha256, name
 
 
 def test_e2e_transcript_matches_reference(settings, media_server):
@@ -94,7 +50,7 @@ def test_e2e_transcript_matches_reference(settings, media_server):
     assert_outputs_grounded(store, job_id, transcript)
     assert_manifest_matches(store, job_id)
     # Only references travel through history: the transcript text is nowhere in it.
-    history = run(_history_json(settings, job_id))
+    history = run(history_json(settings, job_id))
     assert "boring on purpose" not in history.lower()
     assert not list((store.job_dir(job_id) / ".tmp").glob("*.partial.jsonl")), "partial transcript left behind"
 
@@ -126,17 +82,8 @@ def assert_outputs_grounded(store: ArtifactStore, job_id: str, transcript: Trans
     assert quotes.quotes[0].text in report and index.clips[0].name in report
 
 
-async def _history_json(settings, job_id: str) -> str:
-    client = await connect(settings)
-    history = await client.get_workflow_handle(job_id).fetch_history()
-    return json.dumps(history.to_json_dict())
 
 
-async def scheduled_activities(settings, job_id: str) -> list[str]:
-    client = await connect(settings)
-    history = await client.get_workflow_handle(job_id).fetch_history()
-    return [e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
 
 
 def test_same_url_twice_is_one_job(settings, media_server):
@@ -189,7 +136,7 @@ def test_corrupt_audio_is_rebuilt(settings, media_server):
     scheduled = run(scheduled_activities(settings, job_id))
     # The rebuild, then the retry, then the rest of the pipeline.
     assert scheduled == ["download", "transcribe", "download", "transcribe", "quotes", "summary", "clips", "report"]
-    assert "CorruptArtifact" in run(_history_json(settings, job_id))
+    assert "CorruptArtifact" in run(history_json(settings, job_id))
     assert_manifest_matches(store, job_id)
     # The source was intact, so the rebuild re-converted it without fetching it again.
     manifest = store.read_manifest(job_id).artifacts

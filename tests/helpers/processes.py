@@ -1,0 +1,90 @@
+"""Tests that run clipper as separate processes: the CLI as a user types it, and worker processes to
+kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from client import ClipperClient, connect
+from clipper.models import JobResult
+from tests.helpers import ROOT, run
+from tests.helpers.httpserver import serve
+
+
+def start_worker(settings, log_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, TEMPORAL_ADDRESS=settings.temporal_address, CLIPPER_TASK_QUEUE=settings.task_queue,
+               CLIPPER_STORAGE_DIR=str(settings.storage_dir), CLIPPER_ALLOW_PRIVATE_ADDRESSES="true",
+               CLIPPER_LOG_FORMAT="json", HF_HUB_OFFLINE="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
+                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill_worker_once(settings, media: Path, log_path: Path, ready, what: str) -> tuple[str, JobResult, object]:
+    """Serve `media`, submit it, start a worker process and kill -9 it as soon as `ready(job_id)` returns
+    something truthy; then a second worker finishes the job. Returns (job id, result, what `ready` returned)."""
+    with serve({"/media.mp3": (media.read_bytes(), "audio/mpeg")}) as server:
+
+        async def submit() -> str:
+            client = ClipperClient(await connect(settings), settings)
+            return (await client.submit(server.url("/media.mp3"))).job_id
+
+        job_id = run(submit())
+        first = start_worker(settings, log_path)
+        try:
+            seen = wait_for(lambda: ready(job_id), 180, what)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            first.kill()
+        second = start_worker(settings, log_path)
+        try:
+            async def result() -> JobResult:
+                client = ClipperClient(await connect(settings), settings)
+                return await client.result(job_id)
+
+            return job_id, run(result()), seen
+        finally:
+            second.terminate()
+            second.wait(30)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def one_line_error(self) -> str:
+        lines = self.err.strip().splitlines()
+        assert self.code != 0, f"expected a failure, got exit 0: {self.out}"
+        assert len(lines) == 1 and "Traceback" not in self.err, f"not one line: {self.err!r}"
+        return lines[0]
+
+
+async def cli(settings, *args: str, columns: int | None = None, timeout: float = 40) -> Result:
+    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "CLIPPER_TASK_QUEUE": settings.task_queue,
+           "CLIPPER_STORAGE_DIR": str(settings.storage_dir)}
+    if columns:
+        env["COLUMNS"] = str(columns)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return Result(proc.returncode, out.decode(), err.decode())
