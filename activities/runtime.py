@@ -27,7 +27,8 @@ from clipper.errors import ClipperError
 from clipper.models import JobOptions, MediaInfo, StageOutput, StageProgress
 from activities.metrics import StageMeasure
 from clipper.rates import RateBook
-from clipper.store import RECEIPTS, ArtifactStore, open_store  # noqa: F401 - RECEIPTS: re-exported
+from clipper.store import RECEIPTS, ArtifactStore  # noqa: F401 - RECEIPTS: re-exported
+from clipper.stores import open_store
 
 T = TypeVar("T")
 O = TypeVar("O", bound=StageOutput)

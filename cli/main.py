@@ -27,7 +27,7 @@ from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.models import FINISHED, STAGES, JobOptions, JobState, JobStatus
 from clipper.stats import parse_duration
-from clipper.store import open_store
+from clipper.stores import open_store
 
 CONTROLS = ("pause", "resume", "cancel", "priority", "retry", "abandon")
 

@@ -18,7 +18,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from client.common import ArtifactNotFound, ClientBase, JobNotFinished
 from clipper.models import ClipIndex, JobResult, QuoteSet, Summary, Transcript
-from clipper.store import ArtifactStore, open_store
+from clipper.store import ArtifactStore
+from clipper.stores import open_store
 from clipper.text.formats import Report
 
 M = TypeVar("M", bound=BaseModel)

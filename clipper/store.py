@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import structlog
 from pydantic import BaseModel, Field, ValidationError
@@ -32,9 +32,6 @@ from clipper.errors import CorruptArtifact, InvalidRequest
 # JsonlLog, sha256_file and atomic_write_bytes are imported from here by most callers.
 from clipper.files import JsonlLog, atomic_write_bytes, fsync_dir, sha256_file, temp_path, write_synced, writing  # noqa: F401
 from clipper.models import ArtifactRef
-
-if TYPE_CHECKING:
-    from clipper.config import Settings
 
 M = TypeVar("M", bound=BaseModel)
 MANIFEST = "manifest.json"
@@ -296,15 +293,6 @@ class ArtifactStore:
         if changed:
             self._write_manifest(job_id, manifest)
         return manifest
-
-
-def open_store(settings: Settings) -> ArtifactStore:
-    """The store the settings describe: the local folder, or the S3-compatible store with it as a cache."""
-    if not settings.storage_url:
-        return ArtifactStore(settings.storage_dir)
-    from clipper.store_s3 import S3ArtifactStore  # boto3 is imported only where it is used
-
-    return S3ArtifactStore.from_settings(settings)
 
 
 def _artifact_refs(value: object) -> Iterator[ArtifactRef]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from clipper.models import FINISHED, JobStatus, PauseRequest, RetryRequest, check_priority
+    from clipper.models import JobStatus, PauseRequest, RetryRequest, check_priority
 
 if TYPE_CHECKING:
     from workflows.stage_runner import StageRunner
@@ -27,7 +27,7 @@ class JobControl:
 
     @workflow.signal
     def pause(self, request: PauseRequest | None = None) -> None:
-        if self.job.state in FINISHED:
+        if self.job.finished_at is not None:  # ended; a job waiting for a retry (state failed) can still pause
             return
         self.stages.pause((request or PauseRequest()).now)
 

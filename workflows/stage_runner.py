@@ -95,6 +95,7 @@ class StageRunner:
         place where a pause takes effect (it continues the step before); a restart after pause --now still is.
         """
         entry = self.status.stage(stage)
+        retried = False
         while True:
             if boundary:
                 await workflow.wait_condition(lambda: not self.paused)  # a pause takes effect here
@@ -104,7 +105,8 @@ class StageRunner:
             if "options" in type(arg).model_fields:  # a manual retry may have changed them
                 arg = arg.model_copy(update={"options": self.request.options})
             if part:
-                entry.state, entry.error = StageState.running, None
+                if retried or entry.state != StageState.failed:  # another part's failure stays shown while it waits
+                    entry.state, entry.error = StageState.running, None
             else:
                 self.open_stage(stage)
             try:
@@ -115,12 +117,14 @@ class StageRunner:
                     continue
                 if isinstance(err.cause, CancelledError):
                     raise asyncio.CancelledError() from err
-                entry.state, entry.finished_at, entry.error = StageState.failed, workflow.now(), stage_error(err)
-                entry.attempt = entry.error.attempts
-                if entry.error.type not in RAISE_AT_ONCE and await self.wait_for_retry():
+                error = stage_error(err)  # kept here: another part of the stage may change the entry meanwhile
+                entry.state, entry.finished_at, entry.error, entry.attempt = (
+                    StageState.failed, workflow.now(), error, error.attempts)
+                if error.type not in RAISE_AT_ONCE and await self.wait_for_retry():
+                    retried = True
                     continue
                 self.publish()
-                raise StageFailed(stage, entry.error) from err
+                raise StageFailed(stage, error) from err
             if part:
                 return result
             self.close_stage(stage, result)

@@ -32,7 +32,7 @@ from clipper.config import Settings
 from clipper.errors import StorageUnavailable
 from clipper.log import configure_logging
 from clipper.models import JobResult, JobState, StagePolicy
-from clipper.store import open_store
+from clipper.stores import open_store
 from client import ClipperClient, connect
 from tests.conftest import FAST_POLICIES, run
 from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt

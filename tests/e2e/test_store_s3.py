@@ -25,7 +25,8 @@ from activities.runtime import StageDeps
 from clipper.config import Settings
 from clipper.errors import CorruptArtifact, StorageMisconfigured, StorageUnavailable
 from clipper.models import STAGES, JobResult, JobState
-from clipper.store import ArtifactStore, open_store, sha256_file
+from clipper.store import ArtifactStore, sha256_file
+from clipper.stores import open_store
 from clipper.store_s3 import S3ArtifactStore
 from client import ClipperClient, connect
 from tests.conftest import run

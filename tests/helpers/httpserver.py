@@ -190,9 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(files: dict[str, tuple[bytes, str]]) -> Iterator[MediaServer]:
-    """Run a MediaServer on 127.0.0.1 (random port) for the duration of the block."""
-    server = MediaServer(files)
+def serving(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
+    """Run `server` in a thread for the duration of the block, then shut it down and close its socket."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -201,3 +200,10 @@ def serve(files: dict[str, tuple[bytes, str]]) -> Iterator[MediaServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def serve(files: dict[str, tuple[bytes, str]]) -> Iterator[MediaServer]:
+    """Run a MediaServer on 127.0.0.1 (random port) for the duration of the block."""
+    with serving(MediaServer(files)) as server:
+        yield server

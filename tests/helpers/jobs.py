@@ -74,7 +74,7 @@ async def scheduled_activities(settings, job_id: str) -> list[str]:
             for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
 
 
-async def until(predicate, timeout: float = 60, what: str = "condition"):
+async def until(predicate, timeout: float = 60, what: str = "condition", interval: float = 0.05):
     """Poll `predicate` (plain or async) until it returns something truthy; return that."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -84,7 +84,7 @@ async def until(predicate, timeout: float = 60, what: str = "condition"):
         if value:
             return value
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
 
 
 @contextlib.asynccontextmanager

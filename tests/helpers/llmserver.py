@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.helpers.httpserver import serving
+
 LINE = re.compile(r"^\[#(\d+) (\d+):(\d\d)\] (.*)$")
 
 
@@ -192,12 +194,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_llm(replies: list[Reply] | None = None, handler: Handler | None = None,
               models: tuple[str, ...] = ("test-model",)) -> Iterator[LLMServer]:
-    server = LLMServer(replies, handler, models)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(LLMServer(replies, handler, models)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
