@@ -1,7 +1,10 @@
 """Activity `discard_scratch`: after a job is cancelled, remove its work in progress (partial downloads,
-partial transcripts, half-cut clips). Finished artifacts stay, listed in the manifest."""
+partial transcripts, half-cut clips) and the temp files of writes a killed worker never finished
+(`ArtifactStore.discard_temporary`). Finished artifacts stay, listed in the manifest."""
 
 from __future__ import annotations
+
+import asyncio
 
 import structlog
 from temporalio import activity
@@ -15,8 +18,6 @@ class CleanupActivity:
 
     @activity.defn(name="discard_scratch")
     async def run(self, job_id: str) -> int:
-        scratch = self.deps.store.job_dir(job_id) / ".tmp"
-        removed = sum(1 for _ in scratch.rglob("*")) if scratch.exists() else 0
-        self.deps.store.discard_scratch(job_id)
+        removed = await asyncio.to_thread(self.deps.store.discard_temporary, job_id)
         structlog.get_logger().info("job.scratch_discarded", job_id=job_id, entries=removed)
         return removed

@@ -50,14 +50,22 @@ class DownloadActivity:
                 def on_progress(done: int, total: int | None) -> None:
                     run.progress.done, run.progress.total = float(done), float(total) if total else None
 
-                result = download(request.url, scratch, settings, on_progress=on_progress, should_stop=run.stop.is_set)
+                def on_note(note: str | None) -> None:
+                    if note is not None:
+                        run.log.info("download.waiting", note=note)
+                    run.progress.note = note
+
+                # The stage's first attempt, not this one: a Space's wait for its recording spans the attempts.
+                result = download(request.url, scratch, settings, on_progress=on_progress,
+                                  should_stop=run.stop.is_set, started_at=run.first_scheduled,
+                                  on_note=on_note)
                 source = store.put_file(job, "source" + Path(result.path).suffix, result.path, STAGE)
                 info = result.info
             else:
                 info = MediaInfo.model_validate_json(store.path(job, INFO).read_bytes())
             run.progress.note = "converting to 16 kHz mono"
             wav = scratch / AUDIO
-            to_wav16k_mono(store.path(job, source.name), wav)
+            to_wav16k_mono(store.path(job, source.name), wav, should_stop=run.stop.is_set)
             probe = probe_media(wav)
             require_audio(probe, settings)
             info = info.model_copy(update={"duration_s": probe.duration_s or info.duration_s})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import structlog
 from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage
@@ -16,7 +19,14 @@ class ReportActivity:
 
     @activity.defn(name=STAGE)
     async def run(self, request: ReportInput) -> ReportOutput:
-        return await run_stage(self.deps, STAGE, request, ReportOutput, lambda run: self._report(request, run))
+        output = await run_stage(self.deps, STAGE, request, ReportOutput, lambda run: self._report(request, run))
+        # The last stage: no other stage of the job runs now, so what is temporary in its folder (scratch, the
+        # temp file of a write killed before its rename) is a dead writer's and goes. Done here, in the stage,
+        # rather than by an activity of its own, so a finished job's folder is clean without a workflow change.
+        removed = await asyncio.to_thread(self.deps.store.discard_temporary, request.job_id)
+        if removed:
+            structlog.get_logger().info("job.scratch_discarded", job_id=request.job_id, stage=STAGE, entries=removed)
+        return output
 
     def _report(self, request: ReportInput, run: StageRun) -> ReportOutput:
         from clipper.text.formats import report_json, report_markdown, transcript_srt, transcript_vtt

@@ -2,14 +2,25 @@
 
 Long work runs in a thread; the activity's own coroutine heartbeats the latest progress on a timer, so a
 busy CPU never starves the heartbeat, and Temporal's cancellation (delivered through the heartbeat) reaches
-the thread as a stop flag.
+the thread as a stop flag. Heartbeats go out every `HEARTBEAT_EVERY_S` and the worker sends them on at least
+every `HEARTBEAT_THROTTLE` (workers/pools.py), so a cancel or `pause --now` reaches a running stage in about a
+second rather than in 0.8 × its heartbeat timeout.
+
+The error budget: an attempt that ends in an exception is counted, durably, in the job's store (a small record
+per scheduled activity, `.receipts/errors-<run>-<activity id>.json`), because nothing of a failed attempt
+reaches the next one through Temporal. The exception that uses up the stage's `max_attempts` errors is made
+non-retryable here, whatever the retry policy still allows: the rest of that total is for lost workers
+(attempts that timed out and so never got here; see `StagePolicy`). The workflow tells each activity its error
+budget in a header (workers/retry_budget.py); without one, the retry policy's total is the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
+import re
 import threading
 import time
 from datetime import timedelta
@@ -24,6 +35,7 @@ from temporalio.exceptions import ApplicationError
 
 from clipper.config import Settings
 from clipper.errors import ClipperError
+from clipper.media.urls import redact_credentials
 from clipper.models import JobOptions, MediaInfo, StageOutput, StageProgress
 from activities.metrics import StageMeasure
 from clipper.rates import RateBook
@@ -32,6 +44,16 @@ from clipper.stores import open_store
 
 T = TypeVar("T")
 O = TypeVar("O", bound=StageOutput)
+
+# How often a running stage heartbeats, and the most the worker may hold a heartbeat back (Worker's
+# max/default_heartbeat_throttle_interval; the SDK's default is 0.8 × the heartbeat timeout, up to 60 s). A
+# cancellation reaches an activity only in the answer to a heartbeat, so these bound the control latency.
+HEARTBEAT_EVERY_S = 0.5
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+# The activity's error budget (its stage's `max_attempts`), from the header the workflow sent it; None: no header.
+ERROR_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("clipper_error_budget", default=None)
+# Engines and older messages said "will retry" themselves; whether another attempt follows is decided here.
+_RETRY_NOTE = re.compile(r"[;,.]?\s*will retry\.?\s*$", re.IGNORECASE)
 
 
 def fingerprint(request: BaseModel) -> str:
@@ -61,26 +83,56 @@ class StageDeps:
         return cls(settings=settings, store=store)
 
 
-def to_application_error(err: ClipperError) -> ApplicationError:
+def to_application_error(err: ClipperError, message: str | None = None, non_retryable: bool | None = None,
+                         **details: Any) -> ApplicationError:
+    """The Temporal form of a typed error: its class name as the type, its message without any URL's password."""
     info = activity.info()
     retry_after = getattr(err, "retry_after_s", None)  # e.g. an LLM's 429 Retry-After: honour it
     return ApplicationError(
-        err.message,
-        {"attempt": info.attempt, "stage": info.activity_type},
+        redact_credentials(message if message is not None else err.message),
+        {"attempt": info.attempt, "stage": info.activity_type, **details},
         type=err.type_name,
-        non_retryable=err.non_retryable,
+        non_retryable=err.non_retryable if non_retryable is None else non_retryable,
         next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
     )
+
+
+class UnexpectedError(ClipperError):
+    """An exception that is no typed error: a bug, or a library failing in a way nobody foresaw. Retried within
+    the stage's error budget (it may be transient), reported with its own class name as the type."""
+
+    non_retryable = False
+
+    def __init__(self, exc: BaseException, stage: str) -> None:
+        detail = " ".join(str(exc).split())[:300] or "no message"
+        super().__init__(f"unexpected {type(exc).__name__} in stage {stage}: {detail} (the worker's log has the "
+                         "traceback: event stage.crashed)")
+        self.original = type(exc).__name__
+
+    @property
+    def type_name(self) -> str:
+        return self.original
+
+
+def retry_note(will_retry: bool, errors: int, budget: int, attempt: int) -> str:
+    """What follows a retryable error's message: whether another attempt comes, and what was used up."""
+    if will_retry:
+        return f"; will retry (error {errors} of {budget})" if budget > 0 else "; will retry"
+    lost = max(0, attempt - errors)
+    return (f"; gave up after {errors} failed attempt{'s' if errors != 1 else ''}"
+            + (f" and {lost} lost worker{'s' if lost != 1 else ''}" if lost else ""))
 
 
 class StageRun:
     """One attempt of one stage: binds job id/stage/attempt to logs, logs state changes, maps errors."""
 
-    def __init__(self, stage: str, job_id: str) -> None:
+    def __init__(self, stage: str, job_id: str, store: ArtifactStore | None = None) -> None:
         info = activity.info()
         self.stage = stage
         self.job_id = job_id
+        self.store = store  # where failed attempts are counted; None: not counted (the retry policy's total only)
         self.attempt = info.attempt
+        self.first_scheduled = info.scheduled_time  # the stage's first attempt's (retries keep it)
         self.log = structlog.get_logger().bind(job_id=job_id, stage=stage, attempt=info.attempt)
         self.progress = StageProgress()
         self.stop = threading.Event()
@@ -97,27 +149,59 @@ class StageRun:
         elapsed = round(time.monotonic() - self._started, 3)
         self.measure.seconds = elapsed
         try:
-            return self._finish(exc, elapsed)
+            if exc is None:
+                self.log.info("stage.completed", seconds=elapsed)
+                return False
+            self.stop.set()
+            if isinstance(exc, asyncio.CancelledError):
+                self.measure.outcome = "cancelled"
+                self.log.info("stage.cancelled", seconds=elapsed)
+                return False
+            raise await self._failed(exc) from None
         finally:
             self.measure.record()
 
-    def _finish(self, exc: BaseException | None, elapsed: float) -> bool:
-        if exc is None:
-            self.log.info("stage.completed", seconds=elapsed)
-            return False
-        self.stop.set()
-        if isinstance(exc, asyncio.CancelledError):
-            self.measure.outcome = "cancelled"
-            self.log.info("stage.cancelled", seconds=elapsed)
-            return False
-        self.measure.outcome = "failed"
-        if isinstance(exc, ClipperError):
-            self.measure.error_type = exc.type_name
-            self.log.warning("stage.failed", error_type=exc.type_name, error=exc.message, retryable=not exc.non_retryable)
-            raise to_application_error(exc) from None
-        self.measure.error_type = type(exc).__name__
-        self.log.error("stage.crashed", error_type=type(exc).__name__, error=str(exc)[:500])
-        return False
+    async def _failed(self, exc: BaseException) -> ApplicationError:
+        """The error this attempt ends with: counted against the error budget, told whether a retry follows."""
+        err = exc if isinstance(exc, ClipperError) else UnexpectedError(exc, self.stage)
+        self.measure.outcome, self.measure.error_type = "failed", err.type_name
+        message = _RETRY_NOTE.sub("", err.message)
+        if err.non_retryable:
+            self.log.warning("stage.failed", error_type=err.type_name, error=message, retryable=False,
+                             will_retry=False)
+            return to_application_error(err, message)
+        info = activity.info()
+        total = info.retry_policy.maximum_attempts if info.retry_policy else 0
+        budget = ERROR_BUDGET.get()
+        budget = total if budget is None else budget
+        errors = await asyncio.to_thread(self._count_error, info, err.type_name)
+        will_retry = (budget <= 0 or errors < budget) and (total <= 0 or info.attempt < total)
+        message += retry_note(will_retry, errors, budget, info.attempt)
+        fields = dict(error_type=err.type_name, error=message, retryable=True, will_retry=will_retry, errors=errors,
+                      error_budget=budget)
+        if isinstance(err, UnexpectedError):
+            self.log.error("stage.crashed", **fields, exc_info=exc)
+        else:
+            self.log.warning("stage.failed", **fields)
+        return to_application_error(err, message, non_retryable=not will_retry, errors=errors,
+                                    unexpected=isinstance(err, UnexpectedError))
+
+    def _count_error(self, info: activity.Info, error_type: str) -> int:
+        """Count this attempt's error in the job's store and return how many attempts of this activity ended in
+        one. If the count can't be kept (the store is failing too), every attempt so far is taken for an error:
+        the budget then ends no later than it would have without lost-worker attempts."""
+        if self.store is None:
+            return info.attempt
+        name = f"errors-{info.workflow_run_id}-{info.activity_id}"
+        try:
+            raw = self.store.read_receipt(self.job_id, name)
+            errors = int(json.loads(raw)["errors"]) + 1 if raw else 1
+            self.store.put_receipt(self.job_id, name, json.dumps(
+                {"errors": errors, "last_type": error_type, "last_attempt": info.attempt}).encode())
+            return errors
+        except (OSError, ValueError, KeyError, TypeError, ClipperError) as problem:
+            self.log.warning("stage.error_count_lost", problem=str(problem)[:200])
+            return info.attempt
 
     def count_chunk(self, done: int, total: int) -> None:
         """Progress callback for chunked work (quotes, summary)."""
@@ -134,7 +218,7 @@ class StageRun:
         """
         if interval_s is None:
             timeout = activity.info().heartbeat_timeout
-            interval_s = min(5.0, timeout.total_seconds() / 4) if timeout else 5.0
+            interval_s = min(HEARTBEAT_EVERY_S, timeout.total_seconds() / 4) if timeout else HEARTBEAT_EVERY_S
         def measured() -> T:
             # Process CPU time: engines compute in their own native threads, which thread_time would miss.
             # With several activities at once on a worker, this counts their overlap too.
@@ -182,7 +266,7 @@ async def run_stage(
     marks one part of a stage run as several activities: it gets its own receipt, and its time is not the
     stage's processing rate.
     """
-    async with StageRun(stage, request.job_id) as run:
+    async with StageRun(stage, request.job_id, deps.store) as run:
         receipt = receipt_name or stage
         key = fingerprint(request)
         # In threads: with the S3 store these are network calls (and maybe downloads), not for the event loop.

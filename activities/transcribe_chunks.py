@@ -40,7 +40,7 @@ class PlanTranscriptionActivity:
 
     @activity.defn(name="plan_transcription")
     async def run(self, request: PlanInput) -> list[ChunkSpan]:
-        async with StageRun(STAGE, request.job_id) as run:
+        async with StageRun(STAGE, request.job_id, self.deps.store) as run:
             spans = await run.in_thread(self._plan, request)
             run.log.info("transcribe.planned", chunks=len(spans), cuts=[s.start for s in spans[1:]])
             return spans

@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +71,7 @@ class DirectRun:
 
     stage: str
     attempt: int = 1
+    first_scheduled: datetime | None = None  # the stage's first attempt: now
     progress: StageProgress = field(default_factory=StageProgress)
     stop: threading.Event = field(default_factory=threading.Event)
 

@@ -116,9 +116,10 @@ def print_stats(stats: Stats, window: str) -> None:
         kinds = ", ".join(f"{kind} {count}" for kind, count in stats.failures_by_type.items())
         console.print(f"failure rate {stats.failure_rate * 100:.0f} % ({failed} of {decided} finished or waiting)"
                       + (f": {escape(kinds)}" if kinds else ""), highlight=False)
-    console.print(f"throughput {stats.done_per_hour:.2f} done job(s)/hour · job time mean {_secs(stats.job_mean_s)}"
-                  f" · p50 {_secs(stats.job_p50_s)} · p95 {_secs(stats.job_p95_s)} · {stats.retried_jobs} job(s)"
-                  " with retries", highlight=False)
+    busy = f" (over the {_secs(stats.busy_s)} jobs ran)" if stats.busy_s else ""
+    console.print(f"throughput {stats.done_per_hour:.2f} done job(s)/hour{busy}"
+                  f" · job time mean {_secs(stats.job_mean_s)} · p50 {_secs(stats.job_p50_s)}"
+                  f" · p95 {_secs(stats.job_p95_s)} · {stats.retried_jobs} job(s) with retries", highlight=False)
     if stats.stages:
         table = Table(title="stages (wall time of the last run, retries included)", title_justify="left")
         for col in ("stage", "runs", "mean", "p50", "p95", "share", "retried", "extra attempts"):

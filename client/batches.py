@@ -21,7 +21,7 @@ from client.common import (
 from clipper.batch_models import BatchRequest, BatchResult, BatchStatus, JobTemplate
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.playlist import batch_id_for, parse_url_list
-from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url_syntax
+from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url_syntax, refuse_credentials
 from clipper.models import PRIORITY_DEFAULT, JobOptions, JobState, check_priority
 from workflows.batch_job import BatchJob
 
@@ -37,6 +37,7 @@ def read_url_file(path: str | Path) -> list[str]:
         raise InvalidRequest(f"cannot read the URL list {path}: {err}") from None
     urls = []
     for line in parse_url_list(text):
+        refuse_credentials(line)  # never passed on: a password would end up in every item's job
         try:
             check_url_syntax(line)
             urls.append(canonical_url(line))
@@ -49,6 +50,7 @@ def read_url_file(path: str | Path) -> list[str]:
 
 def source_or_file(arg: str) -> tuple[str | None, list[str]]:
     """`submit-batch`'s argument: an http(s) URL is a playlist for the worker to expand; a file is read here."""
+    refuse_credentials(arg)
     try:
         scheme, _, _ = check_url_syntax(arg)
     except ClipperError:
@@ -71,6 +73,8 @@ class BatchMethods(ClientBase):
         settings = self.settings
         if bool(source) == bool(urls):
             raise InvalidRequest("give a playlist URL or a list of URLs (exactly one of them)")
+        for url in [source or "", *(urls or [])]:
+            refuse_credentials(url)
         if source:
             scheme, _, _ = check_url_syntax(source)
             if scheme not in NETWORK_SCHEMES:

@@ -32,6 +32,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadConverter
 
+from clipper.media.urls import redact_credentials
+
 DEFAULT_CONVERTER = pydantic_data_converter.payload_converter
 DETAIL_MAX = 300  # characters of a decoded payload kept in `detail`
 
@@ -68,7 +70,9 @@ class _Auditor:
     def add(self, event: HistoryEvent, name: str, stage: str | None = None, attempt: int | None = None,
             detail: str | None = None) -> None:
         time = event.event_time.ToDatetime(tzinfo=timezone.utc)
-        self.entries.append(AuditEntry(time=time, event=name, stage=stage, attempt=attempt, detail=detail or None))
+        # A start that bypassed the client may carry user:password@ in its URL: never shown.
+        detail = redact_credentials(detail) if detail else None
+        self.entries.append(AuditEntry(time=time, event=name, stage=stage, attempt=attempt, detail=detail))
 
     # --- decoding ---
 

@@ -28,7 +28,7 @@ from clipper.errors import InvalidRequest
 from clipper.media.urls import canonical_url, check_submittable, job_id_for
 from clipper.models import (
     PRIORITY_DEFAULT, JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest,
-    StageProgress, StageState, check_priority,
+    RunningActivity, StageProgress, check_priority,
 )
 from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
@@ -73,7 +73,6 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
     async def status(self, job_id: str) -> JobStatus:
         """The job's status from its `status` query, with live progress from running stages' heartbeats.
         Progress and ETA are the workflow's own formula (`JobStatus.refresh`) over the fresher progress."""
-        desc = await self.describe(job_id)
         try:
             with self.translating(job_id):
                 status = await self.handle(job_id).query(
@@ -82,19 +81,29 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
             if err.status not in NO_WORKER:
                 raise
             # No worker is answering queries: say what the server knows instead of hanging.
+            desc = await self.describe(job_id)
             return JobStatus(job_id=job_id, url=await desc.static_summary() or "",
                              state=SERVER_STATES.get(desc.status, JobState.queued),
                              started_at=desc.start_time, finished_at=desc.close_time)
-        for pending in desc.raw_description.pending_activities:
-            stage = next((s for s in status.stages if s.name == pending.activity_type.name), None)
-            if stage is None or stage.state != StageState.running:
-                continue
-            stage.attempt = pending.attempt
-            if pending.heartbeat_details.payloads:
-                details = await self.client.data_converter.decode(pending.heartbeat_details.payloads, [StageProgress])
-                stage.progress = details[0].fraction if details else stage.progress
-        status.refresh()
+        # The pending activities are read after the query: a chunk the workflow has counted as finished is no
+        # longer pending, so it is never counted twice (one finishing in between is missed for one look).
+        desc = await self.describe(job_id)
+        # Every running activity counts for its stage: chunks, plan and merge for `transcribe` (fold_running).
+        status.fold_running([RunningActivity(activity_type=p.activity_type.name, attempt=p.attempt,
+                                             progress=await self._heartbeat(p))
+                             for p in desc.raw_description.pending_activities])
         return status
+
+    async def _heartbeat(self, pending: Any) -> StageProgress | None:
+        """The progress in a pending activity's last heartbeat; None without one (or with details that are no
+        `StageProgress`: an activity of another program, say)."""
+        if not pending.heartbeat_details.payloads:
+            return None
+        try:
+            details = await self.client.data_converter.decode(pending.heartbeat_details.payloads, [StageProgress])
+        except (ValueError, TypeError):
+            return None
+        return details[0] if details and isinstance(details[0], StageProgress) else None
 
     # --- control: plain-JSON signals and updates, the same any Temporal client can send ---
 

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     max_duration_s: float = 4 * 3600
     max_download_bytes: int = 2 * 1024**3
     download_socket_timeout_s: float = 30.0
+    # A stalled or trickling server ends the attempt (DownloadStalled, retried, resuming the .part file) instead of
+    # holding it until its timeout: no byte for download_stall_s while waiting for one, or fewer than
+    # download_min_bytes_per_s on average over the last download_rate_window_s of transfer (the first check comes
+    # after that long). 1 KB/s is slower than real time for any audio worth transcribing. 0 turns a check off.
+    download_stall_s: float = 20.0
+    download_min_bytes_per_s: float = 1024.0
+    download_rate_window_s: float = 60.0
+    # X Spaces: the recording answers 404 for a while after the Space ends; a 404 from a Space URL (the hosts below,
+    # path /i/spaces/<id>, after canonicalisation) is asked again with backoff for this long before MediaNotFound.
+    space_not_ready_s: float = 600.0
+    space_hosts: list[str] = Field(default_factory=lambda: ["twitter.com"])
 
     # Speech to text.
     asr_engine: str = "local"  # local | openai | noop (noop: load tests and benchmarks only)
@@ -110,7 +121,11 @@ class Settings(BaseSettings):
     llm_requests_per_minute: dict[str, float] = Field(default_factory=dict)
     max_concurrent_workflow_tasks: int = 50
     graceful_shutdown_s: float = 30.0
-    metrics_port: int | None = None  # serve Prometheus /metrics (SDK's and clipper's) here; compose uses 9464
+    # Serve Prometheus /metrics (SDK's and clipper's) on metrics_host:metrics_port; None = off, 0 = any free port
+    # (logged at start: worker.started metrics_port=...). Loopback by default: the endpoint is not for the world;
+    # in a container, where Prometheus scrapes from outside, set 0.0.0.0 (docker-compose.yml does).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"

@@ -42,12 +42,28 @@ class ForbiddenAddress(ClipperError):
     """The URL points at a loopback, private or link-local address (SSRF guard)."""
 
 
+class CredentialsInUrl(ClipperError):
+    """The URL carries a user name or password (`https://user:pass@host/...`).
+
+    Refused rather than kept: a job's URL is shown and stored everywhere (history, status, reports), so a secret
+    in it would leak. The message never repeats the secret.
+    """
+
+
 class LocalPathNotAllowed(ClipperError):
     """A local path or file: URL was submitted but the operator has not allowed local files."""
 
 
 class MediaNotFound(ClipperError):
-    """The server says the media does not exist (HTTP 404/410) or the path is missing."""
+    """The server says the media does not exist (HTTP 404/410) or the path is missing.
+
+    `http_status` is the server's answer when there was one: a Space's 404 is waited out, not final at once
+    (`clipper.media.spaces`).
+    """
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 class AccessDenied(ClipperError):
@@ -78,6 +94,19 @@ class DownloadFailed(ClipperError):
     """A transient network or server problem; retried by the stage's retry policy."""
 
     non_retryable = False
+
+
+class DownloadStalled(ClipperError):
+    """The media's server stopped sending (no byte for CLIPPER_DOWNLOAD_STALL_S) or trickles slower than
+    CLIPPER_DOWNLOAD_MIN_BYTES_PER_S. Retried: the next attempt resumes the `.part` file, maybe from a better
+    connection or server."""
+
+    non_retryable = False
+
+
+class TooManyRedirects(ClipperError):
+    """The URL redirects more times than any real media link does, or in a loop. Retrying follows the same
+    redirects again, so it fails at once."""
 
 
 class StorageFull(ClipperError):
@@ -137,6 +166,10 @@ class CorruptArtifact(ClipperError):
 
 class EngineNotConfigured(ClipperError):
     """An engine was selected whose settings are missing or invalid (e.g. no model, unknown engine)."""
+
+
+class MetricsPortInUse(ClipperError):
+    """The worker's Prometheus port (CLIPPER_METRICS_PORT) is taken, e.g. by another worker on the same host."""
 
 
 class TranscriptionFailed(ClipperError):

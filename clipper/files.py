@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +45,19 @@ def writing(what: str) -> Iterator[None]:
         raise
 
 
+# The name of a temp file: hidden, the target's name, a random hex part, `.tmp`. Every writer names its temp files
+# with `temp_path`, so that `is_temp_file` recognises what a writer killed before its rename left behind.
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+
+
 def temp_path(path: Path) -> Path:
     """A hidden temp file beside `path` (same filesystem, so renaming it into place is atomic)."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def is_temp_file(path: Path) -> bool:
+    """True for a name `temp_path` makes: a file that is only ever renamed into place or removed."""
+    return bool(_TEMP_NAME.match(path.name))
 
 
 def write_synced(path: Path, data: bytes, what: str) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from clipper.media.urls import redact_credentials
+
 REDACTED = "[REDACTED]"
 _SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
 _secrets: list[str] = []
@@ -24,7 +26,7 @@ def _scrub(value: Any) -> Any:
         for secret in _secrets:
             if secret and secret in value:
                 value = value.replace(secret, REDACTED)
-        return value
+        return redact_credentials(value)  # a password in a URL (user:pass@host) is a secret nobody configured
     if isinstance(value, dict):
         return {k: (REDACTED if _SECRET_KEYS.search(str(k)) else _scrub(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -44,10 +46,16 @@ def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Standard-library logging gets the same redaction (the Temporal SDK logs activity failures there):
     applied when a record is made, so it holds for every logger and handler."""
     record = _base_record_factory(*args, **kwargs)
-    if _secrets:
-        record.msg, record.args = _scrub(record.getMessage()), None
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = _scrub(logging.Formatter().formatException(record.exc_info))
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed record is the handler's to report, not the factory's
+        return record
+    if _secrets or "@" in message:
+        record.msg, record.args = _scrub(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        if _secrets or "@" in text:
+            record.exc_text = _scrub(text)
     return record
 
 

@@ -15,8 +15,8 @@ from clipper.errors import InvalidRequest
 
 from clipper.refs import ArtifactRef  # noqa: F401 - re-exported
 from clipper.status import (  # noqa: F401 - the job's state, re-exported: one import for the wire models
-    FINISHED, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, JobState, JobStatus, StageError, StageProgress,
-    StageState, StageStatus, check_priority,
+    FINISHED, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, JobState, JobStatus, RunningActivity, StageError,
+    StageProgress, StageState, StageStatus, check_priority,
 )
 
 from clipper.stages import STAGES, StagePolicy  # noqa: F401 - re-exported: declared with the stage table

@@ -19,18 +19,32 @@ from pydantic import BaseModel
 
 
 class StagePolicy(BaseModel):
-    """Retry policy and timeouts of one stage. Timeouts scale with the media's duration."""
+    """Retry policy and timeouts of one stage. Timeouts scale with the media's duration.
+
+    Two retry budgets, because the two kinds of failure say different things. `max_attempts` counts attempts
+    that ended in an error (the code raised): a deterministic bug or a refusal repeats, so a few tries are
+    enough. `lost_worker_attempts` are extra attempts for attempts that never ended (the worker was killed,
+    OOM, host lost: a heartbeat or start-to-close timeout): those say nothing about the input, and a long
+    stage on a busy cluster may meet several. Temporal's retry policy allows their sum (`total_attempts`);
+    the activity runtime (activities/runtime.py) counts the errors and stops at `max_attempts` of them.
+    """
 
     initial_interval_s: float = 1.0
     backoff_coefficient: float = 2.0
     max_interval_s: float = 60.0
-    max_attempts: int = 5
+    max_attempts: int = 5  # attempts that may end in an error; 0 = unlimited (and so unlimited in total)
+    lost_worker_attempts: int = 0  # extra attempts for attempts whose worker was lost (timed out)
     heartbeat_timeout_s: float = 60.0
     timeout_base_s: float = 600.0
     timeout_per_audio_s: float = 0.0
 
     def start_to_close_s(self, duration_s: float | None) -> float:
         return self.timeout_base_s + self.timeout_per_audio_s * (duration_s or 0.0)
+
+    @property
+    def total_attempts(self) -> int:
+        """What Temporal's retry policy allows: errors and lost workers together (0 = unlimited)."""
+        return 0 if self.max_attempts <= 0 else self.max_attempts + max(0, self.lost_worker_attempts)
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,10 @@ class Stage:
     policy: StagePolicy  # default; CLIPPER_POLICIES__<STAGE>__<FIELD> overrides field by field
     rate: float = 0.01  # s of work per audio s on 2 cores with the default engines: the ETA's starting point
     activities: tuple[str, ...] = ()  # activity types doing its work; default: one named like the stage
+    errors: tuple[str, ...] = ()  # typed errors (clipper/errors.py) its work is known to raise, besides COMMON_ERRORS
+    # The activity type of the pieces the stage may run side by side (chunks), whose heartbeats add up to the
+    # stage's progress (JobStatus.fold_running); None: one activity at a time carries the stage.
+    parts: str | None = None
 
     @property
     def activity_types(self) -> tuple[str, ...]:
@@ -48,23 +66,40 @@ class Stage:
 
 # Downloads are network-bound and worth many patient retries; transcription is CPU-bound, long, and heartbeats
 # from a thread, so its heartbeat timeout is short enough to notice a dead worker fast; LLM calls meet rate
-# limits and outages that pass, so they retry patiently (a 429's Retry-After overrides the backoff).
+# limits and outages that pass, so they retry patiently (a 429's Retry-After overrides the backoff). Lost
+# workers get their own budget: most for transcription, the long, memory-hungry stage a redeploy or an OOM
+# kill is most likely to hit, so four kills of one chunk's worker leave its error budget whole.
 PIPELINE: tuple[Stage, ...] = (
     Stage("download", "io", StagePolicy(initial_interval_s=2, max_interval_s=60, max_attempts=6,
-                                        heartbeat_timeout_s=60, timeout_base_s=3600), rate=0.02),
+                                        lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=3600),
+          rate=0.02, errors=("DownloadFailed", "DownloadStalled", "TooManyRedirects", "MediaNotFound", "AccessDenied",
+                             "NoMediaFound", "NoAudioStream", "InvalidMedia", "MediaTooLong", "MediaTooLarge",
+                             "CredentialsInUrl", "ForbiddenAddress")),
     Stage("transcribe", "cpu", StagePolicy(initial_interval_s=2, max_interval_s=30, max_attempts=4,
-                                           heartbeat_timeout_s=30, timeout_base_s=300, timeout_per_audio_s=2.0),
-          rate=0.12, activities=("transcribe", "plan_transcription", "transcribe_chunk", "merge_transcript")),
+                                           lost_worker_attempts=6, heartbeat_timeout_s=30, timeout_base_s=300,
+                                           timeout_per_audio_s=2.0),
+          rate=0.12, activities=("transcribe", "plan_transcription", "transcribe_chunk", "merge_transcript"),
+          parts="transcribe_chunk",
+          errors=("TranscriptionFailed", "EngineNotConfigured")),
     Stage("quotes", "llm", StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8,
-                                       heartbeat_timeout_s=60, timeout_base_s=900, timeout_per_audio_s=0.5)),
+                                       lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=900,
+                                       timeout_per_audio_s=0.5),
+          errors=("LLMUnavailable", "LLMBadOutput", "LLMAuthError", "EngineNotConfigured")),
     Stage("summary", "llm", StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8,
-                                        heartbeat_timeout_s=60, timeout_base_s=900, timeout_per_audio_s=0.5)),
+                                        lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=900,
+                                        timeout_per_audio_s=0.5),
+          errors=("LLMUnavailable", "LLMBadOutput", "LLMAuthError", "EngineNotConfigured")),
     Stage("clips", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
-                                     heartbeat_timeout_s=60, timeout_base_s=300, timeout_per_audio_s=0.2),
+                                     lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=300,
+                                     timeout_per_audio_s=0.2),
           rate=0.02),
     Stage("report", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
-                                      heartbeat_timeout_s=60, timeout_base_s=120), rate=0.005),
+                                      lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=120),
+          rate=0.005),
 )
+# Errors any stage may meet (its store, its input artifacts); with each stage's own `errors`, the failure series
+# a worker creates at 0 when it starts (activities/metrics.py), so dashboards show 0 rather than no data.
+COMMON_ERRORS: tuple[str, ...] = ("CorruptArtifact", "StorageFull", "StorageUnavailable", "StorageMisconfigured")
 # Activities of a job that are not stages of their own: they run on a pool but have no row in JobStatus.
 HELPERS: tuple[Stage, ...] = (
     # The server's default retry policy (unlimited attempts): dropping scratch files must happen.

@@ -4,6 +4,7 @@ workflow, the client and the CLI share (finished states, the priority range, pro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from clipper.errors import InvalidRequest
 from clipper.refs import ArtifactRef
+from clipper.stages import ACTIVITY_STAGES
 
 PRIORITY_HIGHEST, PRIORITY_LOWEST, PRIORITY_DEFAULT = 1, 5, 3
 STAGE_OVERHEAD_S = 1.0  # scheduling and start-up per stage, independent of the media's length
@@ -61,6 +63,10 @@ class StageStatus(BaseModel):
     progress: float = 0.0
     error: StageError | None = None
     rate: float | None = None  # measured processing seconds per audio second
+    # A stage done in pieces side by side (chunked transcription): how many, and how many have finished. The
+    # workflow's progress is parts_done / parts; a client adds the running pieces' heartbeats (fold_running).
+    parts: int = 0
+    parts_done: int = 0
 
 
 class JobStatus(BaseModel):
@@ -97,6 +103,36 @@ class JobStatus(BaseModel):
         self.eta_s = round(sum((STAGE_OVERHEAD_S + self.rates.get(s.name, DEFAULT_RATE) * self.duration_s)
                                * (1 - s.progress) for s in self.stages if s.state != StageState.done), 1)
 
+    def fold_running(self, running: Iterable[RunningActivity]) -> None:
+        """Fold the job's running activities (the server's pending activities, with their last heartbeat) into
+        the running stages' attempt and progress, then `refresh()` progress and ETA.
+
+        Each activity belongs to its stage by the stage table (`ACTIVITY_STAGES`): a chunk, the plan and the merge
+        count for `transcribe`. A stage's attempt is the highest attempt among its activities (a chunk on its
+        third try shows as attempt 3). Its progress is its activity's heartbeat; for a stage in parts, finished
+        parts count whole and running ones by their heartbeat, (parts_done + Σ fraction) / parts, so the
+        workflow's own figure (parts_done / parts) grows while the chunks run. The plan before the parts adds
+        its attempt, the merge after them finds every part done. Never less than what the workflow reported.
+        """
+        by_stage: dict[str, list[RunningActivity]] = {}
+        for act in running:
+            stage = ACTIVITY_STAGES.get(act.activity_type)
+            if stage is not None:
+                by_stage.setdefault(stage.name, []).append(act)
+        for entry in self.stages:
+            acts = by_stage.get(entry.name)
+            if not acts or entry.state != StageState.running:
+                continue
+            entry.attempt = max(a.attempt for a in acts)
+            stage = ACTIVITY_STAGES[acts[0].activity_type]
+            if entry.parts and stage.parts:
+                running_parts = sum(a.progress.fraction for a in acts if a.activity_type == stage.parts and a.progress)
+                live = (entry.parts_done + running_parts) / entry.parts
+            else:
+                live = max((a.progress.fraction for a in acts if a.progress), default=0.0)
+            entry.progress = round(min(1.0, max(entry.progress, live)), 4)
+        self.refresh()
+
 
 class StageProgress(BaseModel):
     """Heartbeat details of a running stage: where it is, so a retry can resume and a client can show it."""
@@ -112,3 +148,12 @@ class StageProgress(BaseModel):
         if not self.total:
             return 0.0
         return max(0.0, min(1.0, self.done / self.total))
+
+
+class RunningActivity(BaseModel):
+    """An activity of a job that the server lists as pending (scheduled, running, or waiting to retry): its type,
+    its attempt, and the progress in its last heartbeat (None: none yet)."""
+
+    activity_type: str
+    attempt: int = 1
+    progress: StageProgress | None = None

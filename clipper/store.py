@@ -30,7 +30,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from clipper.errors import CorruptArtifact, InvalidRequest
 # JsonlLog, sha256_file and atomic_write_bytes are imported from here by most callers.
-from clipper.files import JsonlLog, atomic_write_bytes, fsync_dir, sha256_file, temp_path, write_synced, writing  # noqa: F401
+from clipper.files import (  # noqa: F401
+    JsonlLog, atomic_write_bytes, fsync_dir, is_temp_file, sha256_file, temp_path, write_synced, writing,
+)
 from clipper.models import ArtifactRef
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,6 +97,28 @@ class ArtifactStore:
         for entry in scratch.iterdir():
             if entry.name.startswith(prefix):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    def discard_temporary(self, job_id: str) -> int:
+        """Remove everything temporary from the job's folder: the scratch folder (`.tmp/`: partial downloads
+        and transcripts, half-cut clips) and every temp file (`is_temp_file`) that a writer killed between its
+        write and its rename left beside an artifact. Returns how many files went.
+
+        Only for a job none of whose stages runs any more (the end of its last stage, the clean-up after a
+        cancel): a temp file is then a dead writer's. Mid-job, a live writer's temp file looks the same, and a
+        retry's resume points live in `.tmp/`.
+        """
+        job_dir = self._job_path(job_id)
+        if not job_dir.exists():
+            return 0
+        scratch, removed = job_dir / TMP_DIR, 0
+        if scratch.exists():
+            removed = sum(1 for p in scratch.rglob("*") if not p.is_dir())
+            shutil.rmtree(scratch)
+        for path in job_dir.rglob("*"):
+            if is_temp_file(path) and not path.is_dir():
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     # --- writes ---
 

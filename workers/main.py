@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from collections.abc import Sequence
 
 from activities.metrics import prometheus_runtime
 from client.common import connect, ensure_search_attributes
 from clipper.config import Settings, get_settings
-from clipper.errors import InvalidRequest
+from clipper.errors import ClipperError, InvalidRequest
 from clipper.log import configure_logging, get_logger
 from clipper.stages import POOLS
 from workers.pools import build_worker, parse_pools
@@ -22,7 +23,9 @@ from workers.pools import build_worker, parse_pools
 
 async def run_worker(settings: Settings, task_queue: str | None = None, pools: Sequence[str] = POOLS) -> None:
     log = get_logger(task_queue=task_queue or settings.task_queue, pools=list(pools))
-    runtime = prometheus_runtime(settings.metrics_port) if settings.metrics_port else None
+    runtime, metrics_port = None, None
+    if settings.metrics_port is not None:  # MetricsPortInUse when taken: one line from main(), no traceback
+        runtime, metrics_port = prometheus_runtime(settings.metrics_port, settings.metrics_host)
     client = await connect(settings, runtime)
     await ensure_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, task_queue, pools=pools)
@@ -32,7 +35,8 @@ async def run_worker(settings: Settings, task_queue: str | None = None, pools: S
         loop.add_signal_handler(sig, stop.set)
     async with worker:
         log.info("worker.started", address=settings.temporal_address, storage=str(settings.storage_dir),
-                 metrics_port=settings.metrics_port, queues=[w.task_queue for w in worker.workers.values()])
+                 metrics=f"http://{settings.metrics_host}:{metrics_port}/metrics" if metrics_port else None,
+                 metrics_port=metrics_port, queues=[w.task_queue for w in worker.workers.values()])
         await stop.wait()
         log.info("worker.draining")
     log.info("worker.stopped")
@@ -51,7 +55,11 @@ def main() -> None:
         pools = parse_pools(args.queues)
     except InvalidRequest as err:
         parser.error(str(err))
-    asyncio.run(run_worker(settings, args.task_queue, pools))
+    try:
+        asyncio.run(run_worker(settings, args.task_queue, pools))
+    except ClipperError as err:  # a worker that cannot start says why in one line, like the CLI
+        print(f"error {err.type_name}: {err.message}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,15 @@ from activities.forward import ForwardPriorityActivity
 from activities.notify import NotifyActivity
 from activities.quotes import QuotesActivity
 from activities.report import ReportActivity
-from activities.runtime import StageDeps
+from activities.metrics import create_zero_series
+from activities.runtime import HEARTBEAT_THROTTLE, StageDeps
 from activities.summary import SummaryActivity
 from activities.transcribe import TranscribeActivity
 from activities.transcribe_chunks import MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity
 from clipper.config import Settings
 from clipper.errors import InvalidRequest
 from clipper.stages import ACTIVITY_STAGES, POOLS, pool_queue
+from workers.retry_budget import RetryBudgetInterceptor
 from workflows.batch_job import BatchJob
 from workflows.media_job import MediaJob
 
@@ -93,7 +95,11 @@ def build_worker(
             task_queue=pool_queue(queue, pool),
             max_concurrent_activities=settings.pool_concurrency.get(pool, settings.max_concurrent_activities),
             graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_s),
-            interceptors=list(interceptors),
+            interceptors=[RetryBudgetInterceptor(), *interceptors],
+            # Cancellation (cancel, pause --now) reaches an activity only in a heartbeat's answer; by default the
+            # SDK holds heartbeats back for 0.8 x the heartbeat timeout (24-48 s here): send them every second.
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         )
         if pool == "workflow":
             workers[pool] = Worker(
@@ -108,4 +114,6 @@ def build_worker(
             rate = settings.llm_activities_per_s if pool == "llm" and settings.llm_activities_per_s > 0 else None
             workers[pool] = Worker(client, activities=[a(deps).run for a in POOL_ACTIVITIES[pool]],
                                    max_task_queue_activities_per_second=rate, **common)
+        registered = STAGE_ACTIVITIES if pool == "workflow" else POOL_ACTIVITIES[pool]
+        create_zero_series(client, common["task_queue"], [activity_type(a) for a in registered])
     return WorkerPools(workers)

@@ -44,6 +44,9 @@ async def transcribe_in_chunks(
     spans: list[ChunkSpan] = await stages.run(STAGE, PlanTranscriptionActivity.run, PlanInput(
         job_id=job_id, audio=audio, duration_s=duration_s, chunk_s=stages.request.asr_chunk_s,
         options=stages.request.options), part=True)
+    # The status shows the stage in parts: a client adds the running chunks' heartbeats to the finished ones
+    # (JobStatus.fold_running). Status fields only: no command changes, so histories replay as they were.
+    entry.parts, entry.parts_done = (len(spans) if len(spans) > 1 else 0), 0
     if len(spans) <= 1:
         return await stages.run(STAGE, TranscribeActivity.run, TranscribeInput(
             job_id=job_id, audio=audio, duration_s=duration_s, options=stages.request.options), boundary=False)
@@ -57,7 +60,8 @@ async def transcribe_in_chunks(
             out = await stages.run(STAGE, TranscribeChunkActivity.run, ChunkInput(
                 job_id=job_id, audio=audio, span=span, options=stages.request.options), part=True)
         done += 1
-        entry.progress = round(done / len(spans), 4)
+        entry.progress, entry.parts_done = round(done / len(spans), 4), done
+        entry.attempt = max(entry.attempt, out.attempt)  # the most tries any chunk needed so far
         stages.publish()
         return out
 

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.report import ReportActivity
     from activities.summary import SummaryActivity
     from activities.transcribe import TranscribeActivity
+    from clipper.media.urls import redact_credentials
     from clipper.models import (
         STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
         ReportInput, StageStatus, TextStageInput, TranscribeInput,
@@ -33,9 +34,11 @@ class MediaJob(JobControl):
     @workflow.init
     def __init__(self, request: JobRequest) -> None:
         # State lives here, not in run(): a query can arrive in the very first workflow task.
+        # The URL as shown (status, reports, notifications, the download's input): a password in it, which only
+        # a start that bypassed the client can carry, is replaced by *** and the download refuses it.
         self.job = JobStatus(
-            job_id=workflow.info().workflow_id, url=request.url, stages=[StageStatus(name=s) for s in STAGES],
-            priority=request.priority,
+            job_id=workflow.info().workflow_id, url=redact_credentials(request.url),
+            stages=[StageStatus(name=s) for s in STAGES], priority=request.priority,
         )
         self.stages = StageRunner(request, self.job)
         self.media: DownloadOutput | None = None

@@ -8,6 +8,7 @@ the workflow sandbox: time comes from `workflow.now()`, never the system clock.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
 RAISE_AT_ONCE = frozenset({
     "UnsupportedUrl", "ForbiddenAddress", "LocalPathNotAllowed", "MediaNotFound", "NoMediaFound",
     "NoAudioStream", "InvalidMedia", "MediaTooLong", "MediaTooLarge", "InvalidRequest", "CorruptArtifact",
+    "TooManyRedirects",
+    "CredentialsInUrl",
 })
 
 
@@ -43,12 +46,21 @@ class StageFailed(Exception):
         self.error = error
 
 
+@dataclass
+class StageRetryPolicy(RetryPolicy):
+    """Temporal's retry policy (`maximum_attempts` = errors + lost workers), plus the stage's error budget, which
+    workers/retry_budget.py hands to the activity in a header (the runtime stops retrying errors there)."""
+
+    error_attempts: int | None = None
+
+
 def retry_policy(policy: StagePolicy) -> RetryPolicy:
-    return RetryPolicy(
+    return StageRetryPolicy(
         initial_interval=timedelta(seconds=policy.initial_interval_s),
         backoff_coefficient=policy.backoff_coefficient,
         maximum_interval=timedelta(seconds=policy.max_interval_s),
-        maximum_attempts=policy.max_attempts,
+        maximum_attempts=policy.total_attempts,
+        error_attempts=policy.max_attempts,
     )
 
 
@@ -115,7 +127,8 @@ class StageRunner:
                 if self.interrupts != interrupts:  # pause --now: run it again once resumed
                     entry.state = StageState.pending
                     continue
-                if isinstance(err.cause, CancelledError):
+                # A cancelled job stops here, also when its activity ended otherwise (its worker died: timeout).
+                if isinstance(err.cause, CancelledError) or workflow.cancellation_reason() is not None:
                     raise asyncio.CancelledError() from err
                 error = stage_error(err)  # kept here: another part of the stage may change the entry meanwhile
                 entry.state, entry.finished_at, entry.error, entry.attempt = (
@@ -166,7 +179,7 @@ class StageRunner:
             priority=Priority(priority_key=self.status.priority),
             # Wait for the activity to stop and clean up before moving on: never two attempts at once.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{stage}: {self.status.title or self.request.url}"[:200],
+            summary=f"{stage}: {self.status.title or self.status.url}"[:200],  # status.url: no password in it
         )
         self.running.append(handle)
         try:

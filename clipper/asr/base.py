@@ -58,6 +58,28 @@ def r3(value: float) -> float:
     return round(float(value), 3)
 
 
+def floor_ms(seconds: float) -> float:
+    """`seconds` rounded *down* to the millisecond: the end of a stretch of audio as clipper writes it.
+
+    Times are kept in milliseconds, but audio ends on a sample (1/16 ms at 16 kHz). Rounding an audio's end to
+    the nearest millisecond can put it up to half a millisecond past the last sample, and faster-whisper
+    asserts when the windows it is given add up to more than the audio it holds (issue 13). So every end that
+    is "the end of the audio" — of the file, of a chunk, of the last decoding window — comes from here and
+    never leaves the audio; at most 1 ms of a file's very end is not transcribed. The inner round removes
+    float noise (1 ns, far below a sample) before flooring, so an end already in milliseconds stays put.
+    """
+    return math.floor(round(float(seconds) * 1000.0, 6)) / 1000.0
+
+
+def within(t: float, start: float, end: float) -> float:
+    """Time `t` in milliseconds, clamped to the audio [`start`, `end`] (`end` rounded down as `floor_ms`).
+
+    The one clamp for times an engine hands out: a word Whisper places a hair past the end of its window or
+    before its start stays inside the audio it was decoded from.
+    """
+    return r3(min(max(float(t), start), max(start, floor_ms(end))))
+
+
 def _open_wav(path: Path) -> wave.Wave_read:
     try:
         return wave.open(str(path), "rb")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from clipper.asr.base import AsrEngine, decode_wav16k, r3, wav_duration
+from clipper.asr.base import AsrEngine, decode_wav16k, floor_ms, r3, wav_duration
 from clipper.asr.quiet import QUIET_S, quiet_profile, quietest_point
 from clipper.asr.resume import load_partial, transcribe_resumable
 from clipper.models import ChunkSpan, Segment, Transcript, Word
@@ -45,13 +45,14 @@ def plan_chunks(
     decoded side by side finish together (10 min at 180 s: four spans of 150 s, not 180+180+180+60). For
     each boundary k × duration / n, the quietest 0.3 s within ±`window_s` is found and the cut goes in its
     middle. No span is shorter than `min_chunk_s` (a short tail stays with the span before it). A file shorter
-    than `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps.
+    than `target_s` (or `target_s` <= 0) is one span. Spans cover [0, duration) without gaps, where duration
+    is the file's length rounded down to the millisecond (`floor_ms`): no span ends after the last sample.
     The search window and the shortest span default to 20 s and 30 s, less for targets under 60 s.
     """
     window_s = min(20.0, target_s / 3) if window_s is None else window_s
     min_chunk_s = min(30.0, target_s / 2) if min_chunk_s is None else min_chunk_s
     wav = Path(wav)
-    duration = r3(wav_duration(wav))
+    duration = floor_ms(wav_duration(wav))
     if target_s <= 0 or duration < target_s:
         return [ChunkSpan(index=0, start=0.0, end=duration)]
     cuts: list[float] = []

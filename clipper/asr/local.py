@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clipper.asr.base import SAMPLE_RATE, check_stop, decode_wav16k, r3
+from clipper.asr.base import SAMPLE_RATE, check_stop, decode_wav16k, floor_ms, within
 from clipper.asr.quiet import silent, speech_windows
 from clipper.asr.segments import split_segment
 from clipper.config import Settings
@@ -152,7 +152,7 @@ class LocalWhisperEngine:
         check_stop(should_stop)
         start_s = max(0.0, float(start_s))
         samples = decode_wav16k(Path(audio), start_s, end_s)
-        end_s = start_s + len(samples) / SAMPLE_RATE
+        end_s = floor_ms(start_s + len(samples) / SAMPLE_RATE)  # never past the last sample read
         if len(samples) == 0 or silent(samples):
             return
         model = self.load()
@@ -182,7 +182,7 @@ class LocalWhisperEngine:
         self.detected_language = info.language
 
         def clamp(t: float) -> float:
-            return r3(min(max(float(t) + start_s, start_s), end_s))
+            return within(float(t) + start_s, start_s, end_s)
 
         it = iter(segments)
         while True:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from clipper.asr.base import check_stop, r3, wav_duration
+from clipper.asr.base import check_stop, floor_ms, r3, wav_duration
 from clipper.models import Segment
 
 NOOP_TEXT = "(noop transcript)"
@@ -41,4 +41,4 @@ class NoopEngine:
             duration = min(duration, float(end_s))
         self.detected_language = language
         if duration > start_s:
-            yield Segment(id=0, start=r3(start_s), end=r3(duration), text=NOOP_TEXT)
+            yield Segment(id=0, start=r3(start_s), end=max(r3(start_s), floor_ms(duration)), text=NOOP_TEXT)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from clipper.asr.base import check_stop, cut_wav, r3, wav_duration
+from clipper.asr.base import check_stop, cut_wav, r3, wav_duration, within
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured, TranscriptionFailed
 from clipper.models import Segment, Word
@@ -64,7 +64,7 @@ class OpenAIEngine:
         if isinstance(exc, openai.APIConnectionError):
             return TranscriptionFailed(f"cannot reach the {where}: {detail}")
         if isinstance(exc, (openai.RateLimitError, openai.InternalServerError)):
-            return TranscriptionFailed(f"the {where} is busy or failing (HTTP {exc.status_code}); will retry")
+            return TranscriptionFailed(f"the {where} is busy or failing (HTTP {exc.status_code})")
         if isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
             # The same request will be refused again: bad audio, bad language, bad model options.
             return EngineNotConfigured(f"the {where} rejected the request (HTTP {exc.status_code}): {detail}")
@@ -139,9 +139,7 @@ def parse_verbose_json(body: dict[str, Any], *, offset_s: float = 0.0, end_s: fl
 
     def t(value: Any) -> float:
         v = float(value or 0.0) + offset_s
-        if end_s is not None:
-            v = min(v, end_s)
-        return r3(max(v, offset_s))
+        return r3(max(v, offset_s)) if end_s is None else within(v, offset_s, end_s)
 
     raw_segments = sorted(body.get("segments") or [], key=lambda s: float(s.get("start") or 0.0))
     segments: list[Segment] = [

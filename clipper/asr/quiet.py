@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clipper.asr.base import SAMPLE_RATE, r3
+from clipper.asr.base import SAMPLE_RATE, floor_ms, r3
 
 FRAME = SAMPLE_RATE // 100  # 10 ms frames for the loudness scan
 QUIET_S = 0.3  # the stretch whose RMS decides where to cut
@@ -21,6 +21,8 @@ QUIET_FRAMES = int(round(QUIET_S * SAMPLE_RATE / FRAME))
 PAUSE_BUCKET_S = 0.25  # pause lengths that differ by less are "about the same" when choosing a cut
 WINDOW_S = 29.5  # longest decoding window: Whisper's 30 s, with a margin for rounding
 MIN_WINDOW_S = 18.0  # a window is cut no earlier than this: fewer, fuller windows decode faster
+# A cut leaves at least this much for the last window: on a sliver of audio Whisper invents words ("Thank you.").
+MIN_LAST_S = 1.0
 # No speech hides in audio whose loudest sample is below -50 dBFS (see clipper/asr/local.py).
 SILENCE_PEAK = 10 ** (-50 / 20)
 
@@ -82,19 +84,22 @@ def speech_windows(
     """Decoding windows over 16 kHz `samples`: (start, end) seconds, each at most `max_s` long.
 
     Windows follow each other without gaps; each one but the last ends in the quietest stretch between
-    `min_s` and `max_s` after its start, preferring longer pauses and, among equal ones, the latest (fuller
-    windows mean fewer passes of the encoder). Windows whose loudest sample is below -50 dBFS are left out.
+    `min_s` and `max_s` after its start (leaving the last at least MIN_LAST_S), preferring longer pauses and,
+    among equal ones, the latest (fuller windows mean fewer passes of the encoder). Windows whose loudest sample
+    is below -50 dBFS are left out.
+    The last one ends at the audio's end rounded down to the millisecond (`floor_ms`): never past the last sample.
     """
-    duration = len(samples) / SAMPLE_RATE
+    duration = floor_ms(len(samples) / SAMPLE_RATE)
     windows: list[tuple[float, float]] = []
     start = 0.0
-    while duration - start > 1e-3:
+    while duration - start >= 5e-4:  # times are whole milliseconds: at least 1 ms of audio is left
         end = duration
         if duration - start > max_s:
             lo = start + min(min_s, max_s / 2)
-            end = quietest_point(samples[_at(lo): _at(start + max_s)], lo, start + max_s)
-            end = min(max(end, lo), start + max_s)
+            hi = min(start + max_s, duration - MIN_LAST_S)
+            end = quietest_point(samples[_at(lo): _at(hi)], lo, hi)
+            end = r3(min(max(end, lo), hi))
         if not silent(samples, start, end):
-            windows.append((r3(start), r3(end)))
+            windows.append((start, end))
         start = end
     return windows

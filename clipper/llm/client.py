@@ -129,7 +129,7 @@ class LLMEngine:
                 wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
                 return LLMUnavailable(f"{where} is rate limiting us (HTTP 429){wait}", retry_after_s=retry_after)
             if code >= 500 or code in (408, 409):
-                return LLMUnavailable(f"{where} is failing (HTTP {code}); will retry", retry_after_s=retry_after)
+                return LLMUnavailable(f"{where} is failing (HTTP {code})", retry_after_s=retry_after)
             return EngineNotConfigured(
                 f"{where} rejected the request (HTTP {code}): {detail}; check CLIPPER_LLM_MODEL, "
                 "CLIPPER_LLM_MAX_TOKENS and CLIPPER_LLM_CONTEXT_CHARS"

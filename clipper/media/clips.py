@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-import uuid
 from pathlib import Path
 
 import ffmpeg
@@ -19,7 +18,7 @@ import ffmpeg
 from clipper.errors import InvalidMedia, InvalidRequest, MediaNotFound
 from clipper.media.ffmpeg import first_error_line, run_ffmpeg, storage_full_in
 from clipper.media.probe import probe_media
-from clipper.store import fsync_dir
+from clipper.store import fsync_dir, temp_path
 
 # format -> (encoder, muxer, extra output options). The muxer is named because the temp file's name ends in
 # `.tmp`, so ffmpeg cannot guess it from the extension. `ipod` is the muxer ffmpeg itself picks for .m4a.
@@ -113,7 +112,7 @@ def cut_clip(
         stream = stream.filter("afade", type="out", start_time=f"{length - fade:.6f}", duration=f"{fade:.6f}")
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(dst)  # a killed write leaves it for ArtifactStore.discard_temporary to find
     out = (
         stream.output(str(tmp), format=muxer, acodec=codec, ac=1, vn=None, map_metadata=-1, **extra)
         # -nostdin: never wait for keyboard input in a worker; errors only, so stderr stays short.

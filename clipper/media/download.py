@@ -1,16 +1,21 @@
 """Fetch the source media of a job: yt-dlp for http(s), a plain copy for (allowed) local files.
 
 Retries belong to the caller (Temporal retries the whole stage), so yt-dlp is told not to retry and not to hide
-failures; a retry resumes the `.part` file left by the previous attempt with an HTTP Range request.
+failures; a retry resumes the `.part` file left by the previous attempt with an HTTP Range request (an HLS
+stream: its fragment index in the `.ytdl` file beside it).
 Every yt-dlp failure becomes one of the typed errors in `clipper.errors`, with a message naming the URL.
+A watchdog (`transfer.py`) ends a transfer that stalls or trickles (`DownloadStalled`) or that the caller asks to
+stop, even while no byte arrives; the one retry made here is a Space's 404, waited out (`spaces.py`).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,9 @@ from clipper.errors import (
     UnsupportedUrl,
 )
 from clipper.media.probe import hms, probe_media
+from clipper.media.spaces import is_space_url, not_ready_wait
 from clipper.media.ssrf import GuardedYoutubeDL
+from clipper.media.transfer import TICK_S, TransferLimits, TransferWatch
 from clipper.media.urls import canonical_url, check_url, is_local, local_path
 from clipper.media.ytdlp_errors import clean_message, map_ytdlp_error, short_url
 from clipper.models import MediaInfo
@@ -40,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 ProgressFn = Callable[[int, int | None], None]
 StopFn = Callable[[], bool]
+NoteFn = Callable[[str | None], None]
 
 SOURCE_STEM = "source"
 _COPY_CHUNK = 1 << 20
@@ -65,9 +73,14 @@ def download(
     settings: Settings,
     on_progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    started_at: datetime | None = None,
+    on_note: NoteFn | None = None,
 ) -> DownloadResult:
     """Download (or copy) the media at `url` to `dest_dir/source.<ext>`. Safe to call again after a failure:
-    a finished file is reused and a partial one resumed."""
+    a finished file is reused and a partial one resumed.
+
+    `started_at`: when the stage's first attempt was scheduled (default now), the start of a Space's wait for
+    its recording; `on_note` hears what the download is waiting for (None once it no longer waits)."""
     check_url(url, settings)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +89,7 @@ def download(
     if is_local(url):
         result = _copy_local(url, dest_dir, settings, on_progress, should_stop)
     else:
-        result = _download_remote(url, dest_dir, settings, on_progress, should_stop)
+        result = _download_until_ready(url, dest_dir, settings, on_progress, should_stop, started_at, on_note)
     # A direct link's duration is known only now, from the file: refuse before converting hours of audio.
     # (The conversion stage checks the decoded audio again; this is the early, cheap check.)
     duration = result.info.duration_s
@@ -129,6 +142,40 @@ def _copy_local(
 # --- http(s) via yt-dlp ---
 
 
+def _download_until_ready(
+    url: str, dest_dir: Path, settings: Settings, on_progress: ProgressFn | None, should_stop: StopFn | None,
+    started_at: datetime | None, on_note: NoteFn | None,
+) -> DownloadResult:
+    """`_download_remote`, asked again while a Space's recording answers 404 (`spaces.not_ready_wait`)."""
+    started_at = started_at or datetime.now(timezone.utc)
+    while True:
+        try:
+            return _download_remote(url, dest_dir, settings, on_progress, should_stop)
+        except MediaNotFound as err:
+            elapsed = max(0.0, (datetime.now(timezone.utc) - started_at).total_seconds())
+            wait = not_ready_wait(url, err, elapsed, settings)
+            if wait is None:
+                if err.http_status == 404 and is_space_url(url, settings):
+                    raise MediaNotFound(f"{err.message}, still {hms(elapsed)} after the first try; a Space without "
+                                        "a recording stays missing (CLIPPER_SPACE_NOT_READY_S sets how long to wait)",
+                                        err.http_status) from err
+                raise
+            if on_note is not None:
+                on_note(f"waiting for the recording (HTTP 404), asking again in {wait:.0f} s")
+            _pause(wait, should_stop, url)
+        finally:
+            if on_note is not None:
+                on_note(None)
+
+
+def _pause(seconds: float, should_stop: StopFn | None, url: str) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if should_stop is not None and should_stop():
+            raise JobCancelled(f"download of {short_url(url)} was cancelled")
+        time.sleep(min(left, TICK_S))
+
+
 class YtdlpLogger:
     """Keeps yt-dlp's own output off stdout/stderr: to structlog at debug, plus the last lines for diagnosis
     (yt-dlp reports some outcomes, like the max-filesize abort, only as a log line)."""
@@ -178,6 +225,9 @@ def _ydl_options(dest_dir: Path, settings: Settings, logger: YtdlpLogger, hook: 
         "extractor_retries": 0,
         "skip_unavailable_fragments": False,  # a missing fragment is a failure, not a silently shorter file
         "updatetime": False,
+        # An HLS download stays the fragments' bytes end to end (ffmpeg reads MPEG-TS whatever the name): no remux
+        # by an ffmpeg that yt-dlp may or may not find on PATH, so the same media gives the same source.* file.
+        "fixup": "never",
         # yt-dlp's own HLS/DASH code fetches through the guarded request handler (see ssrf.py); an external
         # ffmpeg would fetch every fragment and redirect unseen.
         "external_downloader": {"default": "native"},
@@ -188,6 +238,8 @@ def _download_remote(
     url: str, dest_dir: Path, settings: Settings, on_progress: ProgressFn | None, should_stop: StopFn | None
 ) -> DownloadResult:
     logger = YtdlpLogger(url)
+    watch = TransferWatch(TransferLimits.from_settings(settings), should_stop)
+    what = f"download of {short_url(url)}"
 
     def hook(status: dict[str, Any]) -> None:
         if should_stop is not None and should_stop():
@@ -199,8 +251,9 @@ def _download_remote(
             on_progress(int(status.get("downloaded_bytes") or 0), int(total) if total else None)
 
     try:
-        # Every request yt-dlp makes, and every redirect it follows, passes check_url first (SSRF guard).
-        with GuardedYoutubeDL(_ydl_options(dest_dir, settings, logger, hook), settings) as ydl:
+        # Every request yt-dlp makes, and every redirect it follows, passes check_url first (SSRF guard); every
+        # connection's bytes count for the watchdog, which can end them.
+        with watch.watching(), GuardedYoutubeDL(_ydl_options(dest_dir, settings, logger, hook), settings, watch) as ydl:
             # Extract (and pick a format) first, check it, then download from the same info dict, so the page
             # is fetched once. A direct media link still costs two GETs: the generic extractor's look at the
             # headers, then the transfer.
@@ -209,15 +262,21 @@ def _download_remote(
             info = ydl.process_ie_result(info, download=True)
             path = _downloaded_path(ydl, info)
     except _StopRequested as e:
-        raise JobCancelled(f"download of {short_url(url)} was cancelled") from e
+        raise JobCancelled(f"{what} was cancelled") from e
     except _TooLarge as e:
         for part in dest_dir.glob(f"{SOURCE_STEM}.*.part"):
             part.unlink(missing_ok=True)  # never resumable into something we would accept
         raise _too_large(url, settings) from e
     except yt_dlp.utils.YoutubeDLError as e:
-        raise map_ytdlp_error(url, e) from e
+        raise (watch.error(what) or map_ytdlp_error(url, e)) from e
+    except OSError as e:  # a socket the watchdog shut, outside yt-dlp's own error handling
+        if (ended := watch.error(what)) is None:
+            raise
+        raise ended from e
 
     if path is None or not path.is_file():
+        if (ended := watch.error(what)) is not None:
+            raise ended
         if logger.said("larger than max-filesize"):
             raise _too_large(url, settings)
         last = logger.lines[-1] if logger.lines else "no reason given"

@@ -11,7 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
-import uuid
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +27,7 @@ from clipper.errors import (
     is_storage_full,
     storage_full,
 )
+from clipper.files import temp_path
 
 # stderr fragments that mean "this media has no audio we could map" (wording varies across ffmpeg versions).
 _NO_AUDIO = ("does not contain any stream", "matches no streams")
@@ -64,18 +65,34 @@ def first_error_line(stderr: bytes | str | None, limit: int = 300) -> str:
     return chosen if len(chosen) <= limit else chosen[: limit - 3] + "..."
 
 
-def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str) -> None:
+STOP_POLL_S = 0.1  # how often a running ffmpeg's caller is asked whether to stop (cancel, pause --now)
+
+
+def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str, should_stop: Callable[[], bool] | None = None) -> None:
     """Run an ffmpeg-python stream with our binary; `ffmpeg.Error` (with stderr) if it fails.
 
     Under a file-size limit (`ulimit -f`, RLIMIT_FSIZE) ffmpeg is killed by SIGXFSZ before it can say a word
     (Python restores that signal's default in children): that is a `StorageFull`, not a broken input.
+    With `should_stop`, asked every `STOP_POLL_S`: when it turns true ffmpeg is killed and `StopRequested`
+    raised (converting hours of audio takes seconds; a cancel must not wait for it).
     """
     args = stream.compile(cmd=ffmpeg_exe(), overwrite_output=True)
-    proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while True:
+        try:
+            out, err = proc.communicate(timeout=STOP_POLL_S if should_stop is not None else None)
+            break
+        except subprocess.TimeoutExpired:
+            if should_stop is not None and should_stop():
+                proc.kill()
+                proc.communicate()
+                from clipper.asr.base import StopRequested
+
+                raise StopRequested(f"stopped while writing {what}") from None
     if proc.returncode == -signal.SIGXFSZ:
         raise storage_full(what, "file size limit exceeded")
     if proc.returncode != 0:
-        raise ffmpeg.Error("ffmpeg", proc.stdout, proc.stderr)
+        raise ffmpeg.Error("ffmpeg", out, err)
 
 
 def storage_full_in(stderr: bytes | str | None, what: str) -> StorageFull | None:
@@ -109,15 +126,15 @@ def _raise_for_ffmpeg_error(src: Path, stderr: bytes | None, what: str = "the co
     raise InvalidMedia(f"could not convert {src.name} to audio: {reason}")
 
 
-def to_wav16k_mono(src: Path, dst: Path) -> None:
+def to_wav16k_mono(src: Path, dst: Path, should_stop: Callable[[], bool] | None = None) -> None:
     """Convert any media to 16 kHz mono 16-bit PCM WAV, the input speech engines expect.
 
     Writes to a temp file beside `dst` and renames it into place, so `dst` is either complete or absent.
-    The caller records it in the manifest.
+    The caller records it in the manifest. `should_stop`: see `run_ffmpeg`.
     """
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(dst)  # a killed write leaves it for ArtifactStore.discard_temporary to find
     stream = (
         ffmpeg.input(str(src))
         .output(str(tmp), format="wav", vn=None, ac=1, ar=16000, acodec="pcm_s16le")
@@ -125,7 +142,7 @@ def to_wav16k_mono(src: Path, dst: Path) -> None:
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     )
     try:
-        run_ffmpeg(stream, dst.name)
+        run_ffmpeg(stream, dst.name, should_stop)
         os.replace(tmp, dst)
     except ffmpeg.Error as e:
         _raise_for_ffmpeg_error(src, e.stderr, dst.name)

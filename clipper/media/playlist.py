@@ -19,7 +19,7 @@ from clipper.config import Settings
 from clipper.errors import ClipperError, NoMediaFound, UnsupportedUrl
 from clipper.media.download import YtdlpLogger
 from clipper.media.ssrf import GuardedYoutubeDL
-from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url, check_url_syntax
+from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url, check_url_syntax, redact_credentials
 from clipper.media.ytdlp_errors import map_ytdlp_error, short_url
 
 
@@ -45,7 +45,7 @@ def item_url(url: str) -> str:
     try:  # a bare path is left alone: made absolute here, it would name a file of the worker's
         return canonical_url(url) if check_url_syntax(url)[0] else url
     except ClipperError:
-        return url
+        return redact_credentials(url)  # an entry with a password: its job fails with CredentialsInUrl, secret-free
 
 
 def expand_playlist(url: str, settings: Settings) -> BatchItems:

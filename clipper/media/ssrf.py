@@ -11,6 +11,11 @@ URL of every request it is given and on every redirect target before following i
 to us; `ytdlp_errors.find_clipper_error` digs the typed error out again. Using only this handler also keeps
 yt-dlp from picking an unguarded `requests` or `curl_cffi` handler, should those packages be installed.
 
+The same redirect hook bounds redirects: more than `MAX_REDIRECTS` hops, or a loop, is `TooManyRedirects` at
+once (urllib's own limit would end as an anonymous HTTP error that looks transient and is retried). And when
+the download has a `TransferWatch`, every connection's socket is counted and can be shut down by it
+(`transfer.py`: stalls, trickles, stop requests).
+
 Limits: the guard checks names when a request is made and the socket resolves them again (DNS rebinding is
 not fully excluded), and media fetched by an external program (ffmpeg for RTMP, say) is not seen here; the
 downloader is told to use its native HLS/DASH code, which goes through this handler. Run workers without
@@ -25,15 +30,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yt_dlp
-from yt_dlp.networking._urllib import RedirectHandler, UrllibRH
+from yt_dlp.networking._urllib import HTTPHandler, RedirectHandler, UrllibRH
 from yt_dlp.networking.exceptions import RequestError
 
 from clipper.config import Settings
-from clipper.errors import ClipperError
+from clipper.errors import ClipperError, TooManyRedirects
+from clipper.media.transfer import TransferWatch, WatchedHTTPOpen
 from clipper.media.urls import check_url
 from clipper.media.ytdlp_errors import short_url
 
 UrlCheck = Callable[[str], None]
+
+# Hops one request may follow: urllib's own limit, and more than any real media link needs (CDNs use 1-3).
+MAX_REDIRECTS = 10
+# The same address again once is not a loop: a site may redirect to itself after setting a cookie.
+MAX_REVISITS = 1
 
 # Schemes that never touch the network; yt-dlp uses data: URLs internally (e.g. inline manifests).
 _OFFLINE_SCHEMES = ("data:",)
@@ -71,7 +82,26 @@ class _GuardedRedirectHandler(RedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
         _vet(self.check, newurl, redirected_from=req.full_url)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        chain = [*(getattr(req, "clipper_chain", None) or [req.full_url]), newurl]
+        _check_redirects(chain)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        new.clipper_chain = chain
+        return new
+
+
+def _check_redirects(chain: list[str]) -> None:
+    """`chain`: the address asked for, then every redirect target so far, the newest last."""
+    if chain.count(chain[-1]) > 1 + MAX_REVISITS:
+        loop = chain[chain.index(chain[-1]):]
+        shown = " -> ".join(short_url(u, 80) for u in loop[: loop.index(chain[-1], 1) + 1])
+        raise GuardRefused(TooManyRedirects(
+            f"{short_url(chain[0])} redirects in a loop ({shown}); the site may want cookies or a login clipper "
+            "does not have: open it in a browser and submit the address the media finally plays from"))
+    if len(chain) - 1 > MAX_REDIRECTS:
+        raise GuardRefused(TooManyRedirects(
+            f"{short_url(chain[0])} redirects more than {MAX_REDIRECTS} times (last to {short_url(chain[-2], 120)}); "
+            "a media link needs a few at most: open it in a browser and submit the address the media finally "
+            "plays from"))
 
 
 class GuardedUrllibRH(UrllibRH):
@@ -79,13 +109,17 @@ class GuardedUrllibRH(UrllibRH):
 
     RH_NAME = "guarded-urllib"
 
-    def __init__(self, *, url_check: UrlCheck, **kwargs: Any) -> None:
+    def __init__(self, *, url_check: UrlCheck, watch: TransferWatch | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.url_check = url_check
+        self.watch = watch
 
     def _create_instance(self, proxies, cookiejar, legacy_ssl_support=None):  # noqa: ANN001, ANN202
         opener: urllib.request.OpenerDirector = super()._create_instance(proxies, cookiejar, legacy_ssl_support)
         opener.add_handler(_GuardedRedirectHandler(self.url_check))
+        if self.watch is not None:
+            stock = next(h for h in opener.handlers if isinstance(h, HTTPHandler))
+            opener.add_handler(WatchedHTTPOpen(stock, self.watch))
         return opener
 
     def _send(self, request):  # noqa: ANN001, ANN202
@@ -94,9 +128,11 @@ class GuardedUrllibRH(UrllibRH):
 
 
 class GuardedYoutubeDL(yt_dlp.YoutubeDL):
-    """A YoutubeDL whose every HTTP request, redirects included, passes `check_url` under `settings`."""
+    """A YoutubeDL whose every HTTP request, redirects included, passes `check_url` under `settings`; with a
+    `watch`, whose every connection counts for it and can be ended by it."""
 
-    def __init__(self, params: dict[str, Any], settings: Settings) -> None:
+    def __init__(self, params: dict[str, Any], settings: Settings, watch: TransferWatch | None = None) -> None:
+        self._watch = watch
         passed: set[tuple[str, str | None, int | None]] = set()
 
         def url_check(url: str) -> None:
@@ -119,7 +155,7 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):
     def build_request_director(self, handlers, preferences=None):  # noqa: ANN001, ANN201
         # Whatever handlers yt-dlp would pick (requests, curl_cffi, ...), use ours only, carrying the check.
         def guarded(**kwargs: Any) -> GuardedUrllibRH:
-            return GuardedUrllibRH(url_check=self._url_check, **kwargs)
+            return GuardedUrllibRH(url_check=self._url_check, watch=self._watch, **kwargs)
 
         return super().build_request_director([guarded], preferences)
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from clipper.config import Settings
-from clipper.errors import DownloadFailed, ForbiddenAddress, LocalPathNotAllowed, MediaNotFound, UnsupportedUrl
+from clipper.errors import (
+    CredentialsInUrl, DownloadFailed, ForbiddenAddress, LocalPathNotAllowed, MediaNotFound, UnsupportedUrl,
+)
 
 MAX_URL_LENGTH = 4096
 # "http//host" or "https//host": a web address with its colon lost, which would otherwise pass as a local path.
@@ -38,7 +40,20 @@ TRACKING_PARAMS = frozenset(
 )
 
 
+# The user-info part of any URL in a text (`scheme://user:password@`), greedy up to the last `@` before the path
+# so that an unescaped `@` inside a password is covered too; `scheme//` (colon lost) counts as well.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*:?//)[^/?#\s]*@")
+REDACTED_USERINFO = "***"
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the user name and password of every URL in it replaced by `***`: the one rule for showing or
+    logging a URL (error messages, logs, a job's status). Text without such a URL comes back unchanged."""
+    return _USERINFO.sub(rf"\1{REDACTED_USERINFO}@", text) if "@" in text else text
+
+
 def _short(url: str, limit: int = 200) -> str:
+    url = redact_credentials(url)
     return url if len(url) <= limit else url[: limit - 3] + "..."
 
 
@@ -170,6 +185,22 @@ def _check_host(url: str, host: str, port: int) -> None:
             )
 
 
+def refuse_credentials(url: str, netloc: str | None = None) -> None:
+    """A URL with a user name or password (`https://user:pass@host/...`) is refused: a job's URL is shown and stored
+    everywhere, so it must carry no secret. The message shows the URL with its credentials replaced by `***`."""
+    if netloc is None:
+        try:
+            netloc = urlsplit(url.strip()).netloc
+        except ValueError:
+            return  # not a URL: check_url_syntax says why
+    if "@" in netloc:
+        raise CredentialsInUrl(
+            f"{_short(url.strip())} carries a user name or password; clipper keeps no secrets in a job's URL (it "
+            "is shown in the job's status, history and reports). Submit a link that needs no login (a public or "
+            "pre-signed URL), or download the media yourself and submit the file"
+        )
+
+
 def check_url_syntax(url: str) -> tuple[str, str | None, int | None]:
     """The checks that need no policy and no network: what a client can refuse before submitting.
 
@@ -195,6 +226,7 @@ def check_url_syntax(url: str) -> tuple[str, str | None, int | None]:
         port = parts.port
     except ValueError as e:
         raise UnsupportedUrl(f"{_short(url)} is not a valid URL: {e}") from e
+    refuse_credentials(url, parts.netloc)
     if scheme not in ("", "file", *NETWORK_SCHEMES):
         raise UnsupportedUrl(f"the scheme {scheme!r} of {_short(url)} is not supported; use http or https")
     if scheme in NETWORK_SCHEMES and not host:

@@ -18,6 +18,7 @@ from clipper.errors import (
     MediaNotFound,
     MediaTooLarge,
     NoMediaFound,
+    TooManyRedirects,
     storage_full,
 )
 
@@ -97,16 +98,18 @@ def map_ytdlp_error(url: str, error: BaseException) -> ClipperError:
         return storage_full(f"the download of {where}", reason)
     status = _http_status(error)
     if status in (404, 410):
-        return MediaNotFound(f"{where}: the server says this media does not exist (HTTP {status})")
+        return MediaNotFound(f"{where}: the server says this media does not exist (HTTP {status})", status)
     if status in (401, 403, 451):
         return AccessDenied(
             f"{where}: the server refused access (HTTP {status}); the media may be private, need a login "
             "or be blocked for this network"
         )
+    if "redirect loop detected" in lowered:  # urllib's own limit; ssrf.py's, lower, normally comes first
+        return TooManyRedirects(f"{where}: too many redirects, or a redirect loop ({reason})")
     if status == 429:
-        return DownloadFailed(f"{where}: the server asked us to slow down (HTTP 429); will retry")
+        return DownloadFailed(f"{where}: the server asked us to slow down (HTTP 429)")
     if status is not None and status >= 500:
-        return DownloadFailed(f"{where}: the server had a problem (HTTP {status}); will retry")
+        return DownloadFailed(f"{where}: the server had a problem (HTTP {status})")
     if "did not get any data blocks" in lowered:  # 200 with an empty body (a short body is another error)
         return InvalidMedia(f"{where}: the server sent an empty file (0 bytes); there is nothing to transcribe")
     if "larger than max-filesize" in lowered:
@@ -116,8 +119,8 @@ def map_ytdlp_error(url: str, error: BaseException) -> ClipperError:
     if any(fragment in lowered for fragment in _DENIED):
         return AccessDenied(f"{where}: the media is not accessible ({reason})")
     if status is not None and 400 <= status < 500:
-        return MediaNotFound(f"{where}: the server rejected the request (HTTP {status})")
+        return MediaNotFound(f"{where}: the server rejected the request (HTTP {status})", status)
     if any(fragment in lowered for fragment in _TRANSIENT):
-        return DownloadFailed(f"{where}: network problem ({reason}); will retry")
+        return DownloadFailed(f"{where}: network problem ({reason})")
     # Unknown failures are retried: a transient problem is likelier than a permanent one we failed to name.
     return DownloadFailed(f"{where}: download failed ({reason})")

@@ -265,11 +265,13 @@ def test_http_403_is_not_retried_but_waits_for_a_manual_retry(settings, server):
 
 def test_http_500_is_retried_then_waits_for_a_manual_retry(settings, server):
     server.set_status("/flaky.mp3", 500)
-    during = abandon_when_waiting("DownloadFailed", "download", "HTTP 500", "will retry")
+    attempts = settings.stage_policies()["download"].max_attempts
+    # The last attempt's message says that it was the last (issue 13: it said "will retry").
+    during = abandon_when_waiting("DownloadFailed", "download", "HTTP 500", f"gave up after {attempts} failed attempts")
     job_id, result = run(run_bad_job(settings, server.url("/flaky.mp3"), during=during))
     assert_failed(result, "DownloadFailed", "the server had a problem (HTTP 500)")
-    attempts = settings.stage_policies()["download"].max_attempts
-    assert server.counts["/flaky.mp3"] == attempts  # the whole (fast) retry budget, one request each
+    assert "will retry" not in result.error_message
+    assert server.counts["/flaky.mp3"] == attempts  # the whole (fast) error budget, one request each
     assert_nothing_half_written(settings, job_id)
 
 

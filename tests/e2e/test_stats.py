@@ -69,13 +69,27 @@ def test_mixed_window():
     assert (stages["download"].retried, stages["download"].extra_attempts) == (5, 3 + 10)
     assert (stages["quotes"].retried, stages["quotes"].extra_attempts) == (1, 7)
     assert stats.job_mean_s == stats.job_p50_s == 100.0
-    assert stats.done_per_hour == round(8 / 24, 3)
+    # Jobs ran from the first start (1 h into the window) to its end (the failed records have no end: still open).
+    assert stats.busy_s == 23 * 3600 and stats.done_per_hour == round(8 / 23, 3)
 
     assert stats.suggestions[0] == "failure rate 27 % mostly DownloadFailed: check the network / the media host"
     assert stats.suggestions[1].startswith("1 job(s) waiting for a manual retry: clipper list --state failed")
     assert "transcribe takes 78 % of job time: scale the worker pool that runs it (worker-cpu)" in stats.suggestions
     assert ("download needed retries in 50 % of its runs (13 extra attempt(s)): check the network or the media hosts"
             in stats.suggestions)
+
+
+def test_throughput_is_measured_over_the_span_jobs_ran():
+    """Issue 13: 6 jobs done in the last 15 minutes of a 24 h window were reported as 0.25 jobs/hour."""
+    start = UNTIL - timedelta(minutes=15)
+    records = [JobRecord(job_id=f"clip-{i}", state="done", started_at=start + timedelta(seconds=150 * i),
+                         finished_at=start + timedelta(seconds=150 * (i + 1))) for i in range(6)]
+    stats = compute_stats(records, SINCE, UNTIL)
+    assert stats.busy_s == 15 * 60
+    assert stats.done_per_hour == 24.0
+    # A job that started before the window counts from the window's start; one still open, until now.
+    early = JobRecord(job_id="clip-e", state="running", started_at=SINCE - timedelta(hours=1))
+    assert compute_stats([*records, early], SINCE, UNTIL).busy_s == 24 * 3600
 
 
 def test_durations_spread_and_healthy_window():
@@ -144,7 +158,10 @@ def test_cli_stats_after_real_jobs(settings):
     assert all(s["measured"] == 1 and s["mean_s"] > 0 for name, s in stages.items() if name != "download")
     assert stages["download"]["runs"] == 2 and stages["download"]["measured"] == 1
     assert sum(s["share"] for s in stages.values()) == pytest.approx(1.0, abs=0.01)
-    assert stats["job_mean_s"] > 0 and stats["done_per_hour"] == 1.0
+    # Throughput over the span the two jobs ran (seconds), not over the hour of the window.
+    assert 0 < stats["busy_s"] < 600 and stats["done_per_hour"] == round(1 / (stats["busy_s"] / 3600), 3)
+    assert stats["job_mean_s"] > 0 and stats["job_mean_s"] <= stats["busy_s"]
     assert stats["suggestions"] and stats["suggestions"][0].startswith("failure rate 50 % all MediaNotFound")
     assert text.code == 0 and "2 job(s) started since" in text.out and "suggestions" in text.out
+    assert "jobs ran)" in text.out  # throughput says the span it is measured over
     assert "failure rate 50 %" in text.out and "transcribe" in text.out

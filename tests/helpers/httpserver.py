@@ -1,17 +1,21 @@
 """A small real HTTP server for download tests.
 
 `python -m http.server` ignores Range headers, so it cannot show that a download resumes. This one honours
-`Range: bytes=N-` (and `bytes=N-M`), can answer a path with a given status or a redirect, can cut the
-connection after K bytes on the first body-carrying request for a path, and records every request it saw,
-with how many body bytes it managed to send.
+`Range: bytes=N-` (and `bytes=N-M`), can answer a path with a given status (for the next N requests or all) or a
+redirect, can cut the connection after K bytes on the first body-carrying request for a path, can trickle a body
+(a byte every few seconds, or nothing more after a head) or hold a request until the test releases it, and
+records every request it saw, with how many body bytes it managed to send and whether the client hung up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import select
+import socket
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +37,8 @@ class SeenRequest:
     range: str | None
     headers: dict[str, str] = field(default_factory=dict)
     body_sent: int = 0  # body bytes written before the response ended (or the client hung up)
+    hung_up: threading.Event = field(default_factory=threading.Event)  # seen while trickling or held
+    hung_up_at: float | None = None  # time.monotonic() when the server saw it
 
 
 class MediaServer(ThreadingHTTPServer):
@@ -42,6 +48,11 @@ class MediaServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files: dict[str, tuple[bytes, str]] = dict(files)
         self.statuses: dict[str, int] = {}
+        self.status_times: dict[str, int] = {}  # path -> how many more requests get its status (absent: all)
+        # path -> (head bytes, seconds per later byte, seconds before the server gives up and hangs up itself)
+        self.trickles: dict[str, tuple[int, float | None, float | None]] = {}
+        self.holds: dict[str, tuple[threading.Event, threading.Event]] = {}  # path -> (arrived, released)
+        self.stopping = threading.Event()
         self.redirects: dict[str, tuple[str, int]] = {}  # path -> (Location, status)
         # path -> (bytes to send before hanging up, how many more fresh GETs to cut; None = all of them)
         self.drops: dict[str, tuple[int, int | None]] = {}
@@ -56,15 +67,42 @@ class MediaServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
+    def server_close(self) -> None:
+        self.stopping.set()  # trickling and held responses end too
+        for _, released in self.holds.values():
+            released.set()
+        super().server_close()
+
     # --- test controls ---
 
     def url(self, path: str) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
 
-    def set_status(self, path: str, status: int) -> None:
-        """Answer every request for `path` with `status` and a short text body."""
+    def set_status(self, path: str, status: int, times: int | None = None) -> None:
+        """Answer requests for `path` with `status` and a short text body: all of them, or the next `times`
+        (then the path is served as usual, like media that appears after a while)."""
         self.statuses[path] = status
+        if times is not None:
+            self.status_times[path] = times
+
+    def trickle(self, path: str, head: int = 0, every_s: float | None = 1.0, for_s: float | None = None) -> None:
+        """Send `path`'s body slowly: `head` bytes at once, then one byte every `every_s` seconds (None: nothing
+        more), until the body ends, the client hangs up (recorded in `hung_up`), `for_s` seconds have passed
+        (then the server hangs up itself: the client sees a short body) or the server stops. The headers promise
+        the whole length, as a real stalled server's do."""
+        self.trickles[path] = (head, every_s, for_s)
+
+    def hold(self, path: str) -> threading.Event:
+        """Keep requests for `path` waiting, before any byte of the answer, until `release(path)`. Returns an
+        event set when such a request has arrived. A held request whose client is gone when released gets
+        nothing (its `body_sent` stays 0)."""
+        arrived, released = threading.Event(), threading.Event()
+        self.holds[path] = (arrived, released)
+        return arrived
+
+    def release(self, path: str) -> None:
+        self.holds.pop(path)[1].set()
 
     def redirect(self, path: str, location: str, status: int = 302) -> None:
         """Answer every request for `path` with `status` and `Location: location`."""
@@ -87,6 +125,11 @@ class MediaServer(ThreadingHTTPServer):
         """Every Range header received for `path`, in order."""
         return [r.range for r in self.requests if r.path == path and r.range]
 
+    def seen(self, path: str) -> list[SeenRequest]:
+        """Every request received for `path`, in order."""
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
     # --- used by the handler ---
 
     def record(self, method: str, path: str, headers: dict[str, str]) -> SeenRequest:
@@ -95,6 +138,15 @@ class MediaServer(ThreadingHTTPServer):
             self.counts[path] += 1
             self.requests.append(seen)
         return seen
+
+    def take_status(self, path: str) -> int | None:
+        with self.lock:
+            status = self.statuses.get(path)
+            if status is not None and path in self.status_times:
+                self.status_times[path] -= 1
+                if self.status_times[path] <= 0:
+                    del self.statuses[path], self.status_times[path]
+            return status
 
     def take_drop(self, path: str) -> int | None:
         with self.lock:
@@ -125,6 +177,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, send_body: bool) -> None:
         path = self.path.split("?", 1)[0]
         seen = self.server.record(self.command, path, dict(self.headers.items()))
+        if (hold := self.server.holds.get(path)) is not None:
+            hold[0].set()
+            hold[1].wait()
+            if self._client_gone(seen, 0):
+                self.close_connection = True
+                return
         if path in self.server.redirects:
             location, code = self.server.redirects[path]
             self.send_response(code)
@@ -132,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        status = self.server.statuses.get(path)
+        status = self.server.take_status(path)
         if status is not None or path not in self.server.files:
             self._send_plain(status or 404, send_body)
             return
@@ -162,6 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not send_body:
             return
+        if path in self.server.trickles:
+            self._trickle(seen, chunk, *self.server.trickles[path])
+            return
         drop = self.server.take_drop(path) if self.command == "GET" and code == 200 else None
         if drop is not None:
             # Promise the full length, send part of it, then hang up: the client sees a short read.
@@ -178,6 +239,37 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             seen.body_sent += len(chunk[start : start + _BLOCK])
+
+    def _trickle(self, seen: SeenRequest, body: bytes, head: int, every_s: float | None, for_s: float | None) -> None:
+        self.close_connection = True
+        give_up = time.monotonic() + (for_s if for_s is not None else float("inf"))
+        try:
+            self.wfile.write(body[:head])
+            self.wfile.flush()
+            seen.body_sent = min(head, len(body))
+            while seen.body_sent < len(body) and not self.server.stopping.is_set() and time.monotonic() < give_up:
+                if self._client_gone(seen, 0.2 if every_s is None else every_s):
+                    return
+                if every_s is not None:
+                    self.wfile.write(body[seen.body_sent : seen.body_sent + 1])
+                    self.wfile.flush()
+                    seen.body_sent += 1
+        except ConnectionError:
+            self._client_gone(seen, 0)
+
+    def _client_gone(self, seen: SeenRequest, wait_s: float) -> bool:
+        """Wait up to `wait_s` for the client to hang up (its end of the connection readable at EOF)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], wait_s)
+            gone = bool(readable) and self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            gone = False
+        except OSError:
+            gone = True
+        if gone and not seen.hung_up.is_set():
+            seen.hung_up_at = time.monotonic()
+            seen.hung_up.set()
+        return gone
 
     def _send_plain(self, status: int, send_body: bool) -> None:
         body = f"{status} {self.responses.get(status, ('',))[0]}\n".encode()

@@ -4,11 +4,13 @@ kill -9."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +20,29 @@ from tests.helpers import ROOT, run
 from tests.helpers.httpserver import serve
 
 
-def start_worker(settings, log_path: Path) -> subprocess.Popen:
+def start_worker(settings, log_path: Path, fault: str | None = None) -> subprocess.Popen:
+    """A worker process; with `fault`, one that kills itself in the middle of that write
+    (tests/helpers/faulty_worker.py)."""
     env = dict(os.environ, TEMPORAL_ADDRESS=settings.temporal_address, CLIPPER_TASK_QUEUE=settings.task_queue,
                CLIPPER_STORAGE_DIR=str(settings.storage_dir), CLIPPER_ALLOW_PRIVATE_ADDRESSES="true",
                CLIPPER_LOG_FORMAT="json", HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
+    program = [str(ROOT / "worker.py")]
+    if fault:
+        env["KILL_MID_WRITE"] = fault
+        program = ["-m", "tests.helpers.faulty_worker"]
+    return subprocess.Popen([sys.executable, *program], cwd=ROOT, env=env,
                             stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+
+
+@contextlib.contextmanager
+def worker_running(settings, log_path: Path) -> Iterator[subprocess.Popen]:
+    """A worker process for the block, stopped with SIGTERM (it drains) at the end."""
+    worker = start_worker(settings, log_path)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(30)
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -53,16 +72,12 @@ def kill_worker_once(settings, media: Path, log_path: Path, ready, what: str) ->
             first.wait()
         finally:
             first.kill()
-        second = start_worker(settings, log_path)
-        try:
+        with worker_running(settings, log_path):
             async def result() -> JobResult:
                 client = ClipperClient(await connect(settings), settings)
                 return await client.result(job_id)
 
             return job_id, run(result()), seen
-        finally:
-            second.terminate()
-            second.wait(30)
 
 
 @dataclass

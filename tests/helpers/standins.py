@@ -37,6 +37,7 @@ from clipper.models import (
     ReportInput,
     ReportOutput,
     StagePolicy,
+    StageProgress,
     StageState,
     SummaryOutput,
     TextStageInput,
@@ -46,6 +47,7 @@ from clipper.models import (
 from clipper.notify import Notification, NotifyResult
 from clipper.stages import ACTIVITY_STAGES
 from tests.helpers.jobs import until  # noqa: F401 - the tests poll with it too
+from workers.retry_budget import RetryBudgetInterceptor
 from workflows.media_job import MediaJob
 
 PIPELINE = list(STAGES)  # download, transcribe, quotes, summary, clips, report: one stand-in each, in order
@@ -83,6 +85,8 @@ class StandIns:
         self.calls: list[Call] = []
         self.held = held or set()  # "transcribe", "transcribe_chunk:3", ...
         self.failures = failures or {}  # activity type → errors its next calls raise, in order
+        self.beats: dict[str, StageProgress] = {}  # key → the progress it heartbeats while held, as stages do
+        self.flaky: set[str] = set()  # keys whose first attempt fails at once with a retryable error
         self.cancelled: list[str] = []
         self.in_flight = self.max_in_flight = 0
 
@@ -97,9 +101,11 @@ class StandIns:
         name = info.activity_type
         self.calls.append(Call(name, arg, info.priority.priority_key))
         key = key or name
+        if key in self.flaky and info.attempt == 1:
+            raise ApplicationError(f"{key} flaked", type="SomeError")
         try:
             while key in self.held:
-                activity.heartbeat()
+                activity.heartbeat(*([self.beats[key].model_dump()] if key in self.beats else []))
                 await asyncio.sleep(0.02)
         except asyncio.CancelledError:
             self.cancelled.append(key)
@@ -188,8 +194,10 @@ async def harness(settings, fakes: StandIns, priority: int = 3,
     settings = settings.model_copy(update={"worker_pools": False, "asr_chunk_s": 0.0,
                                            "policies": {s: POLICY for s in STAGES}, **changes})
     temporal = await connect(settings)
+    # The retry-budget interceptor as every real worker has it (workers/pools.py): the workflow sends each
+    # activity its error budget, a stand-in running the real runtime (activities/runtime.py) reads it.
     async with Worker(temporal, task_queue=settings.task_queue, workflows=[MediaJob], activities=fakes.activities(),
-                      max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):
+                      interceptors=[RetryBudgetInterceptor()], max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):
         clipper = ClipperClient(temporal, settings)
         submitted = await clipper.submit(f"https://example.com/{uuid.uuid4().hex}.mp3", priority=priority)
         yield clipper, submitted.job_id

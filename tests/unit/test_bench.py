@@ -63,3 +63,16 @@ def test_chunked_vs_single_prints_a_row_per_run(capsys):
     assert single[3].strip() == "1.00×" and single[4].strip() == "1.00×"  # the base against itself, both ways
     assert int(chunked[1]) >= 2  # the 55 s sample in chunks of ≤ 25 s
     assert float(chunked[-1].strip().rstrip("%")) < 30.0  # WER: the chunked text is the sample's speech
+
+
+def test_control_latency_measures_a_cancel(tmp_path):
+    """bench/control_latency.py end to end on its cheapest case: a quotes stage held by a slow LLM, cancelled."""
+    from bench.control_latency import run_control_latency, table
+
+    measures = run_control_latency(["quotes"], ("cancel",), runs=1, workdir=tmp_path, asr_engine="noop", quiet=True)
+    assert [(m.case, m.signal, m.running) for m in measures] == [("quotes", "cancel", ["quotes"])]
+    assert measures[0].to_cancelled_s is not None and measures[0].to_cancelled_s > 0, measures[0]
+    assert measures[0].to_logged_s is not None, measures[0]
+    lines = table(measures)
+    assert_markdown_table(lines, rows=1)
+    assert lines[2].startswith("| quotes | cancel | quotes |")

@@ -228,6 +228,8 @@ def test_worker_service(services: dict[str, Any], worker: str) -> None:
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert env["CLIPPER_STORAGE_DIR"] == "/data/storage"
     assert env["CLIPPER_METRICS_PORT"] == "9464"
+    # Workers serve metrics on loopback unless told otherwise; Prometheus scrapes them from its own container.
+    assert env["CLIPPER_METRICS_HOST"] == "0.0.0.0"
     mounts = [str(v) for v in service["volumes"]]
     assert any(m.split(":")[1] == "/data/storage" and not m.startswith((".", "/")) for m in mounts), (
         "the storage folder must be a named volume shared by the pools")

@@ -41,3 +41,21 @@ def test_stdlib_logging_is_redacted_too():
         logger.removeHandler(handler)
     assert "Completing activity as failed" in out.getvalue()
     assert "sk-planted-stdlib-456" not in out.getvalue()
+
+
+def test_a_password_in_a_url_is_redacted_from_every_log_line():
+    """No one configured it as a secret, so the redactor finds it by shape: user:password@ in a URL."""
+    import logging
+
+    out = io.StringIO()
+    configure_logging("debug", "json", [], stream=out)
+    structlog.get_logger().info("download.started", url="https://user:pw-9f2c@host.example/a.mp3",
+                                error="fetching https://user:pw-9f2c@host.example/a.mp3 failed")
+    handler, root = logging.StreamHandler(out), logging.getLogger()
+    root.addHandler(handler)
+    try:
+        logging.getLogger("yt_dlp").warning("GET %s", "https://user:pw-9f2c@host.example/a.mp3")
+    finally:
+        root.removeHandler(handler)
+    logs = out.getvalue()
+    assert "pw-9f2c" not in logs and logs.count("https://***@host.example/a.mp3") == 3

@@ -142,3 +142,27 @@ def test_first_error_line_strips_noise() -> None:
     )
     assert first_error_line(stderr) == "Error opening input: Invalid data found when processing input"
     assert first_error_line(b"") == "ffmpeg failed without saying why"
+
+
+def test_a_conversion_stops_when_asked(tmp_path: Path) -> None:
+    """Converting hours of audio takes seconds: a cancel (`should_stop`) kills ffmpeg instead of waiting for it,
+    and leaves neither the output nor its temp file (issue 13: control latency)."""
+    import subprocess
+    import threading
+
+    from clipper.asr.base import StopRequested
+
+    long = tmp_path / "long.mp3"  # the sample 120 times over: ~1.8 h, copied without re-encoding
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-stream_loop", "119", "-i", str(SAMPLE), "-c", "copy",
+                    str(long)], check=True)
+    asked = threading.Event()
+
+    def should_stop() -> bool:
+        stop = asked.is_set()
+        asked.set()  # the first question says "go on"; the next, a tenth of a second in, says "stop"
+        return stop
+
+    dst = tmp_path / "out.wav"
+    with pytest.raises(StopRequested):
+        to_wav16k_mono(long, dst, should_stop=should_stop)
+    assert not dst.exists() and list(tmp_path.iterdir()) == [long]

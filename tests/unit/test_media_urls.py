@@ -8,13 +8,16 @@ import pytest
 
 from clipper.config import Settings
 from clipper.errors import (
+    CredentialsInUrl,
     DownloadFailed,
     ForbiddenAddress,
     LocalPathNotAllowed,
     MediaNotFound,
     UnsupportedUrl,
 )
-from clipper.media.urls import canonical_url, check_url, is_local, job_id_for, local_path
+from clipper.media.urls import (
+    canonical_url, check_submittable, check_url, check_url_syntax, is_local, job_id_for, local_path, redact_credentials,
+)
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample.mp3"
 
@@ -151,3 +154,32 @@ def test_dns_failure_is_retryable() -> None:
     with pytest.raises(DownloadFailed) as info:
         check_url("https://no-such-host.invalid/a.mp3", Settings())
     assert info.value.non_retryable is False
+
+
+# --- credentials in URLs (issue 13): refused, and never shown ---
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://user:s3cret@host.example/a.mp3", "https://***@host.example/a.mp3"),
+        ("https://u:p@ss@host.example/a.mp3", "https://***@host.example/a.mp3"),  # an unescaped @ in the password
+        ("https://TOKEN@host.example/a.mp3", "https://***@host.example/a.mp3"),  # a token as the user name
+        ("see http//u:p@host.example/x", "see http//***@host.example/x"),  # the colon lost, in a message
+        ("https://medium.com/@user and mailto:a@b.example", "https://medium.com/@user and mailto:a@b.example"),
+    ],
+)
+def test_redact_credentials(text: str, shown: str) -> None:
+    assert redact_credentials(text) == shown
+
+
+@pytest.mark.parametrize("url", ["https://user:s3cret@host.example/a.mp3", "https://s3cret@host.example/a.mp3",
+                                 "http//user:s3cret@host.example/a.mp3 "])
+def test_credentials_in_a_url_are_refused_without_echoing_them(url: str) -> None:
+    for check in (check_url_syntax, check_submittable, lambda u: check_url(u, Settings())):
+        with pytest.raises((CredentialsInUrl, UnsupportedUrl)) as info:
+            check(url)
+        assert "s3cret" not in info.value.message and "***@host.example" in info.value.message
+        assert info.value.non_retryable
+    with pytest.raises(CredentialsInUrl, match="needs no login"):
+        check_url_syntax("https://user:s3cret@host.example/a.mp3")

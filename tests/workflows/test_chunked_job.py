@@ -175,11 +175,32 @@ async def completed_outputs(settings, job_id: str, activity_type: str) -> list[d
 
 
 def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
-    """218 s at 180 s chunks: longer than one chunk length, so two chunks side by side."""
-    settings = settings.model_copy(update={"asr_chunk_s": 180.0})
+    """218 s at 180 s chunks: longer than one chunk length, so two chunks side by side. While they run, the
+    job's status shows the stage's progress from their heartbeats, with an attempt and an ETA (issue 13)."""
+    from tests.helpers.jobs import until
+
+    # Batched decoding yields a batch's segments together: one window a batch, so a ~109 s chunk (4-6 windows)
+    # reports progress every few seconds rather than only at its end.
+    settings = settings.model_copy(update={"asr_chunk_s": 180.0, "asr_batch_size": 1})
+    seen = []
+
+    async def while_chunks_run(clipper, job):
+        async def chunks_under_way():
+            status = await clipper.status(job)
+            stage = status.stage("transcribe")
+            finished = stage.parts_done / stage.parts if stage.parts else 1.0
+            # More than the finished chunks account for: the running chunks' heartbeats are in it.
+            under_way = stage.parts_done < stage.parts and stage.progress > finished
+            return status if under_way or stage.state.value == "done" else None
+        seen.append(await until(chunks_under_way, timeout=120, what="the chunks to run"))
+
     with serve({"/long.mp3": (long_sample.read_bytes(), "audio/mpeg")}) as server:
-        _, job, result = run(run_job(settings, server.url("/long.mp3")))
+        _, job, result = run(run_job(settings, server.url("/long.mp3"), during=while_chunks_run))
     assert result.state == JobState.done, result
+    stage = seen[0].stage("transcribe")
+    assert stage.state.value == "running", "no progress was seen while the chunks ran"
+    assert stage.parts == 2 and 0 < stage.progress < 1 and stage.attempt >= 1
+    assert seen[0].eta_s is not None and seen[0].progress > 1 / 6  # download done, transcribe under way
     scheduled = run(scheduled_activities(settings, job))
     names = [name for name, _ in scheduled]
     assert "transcribe" not in names and names.count("merge_transcript") == 1

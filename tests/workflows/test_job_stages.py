@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from client import JobCancelled, JobFailed
-from clipper.models import JobState, StageState
+from clipper.models import JobState, StageProgress, StageState
 from tests.conftest import run
 from tests.helpers.standins import StandIns, fail, harness, outcome, run_job, scheduled, status_when, until
 from workflows.chunked_transcription import MAX_PARALLEL_CHUNKS
@@ -117,3 +117,47 @@ def test_abandon_a_failed_chunk_after_later_chunks_started(settings):
 
     failed = run(body())
     assert (failed.stage, failed.error_type, failed.error_message) == ("transcribe", "SomeError", "chunk 0 unreadable")
+
+
+def test_status_adds_the_running_chunks_progress_and_attempt_to_the_stage(settings):
+    """Issue 13, defect 2: while chunks run, `status` (CLI status/watch) showed transcribe at 0 % with no attempt,
+    because only an activity named like its stage was folded in. Now the plan, every chunk and the merge count
+    for `transcribe`: finished chunks whole, running ones by their heartbeat; the attempt is the highest any of
+    them is on; the ETA follows."""
+    spans = 4  # 60 s in 15 s chunks
+    fakes = StandIns(duration_s=60.0, spans=spans,
+                     held={"plan_transcription", "merge_transcript", *(f"transcribe_chunk:{i}" for i in range(spans))})
+    fakes.beats = {"transcribe_chunk:0": StageProgress(done=7.5, total=15.0),  # half of chunk 0
+                   "transcribe_chunk:1": StageProgress(done=3.75, total=15.0)}  # a quarter of chunk 1, on attempt 2
+    fakes.flaky = {"transcribe_chunk:1"}
+
+    def transcribe(status):
+        return status.stage("transcribe")
+
+    async def body():
+        async with harness(settings, fakes, asr_chunk_s=10.0) as (clipper, job):
+            planning = await status_when(clipper, job, lambda s: transcribe(s).attempt == 1, "the plan's attempt")
+            assert (transcribe(planning).state, transcribe(planning).progress) == (StageState.running, 0.0)
+            fakes.held.discard("plan_transcription")
+            running = await status_when(clipper, job, lambda s: transcribe(s).progress > 0, "the chunks' progress")
+            running = await status_when(clipper, job, lambda s: transcribe(s).progress == round(0.75 / spans, 4),
+                                        "both chunks' heartbeats")
+            assert transcribe(running).attempt == 2  # chunk 1's second try
+            assert (transcribe(running).parts, transcribe(running).parts_done) == (spans, 0)
+            at_zero = running.model_copy(deep=True)
+            transcribe(at_zero).progress = 0.0
+            at_zero.refresh()
+            assert running.eta_s < at_zero.eta_s and running.progress > at_zero.progress
+            fakes.held.discard("transcribe_chunk:0")  # finished: counts whole, chunk 1 still by its heartbeat
+            one_done = await status_when(clipper, job, lambda s: transcribe(s).parts_done == 1, "chunk 0 done")
+            assert transcribe(one_done).progress == round(1.25 / spans, 4)
+            fakes.held -= {f"transcribe_chunk:{i}" for i in range(spans)}
+            merging = await status_when(clipper, job, lambda s: transcribe(s).parts_done == spans, "every chunk done")
+            assert (transcribe(merging).state, transcribe(merging).progress) == (StageState.running, 1.0)
+            assert transcribe(merging).attempt >= 1
+            fakes.held.clear()
+            return await outcome(clipper, job)
+
+    result = run(body())
+    assert result.state == JobState.done
+    assert transcribe(result.status).state == StageState.done
