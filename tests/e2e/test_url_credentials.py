@@ -12,7 +12,6 @@ the store, no CLI output, no status, and no history event but that start event.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -28,7 +27,7 @@ from clipper.models import JobState
 from scripts.devserver import temporal_bin
 from tests.conftest import run
 from tests.helpers import ROOT
-from tests.helpers.jobs import wait_for_state
+from tests.helpers.jobs import decoded, wait_for_state
 from tests.helpers.processes import start_worker
 
 PASSWORD = "pw-planted-5b8e1f3c9a7d42e6"
@@ -47,17 +46,6 @@ def temporal(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([temporal_bin(), *args, "--address", settings.temporal_address, "--namespace",
                            settings.temporal_namespace, "--disable-config-file", "--color", "never"],
                           capture_output=True, text=True, env=env, timeout=60)
-
-
-def decoded(value):
-    """A history event as JSON with every payload's data decoded (the CLI prints it base64)."""
-    if isinstance(value, dict):
-        if "data" in value and "metadata" in value:
-            return {**value, "data": base64.b64decode(value["data"]).decode(errors="replace")}
-        return {k: decoded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decoded(v) for v in value]
-    return value
 
 
 def assert_refused(line: str, url_shown: str) -> None:
