@@ -147,6 +147,26 @@ def load(name: str) -> list[AuditEntry]:
     return audit_log(WorkflowHistory.from_json(name, (HISTORIES / name).read_text()))
 
 
+def test_submit_wait_of_a_failing_job_ends_with_one_error_line(settings, media_server):
+    """The CLI's contract: the job id and progress on stdout, the failure as one stderr line naming the error's
+    type, the stage and its message, and a non-zero exit; a bare word is refused at submit, before any job."""
+    media_server.set_status("/episode.mp3", 404)
+
+    async def body() -> tuple[Result, Result]:
+        client = await connect(settings)
+        async with build_worker(client, settings):
+            failed = await cli(settings, "submit", media_server.url("/episode.mp3"), "--wait", timeout=90)
+            refused = await cli(settings, "submit", "not-a-url")
+        return failed, refused
+
+    failed, refused = run(body())
+    line = failed.one_line_error()
+    assert failed.code == 2 and line.startswith("error MediaNotFound: clip-") and " failed in download: " in line
+    assert failed.out.splitlines()[0].startswith("clip-") and "Traceback" not in failed.out
+    assert line.count("MediaNotFound") == 1, line  # the type said once, not "X: X: ..."
+    assert refused.code == 2 and refused.one_line_error().startswith("error UnsupportedUrl:") and not refused.out
+
+
 def test_audit_log_of_a_failed_job():
     entries = load("1.0-media-failed.json")
     # The failure notification (an activity of the job, not a stage) runs between the stage's failure and the end.
