@@ -10,13 +10,14 @@ See docs/api.md.
 """
 
 from client.common import (
-    ArtifactNotFound, BatchFailed, JobCancelled, JobClosed, JobFailed, JobNotFinished, JobNotFound, Submitted, connect, ensure_search_attributes,
+    ArtifactNotFound, BatchFailed, JobCancelled, JobClosed, JobFailed, JobNotFinished, JobNotFound, Submitted,
+    connect, ensure_search_attributes,
 )
 from client.history import AuditEntry, audit_log
 from client.jobs import ClipperClient
 from client.listing import JobSummary
 
 __all__ = [
-    "ArtifactNotFound", "AuditEntry", "BatchFailed", "ClipperClient", "JobCancelled", "JobClosed", "JobFailed", "JobNotFinished", "JobNotFound",
-    "JobSummary", "Submitted", "audit_log", "connect", "ensure_search_attributes",
+    "ArtifactNotFound", "AuditEntry", "BatchFailed", "ClipperClient", "JobCancelled", "JobClosed", "JobFailed",
+    "JobNotFinished", "JobNotFound", "JobSummary", "Submitted", "audit_log", "connect", "ensure_search_attributes",
 ]

@@ -17,7 +17,6 @@ from temporalio.service import RPCError
 from client.common import (
     NO_WORKER, SERVER_STATES, ClientBase, JobNotFound, Submitted, check_engines, ended_badly, job_settings,
 )
-
 from clipper.batch_models import BatchRequest, BatchResult, BatchStatus, JobTemplate
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.playlist import batch_id_for, parse_url_list

@@ -3,7 +3,7 @@
 Every error carries a message written for the person who submitted the job. `non_retryable` tells the
 Temporal adapter whether retrying the same input could ever help: bad input never can, so those fail fast.
 Activities translate these into `ApplicationError(type=<class name>)`, so the same names show up in
-`starter.py status`, the `temporal` CLI and the Web UI.
+`clipper status`, the `temporal` CLI and the Web UI.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ DEFAULT_RATE = 0.01  # s of work per audio s of a stage with no declared or meas
 def check_priority(priority: Any) -> int:
     """Jobs and batches take an integer priority from 1 (highest) to 5 (lowest): the client, the CLI and the
     workflows' `set_priority` validator all ask this."""
-    if not isinstance(priority, int) or isinstance(priority, bool) or not PRIORITY_HIGHEST <= priority <= PRIORITY_LOWEST:
+    whole = isinstance(priority, int) and not isinstance(priority, bool)
+    if not whole or not PRIORITY_HIGHEST <= priority <= PRIORITY_LOWEST:
         raise InvalidRequest(f"priority must be {PRIORITY_HIGHEST} (highest) to {PRIORITY_LOWEST} (lowest), "
                              f"got {priority!r}")
     return priority
@@ -70,7 +71,7 @@ class StageStatus(BaseModel):
 
 
 class JobStatus(BaseModel):
-    """What the `status` query returns, and what `starter.py status/watch` show."""
+    """What the `status` query returns, and what `clipper status/watch` show."""
 
     job_id: str
     url: str

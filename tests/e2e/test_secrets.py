@@ -5,7 +5,7 @@ endpoint (tests/helpers/llmserver.py) echoes the key back in every error it can:
 waits for a manual retry), malformed answers and a 400 (whose detail ends up in the stage's error message),
 and then answers properly. After the job is done, the key must be nowhere: not in the worker's output (JSON
 lines or anything else), not in the workflow history, not in any file under storage, not in the output of
-`starter.py status --json` / `history --json` (also while the job waits with an error), not in the Temporal
+`clipper status --json` / `history --json` (also while the job waits with an error), not in the Temporal
 server's log. And no info-level (or louder) line carries words of the transcript.
 
 The S3 artifact store's secret key (AWS_SECRET_ACCESS_KEY) gets the same treatment in a smaller test: redacted
