@@ -254,6 +254,7 @@ class Word(BaseModel):
     end: float
     word: str
     probability: float | None = None
+    speaker: str | None = None  # S1, S2, ... once the `speakers` stage has run
 
 
 class Segment(BaseModel):
@@ -262,6 +263,7 @@ class Segment(BaseModel):
     end: float
     text: str
     words: list[Word] = Field(default_factory=list)
+    speaker: str | None = None  # one speaker per segment: the `speakers` stage splits a segment where it changes
 
 
 class Transcript(BaseModel):
@@ -288,6 +290,7 @@ class Quote(BaseModel):
     match: float = 100.0  # how closely the engine's candidate matched the transcript (rapidfuzz, 0-100)
     reason: str | None = None
     clip: str | None = None  # artifact name of the audio clip, once cut
+    speaker: str | None = None  # the label (S1, ...) of the one speaker whose turn holds the quote
 
 
 class QuoteSet(BaseModel):
@@ -321,9 +324,51 @@ class KeyPoint(BaseModel):
     end: float
 
 
+class Chapter(BaseModel):
+    """A topic segment: its times always come from the transcript, whoever wrote the title."""
+
+    start: float
+    end: float
+    title: str
+    key_points: list[str] = Field(default_factory=list)  # 1-3
+
+
 class Summary(BaseModel):
     engine: str
     model: str | None = None
     overview: str
     key_points: list[KeyPoint] = Field(default_factory=list)
+    chapters: list[Chapter] = Field(default_factory=list)
     failed_chunks: list[int] = Field(default_factory=list)  # chunks whose output stayed malformed
+
+
+class SpeakerTurn(BaseModel):
+    """[start, end) in seconds during which `speaker` talks."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+class Speaker(BaseModel):
+    label: str  # S1, S2, ... in order of first appearance
+    name: str | None = None  # given by the user (`name_speakers`)
+    talk_time_s: float = 0.0
+    turns: int = 0
+
+
+class SpeakerSet(BaseModel):
+    """speakers.json: who speaks when, and the names people gave them."""
+
+    engine: str
+    model: str | None = None
+    speakers: list[Speaker] = Field(default_factory=list)
+    turns: list[SpeakerTurn] = Field(default_factory=list)
+    note: str | None = None  # why there are no labels (e.g. no speaker model installed)
+
+    def names(self) -> dict[str, str]:
+        return {s.label: s.name for s in self.speakers if s.name}
+
+    def display(self, label: str | None) -> str | None:
+        """The name people gave the speaker, else its label."""
+        return None if label is None else self.names().get(label, label)

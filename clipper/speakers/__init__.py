@@ -1,0 +1,1 @@
+"""Who speaks when: diarization of a job's audio and its transcript labelled by speaker."""
