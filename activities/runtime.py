@@ -251,8 +251,13 @@ class StageRun:
 
 def settings_for(settings: Settings, options: JobOptions) -> Settings:
     """The worker's settings with the job's own overrides (e.g. another model after a manual retry)."""
+    from clipper.asr.models import with_model
+
     update = {"llm_model": options.llm_model, "quotes_max": options.max_quotes}
-    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    if options.max_quotes is not None:
+        update["quotes_scale"] = False  # the job's own number is a cap, not a floor
+    settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    return with_model(settings, options.asr_model)
 
 
 async def run_stage(

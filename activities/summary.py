@@ -1,4 +1,5 @@
-"""Stage `summary`: overview and key points, map-reduced over transcript chunks, each point with its times."""
+"""Stage `summary`: overview and key points, map-reduced over transcript chunks, each point with its times, and
+the chapters (chapters.json with the "00:00 Title" description lines, chapters.md)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class SummaryActivity:
 
     def _summarize(self, request: TextStageInput, run: StageRun) -> SummaryOutput:
         from clipper.llm import get_text_engine
+        from clipper.text.chapters import ChapterList, chapters_markdown
         from clipper.text.formats import summary_markdown
         from clipper.text.summary import summarize
 
@@ -29,9 +31,12 @@ class SummaryActivity:
         engine = get_text_engine(settings, request.options.text_engine)
         run.progress = StageProgress(unit="chunks")
         summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set)
-        run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points))
+        run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points),
+                     chapters=len(summary.chapters))
         return SummaryOutput(
             summary=store.put_model(job, "summary.json", summary, STAGE),
             markdown=store.put_text(job, "summary.md", summary_markdown(summary), STAGE, "text/markdown"),
             key_points=len(summary.key_points),
+            chapters=store.put_model(job, "chapters.json", ChapterList.of(summary.chapters), STAGE),
+            chapters_markdown=store.put_text(job, "chapters.md", chapters_markdown(summary), STAGE, "text/markdown"),
         )

@@ -18,8 +18,8 @@ from datetime import datetime
 
 from temporalio import activity
 
-from activities.runtime import StageDeps, StageRun, run_stage
-from activities.transcribe import TEXT, TRANSCRIPT, TranscribeActivity, made_for, stored_transcript
+from activities.runtime import StageDeps, StageRun, run_stage, settings_for
+from activities.transcribe import TranscribeActivity, job_language, made_for, output_names, stored_transcript
 from clipper.models import (
     ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, Segment, StageProgress, Transcript,
     TranscribeOutput,
@@ -78,7 +78,10 @@ class TranscribeChunkActivity:
         if done is not None:  # written by an attempt killed before its receipt: not transcribed again
             run.log.info("transcribe.chunk_reused", chunk=span.index)
             return done
-        engine = get_engine(self.deps.settings, request.options.asr_engine, chunked=True)
+        settings = settings_for(self.deps.settings, request.options)
+        engine = get_engine(settings, request.options.asr_engine, chunked=True)
+        # One language for every chunk: detected (if at all) once per job, from the start of the whole file.
+        choice = job_language(store, request, engine, audio_path, settings)
         # Keyed by the audio's checksum and the span: saved segments are only valid for exactly that audio.
         partial = JsonlLog(store.scratch_dir(job) / (
             f"transcript-{request.audio.sha256[:16]}-chunk-{span.index}-"
@@ -92,14 +95,15 @@ class TranscribeChunkActivity:
         def on_progress(done: float, _total: float) -> None:
             run.progress.done, run.progress.resume_from_s = done, span.start + done
 
-        language = request.options.language or self.deps.settings.asr_language
+        language = choice.language
         segments = transcribe_span(engine, audio_path, span, partial, language=language, on_progress=on_progress,
                                    should_stop=run.stop.is_set)
         transcript = Transcript(
             engine=engine.name, model=engine.model, language=language or getattr(engine, "detected_language", None),
             duration_s=span.duration_s, segments=segments,
             meta={**made_for(request), "resumed_from_s": resumed, "attempt": run.attempt,
-                  "started_at": started_at.isoformat(), "elapsed_s": round(time.monotonic() - started, 3)},
+                  "started_at": started_at.isoformat(), "elapsed_s": round(time.monotonic() - started, 3),
+                  **choice.meta()},
         )
         ref = store.put_model(job, chunk_name(span.index), transcript, STAGE)
         partial.remove()
@@ -139,9 +143,11 @@ class MergeTranscriptActivity:
                               language=first.language, duration_s=duration)
         resumed = round(sum(float(p.meta.get("resumed_from_s", 0.0)) for p in parts), 3)
         merged.meta.update(audio_sha256=request.audio.sha256, resumed_from_s=resumed, attempt=run.attempt,
-                           chunks=[s.model_dump() for s in spans])
-        ref = store.put_model(job, TRANSCRIPT, merged, STAGE)
-        text = store.put_text(job, TEXT, transcript_to_text(merged), STAGE)
+                           chunks=[s.model_dump() for s in spans],
+                           **{k: first.meta[k] for k in ("language_detected", "language_probability") if k in first.meta})
+        transcript_name, text_name = output_names(request.name)
+        ref = store.put_model(job, transcript_name, merged, STAGE)
+        text = store.put_text(job, text_name, transcript_to_text(merged), STAGE)
         run.progress.done = float(len(parts))
         self._record_rate(parts, request.duration_s)
         return TranscribeActivity._output(merged, ref, text, resumed)

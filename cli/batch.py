@@ -23,12 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--wait", action="store_true", help="follow the batch until it ends")
     b.add_argument("--priority", type=int, default=3, help="1 (highest) … 5 (lowest), default 3")
     b.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
+    b.add_argument("--asr-model", help="tiny.en | base (default from CLIPPER_ASR_MODEL)")
     b.add_argument("--language", help="spoken language code, e.g. en")
 
 
 async def submit(client: ClipperClient, args: argparse.Namespace) -> int:
     source, urls = source_or_file(args.source)
-    options = JobOptions(asr_engine=args.asr_engine, language=args.language)
+    options = JobOptions(asr_engine=args.asr_engine, asr_model=args.asr_model, language=args.language)
     submitted = await client.submit_batch(source, urls, options=options, priority=args.priority,
                                           concurrency=args.concurrency)
     print(f"{submitted.job_id}" + (" (already submitted: existing batch)" if submitted.existing else ""), flush=True)

@@ -25,7 +25,9 @@ from cli.render import console, err_console, eta_text, print_history, print_jobs
 from client import ClipperClient, JobClosed, JobFailed
 from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
+from clipper.asr.render import ts
 from clipper.models import FINISHED, STAGES, JobOptions, JobState, JobStatus
+from clipper.speakers.names import parse_pairs
 from clipper.stats import parse_duration
 from clipper.stores import open_store
 
@@ -78,7 +80,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.command in ("status", "watch") and (shown := await batch_cli.show(client, args)) is not None:
         return shown  # the id is a batch's
     if args.command == "submit":
-        options = JobOptions(asr_engine=args.asr_engine, language=args.language)
+        options = JobOptions(asr_engine=args.asr_engine, asr_model=args.asr_model, language=args.language)
         submitted = await client.submit(args.url, options, priority=args.priority)
         note = " (already submitted: existing job)" if submitted.existing else ""
         print(f"{submitted.job_id}{note}", flush=True)
@@ -94,6 +96,8 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     elif args.command in CONTROLS:
         return await control(client, args)
+    elif args.command == "speakers":
+        return await name_speakers(client, args)
     elif args.command == "list":
         jobs = await client.list_jobs(state=args.state, stage=args.stage, source=args.source, limit=args.limit)
         if args.json:
@@ -165,6 +169,27 @@ async def control(client: ClipperClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def name_speakers(client: ClipperClient, args: argparse.Namespace) -> int:
+    """`clipper speakers JOB`: the speakers and their talk time; `clipper speakers JOB S1=Diane`: name them."""
+    if not args.names:
+        speakers = await client.speakers(args.job_id)
+        for s in speakers.speakers:
+            name = f" {s.name}" if s.name else ""
+            print(f"{s.label}{name}\t{ts(s.talk_time_s)} talking, {s.turns} turns")
+        if not speakers.speakers:
+            print(f"no speakers labelled: {speakers.note or 'none found'}")
+        return 0
+    try:
+        names = await asyncio.wait_for(client.name_speakers(args.job_id, parse_pairs(args.names)), UPDATE_WAIT_S)
+    except asyncio.TimeoutError:
+        raise InvalidRequest(f"no worker took the naming within {UPDATE_WAIT_S:.0f}s (is one running on task "
+                             f"queue {client.settings.task_queue!r}?)") from None
+    shown = ", ".join(f"{k}={v}" for k, v in names.items()) or "none"
+    print(f"{args.job_id}: speaker names now {shown}; the transcript, subtitles, quotes and report show them",
+          flush=True)
+    return 0
+
+
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     """`--set key=value`: values are JSON when they parse (1, 0.5, true, null, "x"), else plain strings."""
     options: dict[str, Any] = {}
@@ -195,7 +220,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true", help="follow the job with progress bars until it ends")
     s.add_argument("--priority", type=int, default=3, help="1 (highest) … 5 (lowest), default 3")
     s.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
-    s.add_argument("--language", help="spoken language code, e.g. en")
+    s.add_argument("--asr-model", help="tiny.en (English, fast) | base (multilingual; default from CLIPPER_ASR_MODEL)")
+    s.add_argument("--language", help="spoken language code, e.g. en; with a multilingual model, unset = detect")
     batch_cli.add_parser(sub)
     st = sub.add_parser("status", help="print a job's state")
     st.add_argument("job_id")
@@ -226,6 +252,9 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="a job's audit log from its event history")
     h.add_argument("job_id")
     h.add_argument("--json", action="store_true")
+    sp = sub.add_parser("speakers", help="list a job's speakers, or name them: clipper speakers JOB S1=Diane")
+    sp.add_argument("job_id")
+    sp.add_argument("names", nargs="*", metavar="LABEL=NAME", help='e.g. S1=Diane "S2=Sheila Smith"; S1= removes')
     sts = sub.add_parser("stats", help="jobs by state, failures, retries, stage durations, throughput, suggestions")
     sts.add_argument("--since", default="24h", help="window: 30m, 24h, 7d, ... (default 24h)")
     sts.add_argument("--json", action="store_true")

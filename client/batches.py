@@ -18,6 +18,7 @@ from client.common import (
     NO_WORKER, SERVER_STATES, ClientBase, JobNotFound, Submitted, check_engines, ended_badly, job_settings,
 )
 from clipper.batch_models import BatchRequest, BatchResult, BatchStatus, JobTemplate
+from clipper.asr.models import check_job_model
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.media.playlist import batch_id_for, parse_url_list
 from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url_syntax, refuse_credentials
@@ -79,6 +80,7 @@ class BatchMethods(ClientBase):
             if scheme not in NETWORK_SCHEMES:
                 raise InvalidRequest(f"a playlist must be an http(s) URL, got {source!r}; a list of URLs goes in a file")
         check_engines(options or JobOptions())
+        check_job_model(options or JobOptions(), settings)  # unknown model, a language it can't transcribe
         check_priority(priority)
         concurrency = settings.batch_concurrency if concurrency is None else concurrency
         if not 1 <= concurrency <= 100:

@@ -8,12 +8,13 @@ heartbeat details (no history events).
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from client.batches import BatchMethods
@@ -23,15 +24,18 @@ from client.common import (
 from client.history import AuditEntry, audit_log
 from client.listing import ListingMethods
 from client.outputs import OutputMethods
+from clipper.asr.models import check_job_model
 from clipper.config import Settings, get_settings
 from clipper.errors import InvalidRequest
 from clipper.media.urls import canonical_url, check_submittable, job_id_for
 from clipper.models import (
     PRIORITY_DEFAULT, JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest,
-    RunningActivity, StageProgress, check_priority,
+    RunningActivity, SpeakerNames, StageProgress, check_priority,
 )
+from clipper.speakers.names import check_names
 from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
+from workflows.name_speakers import NameSpeakers
 
 
 class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
@@ -48,6 +52,7 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
         url = url.strip()
         check_submittable(url)  # refuse what no worker could fetch before it becomes a job
         check_engines(options or JobOptions())
+        check_job_model(options or JobOptions(), self.settings)  # unknown model, language it can't transcribe
         check_priority(priority)
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
@@ -132,6 +137,27 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
                 MediaJob.set_priority, priority))
         except WorkflowUpdateFailedError as err:
             raise InvalidRequest(getattr(err.cause, "message", None) or str(err.cause)) from None
+
+    async def name_speakers(self, job_id: str, names: dict[str, str]) -> dict[str, str]:
+        """Name a job's speakers ({"S1": "Diane"}; "" removes a name) and get all its names back. A running job
+        takes the update `name_speakers`; a finished one (closed workflows take no updates) a `NameSpeakers`
+        workflow that renders its outputs again. A bad label or name is an `InvalidRequest`."""
+        check_names(names)
+        desc = await self.describe(job_id)
+        if desc.close_time is None:
+            try:
+                return await self.signalling(job_id, lambda: self.handle(job_id).execute_update(
+                    MediaJob.name_speakers, names))
+            except WorkflowUpdateFailedError as err:
+                cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
+                raise InvalidRequest(getattr(cause, "message", None) or str(cause)) from None
+        try:
+            return await self.client.execute_workflow(
+                NameSpeakers.run, SpeakerNames(job_id=job_id, names=names, worker_pools=self.settings.worker_pools),
+                id=f"{job_id}/names-{uuid.uuid4().hex[:8]}", task_queue=self.settings.task_queue)
+        except WorkflowFailureError as err:
+            cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
+            raise InvalidRequest(getattr(cause, "message", None) or str(cause)) from None
 
     async def ensure_waiting(self, job_id: str) -> None:
         """`retry`/`abandon` only act on a job waiting after a failure: refuse, rather than send a signal the job

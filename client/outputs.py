@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowExecutionStatus
 
 from client.common import ArtifactNotFound, ClientBase, JobNotFinished
-from clipper.models import ClipIndex, JobResult, QuoteSet, Summary, Transcript
+from clipper.models import ClipIndex, JobResult, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.store import ArtifactStore
 from clipper.stores import open_store
-from clipper.text.formats import Report
+from clipper.text.report import Report
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,6 +53,10 @@ class OutputMethods(ClientBase):
 
     async def transcript(self, job_id: str) -> Transcript:
         return await self._model(job_id, "transcript.json", Transcript)
+
+    async def speakers(self, job_id: str) -> SpeakerSet:
+        """speakers.json: who speaks when, talk time, and the names people gave."""
+        return await self._model(job_id, "speakers.json", SpeakerSet)
 
     async def quotes(self, job_id: str) -> QuoteSet:
         return await self._model(job_id, "quotes.json", QuoteSet)

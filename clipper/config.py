@@ -73,10 +73,34 @@ class Settings(BaseSettings):
     # A chunk's speech windows (≤ 30 s, cut in pauses) decoded this many at a time (≤ 1: one after the other);
     # With 300 s chunks, 4 is the fastest on 2 cores (bench/chunked_vs_single.py); progress is saved per batch.
     asr_batch_size: int = 4
-    asr_language: str | None = "en"
+    asr_language: str | None = None  # None: English for an English-only model, detected by a multilingual one
     asr_api_base_url: str | None = None
     asr_api_key: SecretStr | None = None
     asr_api_model: str = "whisper-1"
+    # --- ASR model choice (issue 14; clipper/asr/models.py) ---
+    # tiny.en (English only, fastest) | base (multilingual, more accurate); CLIPPER_ASR_MODEL_PATH wins when set.
+    asr_model: str = "tiny.en"
+    # Where models shipped in parts (base) are joined once; None = $XDG_CACHE_HOME or ~/.cache, /clipper/models.
+    asr_model_cache_dir: Path | None = None
+    # Text given to Whisper before every decoding window (English decodes only), to coax punctuation. Off by
+    # default: both models already punctuate real speech, and a punctuated prompt raised WER on the real
+    # recordings (one pass, base: 5.7 % → 21.9 % on allison; bench/asr_models.py). Empty = no prompt.
+    asr_prompt: str = ""
+    # --- end ASR model choice ---
+
+    # --- speaker diarization (issue 14; clipper/speakers) ---
+    # ge2e = the Resemblyzer GE2E encoder run in numpy (weights from `pip install --no-deps Resemblyzer==0.1.4`);
+    # off = no speaker labels. speakers_count > 0 = the number of speakers is known (no estimate); 0 = estimate
+    # it between 1 and speakers_max. speakers_threads = BLAS threads for the encoder: 1 keeps it steady on a busy
+    # worker (2 spinning threads next to a transcription can be 20x slower, bench/diarization.py); 0 = BLAS default.
+    speakers_engine: str = "ge2e"
+    speakers_max: int = 8
+    speakers_count: int = 0
+    speakers_threads: int = 1
+    # Where speech is: words = the transcript's word times; vad = Silero VAD (faster-whisper's ONNX), measured
+    # lower DER on every real recording but finds fewer speakers who talk little (bench/diarization.py).
+    speakers_speech: str = "words"
+    # --- end speaker diarization ---
 
     # Quotes and summary. auto = llm when both CLIPPER_LLM_API_KEY and CLIPPER_LLM_MODEL are set, else offline.
     text_engine: str = "auto"  # auto | offline | llm
@@ -90,6 +114,9 @@ class Settings(BaseSettings):
     llm_concurrency: int = 4  # chunks in flight at once
     llm_max_bad_output_retries: int = 2  # same request again when the JSON is malformed, inside the engine
     quotes_max: int = 10
+    # Long media get more: at least one quote per 2 minutes of speech (a 3-hour Space: ~90), unless a job sets
+    # its own `max_quotes`, which is then a hard cap.
+    quotes_scale: bool = True
     quotes_min_match: float = 65.0  # rapidfuzz score to count as found: paraphrases (~70) snap, inventions (~50) drop
     quote_min_chars: int = 80
     quote_max_chars: int = 240

@@ -178,6 +178,14 @@ class TranscriptionFailed(ClipperError):
     non_retryable = False
 
 
+class SpeakerModelMissing(ClipperError):
+    """The speaker encoder's weights (the Resemblyzer wheel's `pretrained.pt`) are not installed or unreadable.
+
+    A worker set-up problem, not the job's: the `speakers` stage turns it into a transcript without speaker
+    labels (and a note saying why) rather than a failed job.
+    """
+
+
 class JobCancelled(ClipperError):
     """The job was cancelled while a stage was running."""
 
@@ -213,3 +221,19 @@ class NotificationFailed(ClipperError):
 
 class NotificationRejected(ClipperError):
     """The receiver refused the notification (webhook 4xx, SMTP 5xx reply): sending it again cannot help."""
+
+
+# --- speech models and languages (issue 14; clipper/asr/models.py) ---
+
+
+class UnknownAsrModel(InvalidRequest):
+    """A speech model name (CLIPPER_ASR_MODEL, or the job option asr_model) that is not in the table of known
+    models; the message names the known ones."""
+
+
+class LanguageNotSupported(InvalidRequest):
+    """The job's language is not one the chosen speech model transcribes (e.g. German with the English-only
+    tiny.en): refused at submit and by the transcribe stage, never retried; the message names the model to use."""
+
+
+# --- end speech models and languages ---

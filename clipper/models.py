@@ -27,6 +27,7 @@ class JobOptions(BaseModel):
 
     asr_engine: str | None = None
     language: str | None = None
+    asr_model: str | None = None  # tiny.en | base (clipper/asr/models.py); None = the worker's CLIPPER_ASR_MODEL
     text_engine: str | None = None  # offline | llm (default: llm when an API key is configured)
     llm_model: str | None = None
     max_quotes: int | None = None
@@ -119,6 +120,9 @@ class TranscribeInput(BaseModel):
     audio: ArtifactRef
     duration_s: float | None = None
     options: JobOptions = Field(default_factory=JobOptions)
+    # The stem of its outputs: `transcript` (.json, .txt) for jobs before the `speakers` stage; `asr` since,
+    # because the speakers stage writes the transcript people read, labelled, as `transcript.*`.
+    name: str = "transcript"
 
 
 class TranscribeOutput(StageOutput):
@@ -179,6 +183,33 @@ class MergeInput(BaseModel):
     chunks: list[ArtifactRef]
     duration_s: float | None = None
     options: JobOptions = Field(default_factory=JobOptions)
+    name: str = "transcript"  # the stem of its outputs, as in TranscribeInput
+
+
+class SpeakersInput(BaseModel):
+    """Input of `speakers`: the audio and the speech-to-text transcript to label."""
+
+    job_id: str
+    audio: ArtifactRef
+    transcript: ArtifactRef
+    duration_s: float | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class SpeakersOutput(StageOutput):
+    transcript: ArtifactRef  # transcript.json: segments and words with their speaker
+    text: ArtifactRef  # transcript.txt: `[mm:ss] S1: ...`
+    speakers: ArtifactRef  # speakers.json (a SpeakerSet)
+    labels: list[str] = Field(default_factory=list)  # S1, S2, ...: what `name_speakers` may name
+    engine: str
+
+
+class SpeakerNames(BaseModel):
+    """Update `name_speakers` and workflow `NameSpeakers`: {"S1": "Diane"}; an empty name removes one."""
+
+    job_id: str | None = None  # NameSpeakers only: the finished job whose outputs are rendered again
+    names: dict[str, str] = Field(default_factory=dict)
+    worker_pools: bool = True  # NameSpeakers only: run the rendering on the io pool (as the job's stages did)
 
 
 class TextStageInput(BaseModel):
@@ -202,6 +233,8 @@ class SummaryOutput(StageOutput):
     summary: ArtifactRef  # summary.json (a Summary)
     markdown: ArtifactRef  # summary.md
     key_points: int
+    chapters: ArtifactRef | None = None  # chapters.json (a ChapterList: chapters and description lines)
+    chapters_markdown: ArtifactRef | None = None  # chapters.md
 
 
 class ClipsInput(BaseModel):
@@ -227,6 +260,7 @@ class ReportInput(BaseModel):
     quotes: ArtifactRef
     summary: ArtifactRef
     clips: ArtifactRef
+    names: dict[str, str] = Field(default_factory=dict)  # speaker names people gave (`name_speakers`)
 
 
 class ReportOutput(StageOutput):
@@ -234,6 +268,10 @@ class ReportOutput(StageOutput):
     report_json: ArtifactRef
     srt: ArtifactRef
     vtt: ArtifactRef
+    # Rendered again with the speakers' names (jobs with a `speakers` stage only).
+    speakers: ArtifactRef | None = None
+    text: ArtifactRef | None = None  # transcript.txt
+    quotes_markdown: ArtifactRef | None = None  # quotes.md
 
 
 

@@ -81,6 +81,12 @@ PIPELINE: tuple[Stage, ...] = (
           rate=0.12, activities=("transcribe", "plan_transcription", "transcribe_chunk", "merge_transcript"),
           parts="transcribe_chunk",
           errors=("TranscriptionFailed", "EngineNotConfigured")),
+    # Who speaks when: CPU-bound like transcription, but short (≤ 0.05 × the audio), and it never fails a job
+    # for want of a speaker model (the transcript then stays unlabelled).
+    Stage("speakers", "cpu", StagePolicy(initial_interval_s=2, max_interval_s=30, max_attempts=4,
+                                         lost_worker_attempts=6, heartbeat_timeout_s=30, timeout_base_s=300,
+                                         timeout_per_audio_s=0.5),
+          rate=0.03),
     Stage("quotes", "llm", StagePolicy(initial_interval_s=2, max_interval_s=120, max_attempts=8,
                                        lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=900,
                                        timeout_per_audio_s=0.5),
@@ -108,6 +114,11 @@ HELPERS: tuple[Stage, ...] = (
     # A notification outlives an SMTP or webhook outage of about an hour; each attempt is bounded.
     Stage("notify", "io", StagePolicy(initial_interval_s=5, max_interval_s=300, max_attempts=20,
                                       timeout_base_s=60)),
+    # Names given to speakers (`name_speakers`) rendered into the outputs that show them; a bad name is refused
+    # before this runs, so a few attempts are enough.
+    Stage("names", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
+                                     lost_worker_attempts=4, timeout_base_s=120),
+          activities=("render_names",)),
 )
 POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
 

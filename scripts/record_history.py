@@ -10,6 +10,11 @@ The 1.0 baseline (docs/versioning.md) was recorded with:
     python -m scripts.record_history 1.0-media-failed --url https://10.0.0.1/episode.mp3
     python -m scripts.record_history 1.0-batch-done --batch 3
 
+Since then (each with its patch, docs/versioning.md):
+
+    python -m scripts.record_history 1.1-speakers-chunked-done --chunk-s 20   # patch speakers-stage
+    python -m scripts.record_history 1.1-speakers-steered-done --steer        # ... and name_speakers
+
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versioning.md).
 """
@@ -67,6 +72,8 @@ async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chu
                 await clipper.resume(job.job_id)
                 while (await clipper.status(job.job_id)).waiting_since is None:
                     await asyncio.sleep(0.2)
+                if "speakers" in {s.name for s in (await clipper.status(job.job_id)).stages}:
+                    await clipper.name_speakers(job.job_id, {"S1": "Host"})  # the update since 1.1
                 await clipper.retry(job.job_id, {"text_engine": "offline"})
             try:
                 await clipper.result(job.job_id)

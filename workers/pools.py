@@ -24,7 +24,8 @@ from activities.expand import ExpandBatchActivity, ReadBatchItemsActivity
 from activities.forward import ForwardPriorityActivity
 from activities.notify import NotifyActivity
 from activities.quotes import QuotesActivity
-from activities.report import ReportActivity
+from activities.report import RenderNamesActivity, ReportActivity
+from activities.speakers import SpeakersActivity
 from activities.metrics import create_zero_series
 from activities.runtime import HEARTBEAT_THROTTLE, StageDeps
 from activities.summary import SummaryActivity
@@ -36,11 +37,12 @@ from clipper.stages import ACTIVITY_STAGES, POOLS, pool_queue
 from workers.retry_budget import RetryBudgetInterceptor
 from workflows.batch_job import BatchJob
 from workflows.media_job import MediaJob
+from workflows.name_speakers import NameSpeakers
 
 # Every activity class a job runs; which pool runs it is the stage table's business (ACTIVITY_STAGES).
 JOB_ACTIVITIES = (DownloadActivity, TranscribeActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
-                  MergeTranscriptActivity, QuotesActivity, SummaryActivity, ClipsActivity, ReportActivity,
-                  CleanupActivity, NotifyActivity)
+                  MergeTranscriptActivity, SpeakersActivity, QuotesActivity, SummaryActivity, ClipsActivity,
+                  ReportActivity, CleanupActivity, NotifyActivity, RenderNamesActivity)
 BATCH_ACTIVITIES = (ExpandBatchActivity, ReadBatchItemsActivity, ForwardPriorityActivity)
 
 
@@ -103,7 +105,7 @@ def build_worker(
         )
         if pool == "workflow":
             workers[pool] = Worker(
-                client, workflows=[MediaJob, BatchJob], activities=[a(deps).run for a in STAGE_ACTIVITIES],
+                client, workflows=[MediaJob, BatchJob, NameSpeakers], activities=[a(deps).run for a in STAGE_ACTIVITIES],
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 # After a worker dies, its jobs' next workflow task waits this long on the dead worker's sticky
                 # queue before any worker may take it (SDK default 10 s): keep the pause after a crash short.

@@ -32,7 +32,7 @@ def wants_chunks(chunk_s: float, duration_s: float | None) -> bool:
 
 
 async def transcribe_in_chunks(
-    stages: StageRunner, job_id: str, audio: ArtifactRef, duration_s: float | None
+    stages: StageRunner, job_id: str, audio: ArtifactRef, duration_s: float | None, name: str = "transcript"
 ) -> TranscribeOutput:
     """Run the whole stage; if the plan finds no usable cut, the single-pass `transcribe` runs instead.
 
@@ -49,7 +49,8 @@ async def transcribe_in_chunks(
     entry.parts, entry.parts_done = (len(spans) if len(spans) > 1 else 0), 0
     if len(spans) <= 1:
         return await stages.run(STAGE, TranscribeActivity.run, TranscribeInput(
-            job_id=job_id, audio=audio, duration_s=duration_s, options=stages.request.options), boundary=False)
+            job_id=job_id, audio=audio, duration_s=duration_s, options=stages.request.options, name=name),
+            boundary=False)
 
     window = asyncio.Semaphore(MAX_PARALLEL_CHUNKS)  # FIFO: chunks start in order, deterministically
     done = 0
@@ -76,7 +77,7 @@ async def transcribe_in_chunks(
         raise
     merged: TranscribeOutput = await stages.run(STAGE, MergeTranscriptActivity.run, MergeInput(
         job_id=job_id, audio=audio, chunks=[c.transcript for c in chunks], duration_s=duration_s,
-        options=stages.request.options), part=True, boundary=False)
+        options=stages.request.options, name=name), part=True, boundary=False)
     # The stage's time is the wall time of all its activities, not the merge's alone.
     merged = merged.model_copy(update={"elapsed_s": (workflow.now() - entry.started_at).total_seconds()})
     stages.close_stage(STAGE, merged)

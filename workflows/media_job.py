@@ -14,19 +14,24 @@ with workflow.unsafe.imports_passed_through():
     from activities.clips import ClipsActivity
     from activities.download import DownloadActivity
     from activities.quotes import QuotesActivity
-    from activities.report import ReportActivity
+    from activities.report import RenderNamesActivity, ReportActivity
+    from activities.speakers import SpeakersActivity
     from activities.summary import SummaryActivity
     from activities.transcribe import TranscribeActivity
     from clipper.media.urls import redact_credentials
+    from clipper.errors import InvalidRequest
     from clipper.models import (
         STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
-        ReportInput, StageStatus, TextStageInput, TranscribeInput,
+        ReportInput, SpeakerNames, SpeakersInput, StageState, StageStatus, TextStageInput, TranscribeInput,
     )
+    from clipper.speakers.names import check_names, merged
     from workflows.chunked_transcription import transcribe_in_chunks, wants_chunks
     from workflows.control import JobControl
     from workflows.stage_runner import StageFailed, StageRunner
 
 MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
+# Patches since the 1.0 baseline (docs/versioning.md): each a `workflow.patched()` branch until deprecated.
+SPEAKERS = "speakers-stage"  # the `speakers` stage after `transcribe`; speech-to-text then writes `asr.*`
 
 
 @workflow.defn(name="MediaJob")
@@ -42,6 +47,8 @@ class MediaJob(JobControl):
         )
         self.stages = StageRunner(request, self.job)
         self.media: DownloadOutput | None = None
+        self.labels: list[str] | None = None  # the speakers found (S1, ...), once the speakers stage is done
+        self.names: dict[str, str] = {}  # names people gave them (update `name_speakers`)
 
     @workflow.run
     async def run(self, request: JobRequest) -> JobResult:
@@ -53,22 +60,34 @@ class MediaJob(JobControl):
         options = request.options  # the runner swaps in changed options after a manual retry
         try:
             await self.download(rebuild=False)
+            speakers = workflow.patched(SPEAKERS)
+            if not speakers:  # a job started before the stage existed: its status never had it
+                self.job.stages = [s for s in self.job.stages if s.name != "speakers"]
+            asr = "asr" if speakers else "transcript"
             if wants_chunks(request.asr_chunk_s, self.job.duration_s):
                 transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
-                    self.stages, job, self.media.audio, self.media.info.duration_s))
+                    self.stages, job, self.media.audio, self.media.info.duration_s, name=asr))
             else:
                 transcript = await self.rebuilding_audio(lambda: self.stages.run("transcribe", TranscribeActivity.run,
                     TranscribeInput(job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s,
-                                    options=options)))
+                                    options=options, name=asr)))
+            if speakers:
+                transcript = await self.rebuilding_audio(lambda: self.stages.run("speakers", SpeakersActivity.run,
+                    SpeakersInput(job_id=job, audio=self.media.audio, transcript=transcript.transcript,
+                                  duration_s=self.media.info.duration_s, options=options)))
+                self.labels = transcript.labels
             text = TextStageInput(job_id=job, transcript=transcript.transcript, options=options)
             quotes = await self.stages.run("quotes", QuotesActivity.run, text)
             summary = await self.stages.run("summary", SummaryActivity.run, text)
             clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsActivity.run, ClipsInput(
                 job_id=job, audio=self.media.audio, quotes=quotes.quotes,
                 duration_s=self.media.info.duration_s, options=options)))
+            names = dict(self.names)
             await self.stages.run("report", ReportActivity.run, ReportInput(
                 job_id=job, media=self.media.media, transcript=transcript.transcript,
-                quotes=quotes.quotes, summary=summary.summary, clips=clips.index))
+                quotes=quotes.quotes, summary=summary.summary, clips=clips.index, names=names))
+            if self.names != names:  # named while the report was being written
+                await self.render_names(self.names)
         except StageFailed as failed:
             self.finish(JobState.failed, failed)
             await self.stages.notify("failed")
@@ -80,6 +99,7 @@ class MediaJob(JobControl):
             raise
         self.finish(JobState.done)
         await self.stages.notify("done")
+        await workflow.wait_condition(workflow.all_handlers_finished)  # a naming in progress ends first
         return JobResult(job_id=job, state=self.job.state, info=self.media.info,
                          artifacts=self.job.artifacts, status=self.job)
 
@@ -100,6 +120,26 @@ class MediaJob(JobControl):
                 workflow.logger.warning("audio corrupt, rebuilding it: %s", failed.error.message)
                 await self.download(rebuild=True)
         raise AssertionError("unreachable")
+
+    @workflow.update
+    async def name_speakers(self, names: dict[str, str]) -> dict[str, str]:
+        """Name speakers ({"S1": "Diane"}; "" removes a name): the outputs that show speakers use the names."""
+        changes = check_names(names, self.labels)
+        self.names = merged(self.names, changes)
+        if self.job.stage("report").state == StageState.done:
+            await self.render_names(changes)
+        return self.names
+
+    @name_speakers.validator
+    def _check_names(self, names: dict[str, str]) -> None:
+        if self.labels is None:
+            raise InvalidRequest("the speakers are not known yet: name them once the speakers stage is done "
+                                 "(`clipper status JOB`)")
+        check_names(names, self.labels)  # a rejected update leaves no trace in the history
+
+    async def render_names(self, changes: dict[str, str]) -> None:
+        await self.stages.run_helper("names", RenderNamesActivity.run, SpeakerNames(
+            job_id=self.job.job_id, names=changes), f"names: {self.job.job_id}")
 
     def finish(self, state: JobState, failed: StageFailed | None = None) -> None:
         self.job.state, self.job.finished_at = state, workflow.now()

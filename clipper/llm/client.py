@@ -17,7 +17,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from clipper.config import Settings
-from clipper.errors import EngineNotConfigured, LLMAuthError, LLMBadOutput, LLMUnavailable
+from clipper.errors import (
+    EngineNotConfigured,
+    LLMAuthError,
+    LLMBadOutput,
+    LLMUnavailable,
+)
 from clipper.llm import prompts
 from clipper.llm.schemas import CandidateQuote, PartialSummary, QuotesAnswer
 from clipper.llm.throttle import throttle_for

@@ -27,6 +27,9 @@ class CandidateQuote(BaseModel):
 class CitedPoint(BaseModel):
     text: str
     segments: list[int] = Field(default_factory=list)  # [first segment id, last segment id]
+    # Exact times, when the engine knows them (the offline engine: the utterance it took); never asked of an LLM.
+    start: float | None = None
+    end: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -53,9 +56,43 @@ class CitedPoint(BaseModel):
         return value
 
 
+class ChapterNote(BaseModel):
+    """An LLM's title (and key points) for one of the chapters marked in its excerpt."""
+
+    id: int
+    title: str
+    key_points: list[str] = Field(default_factory=list)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            m = re.search(r"\d+", value)
+            return int(m.group()) if m else value
+        return value
+
+    @field_validator("key_points", mode="before")
+    @classmethod
+    def _points(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list):
+            return [v.get("text", "") if isinstance(v, dict) else v for v in value]
+        return value
+
+
 class PartialSummary(BaseModel):
     overview: str
     key_points: list[CitedPoint] = Field(default_factory=list)
+    # The offline engine's overview as units with their times (so a reduce can choose among them again).
+    overview_points: list[CitedPoint] = Field(default_factory=list)
+    chapters: list[ChapterNote] = Field(default_factory=list)  # titles of the chapters marked in the excerpt
+    words: int = 0  # words of the text it summarises (offline engine: sizes the number of key points)
+
+    def for_prompt(self) -> dict[str, Any]:
+        """What a reduce prompt shows of this part: overview and cited points, nothing engine-internal."""
+        return {"overview": self.overview,
+                "key_points": [{"text": p.text, "segments": p.segments} for p in self.key_points]}
 
 
 class QuotesAnswer(BaseModel):

@@ -51,7 +51,7 @@ def assign_speakers(transcript: Transcript, turns: list[SpeakerTurn]) -> Transcr
     segments: list[Segment] = []
 
     def add(seg: Segment, words: list[Word], speaker: str | None) -> None:
-        text = "".join(w.word for w in words).strip() if words else seg.text
+        text = " ".join(w.word.strip() for w in words if w.word.strip()) if words else seg.text
         start, end = (words[0].start, words[-1].end) if words else (seg.start, seg.end)
         if len(words) == len(seg.words):
             start, end = seg.start, seg.end

@@ -1,7 +1,9 @@
 """Split a transcript into prompt-sized chunks, always on segment boundaries.
 
-A chunk renders as one line per segment, `[#<segment id> mm:ss] text`, so a model can cite the segments a
-point comes from and we can map its answer back to times.
+A chunk renders as one line per segment, `[#<segment id> mm:ss] text` (`[#12 03:10] S2: text` once speakers
+are known), so a model can cite the segments a point comes from and we can map its answer back to times.
+When the summary asks for chapter titles, a line `=== chapter N ===` goes before the segment a chapter
+starts in (`=== chapter N (continued) ===` at the top of a chunk that starts inside one).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ class Chunk(BaseModel):
     segments: list[Segment] = Field(default_factory=list)
     start: float = 0.0
     end: float = 0.0
+    chapter_marks: dict[int, int] = Field(default_factory=dict)  # segment id -> number of the chapter it starts
+    continues_chapter: int | None = None  # the chapter the chunk's first segment is inside of (not its start)
 
     @property
     def text(self) -> str:
@@ -36,12 +40,24 @@ def mmss(seconds: float) -> str:
     return f"{total // 60:02d}:{total % 60:02d}"
 
 
+def segment_text(segment: Segment) -> str:
+    """The segment's words (their own spacing), else its text: one space between words either way."""
+    words = " ".join(w.word.strip() for w in segment.words) if segment.words else segment.text
+    return " ".join(words.split())
+
+
 def render_segment(segment: Segment) -> str:
-    return f"[#{segment.id} {mmss(segment.start)}] {' '.join(segment.text.split())}"
+    who = f"{segment.speaker}: " if segment.speaker else ""
+    return f"[#{segment.id} {mmss(segment.start)}] {who}{segment_text(segment)}"
 
 
 def render_chunk(chunk: Chunk) -> str:
-    return "\n".join(render_segment(s) for s in chunk.segments)
+    lines = [] if chunk.continues_chapter is None else [f"=== chapter {chunk.continues_chapter} (continued) ==="]
+    for s in chunk.segments:
+        if s.id in chunk.chapter_marks:
+            lines.append(f"=== chapter {chunk.chapter_marks[s.id]} ===")
+        lines.append(render_segment(s))
+    return "\n".join(lines)
 
 
 def _make(index: int, segments: list[Segment]) -> Chunk:

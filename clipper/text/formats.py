@@ -1,4 +1,4 @@
-"""Renderers of a job's results for people and programs: subtitles, Markdown and the JSON report.
+"""Renderers of a job's results for people and programs: subtitles and Markdown (the report: `report.py`).
 
 Pure functions, text in and text out: the caller stores the result as an artifact. Subtitles go through the
 `srt` and `webvtt-py` libraries, so escaping and timestamp formats follow the specs rather than our guesses.
@@ -13,11 +13,10 @@ from urllib.parse import quote as url_quote
 
 import srt
 import webvtt
-from pydantic import BaseModel
 
-from clipper.asr.render import ts, ts_range
+from clipper.asr.render import ts_range, voices
 from clipper.errors import InvalidMedia
-from clipper.models import MediaInfo, QuoteSet, Summary, Transcript
+from clipper.models import QuoteSet, Summary, Transcript
 
 NO_SPEECH = "No speech was detected in this media."
 
@@ -27,13 +26,16 @@ Cue = tuple[float, float, str]
 # --- subtitles ---
 
 
-def _cues(t: Transcript) -> list[Cue]:
-    """One cue per segment with text; whitespace (and so any blank line, which ends a cue) folded to spaces."""
+def _cues(t: Transcript, names: dict[str, str] | None = None) -> list[tuple[float, float, str, str | None]]:
+    """One cue per segment with text, and who speaks it (`voices`: the name people gave, else S1, ...; None
+    when unknown or a single voice); whitespace (and so any blank line, which ends a cue) folded to spaces."""
+    shown = voices(t, names)
     cues = []
     for seg in t.segments:
         text = " ".join(seg.text.split())
         if text:
-            cues.append((max(0.0, seg.start), max(seg.start, seg.end, 0.0), text))
+            who = shown.get(seg.speaker) if seg.speaker else None
+            cues.append((max(0.0, seg.start), max(seg.start, seg.end, 0.0), text, who))
     return cues
 
 
@@ -46,9 +48,12 @@ def _td(seconds: float) -> timedelta:
     return timedelta(milliseconds=_ms(seconds))
 
 
-def transcript_srt(t: Transcript) -> str:
+def transcript_srt(t: Transcript, names: dict[str, str] | None = None) -> str:
+    """SRT has no voice tag of its own (players show a `<v>` literally), so the speaker leads the cue text:
+    `Diane: Hello?` — the convention subtitlers use."""
     subs = [
-        srt.Subtitle(index=i, start=_td(a), end=_td(b), content=text) for i, (a, b, text) in enumerate(_cues(t), 1)
+        srt.Subtitle(index=i, start=_td(a), end=_td(b), content=f"{who}: {text}" if who else text)
+        for i, (a, b, text, who) in enumerate(_cues(t, names), 1)
     ]
     return srt.compose(subs)
 
@@ -60,11 +65,17 @@ def _vtt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
 
 
-def transcript_vtt(t: Transcript) -> str:
+def transcript_vtt(t: Transcript, names: dict[str, str] | None = None) -> str:
+    """WebVTT with a voice tag per cue once speakers are known (`<v Diane>Hello?`): players and screen readers
+    show who speaks."""
     # `<`, `>` and `&` are markup in WebVTT cue text (and `-->` would end the timing line): escape them.
+    def text_of(text: str, who: str | None) -> str:
+        escaped = html.escape(text, quote=False)
+        return f"<v {html.escape(who, quote=False)}>{escaped}" if who else escaped
+
     captions = [
-        webvtt.Caption(start=_vtt_time(a), end=_vtt_time(b), text=html.escape(text, quote=False))
-        for a, b, text in _cues(t)
+        webvtt.Caption(start=_vtt_time(a), end=_vtt_time(b), text=text_of(text, who))
+        for a, b, text, who in _cues(t, names)
     ]
     return webvtt.WebVTT(captions=captions).content
 
@@ -120,12 +131,14 @@ def _heading(kind: str, title: str | None) -> str:
     return f"# {kind} — {_md(title)}" if title else f"# {kind}"
 
 
-def _quotes_body(qs: QuoteSet) -> list[str]:
+def _quotes_body(qs: QuoteSet, names: dict[str, str] | None = None) -> list[str]:
     lines: list[str] = []
+    names = names or {}
     if not qs.quotes:
         lines.append("_No quotes to show._")
     for n, q in enumerate(sorted(qs.quotes, key=lambda q: q.rank), start=1):
-        line = f"{n}. **[{ts_range(q.start, q.end)}]** “{_md(q.text)}”"
+        who = f"{_md(names.get(q.speaker, q.speaker))}: " if q.speaker else ""
+        line = f"{n}. **[{ts_range(q.start, q.end)}]** {who}“{_md(q.text)}”"
         if q.clip:
             line += f" — {_link(q.clip, 'clip')}"
         lines.append(line)
@@ -150,108 +163,20 @@ def _summary_body(s: Summary, level: str = "##") -> list[str]:
     if not s.key_points:
         lines.append("_No key points to show._")
     lines += [f"- **[{ts_range(k.start, k.end)}]** {_md(k.text)}" for k in s.key_points]
+    if s.chapters:
+        from clipper.text.chapters import description_lines
+
+        lines += ["", f"{level} Chapters", "", "For a video or post description:", "", "```",
+                  *description_lines(s.chapters), "```", ""]
+        for c in s.chapters:
+            lines.append(f"- **[{ts_range(c.start, c.end)}] {_md(c.title)}**")
+            lines += [f"  - {_md(p)}" for p in c.key_points]
     return lines
 
 
-def quotes_markdown(qs: QuoteSet, title: str | None = None) -> str:
-    return "\n".join([_heading("Quotes", title), "", *_quotes_body(qs)]) + "\n"
+def quotes_markdown(qs: QuoteSet, title: str | None = None, names: dict[str, str] | None = None) -> str:
+    return "\n".join([_heading("Quotes", title), "", *_quotes_body(qs, names)]) + "\n"
 
 
 def summary_markdown(s: Summary, title: str | None = None) -> str:
     return "\n".join([_heading("Summary", title), "", *_summary_body(s)]) + "\n"
-
-
-def _has_speech(t: Transcript) -> bool:
-    return any(seg.text.strip() for seg in t.segments)
-
-
-def _engine(name: str, model: str | None) -> str:
-    return f"{name} ({model})" if model else name
-
-
-def report_markdown(
-    info: MediaInfo, transcript: Transcript, quotes: QuoteSet, summary: Summary, artifacts: dict[str, str]
-) -> str:
-    """One page that ties a job together: source, summary, quotes with clips, artifacts and the transcript."""
-    speech = _has_speech(transcript)
-    duration = info.duration_s if info.duration_s is not None else transcript.duration_s
-    source = info.webpage_url or info.source_url
-    asr = _engine(transcript.engine, transcript.model)
-    if transcript.language:
-        asr += f", language {transcript.language}"
-    rows = [
-        ("Source", _url(source)),
-        ("Uploader", _md(info.uploader) if info.uploader else "—"),
-        ("Duration", ts(duration) if duration is not None else "unknown"),
-        ("Speech to text", _md(asr)),
-        ("Quotes", _md(_engine(quotes.engine, quotes.model))),
-        ("Summary", _md(_engine(summary.engine, summary.model))),
-    ]
-    if info.source_url != source:
-        rows.insert(1, ("Media URL", _url(info.source_url)))
-    lines = [f"# {_md(info.title) if info.title else 'Untitled media'}", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
-    lines.append("")
-    if not speech:
-        lines += [f"> **{NO_SPEECH}**", ""]
-
-    lines += ["## Summary", ""]
-    # Without speech an engine's output can only be invented, so it is not shown.
-    lines += _summary_body(summary, "###") if speech else ["_Nothing to summarise: no speech was detected._"]
-    lines += ["", "## Quotes", ""]
-    lines += _quotes_body(quotes) if speech else ["_No quotes to show: no speech was detected._"]
-
-    lines += ["", "## Artifacts", ""]
-    if artifacts:
-        lines += ["| Artifact | sha256 |", "|---|---|"]
-        lines += [f"| {_link(name)} | `{digest}` |" for name, digest in sorted(artifacts.items())]
-    else:
-        lines.append("_No artifacts._")
-
-    lines += ["", "## Transcript", ""]
-    if speech:
-        # A blank line between segments: Markdown would otherwise run them together into one paragraph.
-        for seg in transcript.segments:
-            if seg.text.strip():
-                lines += [f"[{ts(seg.start)}] {_md(seg.text)}", ""]
-    else:
-        lines += [f"_{NO_SPEECH}_", ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-# --- JSON ---
-
-
-class TranscriptStats(BaseModel):
-    engine: str
-    model: str | None = None
-    language: str | None = None
-    segments: int
-    words: int  # words of the text, so engines without word timings count too
-    duration_s: float | None = None
-    speech_detected: bool
-
-
-class Report(BaseModel):
-    """`report.json`: the report's content for programs; the artifacts map name → sha256."""
-
-    info: MediaInfo
-    transcript: TranscriptStats
-    summary: Summary
-    quotes: QuoteSet
-    artifacts: dict[str, str]
-
-
-def report_json(
-    info: MediaInfo, transcript: Transcript, quotes: QuoteSet, summary: Summary, artifacts: dict[str, str]
-) -> Report:
-    stats = TranscriptStats(
-        engine=transcript.engine,
-        model=transcript.model,
-        language=transcript.language,
-        segments=len(transcript.segments),
-        words=sum(len(seg.text.split()) for seg in transcript.segments),
-        duration_s=transcript.duration_s if transcript.duration_s is not None else info.duration_s,
-        speech_detected=_has_speech(transcript),
-    )
-    return Report(info=info, transcript=stats, summary=summary, quotes=quotes, artifacts=dict(artifacts))

@@ -20,6 +20,8 @@ from rapidfuzz import fuzz
 from clipper.models import Quote, Transcript
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+MIN_WORDS = 4  # a quote cut back to one speaker keeps at least this many words (or the candidate's own count)
+DUPLICATE_RATIO = 90.0  # rapidfuzz ratio from which two quotes say the same words
 
 
 def normalise(word: str) -> str:
@@ -38,6 +40,7 @@ class Token:
     start: float
     end: float
     segment: int  # segment id
+    speaker: str | None = None  # the word's speaker (else its segment's); None = one unknown speaker
 
 
 def tokens(transcript: Transcript) -> list[Token]:
@@ -49,10 +52,10 @@ def tokens(transcript: Transcript) -> list[Token]:
             for w in seg.words:
                 text = w.word.strip()
                 if text:
-                    out.append(Token(text, normalise(text), w.start, w.end, seg.id))
+                    out.append(Token(text, normalise(text), w.start, w.end, seg.id, w.speaker or seg.speaker))
         else:
             for text in seg.text.split():
-                out.append(Token(text, normalise(text), seg.start, seg.end, seg.id))
+                out.append(Token(text, normalise(text), seg.start, seg.end, seg.id, seg.speaker))
     return out
 
 
@@ -114,15 +117,33 @@ def align(candidate: str, transcript: Transcript | WordIndex) -> tuple[int, int,
     return idx.keys[s], idx.keys[e], float(score)
 
 
+def one_speaker(toks: list[Token], first: int, last: int) -> tuple[int, int]:
+    """The longest run of one speaker's words inside first..last (ties: the earlier run). A quote is what one
+    person said: a span that crosses a turn change is cut back to its main speaker's part."""
+    best, run_start = (first, first), first
+    for i in range(first, last + 1):
+        if i > first and toks[i].speaker != toks[i - 1].speaker:
+            run_start = i
+        if i - run_start > best[1] - best[0]:
+            best = (run_start, i)
+    return best
+
+
 def ground_quote(
     candidate: str, transcript: Transcript | WordIndex, min_score: float, reason: str | None = None
 ) -> Quote | None:
-    """The transcript's own span for `candidate` as a Quote (rank 0: the caller ranks), or None if ungrounded."""
+    """The transcript's own span for `candidate` as a Quote (rank 0: the caller ranks), or None if ungrounded.
+
+    The span is cut back to one speaker's words (`one_speaker`); if that leaves fewer than `MIN_WORDS` words
+    the candidate is not a quote of anyone and is dropped like an ungrounded one."""
     idx = _index(transcript)
     hit = align(candidate, idx)
     if hit is None or hit[2] < min_score:
         return None
     first, last, score = hit
+    first, last = one_speaker(idx.tokens, first, last)
+    if sum(1 for t in idx.tokens[first : last + 1] if t.norm) < min(MIN_WORDS, len(normalise_text(candidate).split())):
+        return None
     return Quote(
         rank=0,
         text=idx.span_text(first, last),
@@ -130,24 +151,26 @@ def ground_quote(
         end=max(idx.tokens[last].end, idx.tokens[first].start),
         match=round(score, 1),
         reason=reason,
+        speaker=idx.tokens[first].speaker,
     )
 
 
-def _overlap(a: Quote, b: Quote) -> float:
-    """Overlap of the two time spans as a fraction of the shorter one."""
-    inter = min(a.end, b.end) - max(a.start, b.start)
-    shorter = min(a.end - a.start, b.end - b.start)
-    if shorter <= 0:
-        return 1.0 if inter >= 0 else 0.0
-    return max(0.0, inter) / shorter
+def _overlaps(a: Quote, b: Quote) -> bool:
+    return min(a.end, b.end) > max(a.start, b.start)
+
+
+def same_words(a: str, b: str) -> bool:
+    """Near-duplicate texts: the same words give or take a few (rapidfuzz ratio on normalised text)."""
+    return fuzz.ratio(normalise_text(a), normalise_text(b)) >= DUPLICATE_RATIO
 
 
 def dedupe(quotes: list[Quote]) -> tuple[list[Quote], int]:
-    """Drop quotes overlapping a higher-scored kept one by more than half; kept quotes in score order."""
+    """Quotes in score order with no two overlapping in time and no two saying the same words: of each such
+    group only the best-scored one is kept (it stands for the others). Returns (kept, how many dropped)."""
     kept: list[Quote] = []
     dups = 0
-    for q in sorted(quotes, key=lambda q: (q.score, q.match), reverse=True):
-        if any(q.text == k.text or _overlap(q, k) > 0.5 for k in kept):
+    for q in sorted(quotes, key=lambda q: (q.score, q.match, -q.start), reverse=True):
+        if any(_overlaps(q, k) or same_words(q.text, k.text) for k in kept):
             dups += 1
         else:
             kept.append(q)

@@ -1,38 +1,31 @@
 """A deterministic, extractive text engine: no network, no model, the same answer every time.
 
-Quotes: sentences (and short neighbours merged, and the aphorism after a colon) scored for quotability:
-length near the configured range, self-contained (no dangling opening like "And"/"It"), salient (content
-words that recur in the text, TF-IDF-ish over sentences), no filler, and a bonus for contrast and aphorism
-markers. Summary: the most central sentences (cosine to the whole text) as the overview, and the best
-diverse sentences as key points, in time order.
+Everything is built of utterances (`utterances.py`: speaker turns, pauses, and punctuation only when there
+is some), so unpunctuated ASR output works as well as punctuated text.
+
+Quotes: an utterance, or two or three neighbouring utterances of one speaker's turn, scored for
+quotability: length near the configured range, self-contained (no dangling opening like "And"/"It"),
+salient (content words that recur in the text), no filler, and a bonus for contrast and aphorism markers.
+At least one quote per `QUOTE_EVERY_S` of speech (and one for any input with speech) even when nothing
+scores well: a 30-second call still gets its best line. Summary: the most central utterances within a word
+budget (`overview_budget`) as the overview, the best diverse utterances as key points, in time order.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
-from dataclasses import dataclass
 
 from clipper.config import Settings
 from clipper.llm.schemas import CandidateQuote, CitedPoint, PartialSummary
 from clipper.text.chunking import Chunk
-from clipper.text.grounding import Token, normalise, tokens
+from clipper.text.grounding import normalise
+from clipper.text.lexicon import TermStats, content_words, cosine
+from clipper.text.utterances import Utterance, speech_seconds, utterances
 
-STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being below between
-    both but by can could did do does doing done down during each few for from further get got had has have
-    having he her here hers him his how i if in into is it its itself just let like me more most my myself no
-    nor not now of off on once only or other our ours out over own really same say said she should so some
-    such than that the their theirs them then there these they this those through to too under until up us
-    very was we were what when where which while who whom why will with would yes yet you your yours
-    yourself going gonna thing things lot one two well okay ok yeah also today""".split()
-)
 DANGLING = frozenset(
-    "and but so or because it this that they them these those he she his her its their which then also yeah "
-    "well okay anyway plus".split()
+    ["and", "but", "so", "or", "because", "it", "this", "that", "they", "them", "these", "those", "he", "she", "his", "her", "its", "their", "which", "then", "also", "yeah", "well", "okay", "anyway", "plus"]
 )
-FILLER_WORDS = frozenset("um uh er erm ah hmm mhm".split())
+FILLER_WORDS = frozenset(["um", "uh", "er", "erm", "ah", "hmm", "mhm"])
 FILLER_PHRASES = (
     "you know", "i mean", "thank you", "thanks for", "welcome to", "welcome back", "see you", "subscribe",
     "hello", "hi everyone", "good morning", "good evening", "let's get started", "sort of", "kind of",
@@ -46,88 +39,20 @@ MARKERS = (
     "the truth", "the point", "the problem", "the best", "the worst", "nothing", "everything", "every ",
     "only", "must", "rule", "because", "if you", "instead of", "matters", ": ",
 )
-_END = re.compile(r"[.!?][\"'”’)\]]*$")
-_CLAUSE = re.compile(r"[:;][\"'”’)\]]*$")
-_ABBREV = frozenset("mr mrs ms dr prof st vs etc eg ie jr sr inc".split())
+QUOTE_EVERY_S = 120.0  # at least one quote per this much speech
+MIN_QUOTE_SCORE = 0.3  # below this a candidate is only taken to meet the QUOTE_EVERY_S floor
+FLOOR_MIN_WORDS = 5  # ... and then only if it has this many words and three content words
+MAX_JOIN = 3  # utterances of one turn a quote may join
+JOIN_GAP_S = 1.5  # ... when no pause between them is longer than this
+OVERVIEW_SHARE = 0.15  # the overview is at most this share of the text's words
+OVERVIEW_MAX_WORDS = 120
+KEY_POINT_EVERY_WORDS = 50  # one key point per this many words, within 1..7
+MAX_KEY_POINTS = 7
 
 
-def stem(word: str) -> str:
-    for suffix, keep in (("ing", 5), ("ed", 4), ("es", 4), ("s", 3)):
-        if word.endswith(suffix) and len(word) - len(suffix) >= keep - 1:
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    words = (normalise(w) for w in text.split())
-    return [stem(w) for w in words if len(w) > 2 and w not in STOPWORDS and not w.isdigit()]
-
-
-@dataclass(frozen=True)
-class Sentence:
-    text: str
-    start: float
-    end: float
-    first_segment: int
-    last_segment: int
-    first: int  # token index range [first, last] in the chunk's tokens
-    last: int
-
-
-def _sentence(toks: list[Token], a: int, b: int) -> Sentence:
-    part = toks[a : b + 1]
-    return Sentence(" ".join(t.text for t in part), part[0].start, part[-1].end, part[0].segment,
-                    part[-1].segment, a, b)
-
-
-def split_sentences(toks: list[Token], max_chars: int = 240) -> list[Sentence]:
-    """Sentences on . ! ? (not after a known abbreviation); a run-on longer than `max_chars` also ends at a
-    segment boundary, so unpunctuated ASR output still yields sentence-sized units."""
-    out: list[Sentence] = []
-    first, size = 0, 0
-    for i, tok in enumerate(toks):
-        size += len(tok.text) + 1
-        ends = bool(_END.search(tok.text)) and tok.norm not in _ABBREV
-        seg_break = i + 1 < len(toks) and toks[i + 1].segment != tok.segment and size > max_chars
-        if ends or seg_break or i == len(toks) - 1:
-            if any(t.norm for t in toks[first : i + 1]):
-                out.append(_sentence(toks, first, i))
-            first, size = i + 1, 0
-    return out
-
-
-class TermStats:
-    """Content-word statistics of a text: weight = log(1 + tf) * idf over its sentences."""
-
-    def __init__(self, sentences: list[str]) -> None:
-        self.n = max(1, len(sentences))
-        bags = [content_words(s) for s in sentences]
-        self.tf: Counter[str] = Counter(w for bag in bags for w in bag)
-        self.df: Counter[str] = Counter(w for bag in bags for w in set(bag))
-        self.top = max((self.weight(w) for w in self.tf), default=1.0) or 1.0
-
-    def weight(self, word: str) -> float:
-        if word not in self.tf:
-            return 0.0
-        return math.log1p(self.tf[word]) * math.log(1 + self.n / self.df[word])
-
-    def salience(self, text: str) -> float:
-        """0-1: how densely the text is made of the words this transcript keeps coming back to."""
-        words = content_words(text)
-        if not words:
-            return 0.0
-        recurring = sum(self.weight(w) for w in words if self.tf[w] > 1)
-        return min(1.0, 2.0 * recurring / (len(words) * self.top))
-
-    def vector(self, text: str) -> Counter[str]:
-        return Counter({w: c * self.weight(w) for w, c in Counter(content_words(text)).items()})
-
-
-def cosine(a: Counter[str], b: Counter[str]) -> float:
-    dot = sum(v * b.get(k, 0.0) for k, v in a.items())
-    na = math.sqrt(sum(v * v for v in a.values()))
-    nb = math.sqrt(sum(v * v for v in b.values()))
-    return dot / (na * nb) if na and nb else 0.0
+def overview_budget(words: int) -> int:
+    """Words an extractive overview of a `words`-word text may use: 15 %, at most 120."""
+    return min(OVERVIEW_MAX_WORDS, int(OVERVIEW_SHARE * words))
 
 
 def quotability(text: str, settings: Settings, stats: TermStats | None = None) -> float:
@@ -148,6 +73,33 @@ def quotability(text: str, settings: Settings, stats: TermStats | None = None) -
     return round(score, 4)
 
 
+def joined(units: list[Utterance]) -> Utterance:
+    """Consecutive utterances as one unit (same turn: the first one's speaker)."""
+    a, b = units[0], units[-1]
+    return a.model_copy(update={"end": b.end, "text": " ".join(u.text for u in units), "last": b.last,
+                                "last_segment": b.last_segment})
+
+
+def as_sentence(text: str) -> str:
+    """An utterance as a sentence of an overview: capital first letter, a full stop if it has no end mark
+    (unpunctuated units would otherwise run into each other)."""
+    text = text.strip().rstrip(",;:")
+    if not text:
+        return text
+    return text[:1].upper() + text[1:] + ("" if text[-1] in ".!?…" else ".")
+
+
+def about(texts: list[str], budget: int) -> str:
+    """The overview when no utterance fits its budget (a very short input): its key phrases, within budget."""
+    from clipper.text.chapters import key_phrases
+
+    phrases: list[str] = []
+    for p in key_phrases(" ".join(texts), 3):
+        if not phrases or len(" ".join(["About", *phrases, p]).split()) <= budget:
+            phrases.append(p)
+    return f"About {', '.join(phrases)}." if phrases else ""
+
+
 class OfflineEngine:
     name = "offline"
     model: str | None = None
@@ -155,80 +107,98 @@ class OfflineEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def _sentences(self, chunk: Chunk) -> tuple[list[Token], list[Sentence], TermStats]:
-        toks = tokens(chunk.as_transcript())
-        sentences = split_sentences(toks, self.settings.quote_max_chars)
-        return toks, sentences, TermStats([s.text for s in sentences])
+    def _units(self, chunk: Chunk) -> tuple[list[Utterance], TermStats]:
+        units = utterances(chunk.as_transcript(), self.settings.quote_max_chars)
+        return units, TermStats([u.text for u in units])
 
-    def _candidates(self, toks: list[Token], sentences: list[Sentence]) -> list[tuple[Sentence, float]]:
-        """(candidate, bonus): sentences, two short neighbours merged, and the clause after a colon or
-        semicolon (the aphorism after "... said something:"), which gets a small bonus over its frame."""
-        lo, hi = self.settings.quote_min_chars, self.settings.quote_max_chars
-        out = [(s, 0.0) for s in sentences]
-        for a, b in zip(sentences, sentences[1:]):
-            if len(a.text) < lo and len(b.text) < lo and len(a.text) + len(b.text) + 1 <= hi:
-                out.append((_sentence(toks, a.first, b.last), 0.0))
-        for s in sentences:
-            for i in range(s.first, s.last):
-                if _CLAUSE.search(toks[i].text) and len(_sentence(toks, i + 1, s.last).text) >= 0.5 * lo:
-                    out.append((_sentence(toks, i + 1, s.last), 0.15))
+    def _candidates(self, units: list[Utterance]) -> list[Utterance]:
+        """Every utterance, and runs of up to MAX_JOIN neighbours of one turn that still fit a quote."""
+        hi = self.settings.quote_max_chars
+        out = list(units)
+        for i in range(len(units)):
+            for n in range(2, MAX_JOIN + 1):
+                run = units[i : i + n]
+                if len(run) < n or run[-1].turn != run[0].turn or run[-1].start - run[-2].end > JOIN_GAP_S:
+                    break
+                cand = joined(run)
+                if len(cand.text) > hi:
+                    break
+                out.append(cand)
         return out
 
     def propose_quotes(self, chunk: Chunk, max_quotes: int) -> list[CandidateQuote]:
-        toks, sentences, stats = self._sentences(chunk)
+        units, stats = self._units(chunk)
         lo, hi = self.settings.quote_min_chars, self.settings.quote_max_chars
-        scored = sorted(
-            ((min(1.0, quotability(c.text, self.settings, stats) + bonus), c)
-             for c, bonus in self._candidates(toks, sentences) if 0.75 * lo <= len(c.text) <= hi),
-            key=lambda p: (-p[0], p[1].first),
-        )
-        picked: list[Sentence] = []
-        out: list[CandidateQuote] = []
-        for q, cand in scored:
-            if len(out) >= max_quotes or q < 0.3:
+        scored = sorted(((quotability(c.text, self.settings, stats), c) for c in self._candidates(units)
+                         if len(c.text) <= hi), key=lambda p: (-p[0], p[1].first))
+        floor = min(max_quotes, max(1, math.ceil(speech_seconds(units) / QUOTE_EVERY_S))) if units else 0
+        picked: list[tuple[float, Utterance]] = []
+
+        def take(q: float, cand: Utterance) -> None:
+            if not any(cand.first <= p.last and p.first <= cand.last for _, p in picked):
+                picked.append((q, cand))
+
+        for q, cand in scored:  # the good ones
+            if len(picked) >= max_quotes or q < MIN_QUOTE_SCORE:
                 break
-            if any(cand.first <= p.last and p.first <= cand.last for p in picked):
-                continue
-            picked.append(cand)
-            out.append(CandidateQuote(text=cand.text, score=round(100 * q, 1), reason="offline: quotability"))
-        return out
+            if len(cand.text) >= 0.75 * lo:
+                take(q, cand)
+        for q, cand in scored:  # the floor: the best of what there is, even if short or plain
+            if len(picked) >= floor:
+                break
+            if cand.words >= FLOOR_MIN_WORDS and len(content_words(cand.text)) >= 3:
+                take(q, cand)
+        return [CandidateQuote(text=c.text, score=round(100 * q, 1), reason="offline: quotability") for q, c in picked]
 
-    def _central(self, texts: list[str], stats: TermStats) -> list[float]:
+    def _summary(self, items: list[CitedPoint], pool: list[CitedPoint], budget: int, words: int) -> PartialSummary:
+        """Overview: the most central units of `pool` that fit `budget` words, in time order. Key points: the
+        best diverse `items` (quotability and centrality), not already in the overview, in time order."""
+        texts = [p.text for p in items]
+        stats = TermStats(texts + [p.text for p in pool])
         whole = stats.vector(" ".join(texts))
-        return [cosine(stats.vector(t), whole) for t in texts]
+        central = [cosine(stats.vector(p.text), whole) for p in pool]
+        usable = [i for i, p in enumerate(pool) if len(content_words(p.text)) >= 3] or list(range(len(pool)))
+        chosen, used = [], 0
+        for i in sorted(usable, key=lambda i: (-central[i], i)):
+            size = len(pool[i].text.split())
+            vec = stats.vector(pool[i].text)
+            if any(cosine(vec, stats.vector(pool[j].text)) > 0.5 for j in chosen):
+                continue  # says what the overview already says
+            if used + size <= budget:
+                chosen.append(i)
+                used += size
+        overview = [pool[i] for i in sorted(chosen, key=lambda i: (pool[i].start or 0.0, i))]
 
-    def _summary(self, items: list[tuple[str, list[int]]], overviews: list[str] | None = None) -> PartialSummary:
-        """Overview from the most central of `overviews` (default: the items), key points from the items."""
-        texts = [t for t, _ in items]
-        stats = TermStats(texts + (overviews or []))
-        pool = overviews if overviews is not None else texts
-        central = self._central(pool, stats)
-        usable = [i for i in range(len(pool)) if len(content_words(pool[i])) >= 3] or list(range(len(pool)))
-        n_over = 3 if len(pool) >= 8 else 2
-        chosen = sorted(sorted(usable, key=lambda i: -central[i])[:n_over])
-        overview = " ".join(pool[i] for i in chosen)
-
-        item_central = self._central(texts, stats)
-        score = [0.5 * quotability(t, self.settings, stats) + 0.5 * c for t, c in zip(texts, item_central)]
-        want = min(7, max(3, math.ceil(len(texts) / 3)))
+        want = min(MAX_KEY_POINTS, max(1, math.ceil(words / KEY_POINT_EVERY_WORDS)))
+        in_overview = {p.text for p in overview}
+        score = [0.5 * quotability(t, self.settings, stats) + 0.5 * cosine(stats.vector(t), whole) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: (-score[i], i))
+        fresh = [i for i in order if texts[i] not in in_overview and len(content_words(texts[i])) >= 3]
         kept: list[int] = []
-        for i in sorted(range(len(texts)), key=lambda i: -score[i]):
+        for i in fresh + [i for i in order if i not in fresh]:
             if len(kept) >= want:
                 break
             vec = stats.vector(texts[i])
-            if any(cosine(vec, stats.vector(texts[j])) > 0.5 for j in kept):
+            if i in kept or any(cosine(vec, stats.vector(texts[j])) > 0.5 for j in kept):
                 continue
             kept.append(i)
-        points = [CitedPoint(text=texts[i], segments=items[i][1]) for i in sorted(kept)]
-        return PartialSummary(overview=overview, key_points=points)
+        text = " ".join(as_sentence(p.text) for p in overview) or about(texts, budget)
+        return PartialSummary(overview=text, overview_points=overview, words=words,
+                              key_points=[items[i] for i in sorted(kept, key=lambda i: (items[i].start or 0.0, i))])
 
     def summarize_chunk(self, chunk: Chunk) -> PartialSummary:
-        _, sentences, _ = self._sentences(chunk)
-        return self._summary([(s.text, [s.first_segment, s.last_segment]) for s in sentences])
+        units, _ = self._units(chunk)
+        items = [CitedPoint(text=u.text, segments=[u.first_segment, u.last_segment], start=u.start, end=u.end)
+                 for u in units]
+        words = sum(u.words for u in units)
+        return self._summary(items, items, overview_budget(words), words)
 
     def reduce_summaries(self, parts: list[PartialSummary]) -> PartialSummary:
-        items = [(p.text, list(p.segments)) for part in parts for p in part.key_points]
-        overview_sentences = [s for part in parts for s in re.split(r"(?<=[.!?])\s+", part.overview) if s]
+        """The parts' key points compete again; the overview is chosen among the parts' overview units, so it
+        stays within the parts' budgets added up (each a share of its chunk's words)."""
+        items = [p for part in parts for p in part.key_points]
+        pool = [p for part in parts for p in part.overview_points]
+        budget = min(OVERVIEW_MAX_WORDS, sum(len(p.text.split()) for p in pool))
         if not items:
-            return PartialSummary(overview=" ".join(overview_sentences[:3]))
-        return self._summary(items, overview_sentences)
+            return PartialSummary(overview=" ".join(as_sentence(p.text) for p in pool), overview_points=pool)
+        return self._summary(items, pool, budget, sum(p.words for p in parts))

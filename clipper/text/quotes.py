@@ -1,10 +1,14 @@
 """Quotes: engine candidates per chunk, grounded in the transcript, deduplicated, ranked and capped.
 
 A quote's text and times always come from the transcript (see `grounding`); the engine only points at
-passages. Candidates that cannot be found are counted as ungrounded and dropped.
+passages. Candidates that cannot be found are counted as ungrounded and dropped. After grounding, whoever
+proposed them: a quote is one speaker's words (cut back to its main speaker, `Quote.speaker` set), and no
+two quotes overlap in time or say the same words, across chunks too (`dedupe` keeps the best of each group).
 """
 
 from __future__ import annotations
+
+import math
 
 from collections.abc import Callable
 
@@ -13,10 +17,24 @@ from clipper.llm import CandidateQuote, TextEngine
 from clipper.models import Quote, QuoteSet, Transcript
 from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks
-from clipper.text.grounding import WordIndex, dedupe, ground_quote, tokens
-from clipper.text.offline import TermStats, quotability, split_sentences
+from clipper.text.grounding import WordIndex, dedupe, ground_quote
+from clipper.text.lexicon import TermStats
+from clipper.text.offline import quotability
+from clipper.text.utterances import utterances
 
 MAX_EXAMPLES = 5
+
+
+SECONDS_PER_QUOTE = 120.0  # the floor on conversations: one quote per 2 minutes of speech
+
+
+def quote_cap(settings: Settings, transcript: Transcript) -> int:
+    """How many quotes a transcript gets: `quotes_max`, or one per 2 minutes of its speech when that is more
+    (and the job did not set its own number)."""
+    if not settings.quotes_scale:
+        return settings.quotes_max
+    speech = sum(max(0.0, s.end - s.start) for s in transcript.segments)
+    return max(settings.quotes_max, math.ceil(speech / SECONDS_PER_QUOTE))
 
 
 def extract_quotes(
@@ -31,13 +49,15 @@ def extract_quotes(
     if not chunks:
         return result
 
+    cap = quote_cap(settings, transcript)
+
     def propose(chunk: Chunk) -> list[CandidateQuote]:
-        return engine.propose_quotes(chunk, settings.quotes_max)
+        return engine.propose_quotes(chunk, quote_cap(settings, chunk.as_transcript(transcript)))
 
     proposals, failed = map_chunks(chunks, propose, settings.llm_concurrency, on_chunk_done, should_stop)
     result.failed_chunks = [chunks[i].index for i in failed]
 
-    stats = TermStats([s.text for s in split_sentences(tokens(transcript), settings.quote_max_chars)])
+    stats = TermStats([u.text for u in utterances(transcript, settings.quote_max_chars)])
     grounded: list[Quote] = []
     for i in sorted(proposals):
         # The engine saw only this chunk, so its quotes are searched for in this chunk's words.
@@ -58,5 +78,5 @@ def extract_quotes(
 
     kept, result.duplicates = dedupe(grounded)
     kept.sort(key=lambda q: (-q.score, -q.match, q.start))
-    result.quotes = [q.model_copy(update={"rank": r}) for r, q in enumerate(kept[: settings.quotes_max], 1)]
+    result.quotes = [q.model_copy(update={"rank": r}) for r, q in enumerate(kept[:cap], 1)]
     return result

@@ -2,7 +2,12 @@
 the segment ids the engine cited to times.
 
 Key points are the engine's words (a summary is not verbatim) but their times come from the transcript:
-the cited segments, else the point's text aligned with the transcript, else the span it was written from.
+the exact times the engine knew (offline), else the cited segments, else the point's text aligned with the
+transcript, else the span it was written from.
+
+Chapters (`chapters.py`) are always cut offline from the utterances; their numbers are marked in the
+chunks, so an LLM engine titles them in the same map calls (no extra request) and the offline titles stay
+wherever it gave none.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from collections.abc import Callable
 from clipper.config import Settings
 from clipper.llm import CitedPoint, PartialSummary, TextEngine
 from clipper.llm.prompts import render_parts
-from clipper.models import KeyPoint, Segment, Summary, Transcript
-from clipper.text.chunking import chunk_transcript
+from clipper.models import Chapter, KeyPoint, Segment, Summary, Transcript
+from clipper.text.chapters import make_chapters
+from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks
 from clipper.text.grounding import WordIndex, align
 
@@ -62,7 +68,9 @@ class _Locator:
 
     def locate(self, point: CitedPoint, fallback: tuple[float, float]) -> tuple[float, float]:
         known = [self.segments[i] for i in point.segments if i in self.segments]
-        if known:
+        if point.start is not None and point.end is not None:
+            start, end = point.start, point.end
+        elif known:
             first, last = min(known, key=lambda s: s.id), max(known, key=lambda s: s.id)
             start, end = first.start, max(last.end, first.start)
         else:
@@ -73,6 +81,39 @@ class _Locator:
                 start, end = fallback
         start = min(max(start, self.lo), self.hi)
         return start, min(max(end, start), self.hi)
+
+
+def _mark(chunks: list[Chunk], transcript: Transcript, chapters: list[Chapter]) -> None:
+    """Number the chapters in the chunks: the segment each starts in, and the chapter a chunk starts inside."""
+    starts = []
+    for n, c in enumerate(chapters, 1):
+        seg = next((s for s in transcript.segments if s.end > c.start), None)
+        if seg is not None:
+            starts.append((seg.id, seg.start, n))
+    for chunk in chunks:
+        ids = {s.id for s in chunk.segments}
+        chunk.chapter_marks = {sid: n for sid, _, n in starts if sid in ids}
+        before = [n for sid, at, n in starts if at < chunk.start and sid not in ids]
+        if before and chunk.segments and chunk.segments[0].id not in chunk.chapter_marks:
+            chunk.continues_chapter = before[-1]
+
+
+def _titled(chapters: list[Chapter], parts: list[PartialSummary]) -> list[Chapter]:
+    """The engine's titles and points for the numbered chapters (the first part to name a chapter wins)."""
+    notes = {}
+    for part in parts:
+        for note in part.chapters:
+            if note.title.strip():
+                notes.setdefault(note.id, note)
+    out = []
+    for n, c in enumerate(chapters, 1):
+        note = notes.get(n)
+        if note is None:
+            out.append(c)
+            continue
+        points = [p.strip() for p in note.key_points if p.strip()][:3] or c.key_points
+        out.append(c.model_copy(update={"title": " ".join(note.title.split())[:80], "key_points": points}))
+    return out
 
 
 def summarize(
@@ -86,9 +127,12 @@ def summarize(
     chunks = chunk_transcript(transcript, settings.llm_context_chars)
     if not chunks:
         return summary
+    chapters, _ = make_chapters(transcript, settings)
+    _mark(chunks, transcript, chapters)
     parts, failed = map_chunks(chunks, engine.summarize_chunk, settings.llm_concurrency, on_chunk_done, should_stop)
     summary.failed_chunks = [chunks[i].index for i in failed]
     ordered = sorted(parts)
+    summary.chapters = _titled(chapters, [parts[i] for i in ordered])
     if len(ordered) == 1:
         final = parts[ordered[0]]
         span = (chunks[ordered[0]].start, chunks[ordered[0]].end)

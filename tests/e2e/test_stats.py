@@ -62,7 +62,7 @@ def test_mixed_window():
     assert stats.failures_by_stage == {"download": 2, "quotes": 1}
     assert stats.retried_jobs == 6  # 3 done jobs retried download, and the 3 failures' stages
     stages = {s.name: s for s in stats.stages}
-    assert list(stages) == ["download", "transcribe", "quotes", "summary", "clips", "report"]
+    assert list(stages) == ["download", "transcribe", "speakers", "quotes", "summary", "clips", "report"]
     assert stages["transcribe"].share == 0.78 and stages["transcribe"].measured == 8
     assert stages["transcribe"].mean_s == stages["transcribe"].p50_s == stages["transcribe"].p95_s == 78.0
     assert (stages["download"].runs, stages["download"].measured) == (10, 8)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 import uuid
 
@@ -16,9 +14,9 @@ import pytest
 
 from clipper.config import Settings
 from client import connect
-from scripts.devserver import temporal_bin
 from tests.conftest import SAMPLE, run
 from tests.helpers.httpserver import serve
+from tests.helpers.processes import temporal
 from workers import build_worker
 
 
@@ -26,21 +24,6 @@ from workers import build_worker
 def media_server():
     with serve({"/episode.mp3": (SAMPLE.read_bytes(), "audio/mpeg")}) as server:
         yield server
-
-
-def temporal_cmd(settings: Settings, *args: str) -> list[str]:
-    return [temporal_bin(), *args, "--address", settings.temporal_address, "--namespace",
-            settings.temporal_namespace, "--disable-config-file", "--color", "never", "--command-timeout", "30s"]
-
-
-async def temporal(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the CLI off the event loop, so the in-process worker keeps polling meanwhile."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
-    proc = await asyncio.to_thread(subprocess.run, temporal_cmd(settings, *args), capture_output=True, text=True,
-                                   env=env, timeout=60)
-    if check:
-        assert proc.returncode == 0, f"temporal {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout}"
-    return proc
 
 
 async def query_status(settings: Settings, job_id: str) -> dict:

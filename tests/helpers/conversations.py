@@ -28,14 +28,21 @@ class Line:
     text: str
 
 
+SYNTHETIC = ("voices",)  # tests/data/voices.*: two espeak-ng voices taking turns (scripts/make_voices.py)
+
+
+def _folder(name: str) -> Path:
+    return DATA if name in SYNTHETIC else REAL
+
+
 def audio(name: str) -> Path:
-    return REAL / f"{name}.mp3"
+    return _folder(name) / f"{name}.mp3"
 
 
 def turns(name: str) -> list[SpeakerTurn]:
     """The reference turns (RTTM: `SPEAKER uri 1 start duration <NA> <NA> speaker <NA> <NA>`)."""
     out = []
-    for line in (REAL / f"{name}.rttm").read_text(encoding="utf-8").splitlines():
+    for line in (_folder(name) / f"{name}.rttm").read_text(encoding="utf-8").splitlines():
         p = line.split()
         if p and p[0] == "SPEAKER":
             start, duration = float(p[3]), float(p[4])

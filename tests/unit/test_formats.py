@@ -9,17 +9,9 @@ import pytest
 from clipper.asr.render import ts, ts_range
 from clipper.models import KeyPoint, MediaInfo, Quote, QuoteSet, Segment, Summary, Transcript, Word
 from clipper.text.formats import (
-    NO_SPEECH,
-    Report,
-    parse_srt,
-    parse_vtt,
-    quotes_markdown,
-    report_json,
-    report_markdown,
-    summary_markdown,
-    transcript_srt,
-    transcript_vtt,
+    NO_SPEECH, parse_srt, parse_vtt, quotes_markdown, summary_markdown, transcript_srt, transcript_vtt,
 )
+from clipper.text.report import Report, report_json, report_markdown
 
 SEGMENTS = [
     (0.0, 4.32, "Welcome to the clipper podcast."),

@@ -96,11 +96,15 @@ def test_alignment_is_fast_on_a_two_hour_transcript() -> None:
 
 
 def test_dedupe_keeps_the_best_of_overlapping_quotes() -> None:
-    a = Quote(rank=0, text="a", start=0, end=10, score=90)
-    b = Quote(rank=0, text="b", start=4, end=12, score=80)  # 6 of its 8 s overlap a
-    c = Quote(rank=0, text="c", start=9, end=20, score=70)  # 1 s overlap
-    kept, dups = dedupe([c, b, a])
-    assert [q.text for q in kept] == ["a", "c"] and dups == 1
+    # Issue 14: no two quotes may overlap at all (it was: by more than half), and the same words twice count
+    # as one quote wherever they are.
+    a = Quote(rank=0, text="the first thing said here", start=0, end=10, score=90)
+    b = Quote(rank=0, text="another thing entirely", start=4, end=12, score=80)  # 6 of its 8 s overlap a
+    c = Quote(rank=0, text="a third remark of note", start=9, end=20, score=70)  # 1 s overlap
+    d = Quote(rank=0, text="fourth words apart", start=20, end=25, score=60)  # touches c: no overlap
+    e = Quote(rank=0, text="The first thing said, here!", start=100, end=110, score=50)  # a's words again
+    kept, dups = dedupe([e, d, c, b, a])
+    assert [q.text for q in kept] == [a.text, d.text] and dups == 3
 
 
 # --- offline engine ---
@@ -157,3 +161,83 @@ def test_engine_choice() -> None:
         get_text_engine(Settings(), "gpt")
     with pytest.raises(EngineNotConfigured):
         get_text_engine(Settings(), "llm")  # no key, no model
+
+
+# --- real recordings (issue 14): quotes and summaries that don't depend on punctuation ---
+
+import math
+import re
+
+from clipper.llm.client import LLMEngine
+from clipper.text.grounding import normalise_text, same_words, tokens
+from clipper.text.utterances import speech_seconds, utterances
+from tests.helpers.llmserver import answer, excerpt_lines, serve_llm
+from tests.helpers.transcripts import labelled, unpunctuated
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "real-transcripts"
+
+
+def assert_quote_rules(qs, t: Transcript) -> None:
+    """Verbatim and timed, one speaker each, no overlaps in time, no two with the same words."""
+    toks = tokens(t)
+    for q in qs.quotes:
+        assert_verbatim(q, t)
+        inside = {tok.speaker for tok in toks if q.start <= tok.start and tok.end <= q.end}
+        assert inside == {q.speaker}, (q.text, inside)
+    spans = sorted((q.start, q.end) for q in qs.quotes)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    texts = [q.text for q in qs.quotes]
+    assert not any(same_words(a, b) for i, a in enumerate(texts) for b in texts[i + 1 :])
+
+
+@pytest.mark.parametrize("name", ["call", "concat", "allison"])
+@pytest.mark.parametrize("bare", [False, True], ids=["as-transcribed", "unpunctuated"])
+def test_offline_quotes_on_real_recordings(work, name, bare) -> None:
+    t = labelled(name, work)
+    t = unpunctuated(t) if bare else t
+    settings = Settings()
+    qs = extract_quotes(t, OfflineEngine(settings), settings)
+    speech = speech_seconds(utterances(t))
+    assert len(qs.quotes) >= min(settings.quotes_max, max(1, math.ceil(speech / 120))), (speech, qs)
+    assert_quote_rules(qs, t)
+
+
+@pytest.mark.parametrize("name", ["call", "concat", "allison"])
+@pytest.mark.parametrize("bare", [False, True], ids=["as-transcribed", "unpunctuated"])
+def test_offline_summary_is_short_and_made_of_utterances(work, name, bare) -> None:
+    t = labelled(name, work)
+    t = unpunctuated(t) if bare else t
+    settings = Settings()
+    s = summarize(t, OfflineEngine(settings), settings)
+    words = len(tokens(t))
+    assert s.overview and len(s.overview.split()) <= max(8, 0.15 * words)
+    units = {normalise_text(u.text) for u in utterances(t)}
+    text = normalise_text(" ".join(tok.text for tok in tokens(t)))
+    for k in s.key_points:
+        assert normalise_text(k.text) in units  # one utterance each, never a longer slice
+    for piece in re.split(r"(?<=[.!?])\s+", s.overview):
+        assert normalise_text(piece) in text  # the overview's sentences are the transcript's words
+    assert 1 <= len(s.key_points) <= 7 and len(s.chapters) >= 1
+
+
+def test_llm_quotes_across_speakers_and_overlapping_are_cut_and_merged(work) -> None:
+    t = labelled("call", work)
+    toks = tokens(t)
+
+    def handler(req: dict):
+        lines = [text for _, text in excerpt_lines(req)]
+        # A span over a turn change, the same span again, and a slightly shifted copy of it.
+        two = " ".join(text.split(": ", 1)[-1] for text in lines[8:12])
+        return answer({"quotes": [{"text": two}, {"text": two}, {"text": two.split(" ", 2)[-1]}]})
+
+    with serve_llm(handler=handler) as server:
+        settings = Settings(llm_base_url=server.base_url, llm_api_key=SecretStr("sk-x"), llm_model="test-model",
+                            quotes_min_match=60)
+        qs = extract_quotes(t, LLMEngine(settings), settings)
+    assert len({tok.speaker for tok in toks}) == 2
+    assert qs.candidates == 3 and len(qs.quotes) == 1 and qs.duplicates == 2
+    assert qs.quotes[0].speaker in {"S1", "S2"}
+    assert_quote_rules(qs, t)

@@ -66,7 +66,7 @@ def test_pause_waits_at_the_stage_boundary_then_resume_finishes(settings, media_
 
     result, scheduled = run(body())
     assert result.state == JobState.done
-    assert scheduled[:3] == ["download", "transcribe", "quotes"] and scheduled.count("transcribe") == 1
+    assert scheduled[:4] == ["download", "transcribe", "speakers", "quotes"] and scheduled.count("transcribe") == 1
 
 
 async def _stage_is(clipper, job, stage, state):

@@ -15,8 +15,11 @@ from workflows.media_job import MAX_REBUILDS
 # --- 5. corrupt input ---
 
 @pytest.mark.parametrize("stage, expected", [
-    ("transcribe", ["download", "transcribe", "download", "transcribe", "quotes", "summary", "clips", "report"]),
-    ("clips", ["download", "transcribe", "quotes", "summary", "clips", "download", "clips", "report"]),
+    ("transcribe", ["download", "transcribe", "download", "transcribe", "speakers", "quotes", "summary", "clips",
+                    "report"]),
+    ("speakers", ["download", "transcribe", "speakers", "download", "speakers", "quotes", "summary", "clips",
+                  "report"]),
+    ("clips", ["download", "transcribe", "speakers", "quotes", "summary", "clips", "download", "clips", "report"]),
 ])
 def test_corrupt_audio_rebuilds_the_download_and_runs_the_stage_again(settings, stage, expected):
     """A consumer that finds the audio corrupt sends the job back to `download` with rebuild=True, at once
@@ -63,7 +66,7 @@ def test_chunks_fan_out_in_a_window_and_merge_in_order(settings):
     result = run(body())
     assert result.state == JobState.done
     assert fakes.names() == (["download", "plan_transcription"] + ["transcribe_chunk"] * spans
-                             + ["merge_transcript", "quotes", "summary", "clips", "report"])
+                             + ["merge_transcript", "speakers", "quotes", "summary", "clips", "report"])
     plan = fakes.of("plan_transcription")[0].arg
     assert (plan.chunk_s, plan.duration_s) == (10.0, 60.0)
     assert [c.arg.span.index for c in fakes.of("transcribe_chunk")] == list(range(spans))
@@ -95,7 +98,8 @@ def test_a_single_span_plan_falls_back_to_the_single_pass_transcribe(settings):
     fakes = StandIns(duration_s=12.0, spans=1)
     result = run(run_job(settings, fakes, asr_chunk_s=10.0))
     assert result.state == JobState.done
-    assert fakes.names() == ["download", "plan_transcription", "transcribe", "quotes", "summary", "clips", "report"]
+    assert fakes.names() == ["download", "plan_transcription", "transcribe", "speakers", "quotes", "summary",
+                             "clips", "report"]
 
 
 # A failed chunk keeps its error while the chunks after it run; abandoning it fails the job with that error.

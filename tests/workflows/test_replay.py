@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from tests.conftest import run
 from workflows.batch_job import BatchJob
-from workflows.media_job import MediaJob
+from workflows.media_job import SPEAKERS, MediaJob
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 BASELINE = ("1.0-media-chunked-done", "1.0-media-steered-done", "1.0-media-failed", "1.0-batch-done")
@@ -30,6 +30,22 @@ def test_the_baseline_is_there():
     types = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
              for p in HISTORIES}
     assert types == {"MediaJob", "BatchJob"}
+
+
+def patches(path: Path) -> set[str]:
+    """The patch ids a history's markers record (`workflow.patched()` writes one the first time it says yes)."""
+    history = WorkflowHistory.from_json("x", path.read_text())
+    markers = [e.marker_recorded_event_attributes for e in history.events
+               if e.HasField("marker_recorded_event_attributes")]
+    return {json.loads(m.details["patch-data"].payloads[0].data)["id"] for m in markers if m.marker_name == "core_patch"}
+
+
+def test_every_patch_since_the_baseline_has_a_recorded_history():
+    """A `workflow.patched()` branch is only safe if a history taken with it on replays too (and the 1.0 ones,
+    taken before it, replay with it off)."""
+    recorded = set().union(*(patches(p) for p in HISTORIES))
+    assert SPEAKERS in recorded
+    assert not any(patches(p) for p in HISTORIES if p.stem.startswith("1.0-"))
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -1,0 +1,134 @@
+"""The report that ties a job together: Markdown for people (`report.md`), JSON for programs (`report.json`).
+
+Pure functions of the job's outputs; names people gave speakers (`speakers.json`) are shown wherever a speaker is.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from clipper.asr.render import ts, voices
+from clipper.models import MediaInfo, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.text.formats import NO_SPEECH, _link, _md, _quotes_body, _summary_body, _url
+
+
+def _has_speech(t: Transcript) -> bool:
+    return any(seg.text.strip() for seg in t.segments)
+
+
+def _engine(name: str, model: str | None) -> str:
+    return f"{name} ({model})" if model else name
+
+
+def _speakers_body(speakers: SpeakerSet) -> list[str]:
+    if not speakers.speakers:
+        return [f"_Speakers not labelled: {_md(speakers.note or 'none found')}._"]
+    total = sum(s.talk_time_s for s in speakers.speakers) or 1.0
+    lines = ["| Speaker | Talk time | Share | Turns |", "|---|---|---|---|"]
+    for s in speakers.speakers:
+        who = f"{_md(s.name)} ({s.label})" if s.name else s.label
+        lines.append(f"| {who} | {ts(s.talk_time_s)} | {s.talk_time_s / total:.0%} | {s.turns} |")
+    lines += ["", "_Name them: `clipper speakers JOB S1=Name S2=Name`._"]
+    return lines
+
+
+def report_markdown(
+    info: MediaInfo, transcript: Transcript, quotes: QuoteSet, summary: Summary, artifacts: dict[str, str],
+    speakers: SpeakerSet | None = None,
+) -> str:
+    """One page that ties a job together: source, speakers, summary and chapters, quotes with clips, artifacts
+    and the transcript."""
+    speech = _has_speech(transcript)
+    names = speakers.names() if speakers else {}
+    shown = voices(transcript, names)
+    duration = info.duration_s if info.duration_s is not None else transcript.duration_s
+    source = info.webpage_url or info.source_url
+    asr = _engine(transcript.engine, transcript.model)
+    if transcript.language:
+        asr += f", language {transcript.language}"
+        if transcript.meta.get("language_detected"):
+            asr += " (detected)"
+    rows = [
+        ("Source", _url(source)),
+        ("Uploader", _md(info.uploader) if info.uploader else "—"),
+        ("Duration", ts(duration) if duration is not None else "unknown"),
+        ("Speech to text", _md(asr)),
+        ("Quotes", _md(_engine(quotes.engine, quotes.model))),
+        ("Summary", _md(_engine(summary.engine, summary.model))),
+    ]
+    if speakers is not None and speakers.speakers:
+        rows.append(("Speakers", str(len(speakers.speakers))))
+    if info.source_url != source:
+        rows.insert(1, ("Media URL", _url(info.source_url)))
+    lines = [f"# {_md(info.title) if info.title else 'Untitled media'}", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines.append("")
+    if not speech:
+        lines += [f"> **{NO_SPEECH}**", ""]
+
+    if speakers is not None and speech:
+        lines += ["## Speakers", "", *_speakers_body(speakers), ""]
+    lines += ["## Summary", ""]
+    # Without speech an engine's output can only be invented, so it is not shown.
+    lines += _summary_body(summary, "###") if speech else ["_Nothing to summarise: no speech was detected._"]
+    lines += ["", "## Quotes", ""]
+    lines += _quotes_body(quotes, names) if speech else ["_No quotes to show: no speech was detected._"]
+
+    lines += ["", "## Artifacts", ""]
+    if artifacts:
+        lines += ["| Artifact | sha256 |", "|---|---|"]
+        lines += [f"| {_link(name)} | `{digest}` |" for name, digest in sorted(artifacts.items())]
+    else:
+        lines.append("_No artifacts._")
+
+    lines += ["", "## Transcript", ""]
+    if speech:
+        # A blank line between segments: Markdown would otherwise run them together into one paragraph.
+        for seg in transcript.segments:
+            if seg.text.strip():
+                who = f"**{_md(shown[seg.speaker])}:** " if seg.speaker in shown else ""
+                lines += [f"[{ts(seg.start)}] {who}{_md(seg.text)}", ""]
+    else:
+        lines += [f"_{NO_SPEECH}_", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- JSON ---
+
+
+class TranscriptStats(BaseModel):
+    engine: str
+    model: str | None = None
+    language: str | None = None
+    segments: int
+    words: int  # words of the text, so engines without word timings count too
+    duration_s: float | None = None
+    speech_detected: bool
+
+
+class Report(BaseModel):
+    """`report.json`: the report's content for programs; the artifacts map name → sha256."""
+
+    info: MediaInfo
+    transcript: TranscriptStats
+    summary: Summary
+    quotes: QuoteSet
+    speakers: SpeakerSet | None = None  # None: the job ran before speaker labelling
+    artifacts: dict[str, str]
+
+
+def report_json(
+    info: MediaInfo, transcript: Transcript, quotes: QuoteSet, summary: Summary, artifacts: dict[str, str],
+    speakers: SpeakerSet | None = None,
+) -> Report:
+    stats = TranscriptStats(
+        engine=transcript.engine,
+        model=transcript.model,
+        language=transcript.language,
+        segments=len(transcript.segments),
+        words=sum(len(seg.text.split()) for seg in transcript.segments),
+        duration_s=transcript.duration_s if transcript.duration_s is not None else info.duration_s,
+        speech_detected=_has_speech(transcript),
+    )
+    return Report(info=info, transcript=stats, summary=summary, quotes=quotes, speakers=speakers,
+                  artifacts=dict(artifacts))

@@ -1,0 +1,63 @@
+"""Speakers end to end on a real conversation (the two-person phone call): the real dev server, yt-dlp over
+HTTP, ffmpeg, Whisper and the speaker encoder; then naming the speakers of the finished job from the CLI."""
+
+from __future__ import annotations
+
+import re
+
+import webvtt
+
+from clipper.models import JobState, QuoteSet, SpeakerSet, StageState, Transcript
+from clipper.store import ArtifactStore
+from tests.conftest import run
+from tests.helpers import conversations
+from tests.helpers.httpserver import serve
+from tests.helpers.jobs import assert_manifest_matches, steering
+from tests.helpers.processes import cli
+
+LINE = re.compile(r"^\[\d\d:\d\d\] (S\d+|Diane|Sheila): \S")
+
+
+def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
+    call = conversations.audio("call").read_bytes()
+
+    async def body():
+        with serve({"/call.mp3": (call, "audio/mpeg")}) as media:
+            async with steering(settings) as clipper:
+                job = (await clipper.submit(media.url("/call.mp3"))).job_id
+                result = await clipper.result(job)
+                listed = await cli(settings, "speakers", job)
+                named = await cli(settings, "speakers", job, "S1=Diane", "S2=Sheila")
+                refused = await cli(settings, "speakers", job, "S7=Carl")
+                return job, result, listed, named, refused
+
+    job, result, listed, named, refused = run(body())
+    assert result.state == JobState.done and result.status.stage("speakers").state == StageState.done
+    store = ArtifactStore(settings.storage_dir)
+    asr = Transcript.model_validate_json(store.path(job, "asr.json").read_bytes())
+    transcript = Transcript.model_validate_json(store.path(job, "transcript.json").read_bytes())
+    assert all(s.speaker is None for s in asr.segments)  # what speech-to-text wrote stays as it was
+    assert transcript.text.split() == asr.text.split()  # labelling splits segments, loses no word
+    assert all(s.speaker and all(w.speaker == s.speaker for w in s.words) for s in transcript.segments)
+    assert len({s.speaker for s in transcript.segments}) >= 2, "a two-person call labelled as one voice"
+
+    assert listed.code == 0 and re.search(r"^S1\t", listed.out, re.M) and re.search(r"^S2\t", listed.out, re.M)
+    assert named.code == 0, named.err
+    assert refused.one_line_error() == "error InvalidRequest: this job has no speaker S7; its speakers: " + \
+        ", ".join(s.label for s in SpeakerSet.model_validate_json(store.path(job, "speakers.json").read_bytes()).speakers)
+
+    # The outputs that show speakers now show the names; every artifact still matches its sha256.
+    speakers = SpeakerSet.model_validate_json(store.path(job, "speakers.json").read_bytes())
+    assert speakers.names() == {"S1": "Diane", "S2": "Sheila"}
+    assert sum(s.talk_time_s for s in speakers.speakers) > 10
+    text = store.path(job, "transcript.txt").read_text().splitlines()
+    assert text and all(LINE.match(line) for line in text), text[:3]
+    assert any("Diane:" in line for line in text) and any("Sheila:" in line for line in text)
+    voices = {c.voice for c in webvtt.from_string(store.path(job, "transcript.vtt").read_text()).captions}
+    assert {"Diane", "Sheila"} <= voices
+    assert "Diane:" in store.path(job, "transcript.srt").read_text()
+    report = store.path(job, "report.md").read_text()
+    assert "## Speakers" in report and "Diane (S1)" in report and "Sheila (S2)" in report
+    quotes = QuoteSet.model_validate_json(store.path(job, "quotes.json").read_bytes())
+    assert all(q.speaker in {"S1", "S2"} for q in quotes.quotes)
+    assert_manifest_matches(store, job)
