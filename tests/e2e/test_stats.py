@@ -18,7 +18,8 @@ from tests.helpers.jobs import run_job
 UNTIL = datetime(2025, 5, 2, 12, 0, tzinfo=timezone.utc)
 SINCE = UNTIL - timedelta(hours=24)
 # Seconds per stage of a typical done job: transcribe dominates (78 of 100 s).
-TYPICAL = {"download": 5.0, "transcribe": 78.0, "quotes": 4.0, "summary": 4.0, "clips": 6.0, "report": 3.0}
+TYPICAL = {"download": 3.0, "transcribe": 78.0, "speakers": 2.0, "quotes": 4.0, "summary": 4.0, "clips": 6.0,
+           "report": 3.0}
 
 
 def done_job(i: int, scale: float = 1.0, attempts: dict[str, int] | None = None) -> JobRecord:
@@ -154,7 +155,7 @@ def test_cli_stats_after_real_jobs(settings):
     assert stats["failure_rate"] == 0.5
     assert stats["failures_by_type"] == {"MediaNotFound": 1} and stats["failures_by_stage"] == {"download": 1}
     stages = {s["name"]: s for s in stats["stages"]}
-    assert set(stages) == {"download", "transcribe", "quotes", "summary", "clips", "report"}
+    assert set(stages) == {"download", "transcribe", "speakers", "quotes", "summary", "clips", "report"}
     assert all(s["measured"] == 1 and s["mean_s"] > 0 for name, s in stages.items() if name != "download")
     assert stages["download"]["runs"] == 2 and stages["download"]["measured"] == 1
     assert sum(s["share"] for s in stages.values()) == pytest.approx(1.0, abs=0.01)

@@ -144,7 +144,7 @@ class LoseFirstReceipt(Interceptor):
 
 @pytest.mark.parametrize("activity_type, chunk_s, receipt, artifact", [
     ("transcribe_chunk", 20.0, "transcribe-0", "chunks/transcript-0.json"),  # the 54 s sample → 3 chunks
-    ("transcribe", 0.0, "transcribe", "transcript.json"),  # one pass
+    ("transcribe", 0.0, "transcribe", "asr.json"),  # one pass (the speakers stage writes transcript.json)
 ])
 def test_a_transcript_written_before_its_receipt_is_not_made_again(settings, media_server, activity_type, chunk_s,
                                                                   receipt, artifact):
