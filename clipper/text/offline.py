@@ -148,6 +148,10 @@ class OfflineEngine:
                 break
             if cand.words >= FLOOR_MIN_WORDS and len(content_words(cand.text)) >= 3:
                 take(q, cand)
+        if not picked and floor:  # plain or fragmented talk (short turns): still the one most substantial unit
+            q, cand = max(scored, key=lambda p: (len(content_words(p[1].text)), p[1].words, p[0]), default=(0, None))
+            if cand is not None and cand.words >= 3:
+                take(q, cand)
         return [CandidateQuote(text=c.text, score=round(100 * q, 1), reason="offline: quotability") for q, c in picked]
 
     def _summary(self, items: list[CitedPoint], pool: list[CitedPoint], budget: int, words: int) -> PartialSummary:

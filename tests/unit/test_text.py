@@ -241,3 +241,27 @@ def test_llm_quotes_across_speakers_and_overlapping_are_cut_and_merged(work) -> 
     assert qs.candidates == 3 and len(qs.quotes) == 1 and qs.duplicates == 2
     assert qs.quotes[0].speaker in {"S1", "S2"}
     assert_quote_rules(qs, t)
+
+
+def test_fragmented_turns_still_give_a_quote():
+    """A diarizer that chops a short meeting into 1-5 word turns (measured on a real AMI excerpt) leaves no
+    utterance long enough for a quote by the usual rules: the most substantial one is still quoted, inside
+    one speaker's turn."""
+    from clipper.models import Segment, Word
+    from tests.helpers import conversations
+
+    words, t = [], 0.0
+    for line in conversations.lines():
+        for w in line.text.split():
+            words.append(Word(start=t, end=t + 0.3, word=w.strip(".,?!").lower(), speaker=f"S{len(words) // 4 % 3 + 1}"))
+            t += 0.35
+    segments = [Segment(id=i, start=words[i].start, end=words[min(i + 3, len(words) - 1)].end, speaker=words[i].speaker,
+                        text=" ".join(w.word for w in words[i:i + 4]), words=words[i:i + 4])
+                for i in range(0, len(words), 4)]
+    transcript = Transcript(engine="test", duration_s=t, segments=segments)
+    settings = Settings(text_engine="offline")
+    quotes = extract_quotes(transcript, OfflineEngine(settings), settings).quotes
+    assert len(quotes) >= 1
+    for q in quotes:
+        inside = [w for s in segments for w in s.words if q.start <= w.start and w.end <= q.end]
+        assert {w.speaker for w in inside} == {q.speaker}
