@@ -118,3 +118,38 @@ def test_one_unnamed_voice_is_not_prefixed_but_a_named_one_is():
     assert transcript_to_text(alone).splitlines() == ["[00:00.0] hello is that you yes it is me"]
     assert [c[2] for c in parse_srt(transcript_srt(alone))] == ["hello is that you yes it is me"]
     assert transcript_to_text(alone, {"S1": "Ann"}).splitlines() == ["[00:00] Ann: hello is that you yes it is me"]
+
+
+def test_the_stage_never_fails_a_job_for_want_of_a_speaker_model(monkeypatch, tmp_path):
+    """No Resemblyzer wheel (an install without models-nodeps.txt) or speakers switched off: the transcript
+    stays unlabelled and speakers.json says why; the rest of the pipeline works as before speakers existed."""
+    import importlib.util
+
+    from clipper.config import Settings
+    from clipper.speakers.label import label_transcript
+
+    transcript, _ = two_voices()
+    audio = conversations.audio("call")
+    off, speakers = label_transcript(audio, transcript, Settings(speakers_engine="off"))
+    assert off == transcript and speakers.speakers == [] and "switched off" in speakers.note
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "resemblyzer" else real_find_spec(name, *a))
+    import clipper.speakers.encoder as encoder
+    monkeypatch.setattr(encoder, "_ENCODERS", {})
+    unlabelled, speakers = label_transcript(audio, transcript, Settings())
+    assert all(s.speaker is None for s in unlabelled.segments)
+    assert speakers.speakers == [] and "Resemblyzer" in speakers.note
+    md = report_markdown(MediaInfo(source_url="https://example.com/a.mp3"), unlabelled,
+                         QuoteSet(engine="offline"), Summary(engine="offline", overview="x"), {}, speakers)
+    assert "Speakers not labelled" in md and "Resemblyzer" in md
+
+
+def test_the_report_says_when_the_language_was_detected():
+    transcript, _ = two_voices()
+    info = MediaInfo(source_url="https://example.com/a.mp3")
+    detected = transcript.model_copy(update={"language": "de", "meta": {"language_detected": True}})
+    assert "language de (detected)" in report_markdown(info, detected, QuoteSet(engine="o"), Summary(engine="o", overview="x"), {})
+    given = transcript.model_copy(update={"language": "en"})
+    md = report_markdown(info, given, QuoteSet(engine="o"), Summary(engine="o", overview="x"), {})
+    assert "language en" in md and "detected" not in md
