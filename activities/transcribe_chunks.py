@@ -144,7 +144,8 @@ class MergeTranscriptActivity:
         resumed = round(sum(float(p.meta.get("resumed_from_s", 0.0)) for p in parts), 3)
         merged.meta.update(audio_sha256=request.audio.sha256, resumed_from_s=resumed, attempt=run.attempt,
                            chunks=[s.model_dump() for s in spans],
-                           **{k: first.meta[k] for k in ("language_detected", "language_probability") if k in first.meta})
+                           **{k: first.meta[k] for k in ("language_detected", "language_probability")
+                              if k in first.meta})
         transcript_name, text_name = output_names(request.name)
         ref = store.put_model(job, transcript_name, merged, STAGE)
         text = store.put_text(job, text_name, transcript_to_text(merged), STAGE)

@@ -105,7 +105,8 @@ def build_worker(
         )
         if pool == "workflow":
             workers[pool] = Worker(
-                client, workflows=[MediaJob, BatchJob, NameSpeakers], activities=[a(deps).run for a in STAGE_ACTIVITIES],
+                client, workflows=[MediaJob, BatchJob, NameSpeakers],
+                activities=[a(deps).run for a in STAGE_ACTIVITIES],
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 # After a worker dies, its jobs' next workflow task waits this long on the dead worker's sticky
                 # queue before any worker may take it (SDK default 10 s): keep the pause after a crash short.

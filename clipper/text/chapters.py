@@ -144,7 +144,8 @@ def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:
     whole = stats.vector(" ".join(texts))
     words = sum(u.words for u in units)
     want = 1 + (words > 300) + (words > 800)
-    score = {i: 0.5 * quotability(t, settings, stats) + 0.5 * cosine(stats.vector(t), whole) for i, t in enumerate(texts)}
+    score = {i: 0.5 * quotability(t, settings, stats) + 0.5 * cosine(stats.vector(t), whole)
+             for i, t in enumerate(texts)}
     rich = [i for i in score if len(content_words(texts[i])) >= 3] or list(score)
     kept: list[int] = []
     for i in sorted(rich, key=lambda i: (-score[i], i)):
@@ -165,7 +166,8 @@ def make_chapters(transcript: Transcript, settings: Settings) -> tuple[list[Chap
     chapters, taken = [], set()
     for a, b in zip(starts, starts[1:] + [len(units)]):
         part = units[a:b]
-        chapters.append(Chapter(start=part[0].start, end=part[-1].end, title=title_of(" ".join(u.text for u in part), taken),
+        title = title_of(" ".join(u.text for u in part), taken)
+        chapters.append(Chapter(start=part[0].start, end=part[-1].end, title=title,
                                 key_points=chapter_points(part, settings)))
     return chapters, units
 

@@ -18,7 +18,9 @@ from clipper.text.grounding import normalise
 
 # Spoken-language fillers and discourse words a written stopword list does not know about.
 SPOKEN = frozenset(
-    ["yeah", "yes", "yep", "nope", "okay", "ok", "oh", "ah", "uh", "um", "er", "erm", "hmm", "mhm", "mm", "huh", "gonna", "wanna", "gotta", "kinda", "sorta", "lot", "thing", "things", "stuff", "really", "just", "like", "well", "actually", "basically", "literally", "guess", "mean", "know", "right", "sure", "today"]
+    ["yeah", "yes", "yep", "nope", "okay", "ok", "oh", "ah", "uh", "um", "er", "erm", "hmm", "mhm", "mm", "huh",
+     "gonna", "wanna", "gotta", "kinda", "sorta", "lot", "thing", "things", "stuff", "really", "just", "like",
+     "well", "actually", "basically", "literally", "guess", "mean", "know", "right", "sure", "today"]
 )
 
 

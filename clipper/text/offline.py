@@ -23,7 +23,8 @@ from clipper.text.lexicon import TermStats, content_words, cosine
 from clipper.text.utterances import Utterance, speech_seconds, utterances
 
 DANGLING = frozenset(
-    ["and", "but", "so", "or", "because", "it", "this", "that", "they", "them", "these", "those", "he", "she", "his", "her", "its", "their", "which", "then", "also", "yeah", "well", "okay", "anyway", "plus"]
+    ["and", "but", "so", "or", "because", "it", "this", "that", "they", "them", "these", "those", "he", "she",
+     "his", "her", "its", "their", "which", "then", "also", "yeah", "well", "okay", "anyway", "plus"]
 )
 FILLER_WORDS = frozenset(["um", "uh", "er", "erm", "ah", "hmm", "mhm"])
 FILLER_PHRASES = (

@@ -88,7 +88,8 @@ def split_utterances(toks: list[Token], max_chars: int = MAX_CHARS, pause_s: flo
             turn += 1
         part = toks[a : b + 1]
         out.append(Utterance(
-            index=len(out), speaker=part[0].speaker, turn=turn, start=part[0].start, end=max(part[-1].end, part[0].start),
+            index=len(out), speaker=part[0].speaker, turn=turn, start=part[0].start,
+            end=max(part[-1].end, part[0].start),
             text=" ".join(t.text for t in part), first=a, last=b, first_segment=part[0].segment,
             last_segment=part[-1].segment,
         ))

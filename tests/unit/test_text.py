@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from pathlib import Path
 
@@ -17,7 +19,12 @@ from clipper.text.grounding import WordIndex, align, dedupe, ground_quote
 from clipper.text.offline import OfflineEngine
 from clipper.text.quotes import extract_quotes
 from clipper.text.summary import summarize
+from clipper.llm.client import LLMEngine
+from clipper.text.grounding import normalise_text, same_words, tokens
+from clipper.text.utterances import speech_seconds, utterances
+from tests.helpers.llmserver import answer, excerpt_lines, serve_llm
 from tests.helpers.text import BORING, TEST_QUOTE, assert_verbatim, sample_transcript
+from tests.helpers.transcripts import labelled, unpunctuated
 
 REFERENCE = Path(__file__).parent.parent / "data" / "sample.txt"
 
@@ -165,14 +172,6 @@ def test_engine_choice() -> None:
 
 # --- real recordings (issue 14): quotes and summaries that don't depend on punctuation ---
 
-import math
-import re
-
-from clipper.llm.client import LLMEngine
-from clipper.text.grounding import normalise_text, same_words, tokens
-from clipper.text.utterances import speech_seconds, utterances
-from tests.helpers.llmserver import answer, excerpt_lines, serve_llm
-from tests.helpers.transcripts import labelled, unpunctuated
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,8 @@ def patches(path: Path) -> set[str]:
     history = WorkflowHistory.from_json("x", path.read_text())
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
-    return {json.loads(m.details["patch-data"].payloads[0].data)["id"] for m in markers if m.marker_name == "core_patch"}
+    return {json.loads(m.details["patch-data"].payloads[0].data)["id"]
+            for m in markers if m.marker_name == "core_patch"}
 
 
 def test_every_patch_since_the_baseline_has_a_recorded_history():
