@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test worker server stop clean
+.PHONY: venv demo test browser worker server stop clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml models-nodeps.txt
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml models-nodeps.txt
 demo: venv
 	$(PY) -m scripts.demo
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The browser tests drive Debian's chromium (never `playwright install`): installed when missing and we are root
+# (CI is a bare machine as root); otherwise those tests fail saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser tests fail without it)"
 
 server: venv
 	$(PY) -m scripts.demo --server-only

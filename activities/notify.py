@@ -22,7 +22,7 @@ from temporalio import activity
 
 from activities.runtime import StageDeps, to_application_error
 from clipper.errors import NotificationFailed, NotificationRejected
-from clipper.notify import Notification, NotifyResult, delivery_id, send_email, send_webhook
+from clipper.notify import Notification, NotifyResult, delivery_id, send_callback, send_email, send_webhook
 from clipper.store import ArtifactStore, now_utc
 
 SENT, REJECTED = "sent", "rejected"
@@ -32,19 +32,23 @@ class NotifyActivity:
     def __init__(self, deps: StageDeps) -> None:
         self.deps = deps
 
-    def channels(self) -> dict[str, Callable[[Notification, Any], Any]]:
+    def channels(self, n: Notification | None = None) -> dict[str, Callable[[Notification, Any], Any]]:
+        """The operator's channels (when the event is one of the job's notify_on), and the job's callback_url."""
         settings = self.deps.settings
-        return {name: send for name, send, on in (("email", send_email, settings.smtp_host),
-                                                   ("webhook", send_webhook, settings.webhook_url)) if on}
+        operator = n is None or n.notify_operator
+        return {name: send for name, send, on in (("email", send_email, operator and settings.smtp_host),
+                                                   ("webhook", send_webhook, operator and settings.webhook_url),
+                                                   ("callback", send_callback, n is not None and n.callback_url))
+                if on}
 
     @activity.defn(name="notify")
     async def run(self, notification: Notification) -> NotifyResult:
         n, settings = notification, self.deps.settings
         log = structlog.get_logger().bind(job_id=n.job_id, notify_event=n.event, attempt=activity.info().attempt)
         result = NotifyResult(event=n.event)
-        channels = self.channels()
+        channels = self.channels(n)
         if not channels:
-            result.skipped = "no channel configured (CLIPPER_SMTP_HOST, CLIPPER_WEBHOOK_URL)"
+            result.skipped = "no channel configured (CLIPPER_SMTP_HOST, CLIPPER_WEBHOOK_URL, the job's callback_url)"
             return result
         store = self.deps.store
         if n.event == "done" and n.report_path is None:

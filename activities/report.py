@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.errors import InvalidRequest
 from clipper.models import (
-    ArtifactRef, ClipIndex, MediaInfo, QuoteSet, ReportInput, ReportOutput, SpeakerNames, SpeakerSet, Summary,
+    ArtifactRef, AudiogramIndex, ClipIndex, MediaInfo, QuoteSet, ReportInput, ReportOutput, SpeakerNames, SpeakerSet, Summary,
     Transcript,
 )
 from clipper.store import ArtifactStore
@@ -59,6 +59,8 @@ def render_outputs(store: ArtifactStore, job: str, refs: dict[str, ArtifactRef],
         quote.clip = clips.get(quote.rank)
     speakers = named_speakers(store, job, names)
     shown = speakers.names() if speakers else {}
+    videos = store.valid_ref(job, "audiograms.json")  # jobs since the audiograms stage, when it made some
+    audiograms = store.read_model(job, videos, AudiogramIndex) if videos else None
     extra = {}
     if speakers is not None:
         extra["speakers"] = store.put_model(job, SPEAKERS, speakers, stage)
@@ -70,7 +72,7 @@ def render_outputs(store: ArtifactStore, job: str, refs: dict[str, ArtifactRef],
     artifacts = {name: ref.sha256 for name, ref in sorted(store.read_manifest(job).artifacts.items())
                  if not name.startswith("report.")}
     report = report_json(info, transcript, quotes, summary, artifacts, speakers)
-    markdown = report_markdown(info, transcript, quotes, summary, artifacts, speakers)
+    markdown = report_markdown(info, transcript, quotes, summary, artifacts, speakers, audiograms)
     return ReportOutput(
         report=store.put_text(job, "report.md", markdown, stage, "text/markdown"),
         report_json=store.put_model(job, "report.json", report, stage),

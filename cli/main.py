@@ -74,6 +74,9 @@ async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> Jo
 async def run(args: argparse.Namespace) -> int:
     if args.command == "show":  # reads the store only: works without a server
         return print_report(args.job_id)
+    if args.command == "web":  # the REST API (web/): its own client, in uvicorn's loop
+        from web.app import serve
+        return await serve(get_settings(), args.host, args.port)
     client = await ClipperClient.connect()
     if args.command == "submit-batch":
         return await batch_cli.submit(client, args)
@@ -258,6 +261,10 @@ def parser() -> argparse.ArgumentParser:
     sts = sub.add_parser("stats", help="jobs by state, failures, retries, stage durations, throughput, suggestions")
     sts.add_argument("--since", default="24h", help="window: 30m, 24h, 7d, ... (default 24h)")
     sts.add_argument("--json", action="store_true")
+    wb = sub.add_parser("web", help="serve the pages and the REST API (docs/api.md); loopback only unless "
+                                    "CLIPPER_WEB_TOKEN")
+    wb.add_argument("--host", help="default 127.0.0.1 (CLIPPER_WEB_HOST)")
+    wb.add_argument("--port", type=int, help="default 8080 (CLIPPER_WEB_PORT)")
     return p
 
 

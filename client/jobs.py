@@ -26,12 +26,13 @@ from client.listing import ListingMethods
 from client.outputs import OutputMethods
 from clipper.asr.models import check_job_model
 from clipper.config import Settings, get_settings
-from clipper.errors import InvalidRequest
+from clipper.errors import DownloadFailed, InvalidRequest
 from clipper.media.urls import canonical_url, check_submittable, job_id_for
 from clipper.models import (
     PRIORITY_DEFAULT, JobOptions, JobRequest, JobResult, JobState, JobStatus, PauseRequest, RetryRequest,
     RunningActivity, SpeakerNames, StageProgress, check_priority,
 )
+from clipper.notify import check_callback_url
 from clipper.speakers.names import check_names
 from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
@@ -48,15 +49,17 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
         return cls(await connect(settings), settings)
 
     async def submit(self, url: str, options: JobOptions | None = None,
-                     priority: int = PRIORITY_DEFAULT) -> Submitted:
+                     priority: int = PRIORITY_DEFAULT, callback_url: str | None = None) -> Submitted:
+        """`callback_url` receives the signed webhook when the job is done or fails (clipper/notify.py)."""
         url = url.strip()
         check_submittable(url)  # refuse what no worker could fetch before it becomes a job
+        callback_url = _checked_callback(callback_url, self.settings)
         check_engines(options or JobOptions())
         check_job_model(options or JobOptions(), self.settings)  # unknown model, language it can't transcribe
         check_priority(priority)
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
-                             **job_settings(self.settings))
+                             callback_url=callback_url, **job_settings(self.settings))
         existing = await self.exists(job_id)
         try:
             await self.client.start_workflow(
@@ -186,3 +189,12 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
             history = await self.handle(job_id).fetch_history()
         return audit_log(history, self.client.data_converter.payload_converter)
 
+
+def _checked_callback(url: str | None, settings: Settings) -> str | None:
+    """A callback_url by the media URLs' SSRF rules; a host that does not resolve is an input error here."""
+    if not url or not url.strip():
+        return None
+    try:
+        return check_callback_url(url, settings)
+    except DownloadFailed as err:
+        raise InvalidRequest(f"callback_url: {err.message}") from None

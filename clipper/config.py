@@ -126,6 +126,27 @@ class Settings(BaseSettings):
     clip_fade_s: float = 0.05
     clip_format: str = "mp3"  # mp3 | wav | ogg | m4a
 
+    # Audiograms: a short video (waveform, captions timed word by word, speaker, title) of each of the top
+    # quotes, in each aspect (1:1 for feeds, 9:16 for stories), over the clips' span and padding.
+    audiograms_enabled: bool = True
+    audiograms_top: int = Field(3, ge=0)
+    audiograms_aspects: str = "1:1,9:16"  # comma list of: 1:1, 9:16
+    audiogram_fps: int = Field(25, ge=1, le=60)
+
+    @field_validator("audiograms_aspects")
+    @classmethod
+    def _known_aspects(cls, value: str) -> str:
+        # The layouts are declared with the renderer; imported here, as config is imported by it.
+        from clipper.media.audiogram import ASPECTS
+
+        unknown = sorted({a.strip() for a in value.split(",") if a.strip()} - set(ASPECTS))
+        if unknown:
+            raise ValueError(f"unknown aspect(s) {', '.join(unknown)}; known: {', '.join(ASPECTS)}")
+        return value
+
+    def audiogram_aspects(self) -> list[str]:
+        return list(dict.fromkeys(a.strip() for a in self.audiograms_aspects.split(",") if a.strip()))
+
     # After a stage gives up, how long a job waits for a manual retry or abandon before it fails.
     retry_wait_s: float = 7 * 24 * 3600
     # Batches (`clipper submit-batch`): jobs of one batch running at once, unless --concurrency says otherwise.
@@ -171,6 +192,17 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None  # signs each POST: X-Clipper-Signature: sha256=<HMAC of the body>
     notify_timeout_s: float = 10.0
+
+    # --- web app and REST API (issue 15; web/, `clipper web`) ---
+    # Bound to loopback by default. On any other address the server refuses to start without CLIPPER_WEB_TOKEN;
+    # with a token, submit and every control need `Authorization: Bearer <token>`, and reads too when
+    # web_protect_reads. Request bodies over web_max_body_bytes are refused (413).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    web_token: SecretStr | None = None
+    web_protect_reads: bool = False
+    web_max_body_bytes: int = 64 * 1024
+    # --- end web ---
 
     @field_validator("notify_on")
     @classmethod
@@ -219,7 +251,7 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""
         values = [s.get_secret_value() for s in (self.asr_api_key, self.llm_api_key, self.smtp_password,
-                                                 self.webhook_secret) if s is not None]
+                                                 self.webhook_secret, self.web_token) if s is not None]
         # The S3 store's credentials are boto3's (the AWS chain), not settings; the environment's are redacted too.
         values += [os.environ.get(name, "") for name in AWS_SECRET_ENV]
         return [v for v in values if v]

@@ -65,6 +65,9 @@ class JobRequest(BaseModel):
     # Stages run on the worker pools' task queues (`<queue>-io`, `-cpu`, `-llm`); False = all on the job's queue.
     # Set by the client from CLIPPER_WORKER_POOLS.
     worker_pools: bool = True
+    # Where the signed webhook goes when this job is done or fails (besides CLIPPER_WEBHOOK_URL); checked by the
+    # same SSRF rules as media URLs, at submit and again at send (clipper/notify.py `check_callback_url`).
+    callback_url: str | None = None
 
 
 class PauseRequest(BaseModel):
@@ -251,6 +254,45 @@ class ClipsOutput(StageOutput):
 
     def artifacts(self) -> list[ArtifactRef]:
         return [self.index, *self.clips]
+
+
+class AudiogramsInput(BaseModel):
+    """Input of `audiograms`: the audio, the words' times, the top quotes, and media.json for the title."""
+
+    job_id: str
+    audio: ArtifactRef
+    transcript: ArtifactRef
+    quotes: ArtifactRef
+    media: ArtifactRef
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class AudiogramsOutput(StageOutput):
+    index: ArtifactRef  # audiograms.json (an AudiogramIndex)
+    files: list[ArtifactRef] = Field(default_factory=list)  # audiograms/<rank>-<aspect>.mp4
+
+    def artifacts(self) -> list[ArtifactRef]:
+        return [self.index, *self.files]
+
+
+class AudiogramInfo(BaseModel):
+    rank: int
+    aspect: str  # 1:1 | 9:16
+    name: str
+    width: int
+    height: int
+    start: float
+    end: float
+    duration_s: float
+    speaker: str | None = None  # the name shown (a name people gave, never a bare label)
+
+
+class AudiogramIndex(BaseModel):
+    """audiograms.json: which videos the stage made (empty with a note when turned off)."""
+
+    padding_s: float
+    audiograms: list[AudiogramInfo] = Field(default_factory=list)
+    note: str | None = None
 
 
 class ReportInput(BaseModel):

@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from clipper.config import Settings
-from clipper.errors import NotificationFailed, NotificationRejected
+from clipper.errors import ClipperError, DownloadFailed, NotificationFailed, NotificationRejected, UnsupportedUrl
+from clipper.media.urls import NETWORK_SCHEMES, check_url, check_url_syntax
 
 Event = Literal["failed", "waiting_for_retry", "done"]
 SIGNATURE_HEADER = "X-Clipper-Signature"
@@ -53,6 +54,12 @@ class Notification(BaseModel):
     stage: str | None = None  # the stage that failed (or the last one)
     at: datetime
     report_path: str | None = None  # filled in by the activity for `done`, when the report exists
+    # The job's own receiver (JobRequest.callback_url), set for `done` and `failed` only; never in the payload.
+    callback_url: str | None = None
+    notify_operator: bool = True  # False: the event is not in notify_on, only the callback gets it
+
+
+CALLBACK_EVENTS = ("done", "failed")  # what a job's callback_url receives
 
 
 class NotifyResult(BaseModel):
@@ -159,7 +166,7 @@ def email_message(n: Notification, settings: Settings) -> EmailMessage:
 
 def webhook_body(n: Notification) -> bytes:
     """The notification as JSON, plus `text`, a one-line summary chat webhooks (Slack, Mattermost) show."""
-    payload = {**n.model_dump(mode="json"), "text": subject(n)}
+    payload = {**n.model_dump(mode="json", exclude={"callback_url", "notify_operator"}), "text": subject(n)}
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -250,17 +257,50 @@ def webhook_headers(n: Notification, body: bytes, settings: Settings) -> dict[st
     return headers
 
 
-def send_webhook(n: Notification, settings: Settings) -> int:
-    """POST `n` as JSON to `CLIPPER_WEBHOOK_URL`, signed; returns the HTTP status (2xx)."""
-    url = settings.webhook_url
-    if not url:
-        raise NotificationRejected("the webhook is off: CLIPPER_WEBHOOK_URL is not set")
+def check_callback_url(url: str, settings: Settings) -> str:
+    """A job's callback_url passes the media URLs' SSRF rules (clipper/media/urls.py): http(s) only, no user name
+    or password, no private or loopback address unless the operator allows it (CLIPPER_ALLOW_PRIVATE_ADDRESSES,
+    CLIPPER_ALLOWED_HOSTS). Run at submit and again before each send (DNS may have changed). Raises the typed
+    URL errors; a host that does not resolve is `DownloadFailed`."""
+    url = url.strip()
+    scheme, _, _ = check_url_syntax(url)
+    if scheme not in NETWORK_SCHEMES:
+        raise UnsupportedUrl("callback_url must be an http(s) URL")
+    check_url(url, settings)
+    return url
+
+
+def _where(url: str) -> str:
+    """`webhook http://host:port`, never the path or query (they often carry a token); "" when unusable."""
     parts = urlsplit(url)
     try:
         where = f"webhook {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     except ValueError:  # a port that is not a number
-        where = ""
-    if parts.scheme not in ("http", "https") or not parts.hostname or not where:
+        return ""
+    return where if parts.scheme in ("http", "https") and parts.hostname else ""
+
+
+def send_callback(n: Notification, settings: Settings) -> int:
+    """POST `n` to the job's own `callback_url`, signed like the operator's webhook, after the SSRF check."""
+    if not n.callback_url:
+        raise NotificationRejected("the job has no callback_url")
+    where = _where(n.callback_url) or "the callback_url"
+    try:
+        check_callback_url(n.callback_url, settings)
+    except DownloadFailed:
+        raise NotificationFailed(f"could not resolve the {where}; retrying") from None
+    except ClipperError as err:
+        raise NotificationRejected(f"{where} refused by the URL rules ({err.type_name})") from None
+    return send_webhook(n, settings, url=n.callback_url)
+
+
+def send_webhook(n: Notification, settings: Settings, url: str | None = None) -> int:
+    """POST `n` as JSON to `url` (default `CLIPPER_WEBHOOK_URL`), signed; returns the HTTP status (2xx)."""
+    url = url or settings.webhook_url
+    if not url:
+        raise NotificationRejected("the webhook is off: CLIPPER_WEBHOOK_URL is not set")
+    where = _where(url)
+    if not where:
         raise NotificationRejected("CLIPPER_WEBHOOK_URL must be an http(s) URL with a host and a valid port")
     body = webhook_body(n)
     request = urllib.request.Request(url, data=body, headers=webhook_headers(n, body, settings), method="POST")

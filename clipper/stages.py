@@ -99,6 +99,12 @@ PIPELINE: tuple[Stage, ...] = (
                                      lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=300,
                                      timeout_per_audio_s=0.2),
           rate=0.02),
+    # Videos of the top quotes: ffmpeg encodes a few short videos, so the time hardly grows with the media (only
+    # the decode up to each quote does); the rate is measured on a 10-minute input (bench/audiograms.py).
+    Stage("audiograms", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
+                                          lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=600,
+                                          timeout_per_audio_s=0.05),
+          rate=0.02),
     Stage("report", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
                                       lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=120),
           rate=0.005),

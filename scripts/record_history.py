@@ -14,6 +14,7 @@ Since then (each with its patch, docs/versioning.md):
 
     python -m scripts.record_history 1.1-speakers-chunked-done --chunk-s 20   # patch speakers-stage
     python -m scripts.record_history 1.1-speakers-steered-done --steer        # ... and name_speakers
+    python -m scripts.record_history 1.2-audiograms-chunked-done --chunk-s 20  # patch audiograms-stage
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versioning.md).

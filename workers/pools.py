@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.audiograms import AudiogramsActivity
 from activities.cleanup import CleanupActivity
 from activities.clips import ClipsActivity
 from activities.download import DownloadActivity
@@ -42,7 +43,7 @@ from workflows.name_speakers import NameSpeakers
 # Every activity class a job runs; which pool runs it is the stage table's business (ACTIVITY_STAGES).
 JOB_ACTIVITIES = (DownloadActivity, TranscribeActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
                   MergeTranscriptActivity, SpeakersActivity, QuotesActivity, SummaryActivity, ClipsActivity,
-                  ReportActivity, CleanupActivity, NotifyActivity, RenderNamesActivity)
+                  AudiogramsActivity, ReportActivity, CleanupActivity, NotifyActivity, RenderNamesActivity)
 BATCH_ACTIVITIES = (ExpandBatchActivity, ReadBatchItemsActivity, ForwardPriorityActivity)
 
 

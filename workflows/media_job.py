@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.audiograms import AudiogramsActivity
     from activities.cleanup import CleanupActivity
     from activities.clips import ClipsActivity
     from activities.download import DownloadActivity
@@ -21,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from clipper.media.urls import redact_credentials
     from clipper.errors import InvalidRequest
     from clipper.models import (
-        STAGES, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
+        STAGES, AudiogramsInput, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
         ReportInput, SpeakerNames, SpeakersInput, StageState, StageStatus, TextStageInput, TranscribeInput,
     )
     from clipper.speakers.names import check_names, merged
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
 # Patches since the 1.0 baseline (docs/versioning.md): each a `workflow.patched()` branch until deprecated.
 SPEAKERS = "speakers-stage"  # the `speakers` stage after `transcribe`; speech-to-text then writes `asr.*`
+AUDIOGRAMS = "audiograms-stage"  # the `audiograms` stage after `clips`
 
 
 @workflow.defn(name="MediaJob")
@@ -60,9 +62,8 @@ class MediaJob(JobControl):
         options = request.options  # the runner swaps in changed options after a manual retry
         try:
             await self.download(rebuild=False)
-            speakers = workflow.patched(SPEAKERS)
-            if not speakers:  # a job started before the stage existed: its status never had it
-                self.job.stages = [s for s in self.job.stages if s.name != "speakers"]
+            speakers, audiograms = workflow.patched(SPEAKERS), workflow.patched(AUDIOGRAMS)
+            self.without_stages([name for name, on in (("speakers", speakers), ("audiograms", audiograms)) if not on])
             asr = "asr" if speakers else "transcript"
             if wants_chunks(request.asr_chunk_s, self.job.duration_s):
                 transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
@@ -82,6 +83,10 @@ class MediaJob(JobControl):
             clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsActivity.run, ClipsInput(
                 job_id=job, audio=self.media.audio, quotes=quotes.quotes,
                 duration_s=self.media.info.duration_s, options=options)))
+            if audiograms:
+                await self.rebuilding_audio(lambda: self.stages.run("audiograms", AudiogramsActivity.run,
+                    AudiogramsInput(job_id=job, audio=self.media.audio, transcript=transcript.transcript,
+                                    quotes=quotes.quotes, media=self.media.media, options=options)))
             names = dict(self.names)
             await self.stages.run("report", ReportActivity.run, ReportInput(
                 job_id=job, media=self.media.media, transcript=transcript.transcript,
@@ -140,6 +145,10 @@ class MediaJob(JobControl):
     async def render_names(self, changes: dict[str, str]) -> None:
         await self.stages.run_helper("names", RenderNamesActivity.run, SpeakerNames(
             job_id=self.job.job_id, names=changes), f"names: {self.job.job_id}")
+
+    def without_stages(self, names: list[str]) -> None:
+        """A job started before a stage existed never had it: its status shows the stages it runs."""
+        self.job.stages = [s for s in self.job.stages if s.name not in names]
 
     def finish(self, state: JobState, failed: StageFailed | None = None) -> None:
         self.job.state, self.job.finished_at = state, workflow.now()

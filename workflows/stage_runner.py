@@ -20,7 +20,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivity
     from clipper.errors import InvalidRequest
-    from clipper.notify import Notification
+    from clipper.notify import CALLBACK_EVENTS, Notification
     from clipper.models import (
         JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
     )
@@ -246,12 +246,14 @@ class StageRunner:
     async def notify(self, event: str) -> None:
         """Email/webhook about the job, through the channels the workers configure. Never fails the job: a
         notification still undeliverable after its retries is logged; one cancelled as the job moved on is dropped."""
-        if event not in self.request.notify_on:
+        callback = self.request.callback_url if event in CALLBACK_EVENTS else None
+        if event not in self.request.notify_on and not callback:
             return
         job, error = self.status, self.status.error
         note = Notification(job_id=job.job_id, event=event, state=job.state.value, title=job.title, url=job.url,
                             error_type=error.type if error else None, error_message=error.message if error else None,
-                            stage=job.current_stage, at=workflow.now())
+                            stage=job.current_stage, at=workflow.now(), callback_url=callback,
+                            notify_operator=event in self.request.notify_on)
         try:
             await self.run_helper("notify", NotifyActivity.run, note, f"notify {event}: {job.job_id}")
         except ActivityError as err:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from clipper.asr.render import ts, voices
-from clipper.models import MediaInfo, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.models import AudiogramIndex, MediaInfo, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.text.formats import NO_SPEECH, _link, _md, _quotes_body, _summary_body, _url
 
 
@@ -32,9 +32,17 @@ def _speakers_body(speakers: SpeakerSet) -> list[str]:
     return lines
 
 
+def _audiograms_body(index: AudiogramIndex) -> list[str]:
+    """Per quote, its videos (waveform, captions timed word by word), ready to post."""
+    by_rank: dict[int, list[str]] = {}
+    for a in sorted(index.audiograms, key=lambda a: (a.rank, a.aspect)):
+        by_rank.setdefault(a.rank, []).append(_link(a.name, a.aspect))
+    return [f"- Quote {rank}: " + " · ".join(links) for rank, links in sorted(by_rank.items())]
+
+
 def report_markdown(
     info: MediaInfo, transcript: Transcript, quotes: QuoteSet, summary: Summary, artifacts: dict[str, str],
-    speakers: SpeakerSet | None = None,
+    speakers: SpeakerSet | None = None, audiograms: AudiogramIndex | None = None,
 ) -> str:
     """One page that ties a job together: source, speakers, summary and chapters, quotes with clips, artifacts
     and the transcript."""
@@ -73,6 +81,9 @@ def report_markdown(
     lines += _summary_body(summary, "###") if speech else ["_Nothing to summarise: no speech was detected._"]
     lines += ["", "## Quotes", ""]
     lines += _quotes_body(quotes, names) if speech else ["_No quotes to show: no speech was detected._"]
+
+    if audiograms is not None and audiograms.audiograms:
+        lines += ["", "## Audiograms", "", *_audiograms_body(audiograms)]
 
     lines += ["", "## Artifacts", ""]
     if artifacts:

@@ -27,6 +27,7 @@ to be killed in:
   first are saved;
 - speakers: the 54 s sample; labelling it takes a second or two (the encoder's weights load, then ~0.03 × the
   audio), so the kill is sent as soon as its activity runs; its retry labels again from the same transcript;
+- audiograms: the 20 s clip's top 3 quotes in two shapes, a few seconds of encoding; killed as soon as it runs;
 - quotes / summary: the LLM engine against tests/helpers/llmserver.py, which answers that stage after 2 s; the kill
   waits until the request is in flight;
 - clips: cutting 5 clips takes about half a second, so the kill is sent as soon as its activity runs. If the
@@ -81,9 +82,9 @@ from tests.helpers.jobs import assert_manifest_matches, normalise
 pytestmark = pytest.mark.crash
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("download", "transcribe", "speakers", "quotes", "summary", "clips")
+STAGES = ("download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms")
 MODES = ("worker", "server", "both")
-PIPELINE = ["download", "transcribe", "speakers", "quotes", "summary", "clips", "report"]
+PIPELINE = ["download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"]
 SEARCH_ATTRIBUTES = {"ClipperState", "ClipperStage", "ClipperPriority", "ClipperProgress", "ClipperSource"}
 HEARTBEAT_S = 3  # how fast the server notices a dead worker's attempt
 LLM_DELAY_S = 2.0
@@ -356,7 +357,7 @@ async def wait_moving(cluster: Cluster, handle, job_id: str, since: float) -> fl
 def test_kill_mid_stage(cluster: Cluster, rows: list[Row], stage: str, mode: str):
     store = ArtifactStore(cluster.storage)
     media = {"download": "/slow.mp3", "transcribe": "/sample.mp3", "speakers": "/sample.mp3",
-             "clips": "/medium.mp3"}.get(stage, "/short.mp3")
+             "clips": "/medium.mp3", "audiograms": "/medium.mp3"}.get(stage, "/short.mp3")
     cluster.script.slow = stage if stage in ("quotes", "summary") else None
     if cluster.worker is None:
         cluster.start_worker()
@@ -370,7 +371,7 @@ def test_kill_mid_stage(cluster: Cluster, rows: list[Row], stage: str, mode: str
             return cluster.llm.in_flight > 0  # the slow answer is being awaited
         if stage == "download":  # a good part of the body is in yt-dlp's .part file, the rest is still coming
             return any(part.stat().st_size >= 16_384 for part in scratch.rglob("*.part"))
-        return True  # speakers, clips: as soon as it runs
+        return True  # speakers, clips, audiograms: as soon as it runs
 
     async def body() -> tuple[JobResult, set[int], float, float, float, float]:
         nonlocal job_id

@@ -180,7 +180,7 @@ def test_audit_log_of_a_failed_job():
 
 
 def test_audit_log_of_a_finished_job_lists_stages_in_order():
-    entries = load("1.1-speakers-chunked-done.json")
+    entries = load("1.2-audiograms-chunked-done.json")
     completed = [ACTIVITY_STAGES[e.stage].name for e in entries if e.event == "stage completed"]
     assert list(dict.fromkeys(completed)) == list(STAGES)  # transcribe: plan, three chunks, merge
     assert [e.stage for e in entries if e.event == "stage completed" and e.stage.startswith("transcribe_chunk")] == \

@@ -35,7 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tests.conftest import add_report, run
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("activities", "cli", "client", "clipper", "workers", "workflows")  # the top-level names a user imports
+PACKAGES = ("activities", "cli", "client", "clipper", "web", "workers", "workflows")  # the top-level names a user imports
 NOT_SHIPPED = ("tests", "scripts", "bench", "docs", "deploy")  # checkout-only folders
 SNAPSHOT_SKIP_TOP = {".git", ".venv", "venv", "build", "dist", "storage", ".data", ".pytest_cache"}
 CORE_COMMANDS = {"submit", "status", "watch", "show", "list", "history", "stats", "pause", "resume", "cancel",

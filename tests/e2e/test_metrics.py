@@ -44,7 +44,7 @@ def test_metrics_after_a_job(settings, media_server):
     text = run(body())
     counts = {labels["stage"]: value for labels, value in samples(text, "clipper_stage_duration_seconds_count")
               if labels.get("outcome") == "ok"}
-    assert set(counts) == {"download", "transcribe", "speakers", "quotes", "summary", "clips", "report"}
+    assert set(counts) == {"download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"}
     sums = {labels["stage"]: value for labels, value in samples(text, "clipper_stage_duration_seconds_sum")}
     assert 1 < sums["transcribe"] < 120 and sums["transcribe"] > sums["report"]
     audio = sum(v for _, v in samples(text, "clipper_audio_seconds_total"))

@@ -136,7 +136,7 @@ def test_corrupt_audio_is_rebuilt(settings, media_server):
     scheduled = run(scheduled_activities(settings, job_id))
     # The rebuild, then the retry, then the rest of the pipeline.
     assert scheduled == ["download", "transcribe", "download", "transcribe", "speakers", "quotes", "summary", "clips",
-                         "report"]
+                         "audiograms", "report"]
     assert "CorruptArtifact" in run(history_json(settings, job_id))
     assert_manifest_matches(store, job_id)
     # The source was intact, so the rebuild re-converted it without fetching it again.

@@ -20,6 +20,8 @@ from client import ClipperClient, connect
 from clipper.models import (
     STAGES,
     ArtifactRef,
+    AudiogramsInput,
+    AudiogramsOutput,
     ChunkInput,
     ChunkOutput,
     ChunkSpan,
@@ -53,7 +55,7 @@ from tests.helpers.jobs import until  # noqa: F401 - the tests poll with it too
 from workers.retry_budget import RetryBudgetInterceptor
 from workflows.media_job import MediaJob
 
-PIPELINE = list(STAGES)  # download, transcribe, speakers, quotes, summary, clips, report: one stand-in each
+PIPELINE = list(STAGES)  # download, transcribe, speakers, quotes, summary, clips, audiograms, report: one each
 # Tighter than FAST_POLICIES: quick retries, and a heartbeat timeout that never fires on a heartbeating stand-in.
 POLICY = StagePolicy(initial_interval_s=0.1, max_interval_s=0.2, max_attempts=2, heartbeat_timeout_s=2,
                      timeout_base_s=30)
@@ -178,6 +180,11 @@ class StandIns:
     async def clips(self, request: ClipsInput) -> ClipsOutput:
         await self.enter(request)
         return ClipsOutput(index=ref("clips.json"), clips=[ref("clips/clip-01.mp3")])
+
+    @activity.defn(name="audiograms")
+    async def audiograms(self, request: AudiogramsInput) -> AudiogramsOutput:
+        await self.enter(request)
+        return AudiogramsOutput(index=ref("audiograms.json"), files=[ref("audiograms/01-1x1.mp4")])
 
     @activity.defn(name="report")
     async def report(self, request: ReportInput) -> ReportOutput:

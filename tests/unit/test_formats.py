@@ -200,3 +200,17 @@ def test_report_json_validates() -> None:
     silent = report_json(INFO, Transcript(engine="noop"), *nothing, {})
     assert silent.transcript.segments == 0 and silent.transcript.words == 0
     assert not silent.transcript.speech_detected
+
+
+def test_report_links_each_quotes_audiograms() -> None:
+    from clipper.models import AudiogramIndex, AudiogramInfo
+
+    index = AudiogramIndex(padding_s=0.5, audiograms=[
+        AudiogramInfo(rank=r, aspect=a, name=f"audiograms/{r:02d}-{a.replace(':', 'x')}.mp4", width=720,
+                      height=720 if a == "1:1" else 1280, start=0.0, end=5.0, duration_s=6.0)
+        for r in (2, 1) for a in ("9:16", "1:1")])
+    md = report_markdown(INFO, transcript(), quote_set(), summary(), ARTIFACTS, None, index)
+    section = md.split("## Audiograms", 1)[1].split("##", 1)[0].strip().splitlines()
+    assert section == ["- Quote 1: [1:1](audiograms/01-1x1.mp4) · [9:16](audiograms/01-9x16.mp4)",
+                       "- Quote 2: [1:1](audiograms/02-1x1.mp4) · [9:16](audiograms/02-9x16.mp4)"]
+    assert "## Audiograms" not in report_markdown(INFO, transcript(), quote_set(), summary(), ARTIFACTS)

@@ -60,7 +60,7 @@ def test_pause_now_cancels_the_running_stage_and_resume_starts_it_again(settings
 
     result = run(body())
     assert result.state == JobState.done
-    assert fakes.names() == ["download", "transcribe", "transcribe", "speakers", "quotes", "summary", "clips", "report"]
+    assert fakes.names() == ["download", "transcribe", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"]
     assert fakes.cancelled == ["transcribe"]
 
 
@@ -118,7 +118,8 @@ def test_set_priority_applies_to_activities_started_afterwards(settings):
     result, accepted = run(body())
     assert result.status.priority == 1 and accepted == 1
     assert [(c.name, c.priority) for c in fakes.calls] == [
-        ("download", 4), ("transcribe", 4), ("speakers", 1), ("quotes", 1), ("summary", 1), ("clips", 1), ("report", 1)]
+        ("download", 4), ("transcribe", 4), ("speakers", 1), ("quotes", 1), ("summary", 1), ("clips", 1),
+        ("audiograms", 1), ("report", 1)]
 
 
 # --- 4. manual retry / abandon ---
@@ -139,7 +140,7 @@ def test_manual_retry_reruns_the_stage_with_changed_options(settings):
     result = run(body())
     assert result.state == JobState.done and result.status.waiting_since is None and result.status.error is None
     assert fakes.names() == ["download", "transcribe", "speakers", "quotes", "notify", "quotes", "summary", "clips",
-                             "report"]
+                             "audiograms", "report"]
     assert fakes.of("notify")[0].arg.event == "waiting_for_retry"
     assert [c.arg.options.text_engine for c in fakes.of("quotes")] == [None, "offline"]
     assert fakes.of("summary")[0].arg.options.text_engine == "offline"

@@ -16,10 +16,10 @@ from workflows.media_job import MAX_REBUILDS
 
 @pytest.mark.parametrize("stage, expected", [
     ("transcribe", ["download", "transcribe", "download", "transcribe", "speakers", "quotes", "summary", "clips",
-                    "report"]),
+                    "audiograms", "report"]),
     ("speakers", ["download", "transcribe", "speakers", "download", "speakers", "quotes", "summary", "clips",
-                  "report"]),
-    ("clips", ["download", "transcribe", "speakers", "quotes", "summary", "clips", "download", "clips", "report"]),
+                  "audiograms", "report"]),
+    ("clips", ["download", "transcribe", "speakers", "quotes", "summary", "clips", "download", "clips", "audiograms", "report"]),
 ])
 def test_corrupt_audio_rebuilds_the_download_and_runs_the_stage_again(settings, stage, expected):
     """A consumer that finds the audio corrupt sends the job back to `download` with rebuild=True, at once
@@ -66,7 +66,7 @@ def test_chunks_fan_out_in_a_window_and_merge_in_order(settings):
     result = run(body())
     assert result.state == JobState.done
     assert fakes.names() == (["download", "plan_transcription"] + ["transcribe_chunk"] * spans
-                             + ["merge_transcript", "speakers", "quotes", "summary", "clips", "report"])
+                             + ["merge_transcript", "speakers", "quotes", "summary", "clips", "audiograms", "report"])
     plan = fakes.of("plan_transcription")[0].arg
     assert (plan.chunk_s, plan.duration_s) == (10.0, 60.0)
     assert [c.arg.span.index for c in fakes.of("transcribe_chunk")] == list(range(spans))
@@ -99,7 +99,7 @@ def test_a_single_span_plan_falls_back_to_the_single_pass_transcribe(settings):
     result = run(run_job(settings, fakes, asr_chunk_s=10.0))
     assert result.state == JobState.done
     assert fakes.names() == ["download", "plan_transcription", "transcribe", "speakers", "quotes", "summary",
-                             "clips", "report"]
+                             "clips", "audiograms", "report"]
 
 
 # A failed chunk keeps its error while the chunks after it run; abandoning it fails the job with that error.

@@ -1,0 +1,243 @@
+"""The REST API over real HTTP (uvicorn on loopback, httpx), against the real dev server: every job control on
+a MediaJob run by stand-in activities (tests/helpers/standins.py), the problem JSON of every refusal, the
+bearer token, the body limit, and the OpenAPI document. The real end-to-end job is tests/e2e/test_web_job.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+from pydantic import SecretStr
+
+from clipper.models import JobState, StageState
+from clipper.stages import STAGES
+from tests.conftest import ROOT, run
+from tests.helpers.standins import POLICY, StandIns, harness, until
+from tests.helpers.webserver import web_server
+from web.security import WebTokenRequired, check_bind
+
+TOKEN = "web-t0ken-planted-Qx7"
+PROBLEM_KEYS = {"type", "title", "status", "detail", "error"}
+
+
+def standin_settings(settings):
+    """What `harness` runs the job with: the API must submit onto the same queue, with the same policies."""
+    return settings.model_copy(update={"worker_pools": False, "asr_chunk_s": 0.0,
+                                       "policies": {s: POLICY for s in STAGES}})
+
+
+def problem(response: httpx.Response, status: int, error: str) -> dict:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert set(body) == PROBLEM_KEYS and body["status"] == status and body["error"] == error, body
+    assert body["detail"] and body["title"]
+    return body
+
+
+async def state_is(http: httpx.AsyncClient, job: str, state: JobState, stage_done: str | None = None) -> dict:
+    async def probe():
+        body = (await http.get(f"/api/jobs/{job}")).json()
+        if body.get("state") != state.value:
+            return None
+        if stage_done and next(s for s in body["stages"] if s["name"] == stage_done)["state"] != StageState.done:
+            return None
+        return body
+    return await until(probe, what=f"{job} to be {state.value}", timeout=20)
+
+
+def test_every_job_control_over_http(settings):
+    """submit (and the same media again), status, list, pause, pause now, priority, resume, retry and abandon
+    refused while running (409), cancel, then controls on the ended job (409) and unknown ids (404)."""
+    fakes = StandIns(held={"transcribe"})
+    url = f"https://example.com/{uuid.uuid4().hex}.mp3"
+
+    async def body():
+        # harness: a worker with the stand-ins; its own job is left alone, the API submits another.
+        async with harness(settings, fakes):
+            with web_server(standin_settings(settings)) as base:
+                async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                    r = await http.post("/api/jobs", json={"url": url, "priority": 2})
+                    assert r.status_code == 202, r.text
+                    job = r.json()["job_id"]
+                    assert r.json() == {"job_id": job, "existing": False}
+                    again = await http.post("/api/jobs", json={"url": url})
+                    assert again.status_code == 202 and again.json() == {"job_id": job, "existing": True}
+
+                    await until(lambda: len(fakes.of("transcribe")) == 2, what="both jobs to reach transcribe")
+                    status = await state_is(http, job, JobState.running)
+                    assert status["job_id"] == job and status["priority"] == 2
+                    listed = await until(lambda: _listed(http, job), what="the job in GET /api/jobs")
+                    assert listed["state"] == "running"
+
+                    r = await http.put(f"/api/jobs/{job}/priority", json={"priority": 1})
+                    assert r.status_code == 200 and r.json() == {"job_id": job, "priority": 1}
+                    problem(await http.put(f"/api/jobs/{job}/priority", json={"priority": 9}), 422, "ValidationError")
+                    problem(await http.put(f"/api/jobs/{job}/priority", json={"priority": "x"}), 422, "ValidationError")
+
+                    for control in ("retry", "abandon"):  # running: not waiting after a failure
+                        body = problem(await http.post(f"/api/jobs/{job}/{control}"), 409, "InvalidRequest")
+                        assert "not waiting" in body["detail"]
+                    problem(await http.post(f"/api/jobs/{job}/retry", json={"options": {"nope": 1}}), 422,
+                            "InvalidRequest")
+
+                    r = await http.post(f"/api/jobs/{job}/pause", json={"now": True})
+                    assert r.status_code == 202 and r.json()["control"] == "pause_now"
+                    await until(lambda: "transcribe" in fakes.cancelled, what="pause now to cancel the stage")
+                    await state_is(http, job, JobState.paused)
+                    assert (await http.post(f"/api/jobs/{job}/resume")).status_code == 202
+                    await state_is(http, job, JobState.running)
+                    assert (await http.post(f"/api/jobs/{job}/pause")).status_code == 202  # no body at all
+                    await state_is(http, job, JobState.paused)
+
+                    assert (await http.post(f"/api/jobs/{job}/cancel")).status_code == 202
+                    await state_is(http, job, JobState.cancelled)
+
+                    async def closed():  # cancelled, then the workflow closes after its cleanup helper
+                        return (await http.post(f"/api/jobs/{job}/resume")).status_code == 409
+                    await until(closed, what="the cancelled job to close", timeout=20)
+                    for path in ("pause", "resume", "cancel"):
+                        problem(await http.post(f"/api/jobs/{job}/{path}"), 409, "JobClosed")
+                    problem(await http.post(f"/api/jobs/{job}/abandon"), 409, "JobClosed")
+                    problem(await http.put(f"/api/jobs/{job}/priority", json={"priority": 2}), 409, "JobClosed")
+                    problem(await http.get(f"/api/jobs/{job}/artifacts"), 409, "JobNotFinished")
+                    problem(await http.get(f"/api/jobs/{job}/artifacts/report.md"), 409, "JobNotFinished")
+
+                    unknown = "clip-0000000000000000"
+                    for method, path in (("GET", ""), ("POST", "/pause"), ("POST", "/cancel"), ("POST", "/retry"),
+                                         ("GET", "/artifacts"), ("GET", "/artifacts/report.md")):
+                        problem(await http.request(method, f"/api/jobs/{unknown}{path}"), 404, "JobNotFound")
+                    problem(await http.put(f"/api/jobs/{unknown}/priority", json={"priority": 2}), 404, "JobNotFound")
+                    problem(await http.get(f"/api/batches/{unknown}"), 404, "JobNotFound")
+                    problem(await http.get(f"/api/batches/{job}"), 404, "JobNotFound")  # a job is no batch
+                    problem(await http.get("/api/nothing-here"), 404, "NotFound")
+            fakes.held.clear()  # let the harness's own job finish
+
+    run(body())
+
+
+async def _listed(http: httpx.AsyncClient, job: str) -> dict | None:
+    rows = (await http.get("/api/jobs", params={"limit": 20})).json()
+    return next((row for row in rows if row["job_id"] == job and row.get("state")), None)
+
+
+def test_bad_input_is_422_and_oversized_is_413(settings):
+    """Bad JSON, unknown fields and options, bad URLs by the CLI's rules, a callback_url by the SSRF rules
+    (loopback refused unless the operator allows it), bad list filters; a body over the limit is 413."""
+    strict = settings.model_copy(update={"allow_private_addresses": False})
+
+    async def body():
+        with web_server(strict) as base:
+            async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                r = await http.post("/api/jobs", content=b'{"url": ', headers={"content-type": "application/json"})
+                problem(r, 422, "ValidationError")
+                problem(await http.post("/api/jobs", json={}), 422, "ValidationError")
+                problem(await http.post("/api/jobs", json={"url": "https://e.com/a.mp3", "x": 1}), 422,
+                        "ValidationError")
+                problem(await http.post("/api/jobs", json={"url": "https://e.com/a.mp3", "options": {"nope": 1}}),
+                        422, "ValidationError")
+                problem(await http.post("/api/jobs", json={"url": "https://e.com/a.mp3", "priority": 0}), 422,
+                        "ValidationError")
+                problem(await http.post("/api/jobs", json={"url": "ftp://e.com/a.mp3"}), 422, "UnsupportedUrl")
+                body = problem(await http.post("/api/jobs", json={"url": "https://me:pw-S3cret@e.com/a.mp3"}), 422,
+                               "CredentialsInUrl")
+                assert "pw-S3cret" not in body["detail"]
+                problem(await http.post("/api/jobs", json={"url": "/etc/passwd"}), 422, "LocalPathNotAllowed")
+                hook = {"url": "https://e.com/a.mp3", "callback_url": "http://127.0.0.1:9/hook"}
+                problem(await http.post("/api/jobs", json=hook), 422, "ForbiddenAddress")
+                body = problem(await http.post("/api/jobs", json={**hook, "callback_url": "http://u:Pw-9z@e.com/h"}),
+                               422, "CredentialsInUrl")
+                assert "Pw-9z" not in body["detail"]
+                problem(await http.post("/api/jobs", json={**hook, "callback_url": "file:///etc/passwd"}), 422,
+                        "UnsupportedUrl")
+                problem(await http.get("/api/jobs", params={"state": "sleepy"}), 422, "InvalidRequest")
+                problem(await http.get("/api/jobs", params={"limit": 0}), 422, "ValidationError")
+                problem(await http.post("/api/batches", json={"source": "https://e.com/p", "urls": ["https://e.com/a"]}),
+                        422, "InvalidRequest")
+                big = {"url": "https://e.com/a.mp3", "options": {"language": "x" * 70_000}}
+                problem(await http.post("/api/jobs", json=big), 413, "BodyTooLarge")
+
+                async def chunks():  # no Content-Length: counted as it streams in
+                    for _ in range(20):
+                        yield b" " * 8192
+                problem(await http.post("/api/jobs", content=chunks(), headers={"content-type": "application/json"}),
+                        413, "BodyTooLarge")
+        allowed = strict.model_copy(update={"allowed_hosts": ["127.0.0.1"]})
+        with web_server(allowed) as base:  # the operator allows the loopback receiver: accepted
+            async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                r = await http.post("/api/jobs", json={"url": f"https://example.com/{uuid.uuid4().hex}.mp3",
+                                                       "callback_url": "http://127.0.0.1:9/hook"})
+                assert r.status_code == 202, r.text
+
+    run(body())
+
+
+def test_token_guards_writes_and_optionally_reads(settings):
+    """No token: only loopback binds (the CLI refuses 0.0.0.0 with a typed one-line error). With a token, writes
+    need it (401 missing or wrong, never echoed); reads too with CLIPPER_WEB_PROTECT_READS."""
+    with pytest.raises(WebTokenRequired):
+        check_bind("0.0.0.0", settings)
+    check_bind("localhost", settings)
+    check_bind("0.0.0.0", settings.model_copy(update={"web_token": SecretStr(TOKEN)}))
+    env = {"TEMPORAL_ADDRESS": settings.temporal_address, "PATH": "/usr/bin:/bin"}
+    cli = subprocess.run([sys.executable, "starter.py", "web", "--host", "0.0.0.0", "--port", "0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 2 and "WebTokenRequired" in cli.stderr and "CLIPPER_WEB_TOKEN" in cli.stderr, cli
+    url = f"https://example.com/{uuid.uuid4().hex}.mp3"
+
+    async def body():
+        guarded = settings.model_copy(update={"web_token": SecretStr(TOKEN)})
+        with web_server(guarded) as base:
+            async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                r = problem(await http.post("/api/jobs", json={"url": url}), 401, "Unauthorized")
+                wrong = await http.post("/api/jobs", json={"url": url}, headers={"Authorization": "Bearer nope"})
+                problem(wrong, 401, "Unauthorized")
+                assert wrong.headers["www-authenticate"] == "Bearer" and "nope" not in wrong.text
+                problem(await http.post("/api/jobs", json={"url": url}, headers={"Authorization": TOKEN}), 401,
+                        "Unauthorized")
+                ok = await http.post("/api/jobs", json={"url": url}, headers={"Authorization": f"Bearer {TOKEN}"})
+                assert ok.status_code == 202, ok.text
+                job = ok.json()["job_id"]
+                problem(await http.post(f"/api/jobs/{job}/cancel"), 401, "Unauthorized")
+                assert (await http.get(f"/api/jobs/{job}")).status_code == 200  # reads stay open
+                assert TOKEN not in r["detail"]
+        with web_server(guarded.model_copy(update={"web_protect_reads": True})) as base:
+            async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                problem(await http.get(f"/api/jobs/{job}"), 401, "Unauthorized")
+                problem(await http.get("/api/jobs"), 401, "Unauthorized")
+                auth = {"Authorization": f"Bearer {TOKEN}"}
+                assert (await http.get(f"/api/jobs/{job}", headers=auth)).status_code == 200
+                assert (await http.post(f"/api/jobs/{job}/cancel", headers=auth)).status_code == 202
+                assert "set-cookie" not in (await http.get("/api/jobs", headers=auth)).headers
+
+    run(body())
+
+
+EXPECTED_ROUTES = {
+    ("post", "/api/jobs"), ("get", "/api/jobs"), ("get", "/api/jobs/{job_id}"),
+    *{("post", f"/api/jobs/{{job_id}}/{c}") for c in ("pause", "resume", "cancel", "retry", "abandon", "speakers")},
+    ("put", "/api/jobs/{job_id}/priority"), ("get", "/api/jobs/{job_id}/artifacts"),
+    ("get", "/api/jobs/{job_id}/artifacts/{name}"), ("post", "/api/batches"), ("get", "/api/batches/{batch_id}"),
+    *{("post", f"/api/batches/{{batch_id}}/{c}") for c in ("pause", "resume", "cancel")},
+    ("put", "/api/batches/{batch_id}/priority"), ("get", "/api/batches/{batch_id}/artifacts"),
+    ("get", "/api/batches/{batch_id}/artifacts/{name}"),
+}
+
+
+def test_openapi_document_is_valid_and_complete(settings):
+    async def body():
+        with web_server(settings) as base:
+            async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                return (await http.get("/openapi.json")).json()
+
+    doc = run(body())
+    validate(doc)  # raises on an invalid OpenAPI 3.1 document
+    routes = {(method, path) for path, item in doc["paths"].items() for method in item}
+    assert EXPECTED_ROUTES <= routes, EXPECTED_ROUTES - routes
+    submit = doc["paths"]["/api/jobs"]["post"]
+    assert "202" in submit["responses"] and "422" in submit["responses"]
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
