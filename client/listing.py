@@ -37,6 +37,18 @@ class ListingMethods(ClientBase):
             if not host or any(c in host for c in "\"' \\"):
                 raise InvalidRequest(f"invalid source host {source!r}")
             clauses.append(f'{sa.CLIPPER_SOURCE.name} = "{host}"')
+        return await self._summaries(clauses, limit)
+
+    async def list_batches(self, state: str | None = None, limit: int = 50) -> list[JobSummary]:
+        """Batches (playlists, URL lists), newest first; `job_id` is the batch id."""
+        clauses = ["WorkflowType = 'BatchJob'"]
+        if state is not None:
+            if state not in {s.value for s in JobState}:
+                raise InvalidRequest(f"unknown state {state!r}; known: {', '.join(s.value for s in JobState)}")
+            clauses.append(f'{sa.CLIPPER_STATE.name} = "{state}"')
+        return await self._summaries(clauses, limit)
+
+    async def _summaries(self, clauses: list[str], limit: int) -> list[JobSummary]:
         if limit < 1:
             raise InvalidRequest(f"limit must be at least 1, got {limit}")
         jobs = []

@@ -253,6 +253,14 @@ async def submit_batch(body: SubmitBatch, clipper: ClipperClient = Depends(clien
     return BatchAccepted(batch_id=submitted.job_id, existing=submitted.existing)
 
 
+@batches.get("", dependencies=reads, response_model=list[JobSummary])
+async def list_batches(state: str | None = Query(None, description="queued running paused failed done cancelled"),
+                       limit: int = Query(50, ge=1, le=1000),
+                       clipper: ClipperClient = Depends(client)) -> list[JobSummary]:
+    """Batches, newest first (`job_id` is the batch id)."""
+    return await clipper.list_batches(state=state, limit=limit)
+
+
 @batches.get("/{batch_id}", dependencies=reads, response_model=BatchStatus)
 async def batch_status(batch_id: str = BATCH_ID, clipper: ClipperClient = Depends(client)) -> BatchStatus:
     await _batch(clipper, batch_id)

@@ -136,6 +136,9 @@ def test_bad_input_is_422_and_oversized_is_413(settings):
                 r = await http.post("/api/jobs", content=b'{"url": ', headers={"content-type": "application/json"})
                 problem(r, 422, "ValidationError")
                 problem(await http.post("/api/jobs", json={}), 422, "ValidationError")
+                problem(await http.get("/api/batches", params={"state": "bogus"}), 422, "InvalidRequest")
+                listed = await http.get("/api/batches", params={"state": "done", "limit": 5})
+                assert listed.status_code == 200 and isinstance(listed.json(), list)
                 problem(await http.post("/api/jobs", json={"url": "https://e.com/a.mp3", "x": 1}), 422,
                         "ValidationError")
                 problem(await http.post("/api/jobs", json={"url": "https://e.com/a.mp3", "options": {"nope": 1}}),
@@ -221,7 +224,8 @@ EXPECTED_ROUTES = {
     ("post", "/api/jobs"), ("get", "/api/jobs"), ("get", "/api/jobs/{job_id}"),
     *{("post", f"/api/jobs/{{job_id}}/{c}") for c in ("pause", "resume", "cancel", "retry", "abandon", "speakers")},
     ("put", "/api/jobs/{job_id}/priority"), ("get", "/api/jobs/{job_id}/artifacts"),
-    ("get", "/api/jobs/{job_id}/artifacts/{name}"), ("post", "/api/batches"), ("get", "/api/batches/{batch_id}"),
+    ("get", "/api/jobs/{job_id}/artifacts/{name}"), ("get", "/api/jobs/{job_id}/clips.zip"), ("post", "/api/batches"),
+    ("get", "/api/batches"), ("get", "/api/batches/{batch_id}"),
     *{("post", f"/api/batches/{{batch_id}}/{c}") for c in ("pause", "resume", "cancel")},
     ("put", "/api/batches/{batch_id}/priority"), ("get", "/api/batches/{batch_id}/artifacts"),
     ("get", "/api/batches/{batch_id}/artifacts/{name}"),
