@@ -16,8 +16,10 @@ import uuid
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 from botocore.exceptions import ClientError
+from fastapi import FastAPI, Request
 from moto.server import ThreadedMotoServer
 from pydantic import BaseModel
 
@@ -31,6 +33,7 @@ from clipper.store_s3 import S3ArtifactStore
 from client import ClipperClient, connect
 from tests.conftest import run
 
+from web.artifacts import lookup, serve
 from workers import build_worker
 
 ACCESS_KEY = "AKIACLIPPERTEST0001"
@@ -282,3 +285,28 @@ def test_pipeline_on_two_hosts_leaves_every_artifact_in_the_bucket(settings, med
         assert manifest.artifacts[name] == ref, name
     assert all(fresh.read_receipt(job_id, stage) is not None for stage in STAGES)
     assert fresh.local_copy(job_id, "report.md").read_text().startswith("#")
+
+
+def test_the_web_serves_artifacts_from_s3_with_ranges(s3_endpoint, bucket, tmp_path):
+    """`clipper web` on a host whose cache is empty: the artifact comes from the bucket, checked against its
+    sha256, and a Range request gets exactly its bytes (players seek in clips and audio this way)."""
+    expected = write_some(host(s3_endpoint, bucket, tmp_path / "a"), tmp_path)
+    other = host(s3_endpoint, bucket, tmp_path / "web")
+    app = FastAPI()
+
+    @app.get("/a/{name:path}")
+    async def artifact(request: Request, name: str):
+        return await serve(request, other, JOB, lookup(JOB, other.read_manifest(JOB).artifacts, name))
+
+    async def body():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://web") as http:
+            whole = await http.get("/a/clips/clip-01.mp3")
+            part = await http.get("/a/clips/clip-01.mp3", headers={"Range": "bytes=100-1099"})
+            return whole, part
+
+    whole, part = run(body())
+    clip = expected["clips/clip-01.mp3"]
+    assert whole.status_code == 200 and whole.content == clip and whole.headers["content-type"] == "audio/mpeg"
+    assert part.status_code == 206 and part.content == clip[100:1100]
+    assert part.headers["content-range"] == f"bytes 100-1099/{len(clip)}"
