@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -43,6 +42,7 @@ from clipper.notify import (
 from client import ClipperClient, JobFailed, connect
 from tests.conftest import run
 from tests.helpers.httpserver import serve
+from tests.helpers.webhooks import Receiver
 from workers import build_worker
 
 PASSWORD = "smtp-pa55-planted-Zq8"
@@ -102,44 +102,6 @@ def smtp_server(port: int | None = None, password: str | None = None) -> Iterato
 
 
 # --- a real webhook receiver ---
-
-
-class Receiver(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Hook)
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.statuses: list[int] = []  # answered in turn; 200 once used up
-        self.reply = b"ok"
-        self.delay_s = 0.0
-        self.redirect_to: str | None = None
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-class _Hook(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.requests.append((self.path, dict(self.headers), body))
-        time.sleep(self.server.delay_s)
-        if self.server.redirect_to:
-            self.send_response(302)
-            self.send_header("Location", self.server.redirect_to)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        status = self.server.statuses.pop(0) if self.server.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(self.server.reply)))
-        self.end_headers()
-        self.wfile.write(self.server.reply)
-
-    def log_message(self, *args) -> None:  # noqa: ANN002
-        pass
 
 
 @pytest.fixture

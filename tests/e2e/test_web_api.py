@@ -14,20 +14,13 @@ from openapi_spec_validator import validate
 from pydantic import SecretStr
 
 from clipper.models import JobState, StageState
-from clipper.stages import STAGES
 from tests.conftest import ROOT, run
-from tests.helpers.standins import POLICY, StandIns, harness, until
+from tests.helpers.standins import StandIns, harness, standin_settings, until
 from tests.helpers.webserver import web_server
 from web.security import WebTokenRequired, check_bind
 
 TOKEN = "web-t0ken-planted-Qx7"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "error"}
-
-
-def standin_settings(settings):
-    """What `harness` runs the job with: the API must submit onto the same queue, with the same policies."""
-    return settings.model_copy(update={"worker_pools": False, "asr_chunk_s": 0.0,
-                                       "policies": {s: POLICY for s in STAGES}})
 
 
 def problem(response: httpx.Response, status: int, error: str) -> dict:

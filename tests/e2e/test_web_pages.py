@@ -19,11 +19,10 @@ import pytest
 
 from client import connect
 from tests.conftest import run
-from tests.e2e.test_web_api import standin_settings
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
 from tests.helpers.real import REAL
-from tests.helpers.standins import StandIns, harness
+from tests.helpers.standins import StandIns, harness, standin_settings
 from tests.helpers.webserver import web_server
 from workers import build_worker
 

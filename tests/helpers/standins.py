@@ -207,13 +207,19 @@ class StandIns:
         return [getattr(self, name) for name in ACTIVITY_STAGES]
 
 
+def standin_settings(settings, **changes: Any):
+    """What `harness` runs jobs with (every activity on the job's own queue, one pass, fast policies); a client
+    that submits onto the stand-ins' worker (the REST API, say) needs the same."""
+    return settings.model_copy(update={"worker_pools": False, "asr_chunk_s": 0.0,
+                                       "policies": {s: POLICY for s in STAGES}, **changes})
+
+
 @contextlib.asynccontextmanager
 async def harness(settings, fakes: StandIns, priority: int = 3,
                   **changes: Any) -> AsyncIterator[tuple[ClipperClient, str]]:
     """An in-process worker running MediaJob with the stand-ins (every activity on the job's own queue), a
     client, and a job submitted through it. A fresh URL per test: the job id derives from it."""
-    settings = settings.model_copy(update={"worker_pools": False, "asr_chunk_s": 0.0,
-                                           "policies": {s: POLICY for s in STAGES}, **changes})
+    settings = standin_settings(settings, **changes)
     temporal = await connect(settings)
     # The retry-budget interceptor as every real worker has it (workers/pools.py): the workflow sends each
     # activity its error budget, a stand-in running the real runtime (activities/runtime.py) reads it.
