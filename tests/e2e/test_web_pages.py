@@ -190,3 +190,93 @@ async def scenario(page, http, base, url, held, other, shots, dialogs):
     await page.goto(f"{base}/jobs/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
     assert await page.locator("h1").inner_text() == "JobNotFound"
     assert await page.locator("img").count() == 0 and not dialogs
+
+
+def test_a_protected_server_asks_for_its_token_and_the_batch_form(settings):
+    """With CLIPPER_WEB_TOKEN set, the page asks for the token at the first write, asks again once after a 401,
+    keeps it for the session (no cookie is set), and both forms submit with it: a job and a batch of two."""
+    from playwright.async_api import async_playwright
+    from pydantic import SecretStr
+
+    executable = chromium()
+    fakes = StandIns(held={"transcribe"})
+    token = "tok-" + uuid.uuid4().hex
+    answers = ["wrong-" + uuid.uuid4().hex, token]
+    asked: list[str] = []
+
+    async def body():
+        queue = settings.model_copy(update={"task_queue": settings.task_queue + "-t"})
+        async with harness(standin_settings(queue), fakes):
+            protected = standin_settings(queue, web_token=SecretStr(token))
+            with web_server(protected) as base:
+                async with async_playwright() as pw, httpx.AsyncClient(base_url=base, timeout=30) as http:
+                    browser = await pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+                    page = await (await browser.new_context()).new_page()
+                    page.set_default_timeout(TIMEOUT_MS)
+
+                    async def answer(dialog):
+                        asked.append(dialog.message)
+                        await dialog.accept(answers[min(len(asked), len(answers)) - 1])
+                    page.on("dialog", answer)
+                    try:
+                        await page.goto(base + "/")
+                        await page.fill("#submit-form input[name=url]", f"https://example.com/{uuid.uuid4().hex}.mp3")
+                        await page.click("#submit-form button[type=submit]")
+                        await page.locator("#submit-result a").wait_for()
+                        job = (await page.locator("#submit-result a").get_attribute("href")).rsplit("/", 1)[-1]
+                        urls = "\n".join(f"https://example.com/{uuid.uuid4().hex}.mp3" for _ in range(2))
+                        await page.fill("#batch-form textarea[name=urls]", urls)
+                        await page.click("#batch-form button[type=submit]")
+                        await page.wait_for_function(
+                            "() => document.getElementById('batch-result').textContent.includes('batch ')")
+                        said = await page.locator("#batch-result").text_content()
+                        cookies = await page.context.cookies()
+                    finally:
+                        await browser.close()
+                    refused = await http.post("/api/jobs", json={"url": "https://example.com/x.mp3"})
+                    status = (await http.get(f"/api/jobs/{job}")).json()
+                    return job, said, cookies, refused, status
+
+    job, said, cookies, refused, status = run(body())
+    assert len(asked) == 2 and "refused" in asked[1]  # asked once, then once more after the 401, then kept
+    assert status["job_id"] == job and status["state"] in ("queued", "running")
+    assert "Submitted: batch batch-" in said
+    assert cookies == []
+    assert refused.status_code == 401  # the API itself still refuses a write without the token
+
+
+def test_retry_with_changed_options_from_the_job_page(settings):
+    """A job whose quotes stage gave up waits for a decision; the page's retry form sends the changed option and
+    the job goes on with it."""
+    from playwright.async_api import async_playwright
+
+    from clipper.models import JobState
+    from tests.helpers.standins import fail, outcome, status_when
+
+    executable = chromium()
+    fakes = StandIns(failures={"quotes": [fail("SomeError", "the LLM is down")]})
+
+    async def body():
+        queue = settings.model_copy(update={"task_queue": settings.task_queue + "-r"})
+        async with harness(standin_settings(queue), fakes) as (clipper, job):
+            await status_when(clipper, job, lambda s: s.waiting_since is not None, "the job to wait for a retry")
+            with web_server(standin_settings(queue)) as base:
+                async with async_playwright() as pw:
+                    browser = await pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+                    page = await (await browser.new_context()).new_page()
+                    page.set_default_timeout(TIMEOUT_MS)
+                    try:
+                        await page.goto(f"{base}/jobs/{job}")
+                        await page.click("#controls details summary")
+                        await page.select_option("#retry-form select[name=text_engine]", "offline")
+                        await page.click("#retry-form button[type=submit]")
+                        await page.wait_for_function(
+                            "() => document.getElementById('control-result').textContent.includes('retry sent')")
+                    finally:
+                        await browser.close()
+            return await outcome(clipper, job)
+
+    result = run(body())
+    assert result.state == JobState.done
+    quotes = fakes.of("quotes")
+    assert len(quotes) == 2 and quotes[-1].arg.options.text_engine == "offline"
