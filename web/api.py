@@ -147,12 +147,16 @@ async def resume(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client))
 
 @jobs.post("/{job_id}/cancel", status_code=202, dependencies=writes, response_model=ControlAccepted)
 async def cancel(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> ControlAccepted:
-    # The server takes a cancel request for a closed workflow without a word: say it does not apply (409).
-    desc = await clipper.describe(job_id)
-    if desc.close_time is not None:
-        raise JobClosed(f"{job_id} has already ended ({desc.status.name.lower() if desc.status else 'closed'})")
+    await _open(clipper, job_id)
     await clipper.cancel(job_id)
     return ControlAccepted(job_id=job_id, control="cancel")
+
+
+async def _open(clipper: ClipperClient, workflow_id: str) -> None:
+    """The server takes a cancel request for a closed workflow without a word: say it does not apply (409)."""
+    desc = await clipper.describe(workflow_id)
+    if desc.close_time is not None:
+        raise JobClosed(f"{workflow_id} has already ended ({desc.status.name.lower() if desc.status else 'closed'})")
 
 
 async def _waiting(clipper: ClipperClient, job_id: str) -> None:
@@ -270,6 +274,8 @@ async def batch_status(batch_id: str = BATCH_ID, clipper: ClipperClient = Depend
 def _batch_control(control: str, text: str) -> None:
     async def route(batch_id: str = BATCH_ID, clipper: ClipperClient = Depends(client)) -> ControlAccepted:
         await _batch(clipper, batch_id)
+        if control == "cancel":
+            await _open(clipper, batch_id)
         await getattr(clipper, control)(batch_id)
         return ControlAccepted(job_id=batch_id, control=control)
 

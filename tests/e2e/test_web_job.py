@@ -112,3 +112,41 @@ def test_a_job_end_to_end_over_http(settings, media_server, tmp_path):
         status, _, _ = raw_get(base, f"/api/jobs/{job}/artifacts/report.md")
         assert status == 200
 
+
+
+def test_a_batch_over_http(settings, media_server):
+    """The batch routes with a real worker: submit a list of URLs, pause, re-prioritise, resume, list, follow it
+    to the end, read its item list as an artifact; a control on the ended batch is 409."""
+
+    async def body():
+        temporal = await connect(settings)
+        async with build_worker(temporal, settings):
+            with web_server(settings) as base:
+                async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                    url = media_server.url("/episode.mp3") + "?batch=1"
+                    r = await http.post("/api/batches", json={"urls": [url], "priority": 3, "concurrency": 1})
+                    assert r.status_code == 202, r.text
+                    batch = r.json()["batch_id"]
+                    assert (await http.post(f"/api/batches/{batch}/pause")).status_code == 202
+
+                    async def state(wanted):
+                        s = (await http.get(f"/api/batches/{batch}")).json()
+                        return s if s["state"] in wanted else None
+                    await until(lambda: state({"paused"}), timeout=60, what="the batch to pause")
+                    r = await http.put(f"/api/batches/{batch}/priority", json={"priority": 1})
+                    assert r.status_code == 200 and r.json()["priority"] == 1, r.text
+                    assert (await http.post(f"/api/batches/{batch}/resume")).status_code == 202
+                    listed = [b["job_id"] for b in (await http.get("/api/batches")).json()]
+                    done = await until(lambda: state({"done", "failed", "cancelled"}), timeout=300, interval=0.5,
+                                       what="the batch to finish")
+                    names = {a["name"] for a in (await http.get(f"/api/batches/{batch}/artifacts")).json()}
+                    items = await http.get(f"/api/batches/{batch}/artifacts/items.json")
+                    await temporal.get_workflow_handle(batch).result()  # its status says done just before it returns
+                    ended = await http.post(f"/api/batches/{batch}/cancel")
+                    return batch, listed, done, names, items, ended
+
+    batch, listed, done, names, items, ended = run(body())
+    assert done["state"] == "done" and done["counts"]["done"] == 1 and done["priority"] == 1, done
+    assert "items.json" in names and items.status_code == 200 and "episode.mp3" in items.text
+    assert ended.status_code == 409 and ended.json()["error"] == "JobClosed", ended.text
+    assert isinstance(listed, list)  # visibility is eventually consistent: the new batch may not be listed yet
