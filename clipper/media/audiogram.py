@@ -16,7 +16,6 @@ fontconfig happens to find, and nothing is fetched at run time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -26,11 +25,11 @@ import ffmpeg
 import structlog
 
 from clipper.config import Settings
-from clipper.errors import InvalidMedia, InvalidRequest, MediaNotFound
-from clipper.media.ffmpeg import first_error_line, run_ffmpeg, storage_full_in
+from clipper.errors import InvalidRequest, MediaNotFound
+from clipper.media.clips import clip_audio, clip_span, encode_atomically
 from clipper.media.probe import probe_media
 from clipper.models import Quote, Word
-from clipper.store import fsync_dir, temp_path
+from clipper.store import temp_path
 
 ASPECTS = ("1:1", "9:16")
 BACKGROUND = "0x14213d"  # deep navy
@@ -207,10 +206,8 @@ def captions_ass(words: list[Word], start: float, length: float, layout: Layout,
 # --- the video ---
 
 def audiogram_span(quote: Quote, padding_s: float, media_duration_s: float | None) -> tuple[float, float]:
-    """[start, end) of the media an audiogram shows: the quote with the clips' padding, clamped to the media."""
-    lo = max(0.0, quote.start - padding_s)
-    hi = quote.end + padding_s if media_duration_s is None else min(media_duration_s, quote.end + padding_s)
-    return lo, hi
+    """[start, end) of the media an audiogram shows: the quote's clip span (the clips' padding, clamped)."""
+    return clip_span(quote.start, quote.end, padding_s, media_duration_s)
 
 
 def make_audiogram(
@@ -235,7 +232,6 @@ def make_audiogram(
         raise InvalidRequest(f"quote start {quote.start:.3f} s is past the end of the media ({media_duration_s:.3f} s)")
     lo, hi = audiogram_span(quote, settings.clip_padding_s, media_duration_s)
     length = hi - lo
-    fade = min(settings.clip_fade_s, length / 2)
     fonts, family = caption_font()
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -243,12 +239,7 @@ def make_audiogram(
     captions.write_text(captions_ass(quote_words(quote, words), lo, length, layout, family, title=title,
                                      speaker=speaker), encoding="utf-8")
     fps = settings.audiogram_fps
-    sound = (ffmpeg.input(str(audio)).audio
-             .filter("atrim", start=f"{lo:.6f}", end=f"{hi:.6f}").filter("asetpts", "PTS-STARTPTS"))
-    if fade > 0:
-        sound = sound.filter("afade", type="in", start_time=0, duration=f"{fade:.6f}")
-        sound = sound.filter("afade", type="out", start_time=f"{length - fade:.6f}", duration=f"{fade:.6f}")
-    split = sound.filter_multi_output("asplit")
+    split = clip_audio(audio, lo, hi, settings.clip_fade_s).filter_multi_output("asplit")
     heard, drawn = split[0], split[1]
     # The waveform follows the loudness evened out (phone calls are quiet), the audio people hear does not.
     wave = (drawn.filter("dynaudnorm", f=100, g=5)
@@ -259,22 +250,11 @@ def make_audiogram(
     text_args = {"fontsdir": str(fonts)} if fonts else {}
     video = (ffmpeg.overlay(background, wave, x=0, y=layout.wave_y, shortest=1)
              .filter("ass", str(captions), **text_args))
-    stream = (
-        ffmpeg.output(video, heard, str(tmp), format="mp4", vcodec="libx264", preset="veryfast", crf=28,
-                      pix_fmt="yuv420p", g=fps * 2, acodec="aac", audio_bitrate="64k", ac=1, ar=44100,
-                      movflags="+faststart", t=f"{length:.3f}", map_metadata=-1)
-        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-    )
+    stream = ffmpeg.output(video, heard, str(tmp), format="mp4", vcodec="libx264", preset="veryfast", crf=28,
+                           pix_fmt="yuv420p", g=fps * 2, acodec="aac", audio_bitrate="64k", ac=1, ar=44100,
+                           movflags="+faststart", t=f"{length:.3f}", map_metadata=-1)
     try:
-        run_ffmpeg(stream, out.name, should_stop)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
-    except ffmpeg.Error as e:
-        if (full := storage_full_in(e.stderr, out.name)) is not None:
-            raise full from None
-        raise InvalidMedia(f"could not make an audiogram from {audio.name}: {first_error_line(e.stderr)}") from None
+        encode_atomically(stream, tmp, out, f"could not make an audiogram from {audio.name}", should_stop)
     finally:
         tmp.unlink(missing_ok=True)
         captions.unlink(missing_ok=True)

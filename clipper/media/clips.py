@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import ffmpeg
@@ -65,6 +66,49 @@ def clip_name(rank: int, quote_text: str, fmt: str) -> str:
     return f"clips/{rank:02d}-{_slug(quote_text)}.{fmt.lower()}"
 
 
+def clip_span(start: float, end: float, padding_s: float, media_duration_s: float | None) -> tuple[float, float]:
+    """[start, end) of the media a clip (or an audiogram) holds: the span padded, clamped to the media."""
+    lo = max(0.0, start - padding_s)
+    hi = end + padding_s if media_duration_s is None else min(media_duration_s, end + padding_s)
+    return lo, hi
+
+
+def clip_audio(audio: Path, lo: float, hi: float, fade_s: float) -> ffmpeg.nodes.FilterableStream:
+    """The audio of [lo, hi) as an ffmpeg-python stream starting at 0, faded in and out (no click at either end;
+    a fade longer than half the clip would overlap and swallow it, so it is shortened)."""
+    length = hi - lo
+    fade = min(fade_s, length / 2)
+    stream = (
+        ffmpeg.input(str(audio))
+        .audio.filter("atrim", start=f"{lo:.6f}", end=f"{hi:.6f}")
+        # atrim keeps the source's timestamps; restart them at 0 so the fades and the muxer see a clip.
+        .filter("asetpts", "PTS-STARTPTS")
+    )
+    if fade > 0:
+        stream = stream.filter("afade", type="in", start_time=0, duration=f"{fade:.6f}")
+        stream = stream.filter("afade", type="out", start_time=f"{length - fade:.6f}", duration=f"{fade:.6f}")
+    return stream
+
+
+def encode_atomically(out: ffmpeg.nodes.OutputStream, tmp: Path, dst: Path, failed: str,
+                      should_stop: Callable[[], bool] | None = None) -> None:
+    """Run `out` (which writes `tmp`), fsync it and rename it to `dst`: `dst` is complete or absent. A full disk
+    is a retryable `StorageFull` (no fault of the audio); any other ffmpeg failure an `InvalidMedia` that starts
+    with `failed`. With `should_stop`, a stop kills ffmpeg (`StopRequested`)."""
+    # -nostdin: never wait for keyboard input in a worker; errors only, so stderr stays short.
+    out = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    try:
+        run_ffmpeg(out, dst.name, should_stop)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+        fsync_dir(dst.parent)
+    except ffmpeg.Error as e:
+        if (full := storage_full_in(e.stderr, dst.name)) is not None:
+            raise full from None
+        raise InvalidMedia(f"{failed}: {first_error_line(e.stderr)}") from None
+
+
 def cut_clip(
     audio: Path,
     dst: Path,
@@ -95,39 +139,13 @@ def cut_clip(
     if media_duration_s is not None and start >= media_duration_s:
         raise InvalidRequest(f"clip start {start:.3f} s is past the end of the media ({media_duration_s:.3f} s)")
 
-    lo = max(0.0, start - padding_s)
-    hi = end + padding_s if media_duration_s is None else min(media_duration_s, end + padding_s)
-    length = hi - lo
-    # Fades longer than half the clip would overlap and swallow it.
-    fade = min(fade_s, length / 2)
-
-    stream = (
-        ffmpeg.input(str(audio))
-        .audio.filter("atrim", start=f"{lo:.6f}", end=f"{hi:.6f}")
-        # atrim keeps the source's timestamps; restart them at 0 so the fades and the muxer see a clip.
-        .filter("asetpts", "PTS-STARTPTS")
-    )
-    if fade > 0:
-        stream = stream.filter("afade", type="in", start_time=0, duration=f"{fade:.6f}")
-        stream = stream.filter("afade", type="out", start_time=f"{length - fade:.6f}", duration=f"{fade:.6f}")
-
+    lo, hi = clip_span(start, end, padding_s, media_duration_s)
+    stream = clip_audio(audio, lo, hi, fade_s)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(dst)  # a killed write leaves it for ArtifactStore.discard_temporary to find
-    out = (
-        stream.output(str(tmp), format=muxer, acodec=codec, ac=1, vn=None, map_metadata=-1, **extra)
-        # -nostdin: never wait for keyboard input in a worker; errors only, so stderr stays short.
-        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-    )
+    out = stream.output(str(tmp), format=muxer, acodec=codec, ac=1, vn=None, map_metadata=-1, **extra)
     try:
-        run_ffmpeg(out, dst.name)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-        fsync_dir(dst.parent)
-    except ffmpeg.Error as e:
-        if (full := storage_full_in(e.stderr, dst.name)) is not None:
-            raise full from None  # a full disk is no fault of the audio: retryable
-        raise InvalidMedia(f"could not cut a clip from {audio.name}: {first_error_line(e.stderr)}") from None
+        encode_atomically(out, tmp, dst, f"could not cut a clip from {audio.name}")
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -136,4 +154,4 @@ def cut_clip(
         probed = probe_media(dst).duration_s
     except InvalidMedia:
         probed = None
-    return probed if probed else length
+    return probed if probed else hi - lo
