@@ -26,7 +26,7 @@ def label_transcript(
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[float, float], None] | None = None,
 ) -> tuple[Transcript, SpeakerSet]:
-    engine = getattr(settings, "speakers_engine", "ge2e")
+    engine = settings.speakers_engine
     if engine == "off":
         return transcript, SpeakerSet(engine="off", note="speaker labelling is switched off (CLIPPER_SPEAKERS_ENGINE)")
     if not any(seg.text.strip() for seg in transcript.segments):

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
+from clipper.asr.render import ts
 from clipper.config import Settings
 from clipper.models import Chapter, Summary, Transcript
 from clipper.text.lexicon import SPOKEN, TermStats, content_words, cosine
@@ -187,19 +188,18 @@ class ChapterList(BaseModel):
 
 
 def stamp(seconds: float, hours: bool = False) -> str:
-    """`mm:ss`, or `h:mm:ss` when `hours` (a description of a recording of an hour or more)."""
+    """The report's timestamp (`ts`: mm:ss, h:mm:ss from an hour on), or always `h:mm:ss` when `hours`, so the
+    chapters of a recording of an hour or more line up."""
+    if not hours:
+        return ts(seconds)
     total = max(0, int(seconds))
     h, rest = divmod(total, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{total // 60:02d}:{total % 60:02d}"
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def description_lines(chapters: list[Chapter]) -> list[str]:
     """"00:00 Title" lines for a YouTube/X description: the first always at 00:00, h:mm:ss from an hour on."""
-    out = []
-    for i, c in enumerate(chapters):
-        at = 0.0 if i == 0 else c.start
-        out.append(f"{'00:00' if i == 0 else stamp(at, at >= 3600)} {c.title}")
-    return out
+    return [f"{ts(0.0 if i == 0 else c.start)} {c.title}" for i, c in enumerate(chapters)]
 
 
 def chapters_markdown(summary: Summary) -> str:
