@@ -39,6 +39,13 @@ from workflows.media_job import MediaJob
 from workflows.name_speakers import NameSpeakers
 
 
+def refused(err: WorkflowUpdateFailedError | WorkflowFailureError) -> InvalidRequest:
+    """A workflow's refusal (an update's validator, or the activity an update or a short workflow ran) as the
+    `InvalidRequest` it is, with the refusal's own message."""
+    cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
+    return InvalidRequest(getattr(cause, "message", None) or str(cause))
+
+
 class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
     def __init__(self, client: Client, settings: Settings | None = None) -> None:
         super().__init__(client, settings)
@@ -139,7 +146,7 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
             return await self.signalling(job_id, lambda: self.handle(job_id).execute_update(
                 MediaJob.set_priority, priority))
         except WorkflowUpdateFailedError as err:
-            raise InvalidRequest(getattr(err.cause, "message", None) or str(err.cause)) from None
+            raise refused(err) from None
 
     async def name_speakers(self, job_id: str, names: dict[str, str]) -> dict[str, str]:
         """Name a job's speakers ({"S1": "Diane"}; "" removes a name) and get all its names back. A running job
@@ -152,15 +159,13 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
                 return await self.signalling(job_id, lambda: self.handle(job_id).execute_update(
                     MediaJob.name_speakers, names))
             except WorkflowUpdateFailedError as err:
-                cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
-                raise InvalidRequest(getattr(cause, "message", None) or str(cause)) from None
+                raise refused(err) from None
         try:
             return await self.client.execute_workflow(
                 NameSpeakers.run, SpeakerNames(job_id=job_id, names=names, worker_pools=self.settings.worker_pools),
                 id=f"{job_id}/names-{uuid.uuid4().hex[:8]}", task_queue=self.settings.task_queue)
         except WorkflowFailureError as err:
-            cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
-            raise InvalidRequest(getattr(cause, "message", None) or str(cause)) from None
+            raise refused(err) from None
 
     async def ensure_waiting(self, job_id: str) -> None:
         """`retry`/`abandon` only act on a job waiting after a failure: refuse, rather than send a signal the job
