@@ -20,8 +20,10 @@ from typing import Any
 import structlog
 from temporalio import activity
 
+from activities.breaker import TemporalGate
 from activities.runtime import StageDeps, to_application_error
-from clipper.errors import NotificationFailed, NotificationRejected
+from clipper.breaker import guarded, provider_key
+from clipper.errors import NotificationFailed, NotificationRejected, ProviderUnavailable
 from clipper.notify import Notification, NotifyResult, delivery_id, send_callback, send_email, send_webhook
 from clipper.store import ArtifactStore, now_utc
 
@@ -55,6 +57,8 @@ class NotifyActivity:
             report = await asyncio.to_thread(store.local_copy, n.job_id, "report.md")
             n = n.model_copy(update={"report_path": store.uri(n.job_id, "report.md") if report else None})
         key = delivery_id(n)
+        # Each target's circuit breaker: while one is open it is not called (waits=False: the retry policy waits).
+        gate = TemporalGate.unattended(self.deps.breakers, asyncio.get_running_loop())
         failed: list[NotificationFailed] = []
         rejected: list[str] = []
         for name, send in channels.items():
@@ -66,7 +70,14 @@ class NotifyActivity:
                     rejected.append(f"{name}: {earlier.get('error', '')}")
                 continue
             try:
-                outcome = await asyncio.to_thread(send, n, settings)
+                outcome = await asyncio.to_thread(guarded, gate, _provider(name, n, settings), lambda: send(n, settings),
+                                                  _outage)
+            except ProviderUnavailable as err:  # its breaker is open: not called; retried like a failure
+                err = NotificationFailed(f"{name}: {err.message}")
+                log.warning("notify.failed", channel=name, error=err.message)
+                failed.append(err)
+                result.channels[name] = "failed"
+                continue
             except NotificationFailed as err:
                 log.warning("notify.failed", channel=name, error=err.message)
                 failed.append(err)
@@ -88,6 +99,17 @@ class NotifyActivity:
         if rejected:
             raise to_application_error(NotificationRejected("; ".join(rejected)))
         return result
+
+
+def _provider(channel: str, n: Notification, settings: Any) -> str:
+    """The provider a channel calls, for its circuit breaker: the SMTP server, the webhook's or callback's host."""
+    if channel == "email":
+        return f"{settings.smtp_host}:{settings.smtp_port}"
+    return provider_key(settings.webhook_url if channel == "webhook" else n.callback_url, channel)
+
+
+def _outage(exc: Exception) -> str | None:
+    return exc.message if isinstance(exc, NotificationFailed) else None  # rejected (4xx, refused address): it answered
 
 
 def _read(store: ArtifactStore, job_id: str, receipt: str) -> dict[str, Any]:

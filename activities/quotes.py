@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from clipper.models import QuotesOutput, StageProgress, TextStageInput, Transcript
 
@@ -26,7 +27,8 @@ class QuotesActivity:
         store, job = self.deps.store, request.job_id
         transcript = store.read_model(job, request.transcript, Transcript)
         settings = settings_for(self.deps.settings, request.options)
-        engine = get_text_engine(settings, request.options.text_engine)
+        gate = gate_for(self.deps.breakers, run, waits=settings.llm_fallback != "offline")
+        engine = get_text_engine(settings, request.options.text_engine, gate)
         run.progress = StageProgress(unit="chunks")
         quotes = extract_quotes(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set)
         run.log.info("quotes.done", engine=quotes.engine, count=len(quotes.quotes), candidates=quotes.candidates,

@@ -21,9 +21,12 @@ from clipper.models import (
     Transcript,
 )
 from clipper.store import ArtifactStore
+from clipper.versions import VERSIONS, archive, job_options
 
 STAGE = "report"
 SPEAKERS = "speakers.json"
+# What `render_outputs` writes again when speakers are named: kept as a version first (clipper/versions.py).
+RENDERED = (SPEAKERS, "transcript.txt", "quotes.md", "transcript.srt", "transcript.vtt", "report.md", "report.json")
 
 
 def named_speakers(store: ArtifactStore, job: str, changes: dict[str, str] | None) -> SpeakerSet | None:
@@ -70,7 +73,7 @@ def render_outputs(store: ArtifactStore, job: str, refs: dict[str, ArtifactRef],
     srt = store.put_text(job, "transcript.srt", transcript_srt(transcript, shown), stage, "application/x-subrip")
     vtt = store.put_text(job, "transcript.vtt", transcript_vtt(transcript, shown), stage, "text/vtt")
     artifacts = {name: ref.sha256 for name, ref in sorted(store.read_manifest(job).artifacts.items())
-                 if not name.startswith("report.")}
+                 if not name.startswith(("report.", VERSIONS))}  # the current outputs, not the kept versions
     report = report_json(info, transcript, quotes, summary, artifacts, speakers)
     markdown = report_markdown(info, transcript, quotes, summary, artifacts, speakers, audiograms)
     return ReportOutput(
@@ -124,7 +127,11 @@ class RenderNamesActivity:
                                      "has not reached that stage)")
             refs = {n: store.valid_ref(job, n) for n in ("media.json", "transcript.json", "quotes.json",
                                                           "summary.json", "clips.json")}
-            if "report.json" in manifest and all(refs.values()):
+            rendering = "report.json" in manifest and all(refs.values())
+            named_speakers(store, job, request.names)  # a refused name changes nothing, and cuts no version
+            archive(store, job, "names", list(RENDERED) if rendering else [SPEAKERS], "speaker names",
+                    job_options(store, job), self.deps.settings.keep_versions)
+            if rendering:
                 output = render_outputs(store, job, refs, "names", request.names)
                 speakers = store.read_model(job, output.speakers, SpeakerSet)
             else:  # the report is still to come and renders the names itself

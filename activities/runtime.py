@@ -41,6 +41,7 @@ from activities.metrics import StageMeasure
 from clipper.rates import RateBook
 from clipper.store import RECEIPTS, ArtifactStore  # noqa: F401 - RECEIPTS: re-exported
 from clipper.stores import open_store
+from clipper.versions import archive_rerun
 
 T = TypeVar("T")
 O = TypeVar("O", bound=StageOutput)
@@ -75,6 +76,9 @@ class StageDeps:
 
     settings: Settings
     store: ArtifactStore
+    # The providers' circuit breakers (client/breakers.py `BreakerClient`), set by a worker that has a Temporal
+    # client; None: engines call their providers unguarded (activities/breaker.py `gate_for`).
+    breakers: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageDeps:
@@ -136,6 +140,7 @@ class StageRun:
         self.log = structlog.get_logger().bind(job_id=job_id, stage=stage, attempt=info.attempt)
         self.progress = StageProgress()
         self.stop = threading.Event()
+        self.loop = asyncio.get_running_loop()  # where the engines' threads send calls to Temporal (breakers)
         self._started = time.monotonic()
         previous = info.heartbeat_details
         self.previous_progress: dict[str, Any] = previous[0] if previous and isinstance(previous[0], dict) else {}
@@ -279,11 +284,15 @@ async def run_stage(
         if reused is not None:
             run.log.info("stage.reused")
             return reused
+        if receipt_name is None:  # run again: keep what its last finished run produced (clipper/versions.py)
+            await run.in_thread(archive_rerun, deps.store, request.job_id, stage, deps.settings.keep_versions)
         started = time.monotonic()
         output = await run.in_thread(work, run)
         elapsed = round(time.monotonic() - started, 3)
         output = output.model_copy(update={"attempt": run.attempt, "elapsed_s": elapsed})
-        record = json.dumps({"input": key, "output": output.model_dump(mode="json")}).encode()
+        options = getattr(request, "options", None)  # what produced the outputs, for the version they may become
+        record = json.dumps({"input": key, "output": output.model_dump(mode="json"),
+                             "options": options.model_dump(mode="json") if options is not None else None}).encode()
         await asyncio.to_thread(deps.store.put_receipt, request.job_id, receipt, record)
         if receipt_name is None:
             audio_s = await asyncio.to_thread(_audio_seconds, deps.store, request.job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from clipper.models import StageProgress, SummaryOutput, TextStageInput, Transcript
 
@@ -28,7 +29,8 @@ class SummaryActivity:
         store, job = self.deps.store, request.job_id
         transcript = store.read_model(job, request.transcript, Transcript)
         settings = settings_for(self.deps.settings, request.options)
-        engine = get_text_engine(settings, request.options.text_engine)
+        gate = gate_for(self.deps.breakers, run, waits=settings.llm_fallback != "offline")
+        engine = get_text_engine(settings, request.options.text_engine, gate)
         run.progress = StageProgress(unit="chunks")
         summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set)
         run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points),

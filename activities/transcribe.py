@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import activity
 
+from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from clipper.models import ArtifactRef, ChunkInput, StageProgress, Transcript, TranscribeInput, TranscribeOutput
 from clipper.store import ArtifactStore, JsonlLog
@@ -81,7 +82,8 @@ class TranscribeActivity:
             ref, transcript = stored
             return self._output(transcript, ref, text_ref, float(transcript.duration_s or request.duration_s or 0.0))
         settings = settings_for(self.deps.settings, request.options)
-        engine = get_engine(settings, request.options.asr_engine)
+        engine = get_engine(settings, request.options.asr_engine,
+                            gate=gate_for(self.deps.breakers, run, waits=True))
         # Keyed by the audio's checksum: saved segments are only valid for the exact audio they came from.
         partial = JsonlLog(store.scratch_dir(job) / f"transcript-{request.audio.sha256[:16]}.partial.jsonl")
         run.progress = StageProgress(total=request.duration_s, unit="s")

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from temporalio import activity
 
+from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from activities.transcribe import TranscribeActivity, job_language, made_for, output_names, stored_transcript
 from clipper.models import (
@@ -79,7 +80,8 @@ class TranscribeChunkActivity:
             run.log.info("transcribe.chunk_reused", chunk=span.index)
             return done
         settings = settings_for(self.deps.settings, request.options)
-        engine = get_engine(settings, request.options.asr_engine, chunked=True)
+        engine = get_engine(settings, request.options.asr_engine, chunked=True,
+                            gate=gate_for(self.deps.breakers, run, waits=True))
         # One language for every chunk: detected (if at all) once per job, from the start of the whole file.
         choice = job_language(store, request, engine, audio_path, settings)
         # Keyed by the audio's checksum and the span: saved segments are only valid for exactly that audio.

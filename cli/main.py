@@ -20,8 +20,11 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from cli import batch as batch_cli
+from cli import transfer as transfer_cli
 from cli import render
-from cli.render import console, err_console, eta_text, print_history, print_jobs, print_stats, print_status
+from cli.render import (
+    console, err_console, eta_text, print_breakers, print_history, print_jobs, print_stats, print_status,
+)
 from client import ClipperClient, JobClosed, JobFailed
 from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
@@ -45,6 +48,25 @@ def print_report(job_id: str) -> int:
         raise ReportNotFound(f"no report for {job_id} in {store.uri(job_id)} (not finished, or another host's "
                              "folder)")
     console.print(Markdown(report.read_text(encoding="utf-8")))
+    return 0
+
+
+def show_versions(args: argparse.Namespace) -> int:
+    """`clipper versions JOB [--json]`, `clipper show JOB --version N` (clipper/versions.py)."""
+    from clipper.versions import list_versions, version_file
+
+    store = open_store(get_settings())
+    if args.command == "show":
+        ref = version_file(store, args.job_id, args.version, "report.md")
+        console.print(Markdown(store.path(args.job_id, ref.name).read_text(encoding="utf-8")))
+        return 0
+    folder = store.uri(args.job_id)
+    # An unknown id on a local store: no folder to read (the manifest's reader would leave an empty one behind).
+    versions = [] if "://" not in folder and not os.path.isdir(folder) else list_versions(store, args.job_id)
+    if args.json:
+        print(json.dumps([v.model_dump(mode="json") for v in versions], indent=2))
+    else:
+        render.print_versions(args.job_id, versions, folder)
     return 0
 
 
@@ -72,14 +94,20 @@ async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> Jo
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.command == "versions" or (args.command == "show" and args.version is not None):  # the store only
+        return show_versions(args)
     if args.command == "show":  # reads the store only: works without a server
         return print_report(args.job_id)
     if args.command == "web":  # the REST API (web/): its own client, in uvicorn's loop
         from web.app import serve
         return await serve(get_settings(), args.host, args.port)
     client = await ClipperClient.connect()
+    if args.command in ("export", "import"):  # a finished job between deployments (cli/transfer.py)
+        return await transfer_cli.run(client, args)
     if args.command == "submit-batch":
         return await batch_cli.submit(client, args)
+    if args.command == "status" and not args.job_id:  # the service itself: the providers' circuit breakers
+        return print_breakers(await client.breakers(), args.json)
     if args.command in ("status", "watch") and (shown := await batch_cli.show(client, args)) is not None:
         return shown  # the id is a batch's
     if args.command == "submit":
@@ -226,11 +254,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--asr-model", help="tiny.en (English, fast) | base (multilingual; default from CLIPPER_ASR_MODEL)")
     s.add_argument("--language", help="spoken language code, e.g. en; with a multilingual model, unset = detect")
     batch_cli.add_parser(sub)
-    st = sub.add_parser("status", help="print a job's state")
-    st.add_argument("job_id")
+    transfer_cli.add_parser(sub)
+    st = sub.add_parser("status", help="print a job's state; without a job: the providers' circuit breakers")
+    st.add_argument("job_id", nargs="?")
     st.add_argument("--json", action="store_true")
     sh = sub.add_parser("show", help="print a finished job's report")
     sh.add_argument("job_id")
+    sh.add_argument("--version", type=int, metavar="N", help="the report kept in version N (clipper versions JOB)")
+    vs = sub.add_parser("versions", help="a job's kept artifact versions: earlier outputs of stages run again")
+    vs.add_argument("job_id")
+    vs.add_argument("--json", action="store_true")
     w = sub.add_parser("watch", help="live per-stage progress bars with ETA")
     w.add_argument("job_id")
     pa = sub.add_parser("pause", help="pause a job at the next stage boundary (--now: stop the running stage)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clipper.batch_models import BatchStatus
+from clipper.breaker import BreakerPhase, BreakerState
 from clipper.models import JobStatus
 from clipper.stats import Stats
 from client import AuditEntry, JobSummary
@@ -59,6 +61,8 @@ def print_status(status: JobStatus) -> None:
         )
     console.print(table)
     console.print(f"state: [bold]{status.state.value}[/] · {summary_line(status)}")
+    if status.waiting:
+        console.print(f"[yellow]{escape(status.waiting)}[/]")
     if status.error:
         console.print(f"[red]{escape(status.error.type)}[/]: {escape(status.error.message)}")
 
@@ -152,3 +156,50 @@ def print_batch_status(status: BatchStatus) -> None:
     console.print(line + (f" · run {status.run}" if status.run > 1 else ""), highlight=False)
     if status.error:
         console.print(f"[red]{escape(status.error)}[/]")
+
+
+def print_breakers(breakers: list[BreakerState], as_json: bool = False) -> int:
+    """`clipper status` without a job: every provider's circuit breaker (providers that never failed have none)."""
+    if as_json:
+        print(json.dumps([b.model_dump(mode="json") for b in breakers], indent=2))
+        return 0
+    table = Table(title="providers (circuit breakers)", title_justify="left")
+    for col in ("provider", "state", "since (UTC)", "failures", "opened", "probes", "last error"):
+        table.add_column(col)
+    for b in breakers:
+        since = b.opened_at.strftime("%Y-%m-%d %H:%M:%S") if b.opened_at and b.phase != BreakerPhase.closed else ""
+        table.add_row(*(Text(c) for c in (b.provider, b.phase.value, since, str(b.failures), str(b.opens),
+                                          str(b.probes), b.last_error or "")))
+    console.print(table if breakers else "no provider has failed: every circuit breaker is closed")
+    return 0
+
+
+# --- artifact versions (clipper/versions.py): `clipper versions JOB` ---
+
+
+def _bytes(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+def print_versions(job_id: str, versions: list, folder: str) -> None:
+    """The job's kept versions (`ArtifactVersion`s), oldest first; options only where they differ from the defaults."""
+    from clipper.models import JobOptions
+
+    if not versions:
+        console.print(f"{escape(job_id)}: no versions kept in {escape(folder)} (a version is kept when a stage runs "
+                      "again: a retry, a rebuild, speakers named)", highlight=False)
+        return
+    defaults = JobOptions().model_dump(mode="json")
+    table = Table(title=escape(f"{job_id} · versions in {folder}"), title_justify="left")
+    for col, justify in (("N", "right"), ("stage", "left"), ("reason", "left"), ("kept (UTC)", "left"),
+                         ("options", "left"), ("files", "left"), ("size", "right")):
+        table.add_column(col, justify=justify, overflow="fold", no_wrap=col in ("N", "kept (UTC)"))
+    for v in versions:
+        options = " ".join(f"{k}={val}" for k, val in v.options.items() if val != defaults.get(k, None))
+        table.add_row(str(v.number), v.stage, v.reason, v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      Text(options or "defaults"), Text(", ".join(v.original(r) for r in v.artifacts)), _bytes(v.size))
+    console.print(table)

@@ -16,8 +16,10 @@ from client.common import (
 from client.history import AuditEntry, audit_log
 from client.jobs import ClipperClient
 from client.listing import JobSummary
+from clipper.errors import ArchiveInvalid, JobExists  # export_job / import_job (client/transfer.py)
 
 __all__ = [
     "ArtifactNotFound", "AuditEntry", "BatchFailed", "ClipperClient", "JobCancelled", "JobClosed", "JobFailed",
     "JobNotFinished", "JobNotFound", "JobSummary", "Submitted", "audit_log", "connect", "ensure_search_attributes",
+    "ArchiveInvalid", "JobExists",
 ]

@@ -243,3 +243,40 @@ def _artifact_names(value: Any) -> set[str]:
     if isinstance(value, list):
         return set().union(*(_artifact_names(v) for v in value)) if value else set()
     return set()
+
+
+# --- imported jobs (issue 16: `clipper import`, client/transfer.py) ---
+
+from workflows.imported_job import IMPORTED_TYPE  # noqa: E402 - kept with the rest of this block
+
+
+def imported_from(history: WorkflowHistory, converter: PayloadConverter | None = None) -> dict[str, Any] | None:
+    """The start input of an `ImportedJob` (a job another deployment exported), as plain JSON: the reference of its
+    archived original history (`history`) and where it came from (`source`, `exported_at`). None for the history
+    of any other workflow."""
+    first = history.events[0] if history.events else None
+    if first is None or not first.HasField("workflow_execution_started_event_attributes"):
+        return None
+    attrs = first.workflow_execution_started_event_attributes
+    if attrs.workflow_type.name != IMPORTED_TYPE:
+        return None
+    values = _Auditor(converter or DEFAULT_CONVERTER).values(attrs.input.payloads)
+    return values[0] if values and isinstance(values[0], dict) else {}
+
+
+def imported_audit_log(original: WorkflowHistory, imported: WorkflowHistory,
+                       converter: PayloadConverter | None = None) -> list[AuditEntry]:
+    """An imported job's audit log: its original run's, from the archived history, then one `job imported` entry
+    saying when, and from where."""
+    entries = audit_log(original, converter)
+    start = imported.events[0]
+    came = imported_from(imported, converter) or {}
+    source = came.get("source") if isinstance(came.get("source"), dict) else {}
+    detail = (f"from namespace {source.get('namespace')} at {source.get('address')}, exported "
+              f"{came.get('exported_at')}")
+    entries.append(AuditEntry(time=start.event_time.ToDatetime(tzinfo=timezone.utc), event="job imported",
+                              detail=detail))
+    return entries
+
+
+# --- end imported jobs ---

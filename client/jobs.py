@@ -18,13 +18,16 @@ from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from client.batches import BatchMethods
+from client.breakers import BreakerClient
 from client.common import (
     NO_WORKER, SERVER_STATES, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
 )
-from client.history import AuditEntry, audit_log
+from client.history import AuditEntry, audit_log, imported_from
 from client.listing import ListingMethods
 from client.outputs import OutputMethods
+from client.transfer import TransferMethods
 from clipper.asr.models import check_job_model
+from clipper.breaker import BreakerState
 from clipper.config import Settings, get_settings
 from clipper.errors import DownloadFailed, InvalidRequest
 from clipper.media.urls import canonical_url, check_submittable, job_id_for
@@ -46,7 +49,7 @@ def refused(err: WorkflowUpdateFailedError | WorkflowFailureError) -> InvalidReq
     return InvalidRequest(getattr(cause, "message", None) or str(cause))
 
 
-class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
+class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods):
     def __init__(self, client: Client, settings: Settings | None = None) -> None:
         super().__init__(client, settings)
 
@@ -120,6 +123,10 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
             return None
         return details[0] if details and isinstance(details[0], StageProgress) else None
 
+    async def breakers(self) -> list[BreakerState]:
+        """Every provider's circuit breaker on this deployment (`clipper status` without a job)."""
+        return await BreakerClient(self.client, self.settings.task_queue).all()
+
     # --- control: plain-JSON signals and updates, the same any Temporal client can send ---
 
     async def pause(self, job_id: str, now: bool = False) -> None:
@@ -192,6 +199,8 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods):
         """The job's audit log (stages, attempts, retries, signals, updates, timers) from its event history."""
         with self.translating(job_id):
             history = await self.handle(job_id).fetch_history()
+        if imported_from(history) is not None:  # brought from another deployment: the log of its original run
+            return await self.imported_audit(job_id, history)
         return audit_log(history, self.client.data_converter.payload_converter)
 
 

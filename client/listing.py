@@ -23,7 +23,7 @@ class ListingMethods(ClientBase):
                         limit: int = 50) -> list[JobSummary]:
         """Jobs from a visibility query on clipper's search attributes, newest first. A job no worker has
         picked up yet has no state, stage, etc."""
-        clauses = ["WorkflowType = 'MediaJob'"]
+        clauses = ["WorkflowType IN ('MediaJob', 'ImportedJob')"]  # imported: finished elsewhere (clipper import)
         if state is not None:
             if state not in {s.value for s in JobState}:
                 raise InvalidRequest(f"unknown state {state!r}; known: {', '.join(s.value for s in JobState)}")

@@ -10,7 +10,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     llm_context_chars: int = 50_000  # transcript characters per request (chunk size)
     llm_concurrency: int = 4  # chunks in flight at once
     llm_max_bad_output_retries: int = 2  # same request again when the JSON is malformed, inside the engine
+    # A circuit breaker per provider (clipper/breaker.py, workflows/provider_breaker.py), shared by every worker:
+    # after breaker_failures consecutive failures (429, 5xx, timeouts) within breaker_window_s nobody calls the
+    # provider for breaker_cooldown_s; then one probe goes, and its success closes it. Meanwhile the text stages
+    # wait (their status says so), or with llm_fallback=offline use the offline engine and say so in the report.
+    breaker_enabled: bool = True
+    breaker_failures: int = Field(5, ge=1)
+    breaker_window_s: float = Field(60.0, gt=0)
+    breaker_cooldown_s: float = Field(30.0, gt=0)
+    breaker_probe_lease_s: float = Field(180.0, gt=0)
+    llm_fallback: Literal["none", "offline"] = "none"
     quotes_max: int = 10
     # Long media get more: at least one quote per 2 minutes of speech (a 3-hour Space: ~90), unless a job sets
     # its own `max_quotes`, which is then a hard cap.
@@ -151,6 +161,9 @@ class Settings(BaseSettings):
     retry_wait_s: float = 7 * 24 * 3600
     # Batches (`clipper submit-batch`): jobs of one batch running at once, unless --concurrency says otherwise.
     batch_concurrency: int = 3
+    # Artifact versions (clipper/versions.py): a stage run again keeps its earlier outputs as versions/<N>/; at most
+    # this many versions per job are kept, the oldest dropped first (0 = keep none).
+    keep_versions: int = Field(5, ge=0)
 
     # Per-stage retry policies and timeouts (overrides merged over DEFAULT_POLICIES).
     policies: dict[str, StagePolicy] = Field(default_factory=dict)
@@ -239,6 +252,12 @@ class Settings(BaseSettings):
             base = merged.get(stage, StagePolicy())
             merged[stage] = base.model_copy(update=override.model_dump(exclude_unset=True))
         return merged
+
+    def breaker_policy(self):
+        from clipper.breaker import BreakerPolicy  # config is imported by everything; the breaker by few
+
+        return BreakerPolicy(failures=self.breaker_failures, window_s=self.breaker_window_s,
+                             cooldown_s=self.breaker_cooldown_s, probe_lease_s=self.breaker_probe_lease_s)
 
     def resolved_text_engine(self) -> str:
         """The text engine `auto` stands for: llm when a key and a model are configured, else offline."""

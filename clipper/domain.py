@@ -63,6 +63,7 @@ class QuoteSet(BaseModel):
     duplicates: int = 0  # dropped: the same span proposed twice
     ungrounded_examples: list[str] = Field(default_factory=list)
     failed_chunks: list[int] = Field(default_factory=list)  # chunks whose output stayed malformed
+    fallback: str | None = None  # the offline engine stood in for an unavailable provider (CLIPPER_LLM_FALLBACK)
 
 
 class ClipInfo(BaseModel):
@@ -101,6 +102,7 @@ class Summary(BaseModel):
     key_points: list[KeyPoint] = Field(default_factory=list)
     chapters: list[Chapter] = Field(default_factory=list)
     failed_chunks: list[int] = Field(default_factory=list)  # chunks whose output stayed malformed
+    fallback: str | None = None  # the offline engine stood in for an unavailable provider (CLIPPER_LLM_FALLBACK)
 
 
 class SpeakerTurn(BaseModel):

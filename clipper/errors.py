@@ -207,6 +207,18 @@ class LLMUnavailable(ClipperError):
         self.retry_after_s = retry_after_s
 
 
+class ProviderUnavailable(ClipperError):
+    """An external provider's circuit breaker is open (clipper/breaker.py): nobody calls it until its probe
+    succeeds. Retried like any outage; with CLIPPER_LLM_FALLBACK=offline the text stages use the offline engine
+    instead. `retry_after_s`: when the next probe may go."""
+
+    non_retryable = False
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class LLMBadOutput(ClipperError):
     """The model's answer stayed malformed (not JSON, or not the expected shape) after the engine's retries."""
 
@@ -237,3 +249,34 @@ class LanguageNotSupported(InvalidRequest):
 
 
 # --- end speech models and languages ---
+
+
+# --- artifact versions (issue 16; clipper/versions.py) ---
+
+
+class VersionNotFound(ClipperError):
+    """A job has no artifact version of that number, or that version holds no such file (e.g. no report.md: the
+    stage that was run again made none). The message names the versions there are; `clipper versions JOB`
+    lists them."""
+
+
+# --- end artifact versions ---
+
+
+# --- export and import of a job (issue 16; clipper/archive.py, client/transfer.py) ---
+
+
+class ArchiveInvalid(ClipperError):
+    """`clipper import` refuses the archive: truncated, damaged or edited (a checksum in SHA256SUMS or the manifest
+    does not match), a member missing or unexpected, a path leaving the archive, a link, or not a clipper export.
+    Nothing was stored. Export the job again from its deployment (`clipper export JOB -o job.tar`) and copy it
+    whole; `sha256sum -c SHA256SUMS` in the extracted archive names the damaged member."""
+
+
+class JobExists(ClipperError):
+    """`clipper import` of a job whose id this deployment already has: a workflow by that id, or files of that job
+    in its store. Nothing was changed. Nothing to do if it is the same job imported before; otherwise remove the
+    other job's files (and let its workflow expire) first."""
+
+
+# --- end export and import ---

@@ -68,6 +68,7 @@ class StageStatus(BaseModel):
     # workflow's progress is parts_done / parts; a client adds the running pieces' heartbeats (fold_running).
     parts: int = 0
     parts_done: int = 0
+    waiting: str | None = None  # from a running activity's heartbeat (fold_running): what it waits for
 
 
 class JobStatus(BaseModel):
@@ -88,6 +89,7 @@ class JobStatus(BaseModel):
     priority: int = 3
     paused_since: datetime | None = None
     waiting_since: datetime | None = None  # failed, waiting for a manual retry or abandon
+    waiting: str | None = None  # a running stage waits, e.g. "waiting: provider … unavailable since 10:02 UTC"
     eta_s: float | None = None  # estimated seconds of work left, from media duration × stage rates
     rates: dict[str, float] = Field(default_factory=dict)  # s of work per audio s per stage: the ETA's inputs
 
@@ -132,6 +134,8 @@ class JobStatus(BaseModel):
             else:
                 live = max((a.progress.fraction for a in acts if a.progress), default=0.0)
             entry.progress = round(min(1.0, max(entry.progress, live)), 4)
+            entry.waiting = next((a.progress.waiting for a in acts if a.progress and a.progress.waiting), None)
+        self.waiting = next((s.waiting for s in self.stages if s.waiting), None)
         self.refresh()
 
 
@@ -143,6 +147,7 @@ class StageProgress(BaseModel):
     unit: str = "s"
     resume_from_s: float = 0.0
     note: str | None = None
+    waiting: str | None = None  # what the stage waits for, e.g. a provider whose circuit breaker is open
 
     @property
     def fraction(self) -> float:

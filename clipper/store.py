@@ -251,6 +251,29 @@ class ArtifactStore:
             return False
         return True
 
+    # --- removal: only for retention (clipper/versions.py); stages never remove, they replace ---
+
+    def remove(self, job_id: str, names: list[str]) -> None:
+        """Drop artifacts: out of the manifest first, then the files, so the manifest never vouches for bytes
+        that are gone (a crash in between leaves unlisted files, which nothing reads)."""
+        with self._locked(job_id):
+            manifest = self._settle(job_id) if self._has_notes(job_id) else self._load_manifest(job_id)
+            dropped = [name for name in names if manifest.artifacts.pop(name, None) is not None]
+            if dropped:
+                self._write_manifest(job_id, manifest)
+        self._discard_files(job_id, names)
+
+    def _discard_files(self, job_id: str, names: list[str]) -> None:
+        """Delete this host's copies of `names`, and the folders that leaves empty (e.g. `versions/3/`)."""
+        job_dir = self.job_dir(job_id).resolve()
+        for name in names:
+            path = self.path(job_id, name)
+            path.unlink(missing_ok=True)
+            parent = path.parent
+            while parent != job_dir and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+
     # --- receipts: small records of finished work, next to the artifacts and shared like them ---
 
     def put_receipt(self, job_id: str, name: str, data: bytes) -> None:

@@ -156,6 +156,20 @@ class S3ArtifactStore(ArtifactStore):
                                    Body=ref.model_dump_json().encode(), ContentType="application/json")
         self._write_view(job_id)
 
+    def remove(self, job_id: str, names: list[str]) -> None:
+        """References first (the manifest stops listing them), then the objects, this host's copies, the view."""
+        for keys in ([self._ref_key(job_id, n) for n in names], [self._key(job_id, n) for n in names]):
+            for start in range(0, len(keys), 1000):  # delete_objects takes at most 1000 keys
+                with self._s3_errors("removing artifacts"):
+                    answer = self.client.delete_objects(Bucket=self.bucket, Delete={
+                        "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise StorageUnavailable(self._scrub(f"the artifact store {self._where()} did not remove "
+                                                         f"{first.get('Key')}: {first.get('Code')}"))
+        self._discard_files(job_id, names)
+        self._write_view(job_id)
+
     def put_receipt(self, job_id: str, name: str, data: bytes) -> None:
         super().put_receipt(job_id, name, data)  # the cache keeps the local layout
         with self._s3_errors(f"saving receipt {name}"):

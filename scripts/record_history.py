@@ -15,6 +15,8 @@ Since then (each with its patch, docs/versioning.md):
     python -m scripts.record_history 1.1-speakers-chunked-done --chunk-s 20   # patch speakers-stage
     python -m scripts.record_history 1.1-speakers-steered-done --steer        # ... and name_speakers
     python -m scripts.record_history 1.2-audiograms-chunked-done --chunk-s 20  # patch audiograms-stage
+    python -m scripts.record_history 1.3-breaker-opened-probed-closed --breaker  # new: ProviderBreaker
+    python -m scripts.record_history 1.3-imported-done --imported               # new: ImportedJob
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versioning.md).
@@ -86,6 +88,56 @@ async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chu
         server.stop()
 
 
+async def record_breaker(name: str, tmp: Path) -> Path:
+    """A ProviderBreaker's history: two failures open it, the probe is taken after the cool-down and succeeds."""
+    from client.breakers import BreakerClient
+    from clipper.breaker import BreakerPolicy, BreakerReport
+    from workflows.provider_breaker import breaker_id
+
+    server = DevServer(tmp / "temporal.db").start()
+    try:
+        settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
+                            storage_dir=tmp / "storage")
+        client = await connect(settings)
+        breakers = BreakerClient(client, settings.task_queue, BreakerPolicy(failures=2, cooldown_s=1))
+        async with build_worker(client, settings):
+            for _ in range(2):
+                await breakers.report("api.example.com", BreakerReport(ok=False, error="HTTP 503"))
+            await asyncio.sleep(1.1)
+            permit = await breakers.permit("api.example.com")
+            await breakers.report("api.example.com", BreakerReport(ok=True, probe=permit.probe))
+            history = await client.get_workflow_handle(
+                breaker_id(settings.task_queue, "api.example.com")).fetch_history()
+        return save(name, history, tmp)
+    finally:
+        server.stop()
+
+
+async def record_imported(name: str, tmp: Path) -> Path:
+    """An ImportedJob's history: the sample run on one server, exported, and imported into a second one."""
+    archive = tmp / "job.tar"
+    for side in ("a", "b"):
+        server = DevServer(tmp / side / "temporal.db").start()
+        try:
+            settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
+                                storage_dir=tmp / side / "storage", allow_local_files=True)
+            client = await connect(settings)
+            await ensure_search_attributes(client, settings.temporal_namespace)
+            clipper = ClipperClient(client, settings)
+            async with build_worker(client, settings):
+                if side == "a":
+                    job = await clipper.submit(str(SAMPLE))
+                    await clipper.result(job.job_id)
+                    await clipper.export_job(job.job_id, archive)
+                    continue
+                summary = await clipper.import_job(archive)
+                await client.get_workflow_handle(summary.job_id).result()
+                history = await client.get_workflow_handle(summary.job_id).fetch_history()
+        finally:
+            server.stop()
+    return save(name, history, tmp)
+
+
 def save(name: str, history: WorkflowHistory, tmp: Path | None = None) -> Path:
     out = ROOT / "tests" / "histories" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
@@ -127,8 +179,13 @@ def main() -> None:
     parser.add_argument("--chunk-s", type=float, default=180.0,
                         help="chunk target for chunked transcription (e.g. 20: the 54 s sample in 3 chunks)")
     parser.add_argument("--batch", type=int, default=0, metavar="N", help="a BatchJob of N copies of the sample")
+    parser.add_argument("--breaker", action="store_true", help="a provider's circuit breaker opening and closing")
+    parser.add_argument("--imported", action="store_true", help="a finished job exported and imported elsewhere")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.breaker or args.imported:
+            print(asyncio.run((record_breaker if args.breaker else record_imported)(args.name, Path(tmp))))
+            os._exit(0)
         print(asyncio.run(record(args.name, args.url, Path(tmp), args.steer, args.chunk_s, args.batch)))
     os._exit(0)
 

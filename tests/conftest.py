@@ -52,6 +52,15 @@ def long_sample(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API (moto's server) for the tests of the S3 store: bucket per test."""
+    from tests.helpers.s3 import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory):
     server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db").start()
 

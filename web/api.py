@@ -21,6 +21,7 @@ from clipper.config import Settings
 from clipper.errors import InvalidRequest, LocalPathNotAllowed
 from clipper.media.urls import check_url_syntax
 from clipper.models import PRIORITY_DEFAULT, ArtifactRef, JobOptions, JobStatus
+from clipper.versions import ArtifactVersion, list_versions
 from web import artifacts, zips
 from web.problems import NotApplicable, Problem
 from web.security import require_reader, require_writer
@@ -238,6 +239,17 @@ async def clips_zip(job_id: str = JOB_ID, clipper: ClipperClient = Depends(clien
     return StreamingResponse(zips.stream(files), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{job_id}-clips.zip"',
                                       **artifacts.SAFE_HEADERS})
+
+
+# --- artifact versions (clipper/versions.py): earlier outputs of stages run again ---
+
+
+@jobs.get("/{job_id}/versions", dependencies=reads, response_model=list[ArtifactVersion])
+async def job_versions(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> list[ArtifactVersion]:
+    """The job's kept versions, oldest first: number, stage, reason, the options that produced the files, when,
+    and the files (`versions/<N>/<name>`, each with its sha256). An unknown job is 404."""
+    await clipper.describe(job_id)
+    return await asyncio.to_thread(list_versions, clipper.store, job_id)
 
 
 # --- batches: a playlist or a list of URLs, one job per item; the same controls by the batch's id ---

@@ -32,13 +32,16 @@ from activities.runtime import HEARTBEAT_THROTTLE, StageDeps
 from activities.summary import SummaryActivity
 from activities.transcribe import TranscribeActivity
 from activities.transcribe_chunks import MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity
+from client.breakers import BreakerClient
 from clipper.config import Settings
 from clipper.errors import InvalidRequest
 from clipper.stages import ACTIVITY_STAGES, POOLS, pool_queue
 from workers.retry_budget import RetryBudgetInterceptor
 from workflows.batch_job import BatchJob
+from workflows.imported_job import ImportedJob
 from workflows.media_job import MediaJob
 from workflows.name_speakers import NameSpeakers
+from workflows.provider_breaker import ProviderBreaker
 
 # Every activity class a job runs; which pool runs it is the stage table's business (ACTIVITY_STAGES).
 JOB_ACTIVITIES = (DownloadActivity, TranscribeActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
@@ -92,6 +95,8 @@ def build_worker(
     pools: Sequence[str] = POOLS,
 ) -> WorkerPools:
     deps, queue = StageDeps.from_settings(settings), task_queue or settings.task_queue
+    if settings.breaker_enabled:  # the providers' breakers live on the job's queue, shared by its workers
+        deps.breakers = BreakerClient(client, queue, settings.breaker_policy())
     workers = {}
     for pool in pools:
         common = dict(
@@ -106,7 +111,7 @@ def build_worker(
         )
         if pool == "workflow":
             workers[pool] = Worker(
-                client, workflows=[MediaJob, BatchJob, NameSpeakers],
+                client, workflows=[MediaJob, BatchJob, NameSpeakers, ProviderBreaker, ImportedJob],
                 activities=[a(deps).run for a in STAGE_ACTIVITIES],
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 # After a worker dies, its jobs' next workflow task waits this long on the dead worker's sticky

@@ -12,16 +12,19 @@ from clipper.asr.base import AsrEngine, StopRequested, decode_wav16k, wav_durati
 from clipper.asr.render import transcript_to_text
 from clipper.asr.resume import transcribe_resumable
 from clipper.config import Settings
+from clipper.breaker import ProviderGate
 from clipper.errors import EngineNotConfigured
 
 ENGINES = ("local", "openai", "noop")
 
 
-def get_engine(settings: Settings, name: str | None = None, *, chunked: bool = False) -> AsrEngine:
+def get_engine(settings: Settings, name: str | None = None, *, chunked: bool = False,
+               gate: ProviderGate | None = None) -> AsrEngine:
     """The engine `name` (default: `settings.asr_engine`), configured from `settings`.
 
     `chunked=True`: the engine decodes one chunk of several decoded side by side (the local model then
     splits the cores between `settings.asr_parallel` decodes instead of giving each decode all of them).
+    `gate`: the circuit breaker an API engine calls its provider through.
 
     Raises `EngineNotConfigured` for an unknown name or missing/invalid engine settings. The local model is
     loaded lazily on the first transcription and then cached for the process.
@@ -34,7 +37,7 @@ def get_engine(settings: Settings, name: str | None = None, *, chunked: bool = F
     if choice == "openai":
         from clipper.asr.openai_api import OpenAIEngine
 
-        return OpenAIEngine(settings)
+        return OpenAIEngine(settings, gate=gate)
     if choice == "noop":
         from clipper.asr.noop import NoopEngine
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clipper.asr.base import check_stop, cut_wav, r3, wav_duration, within
+from clipper.breaker import ProviderGate, guarded, provider_key
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured, TranscriptionFailed
 from clipper.models import Segment, Word
@@ -23,7 +24,7 @@ from clipper.models import Segment, Word
 class OpenAIEngine:
     name = "openai"
 
-    def __init__(self, settings: Settings, *, timeout_s: float = 900.0) -> None:
+    def __init__(self, settings: Settings, *, timeout_s: float = 900.0, gate: ProviderGate | None = None) -> None:
         if not settings.asr_api_base_url:
             raise EngineNotConfigured(
                 "the openai ASR engine needs CLIPPER_ASR_API_BASE_URL (e.g. https://api.openai.com/v1)"
@@ -38,6 +39,8 @@ class OpenAIEngine:
         self.model: str | None = settings.asr_api_model
         self.detected_language: str | None = None
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=timeout_s)
+        # The provider's circuit breaker (clipper/breaker.py): every request goes through it.
+        self.gate, self.provider = gate or ProviderGate(), provider_key(self.base_url, "asr")
 
     # --- errors ---
 
@@ -81,14 +84,7 @@ class OpenAIEngine:
         if language:
             kwargs["language"] = language
         try:
-            with open(audio, "rb") as f:
-                resp = self._client.audio.transcriptions.create(
-                    model=self.model or "whisper-1",
-                    file=(audio.name, f, "audio/wav"),
-                    response_format="verbose_json",
-                    timestamp_granularities=["segment", "word"],
-                    **kwargs,
-                )
+            resp = guarded(self.gate, self.provider, lambda: self._post(audio, kwargs), self._outage)
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from None
         if isinstance(resp, str):
@@ -101,6 +97,24 @@ class OpenAIEngine:
         if not isinstance(resp, dict):
             raise TranscriptionFailed("the ASR API returned an unexpected response")
         return resp
+
+    def _post(self, audio: Path, kwargs: dict[str, Any]) -> Any:
+        with open(audio, "rb") as f:
+            return self._client.audio.transcriptions.create(
+                model=self.model or "whisper-1",
+                file=(audio.name, f, "audio/wav"),
+                response_format="verbose_json",
+                timestamp_granularities=["segment", "word"],
+                **kwargs,
+            )
+
+    def _outage(self, exc: Exception) -> str | None:
+        """Why `exc` means the API is down (for its breaker: timeouts, refused connections, 429, 5xx), or None."""
+        import openai
+
+        down = isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
+                                openai.InternalServerError))
+        return self._map_error(exc).args[0] if down else None
 
     def transcribe(
         self,

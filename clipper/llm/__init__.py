@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from clipper.breaker import ProviderGate
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
 from clipper.llm.schemas import CandidateQuote, CitedPoint, PartialSummary
@@ -29,15 +30,23 @@ class TextEngine(Protocol):
     def reduce_summaries(self, parts: list[PartialSummary]) -> PartialSummary: ...
 
 
-def get_text_engine(settings: Settings, name: str | None = None) -> TextEngine:
-    """The engine `name` (default: `settings.text_engine`; `auto` = llm when a key and a model are set)."""
+def get_text_engine(settings: Settings, name: str | None = None, gate: ProviderGate | None = None) -> TextEngine:
+    """The engine `name` (default: `settings.text_engine`; `auto` = llm when a key and a model are set). The llm
+    engine calls its provider through `gate` (its circuit breaker), with the offline engine behind it when
+    CLIPPER_LLM_FALLBACK=offline."""
     choice = (name or settings.text_engine or "auto").strip().lower()
     if choice == "auto":
         choice = settings.model_copy(update={"text_engine": "auto"}).resolved_text_engine()
     if choice == "llm":
         from clipper.llm.client import LLMEngine
 
-        return LLMEngine(settings)
+        engine = LLMEngine(settings, gate)
+        if settings.llm_fallback != "offline":
+            return engine
+        from clipper.llm.fallback import FallbackEngine
+        from clipper.text.offline import OfflineEngine
+
+        return FallbackEngine(engine, OfflineEngine(settings))
     if choice == "offline":
         from clipper.text.offline import OfflineEngine
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from clipper.breaker import ProviderGate, guarded, provider_key
 from clipper.config import Settings
 from clipper.errors import (
     EngineNotConfigured,
@@ -25,7 +26,7 @@ from clipper.errors import (
 )
 from clipper.llm import prompts
 from clipper.llm.schemas import CandidateQuote, PartialSummary, QuotesAnswer
-from clipper.llm.throttle import throttle_for
+from clipper.llm.throttle import DEFAULT_PROVIDER, throttle_for
 from clipper.text.chunking import Chunk, render_chunk
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,7 +83,7 @@ def parse_json(content: str | None) -> Any:
 class LLMEngine:
     name = "llm"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, gate: ProviderGate | None = None) -> None:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else ""
         if not key:
             raise EngineNotConfigured("the llm text engine needs CLIPPER_LLM_API_KEY (or use text_engine=offline)")
@@ -96,6 +97,8 @@ class LLMEngine:
         self._key = settings.llm_api_key  # SecretStr: prints as ********** in reprs
         self._dropped: set[str] = set()  # request options this server refused
         self._throttle = throttle_for(settings.llm_base_url, settings.llm_requests_per_minute)
+        # The provider's circuit breaker (clipper/breaker.py): every request goes through it.
+        self.gate, self.provider = gate or ProviderGate(), provider_key(settings.llm_base_url, DEFAULT_PROVIDER)
         self._client = openai.OpenAI(
             base_url=settings.llm_base_url or None,
             api_key=key,
@@ -145,6 +148,11 @@ class LLMEngine:
             return LLMUnavailable(f"cannot reach {where}: {self._redact(str(exc))[:200]}")
         return LLMUnavailable(f"{where} failed: {self._redact(str(exc))[:200]}")
 
+    def _outage(self, exc: Exception) -> str | None:
+        """Why `exc` means the provider is down (for its breaker), or None: it answered (a 400, a bad key)."""
+        mapped = self._map_error(exc)
+        return mapped.message if isinstance(mapped, LLMUnavailable) else None
+
     # --- requests ---
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
@@ -164,7 +172,8 @@ class LLMEngine:
             if self._throttle is not None:
                 self._throttle.acquire()
             try:
-                resp = self._client.chat.completions.create(**kwargs)
+                resp = guarded(self.gate, self.provider, lambda: self._client.chat.completions.create(**kwargs),
+                               self._outage)
             except openai.BadRequestError as exc:
                 text = str(exc).lower()
                 refused = [o for o in _OPTIONAL if o in text and o not in self._dropped]

@@ -56,6 +56,7 @@ def extract_quotes(
 
     proposals, failed = map_chunks(chunks, propose, settings.llm_concurrency, on_chunk_done, should_stop)
     result.failed_chunks = [chunks[i].index for i in failed]
+    result.fallback = getattr(engine, "fallback_note", None)
 
     stats = TermStats([u.text for u in utterances(transcript, settings.quote_max_chars)])
     grounded: list[Quote] = []

@@ -16,8 +16,8 @@ def _has_speech(t: Transcript) -> bool:
     return any(seg.text.strip() for seg in t.segments)
 
 
-def _engine(name: str, model: str | None) -> str:
-    return f"{name} ({model})" if model else name
+def _engine(name: str, model: str | None, fallback: str | None = None) -> str:
+    return (f"{name} ({model})" if model else name) + (f"; {fallback}" if fallback else "")
 
 
 def _speakers_body(speakers: SpeakerSet) -> list[str]:
@@ -61,8 +61,8 @@ def report_markdown(
         ("Uploader", _md(info.uploader) if info.uploader else "—"),
         ("Duration", ts(duration) if duration is not None else "unknown"),
         ("Speech to text", _md(asr)),
-        ("Quotes", _md(_engine(quotes.engine, quotes.model))),
-        ("Summary", _md(_engine(summary.engine, summary.model))),
+        ("Quotes", _md(_engine(quotes.engine, quotes.model, quotes.fallback))),
+        ("Summary", _md(_engine(summary.engine, summary.model, summary.fallback))),
     ]
     if speakers is not None and speakers.speakers:
         rows.append(("Speakers", str(len(speakers.speakers))))

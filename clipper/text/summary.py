@@ -149,4 +149,5 @@ def summarize(
         points.append(KeyPoint(text=p.text.strip(), start=start, end=end))
     summary.overview = final.overview.strip()
     summary.key_points = sorted(points, key=lambda k: (k.start, k.end))
+    summary.fallback = getattr(engine, "fallback_note", None)
     return summary

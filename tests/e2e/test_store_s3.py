@@ -20,7 +20,6 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 from fastapi import FastAPI, Request
-from moto.server import ThreadedMotoServer
 from pydantic import BaseModel
 
 from activities.runtime import StageDeps
@@ -30,6 +29,7 @@ from clipper.models import STAGES, JobResult, JobState
 from clipper.store import ArtifactStore, sha256_file
 from clipper.stores import open_store
 from clipper.store_s3 import S3ArtifactStore
+from tests.helpers.s3 import isolated_aws_env
 from client import ClipperClient, connect
 from tests.conftest import run
 
@@ -45,25 +45,10 @@ class Note(BaseModel):
     text: str
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def aws_env(monkeypatch):
     """Planted credentials through the standard variables, and nothing else of the credential chain."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
+    isolated_aws_env(monkeypatch, ACCESS_KEY, SECRET_KEY)
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from temporalio.worker import Replayer
 
 from tests.conftest import run
 from workflows.batch_job import BatchJob
+from workflows.imported_job import ImportedJob
 from workflows.media_job import AUDIOGRAMS, SPEAKERS, MediaJob
+from workflows.provider_breaker import ProviderBreaker
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 BASELINE = ("1.0-media-chunked-done", "1.0-media-steered-done", "1.0-media-failed", "1.0-batch-done")
@@ -29,7 +31,7 @@ def test_the_baseline_is_there():
     assert set(BASELINE) <= names
     types = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
              for p in HISTORIES}
-    assert types == {"MediaJob", "BatchJob"}
+    assert {"MediaJob", "BatchJob", "ProviderBreaker", "ImportedJob"} <= types
 
 
 def patches(path: Path) -> set[str]:
@@ -53,6 +55,6 @@ def test_every_patch_since_the_baseline_has_a_recorded_history():
 def test_replay(path: Path):
     # `NAME@WORKFLOW_ID.json`: the workflow id matters where the workflow derives ids from it (BatchJob's children).
     history = WorkflowHistory.from_json(path.stem.partition("@")[2] or path.stem, path.read_text())
-    replayer = Replayer(workflows=[MediaJob, BatchJob], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[MediaJob, BatchJob, ProviderBreaker, ImportedJob], data_converter=pydantic_data_converter)
     result = run(replayer.replay_workflow(history, raise_on_replay_failure=True))
     assert result.replay_failure is None

@@ -26,6 +26,7 @@
     document.getElementById("pct").textContent = pct + " %";
     document.getElementById("eta").textContent = s.eta_s ? "about " + clipper.hms(s.eta_s) + " left" : "";
     document.getElementById("priority").textContent = s.priority;
+    document.getElementById("waiting").textContent = s.waiting || "";  // e.g. a provider's open circuit breaker
     if (s.title) document.getElementById("title").textContent = s.title;
     for (const stage of s.stages) {
       const tr = document.querySelector('#stages tr[data-stage="' + CSS.escape(stage.name) + '"]');
