@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowExecutionStatus
 
 from client.common import ArtifactNotFound, ClientBase, JobNotFinished
-from clipper.models import ClipIndex, JobResult, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.models import ArtifactRef, ClipIndex, JobResult, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.store import ArtifactStore
 from clipper.stores import open_store
 from clipper.text.report import Report
@@ -45,11 +45,14 @@ class OutputMethods(ClientBase):
         ref = result.artifacts.get(name)
         if ref is None:
             raise ArtifactNotFound(f"{job_id} has no artifact {name!r}; it has {', '.join(sorted(result.artifacts))}")
-        # Re-rendered since the job ended (speakers named): the manifest vouches for the newer file.
-        current = (await asyncio.to_thread(self.store.read_manifest, job_id)).artifacts.get(name)
-        if current is not None and current.created_at > ref.created_at:
-            ref = current
+        ref = (await self.current(job_id, {name: ref}))[name]
         return await asyncio.to_thread(self.store.verify, job_id, ref)
+
+    async def current(self, job_id: str, listed: dict[str, ArtifactRef]) -> dict[str, ArtifactRef]:
+        """Each listed artifact as the store's manifest has it now: naming speakers renders the transcript, quotes
+        and report again after the job's result recorded them, and the manifest vouches for the new files."""
+        manifest = (await asyncio.to_thread(self.store.read_manifest, job_id)).artifacts
+        return {name: manifest.get(name, ref) for name, ref in listed.items()}
 
     async def _model(self, job_id: str, name: str, model: type[M]) -> M:
         path = await self.artifact_path(job_id, name)

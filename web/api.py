@@ -9,6 +9,7 @@ its next boundary, so they answer 202 Accepted; `priority` and `speakers` are up
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -203,12 +204,24 @@ async def _job_manifest(clipper: ClipperClient, job_id: str) -> dict[str, Artifa
     the audio can be heard while it is transcribed, and everything once it is done but still notifying), each
     with the store manifest's current ref (naming speakers renders the transcript and report again after the
     job's result was recorded)."""
-    if (await clipper.describe(job_id)).close_time is None:
+    key = (clipper.settings.temporal_address, clipper.settings.temporal_namespace, clipper.settings.task_queue, job_id)
+    cached = _FINISHED.get(key)
+    if cached is not None and time.monotonic() - cached[0] < FINISHED_TTL_S:
+        listed = cached[1]
+    elif (await clipper.describe(job_id)).close_time is None:
         listed = (await clipper.status(job_id)).artifacts
     else:
         listed = (await clipper.artifacts(job_id)).artifacts
-    current = (await asyncio.to_thread(clipper.store.read_manifest, job_id)).artifacts
-    return {name: current.get(name, ref) for name, ref in listed.items()}
+        _FINISHED[key] = (time.monotonic(), listed)
+        while len(_FINISHED) > 256:
+            _FINISHED.pop(next(iter(_FINISHED)))
+    return await clipper.current(job_id, listed)
+
+
+# A finished job's result never changes: kept a little while, so that seeking in its audio (a Range request per
+# seek) does not fetch its history each time.
+_FINISHED: dict[tuple[str, ...], tuple[float, dict[str, ArtifactRef]]] = {}
+FINISHED_TTL_S = 60.0
 
 
 @jobs.get("/{job_id}/artifacts", dependencies=reads, response_model=list[ArtifactRef])

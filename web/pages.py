@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from client import ClipperClient
+from clipper.asr.render import ts
 from clipper.errors import ClipperError
 from clipper.models import ArtifactRef, AudiogramIndex, ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.status import FINISHED, JobState, JobStatus
@@ -94,6 +95,8 @@ def shown_state(state: str, paused_since: Any = None, waiting_since: Any = None)
 
 
 def hms(seconds: float | None) -> str:
+    """A duration (ETA, length, talk time), rounded. Points in the media use the report's `ts` (truncated: a
+    jump lands at or before the words), so the page and the report show the same times."""
     if seconds is None:
         return ""
     total = max(0, int(round(seconds)))
@@ -103,6 +106,7 @@ def hms(seconds: float | None) -> str:
 
 
 templates.env.filters["hms"] = hms
+templates.env.filters["ts"] = ts
 templates.env.filters["host"] = lambda url: urlsplit(url or "").hostname or ""
 
 
