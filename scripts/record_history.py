@@ -17,6 +17,7 @@ Since then (each with its patch, docs/versioning.md):
     python -m scripts.record_history 1.2-audiograms-chunked-done --chunk-s 20  # patch audiograms-stage
     python -m scripts.record_history 1.3-breaker-opened-probed-closed --breaker  # new: ProviderBreaker
     python -m scripts.record_history 1.3-imported-done --imported               # new: ImportedJob
+    python -m scripts.record_history 1.4-media-failed-cleaned --url https://10.0.0.1/episode.mp3  # failed-cleanup
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versioning.md).

@@ -34,6 +34,7 @@ MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that
 # Patches since the 1.0 baseline (docs/versioning.md): each a `workflow.patched()` branch until deprecated.
 SPEAKERS = "speakers-stage"  # the `speakers` stage after `transcribe`; speech-to-text then writes `asr.*`
 AUDIOGRAMS = "audiograms-stage"  # the `audiograms` stage after `clips`
+FAILED_CLEANUP = "failed-cleanup"  # a job that fails for good sweeps its scratch files, as a cancelled one does
 
 
 @workflow.defn(name="MediaJob")
@@ -96,17 +97,24 @@ class MediaJob(JobControl):
         except StageFailed as failed:
             self.finish(JobState.failed, failed)
             await self.stages.notify("failed")
+            if workflow.patched(FAILED_CLEANUP):  # nothing will resume its work in progress: drop it
+                await self.discard_scratch()
             raise ApplicationError(str(failed), {**failed.error.model_dump(), "stage": failed.stage},
                                    type=failed.error.type, non_retryable=True)
         except asyncio.CancelledError:
             self.finish(JobState.cancelled)
-            await self.stages.run_helper("cleanup", CleanupActivity.run, job, f"cleanup: {job}")  # drop scratch files
+            await self.discard_scratch()
             raise
         self.finish(JobState.done)
         await self.stages.notify("done")
         await workflow.wait_condition(workflow.all_handlers_finished)  # a naming in progress ends first
         return JobResult(job_id=job, state=self.job.state, info=self.media.info,
                          artifacts=self.job.artifacts, status=self.job)
+
+    async def discard_scratch(self) -> None:
+        """Remove the ended job's work in progress and dead writers' temp files (finished artifacts stay)."""
+        job = self.job.job_id
+        await self.stages.run_helper("cleanup", CleanupActivity.run, job, f"cleanup: {job}")
 
     async def download(self, rebuild: bool) -> None:
         request = DownloadInput(job_id=self.job.job_id, url=self.job.url,

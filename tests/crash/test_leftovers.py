@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from client import ClipperClient, JobCancelled, connect
-from clipper.files import is_temp_file
+from clipper.files import is_temp_file, temp_path
 from clipper.models import JobState
 from clipper.store import TMP_DIR, ArtifactStore
 from tests.conftest import FAST_POLICY, SAMPLE, run
@@ -87,3 +87,33 @@ def test_a_write_killed_midway_leaves_no_temp_file_in_a_finished_or_cancelled_jo
         assert outcome == JobState.cancelled
     assert not temporary_files(job_dir), f"{end} job keeps temporary files: {temporary_files(job_dir)}"
     assert not (job_dir / TMP_DIR).exists()
+
+
+def test_a_job_that_fails_for_good_leaves_no_temporary_file(settings, media_server):
+    """A job abandoned after a stage gave up is finished too: its work in progress and a dead writer's temp files
+    are swept (patch `failed-cleanup`), its finished artifacts stay."""
+    from tests.e2e.test_pipeline_llm import llm_settings
+    from tests.helpers.jobs import run_job, wait_for_state
+    from tests.helpers.llmserver import error, serve_llm
+    from client import JobFailed
+
+    store = ArtifactStore(settings.storage_dir)
+    planted: list[Path] = []
+
+    async def plant_and_abandon(clipper, job_id):
+        await wait_for_state(clipper, job_id, JobState.failed)  # quotes: the key is refused, it waits at once
+        job_dir = store.job_dir(job_id)
+        (job_dir / TMP_DIR).mkdir(exist_ok=True)
+        planted.extend([job_dir / TMP_DIR / "transcript-0.partial.jsonl", temp_path(job_dir / "quotes.json")])
+        for path in planted:
+            path.write_text("work in progress")
+        await clipper.abandon(job_id)
+
+    with serve_llm(handler=lambda req: error(401, "bad key", "invalid_request_error")) as llm:
+        settings = llm_settings(settings, llm)
+        _, job, result = run(run_job(settings, media_server.url("/episode.mp3"), during=plant_and_abandon))
+    assert isinstance(result, JobFailed) and result.error_type == "LLMAuthError"
+    job_dir = store.job_dir(job)
+    assert planted and not any(p.exists() for p in planted)
+    assert not temporary_files(job_dir), f"failed job keeps temporary files: {temporary_files(job_dir)}"
+    assert_manifest_matches(store, job)  # the audio and the transcript it had made stay

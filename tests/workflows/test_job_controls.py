@@ -160,7 +160,7 @@ def test_abandon_fails_the_job_with_the_stage_error(settings):
 
     failed = run(body())
     assert (failed.stage, failed.error_type, failed.error_message) == ("quotes", "SomeError", "no quotes today")
-    assert fakes.names() == ["download", "transcribe", "speakers", "quotes", "notify", "notify"]
+    assert fakes.names() == ["download", "transcribe", "speakers", "quotes", "notify", "notify", "discard_scratch"]
     assert [c.arg.event for c in fakes.of("notify")] == ["waiting_for_retry", "failed"]
 
 

@@ -37,7 +37,7 @@ def test_corrupt_audio_gives_up_after_max_rebuilds(settings):
         run(run_job(settings, fakes))
     failed = raised.value
     assert (failed.stage, failed.error_type, failed.error_message) == ("transcribe", "CorruptArtifact", "still corrupt")
-    assert fakes.names() == ["download", "transcribe"] * (MAX_REBUILDS + 1) + ["notify"]
+    assert fakes.names() == ["download", "transcribe"] * (MAX_REBUILDS + 1) + ["notify", "discard_scratch"]
     assert [c.arg.rebuild for c in fakes.of("download")] == [False] + [True] * MAX_REBUILDS
 
 
