@@ -22,6 +22,7 @@ from pathlib import Path
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from client.common import ArtifactNotFound, ClientBase, JobNotFinished, JobNotFound, ensure_search_attributes
 from client.history import AuditEntry, imported_audit_log, imported_from
@@ -29,7 +30,7 @@ from clipper.archive import (
     ArchiveSummary, ExportInfo, ExportSource, ImportedJobInput, exportable, read_archive, write_archive,
 )
 from clipper.archive_store import ImportClaim, staging_dir
-from clipper.errors import ArchiveInvalid, InvalidRequest, JobExists
+from clipper.errors import ArchiveInvalid, ImportNotRegistered, InvalidRequest, JobExists
 from clipper.models import JobRequest, JobResult
 from clipper.store import ArtifactStore
 from workflows import search_attributes as sa
@@ -146,6 +147,10 @@ class TransferMethods(ClientBase):
                                f"{info.source.namespace} at {info.source.address}")
         except WorkflowAlreadyStartedError:
             raise JobExists(f"{info.job_id} was registered here by someone else meanwhile: nothing imported") from None
+        except RPCError as err:
+            raise ImportNotRegistered(f"the server at {_no_credentials(self.settings.temporal_address)} refused to "
+                                      f"register {info.job_id}: {err.message}; nothing imported (its files were "
+                                      "removed again)") from None
 
 
 def _not_done(job_id: str, state: str, running: bool) -> str:

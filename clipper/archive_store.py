@@ -87,12 +87,7 @@ class ImportClaim:
             self._close()
 
     def _discard_files(self, everything: bool = False) -> None:
-        remote = _objects_of(self.store, self.job_id)
-        if remote is not None:
-            client, bucket, keys = remote
-            for start in range(0, len(keys), 1000):
-                client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
-                                                             "Quiet": True})
+        self.store.drop_shared(self.job_id)
         for entry in self.folder.iterdir():
             if entry.name == MARKER:
                 continue
@@ -112,17 +107,3 @@ class ImportClaim:
             except OSError:
                 pass
 
-
-def _objects_of(store: ArtifactStore, job_id: str) -> tuple[object, str, list[str]] | None:
-    """The S3 client, bucket and keys of every object of the job in a shared store; None for a local store."""
-    if type(store) is ArtifactStore:
-        return None
-    from clipper.store_s3 import S3ArtifactStore  # boto3 only where it is used
-
-    if not isinstance(store, S3ArtifactStore):
-        return None
-    prefix = store.uri(job_id).removeprefix(f"s3://{store.bucket}/") + "/"
-    keys: list[str] = []
-    for page in store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=prefix):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    return store.client, store.bucket, keys

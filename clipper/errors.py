@@ -279,4 +279,10 @@ class JobExists(ClipperError):
     other job's files (and let its workflow expire) first."""
 
 
+class ImportNotRegistered(ClipperError):
+    """`clipper import`: the Temporal server refused to register the imported job (e.g. a search attribute
+    registered there with another type). Every file written was removed again: fix the server as the message
+    says, then import again."""
+
+
 # --- end export and import ---

@@ -263,6 +263,9 @@ class ArtifactStore:
                 self._write_manifest(job_id, manifest)
         self._discard_files(job_id, names)
 
+    def drop_shared(self, job_id: str) -> None:
+        """Remove the job from the store other hosts share; nothing here, where the job's folder is the store."""
+
     def _discard_files(self, job_id: str, names: list[str]) -> None:
         """Delete this host's copies of `names`, and the folders that leaves empty (e.g. `versions/3/`)."""
         job_dir = self.job_dir(job_id).resolve()

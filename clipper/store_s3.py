@@ -158,17 +158,29 @@ class S3ArtifactStore(ArtifactStore):
 
     def remove(self, job_id: str, names: list[str]) -> None:
         """References first (the manifest stops listing them), then the objects, this host's copies, the view."""
-        for keys in ([self._ref_key(job_id, n) for n in names], [self._key(job_id, n) for n in names]):
-            for start in range(0, len(keys), 1000):  # delete_objects takes at most 1000 keys
-                with self._s3_errors("removing artifacts"):
-                    answer = self.client.delete_objects(Bucket=self.bucket, Delete={
-                        "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
-                if answer.get("Errors"):
-                    first = answer["Errors"][0]
-                    raise StorageUnavailable(self._scrub(f"the artifact store {self._where()} did not remove "
-                                                         f"{first.get('Key')}: {first.get('Code')}"))
+        self._delete([self._ref_key(job_id, n) for n in names], "removing artifacts")
+        self._delete([self._key(job_id, n) for n in names], "removing artifacts")
         self._discard_files(job_id, names)
         self._write_view(job_id)
+
+    def drop_shared(self, job_id: str) -> None:
+        """Every object of the job in the bucket (a failed import's: clipper/archive_store.py)."""
+        keys: list[str] = []
+        with self._s3_errors(f"listing the objects of {job_id}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                              Prefix=self._key(job_id) + "/"):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        self._delete(keys, f"removing the objects of {job_id}")
+
+    def _delete(self, keys: list[str], doing: str) -> None:
+        for start in range(0, len(keys), 1000):  # delete_objects takes at most 1000 keys
+            with self._s3_errors(doing):
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise StorageUnavailable(self._scrub(f"the artifact store {self._where()} did not remove "
+                                                     f"{first.get('Key')}: {first.get('Code')}"))
 
     def put_receipt(self, job_id: str, name: str, data: bytes) -> None:
         super().put_receipt(job_id, name, data)  # the cache keeps the local layout

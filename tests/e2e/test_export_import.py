@@ -243,7 +243,8 @@ def test_damaged_archives_and_a_failed_registration_leave_nothing(source: Source
                         "--type", "Keyword", "--address", broken.address], check=True, capture_output=True)
         settings = deployment(broken.address, tmp_path / "broken" / "storage")
         failed = run(cli(settings, "import", str(source.archive), timeout=120))
-        assert failed.code != 0 and "ClipperPriority" in failed.one_line_error(), failed
+        line = failed.one_line_error()
+        assert failed.code == 2 and line.startswith("error ImportNotRegistered:") and "ClipperPriority" in line, failed
         assert left_behind(settings, job) == [] and run(absent(settings, job))
     finally:
         broken.stop()
