@@ -138,12 +138,17 @@ class StageRun:
         self.attempt = info.attempt
         self.first_scheduled = info.scheduled_time  # the stage's first attempt's (retries keep it)
         self.log = structlog.get_logger().bind(job_id=job_id, stage=stage, attempt=info.attempt)
-        self.progress = StageProgress()
         self.stop = threading.Event()
         self.loop = asyncio.get_running_loop()  # where the engines' threads send calls to Temporal (breakers)
         self._started = time.monotonic()
         previous = info.heartbeat_details
         self.previous_progress: dict[str, Any] = previous[0] if previous and isinstance(previous[0], dict) else {}
+        # A retry shows where the attempt before it got until its work says more (loading a model takes seconds):
+        # a first heartbeat of 0 would make the job's progress jump back while it resumes.
+        try:
+            self.progress = StageProgress.model_validate({**self.previous_progress, "waiting": None})
+        except ValidationError:
+            self.progress = StageProgress()
         self.measure = StageMeasure(stage=stage, attempt=info.attempt)
 
     async def __aenter__(self) -> StageRun:

@@ -88,9 +88,9 @@ class TranscribeChunkActivity:
         partial = JsonlLog(store.scratch_dir(job) / (
             f"transcript-{request.audio.sha256[:16]}-chunk-{span.index}-"
             f"{int(round(span.start * 1000))}-{int(round(span.end * 1000))}.partial.jsonl"))
-        run.progress = StageProgress(total=span.duration_s, unit="s", resume_from_s=span.start,
-                                     note=f"chunk {span.index}")
         resumed = span_resumed_s(partial, span)
+        run.progress = StageProgress(total=span.duration_s, unit="s", done=resumed, resume_from_s=span.start + resumed,
+                                     note=f"chunk {span.index}")
         if resumed > 0:
             run.log.info("transcribe.resumed", chunk=span.index, resumed_from_s=span.start + resumed)
 
