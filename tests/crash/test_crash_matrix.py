@@ -428,7 +428,11 @@ def test_kill_mid_stage(cluster: Cluster, rows: list[Row], stage: str, mode: str
     starts = {s: [e for e in events if e["event"] == "stage.started" and e["stage"] == s] for s in PIPELINE}
     attempts = attempts_per_stage(runs)
     for s in PIPELINE:
-        assert len(starts[s]) == attempts[s], f"{s}: {len(starts[s])} stage.started for {attempts[s]} attempts"
+        # The killed attempt may have reached its worker (the server marked it started) a moment before the kill
+        # and died before it logged anything: one start fewer is allowed for the killed stage, never one more.
+        lost = 1 if s == stage and mode in ("worker", "both") else 0
+        assert attempts[s] - lost <= len(starts[s]) <= attempts[s], \
+            f"{s}: {len(starts[s])} stage.started for {attempts[s]} attempts"
         if s in before:
             assert len(starts[s]) == sum(1 for r in runs if r.stage == s), f"{s} ran again after the kill"
     if mode in ("worker", "both") and len(starts[stage]) > 1:
