@@ -72,13 +72,8 @@ class NotifyActivity:
             try:
                 outcome = await asyncio.to_thread(guarded, gate, _provider(name, n, settings), lambda: send(n, settings),
                                                   _outage)
-            except ProviderUnavailable as err:  # its breaker is open: not called; retried like a failure
-                err = NotificationFailed(f"{name}: {err.message}")
-                log.warning("notify.failed", channel=name, error=err.message)
-                failed.append(err)
-                result.channels[name] = "failed"
-                continue
-            except NotificationFailed as err:
+            except (NotificationFailed, ProviderUnavailable) as exc:  # an open breaker: not called, retried the same
+                err = exc if isinstance(exc, NotificationFailed) else NotificationFailed(f"{name}: {exc.message}")
                 log.warning("notify.failed", channel=name, error=err.message)
                 failed.append(err)
                 result.channels[name] = "failed"
