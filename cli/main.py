@@ -20,6 +20,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from cli import batch as batch_cli
+from cli import models as models_cli
 from cli import transfer as transfer_cli
 from cli import render
 from cli.render import (
@@ -96,6 +97,8 @@ async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> Jo
 async def run(args: argparse.Namespace) -> int:
     if args.command == "versions" or (args.command == "show" and args.version is not None):  # the store only
         return show_versions(args)
+    if args.command == "models":  # this machine's speaker models: no server
+        return models_cli.run(args)
     if args.command == "show":  # reads the store only: works without a server
         return print_report(args.job_id)
     if args.command == "web":  # the REST API (web/): its own client, in uvicorn's loop
@@ -255,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--language", help="spoken language code, e.g. en; with a multilingual model, unset = detect")
     batch_cli.add_parser(sub)
     transfer_cli.add_parser(sub)
+    models_cli.add_parser(sub)
     st = sub.add_parser("status", help="print a job's state; without a job: the providers' circuit breakers")
     st.add_argument("job_id", nargs="?")
     st.add_argument("--json", action="store_true")

@@ -88,18 +88,16 @@ class Settings(BaseSettings):
     asr_prompt: str = ""
     # --- end ASR model choice ---
 
-    # --- speaker diarization (issue 14; clipper/speakers) ---
-    # ge2e = the Resemblyzer GE2E encoder run in numpy (weights from `pip install --no-deps Resemblyzer==0.1.4`);
-    # off = no speaker labels. speakers_count > 0 = the number of speakers is known (no estimate); 0 = estimate
-    # it between 1 and speakers_max. speakers_threads = BLAS threads for the encoder: 1 keeps it steady on a busy
-    # worker (2 spinning threads next to a transcription can be 20x slower, bench/diarization.py); 0 = BLAS default.
-    speakers_engine: str = "ge2e"
+    # --- speaker diarization (clipper/speakers) ---
+    # neural = pyannote segmentation-3.0 + CAM++ embeddings + calibrated clustering under onnxruntime, weights from
+    # `clipper models install` (clipper/speakers/neural.py); off = no speaker labels. speakers_count > 0 = the
+    # number of speakers is known (no estimate); 0 = estimate it between 1 and speakers_max. speakers_threads =
+    # onnxruntime threads for the two networks; idle threads sleep, so 2 costs nothing next to a transcription
+    # (20 min of speech: 0.011 × audio alone, 0.015 beside a busy core; 1 thread: 0.016; docs/performance.md).
+    speakers_engine: Literal["neural", "off"] = "neural"
     speakers_max: int = 8
     speakers_count: int = 0
-    speakers_threads: int = 1
-    # Where speech is: words = the transcript's word times; vad = Silero VAD (faster-whisper's ONNX), measured
-    # lower DER on every real recording but finds fewer speakers who talk little (bench/diarization.py).
-    speakers_speech: str = "words"
+    speakers_threads: int = 2
     # --- end speaker diarization ---
 
     # Quotes and summary. auto = llm when both CLIPPER_LLM_API_KEY and CLIPPER_LLM_MODEL are set, else offline.

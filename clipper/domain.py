@@ -128,6 +128,7 @@ class SpeakerSet(BaseModel):
     speakers: list[Speaker] = Field(default_factory=list)
     turns: list[SpeakerTurn] = Field(default_factory=list)
     note: str | None = None  # why there are no labels (e.g. no speaker model installed)
+    overlap_share: float | None = None  # share of the speech during which two or more talk at once
 
     def names(self) -> dict[str, str]:
         return {s.label: s.name for s in self.speakers if s.name}

