@@ -28,6 +28,9 @@ def _speakers_body(speakers: SpeakerSet) -> list[str]:
     for s in speakers.speakers:
         who = f"{_md(s.name)} ({s.label})" if s.name else s.label
         lines.append(f"| {who} | {ts(s.talk_time_s)} | {s.talk_time_s / total:.0%} | {s.turns} |")
+    if speakers.overlap_share:  # words in overlapped speech went to the dominant speaker
+        lines += ["", f"Two or more people talk at once in {speakers.overlap_share:.0%} of the speech; "
+                      "each word there is given to the one who dominates."]
     lines += ["", "_Name them: `clipper speakers JOB S1=Name S2=Name`._"]
     return lines
 

@@ -222,6 +222,27 @@ def test_console_scripts_help(installed: Installed):
     assert "Run a clipper worker" in worker.stdout, worker.stdout
 
 
+def test_a_pip_installed_clipper_labels_speakers(installed: Installed, tmp_path: Path):
+    """`clipper models` in the fresh install finds the speaker models (the model wheel is what `clipper models
+    install` puts beside the dependencies; here they come with the project venv's site-packages) and the
+    installed code labels the two women on the real call, building its graphs into a cache of its own."""
+    cache = tmp_path / "model-cache"
+    models = check(installed.run(installed.script("clipper"), "models", CLIPPER_MODEL_CACHE=str(cache)),
+                   "clipper models")
+    assert models.stdout.count("ok ") == 2 and "missing" not in models.stdout, models.stdout
+    call = ROOT / "tests" / "data" / "real" / "call.mp3"
+    code = ("import json, pathlib, clipper.speakers.neural as n\n"
+            "from clipper.config import Settings\nfrom clipper.speakers.label import speaker_turns\n"
+            f"turns, exclusive, extra = speaker_turns(pathlib.Path({str(call)!r}), Settings())\n"
+            "print(json.dumps({'speakers': sorted({t.speaker for t in turns}), 'module': n.__file__,\n"
+            "                  'model': extra['model']}))")
+    found = json.loads(check(installed.run(installed.python, "-c", code, CLIPPER_MODEL_CACHE=str(cache)),
+                             "labelling the call").stdout)
+    assert found["speakers"] == ["S1", "S2"], found
+    assert inside(found["module"], installed.venv), found["module"]
+    assert sorted(p.suffix for p in cache.iterdir()) == [".onnx", ".onnx"], list(cache.iterdir())
+
+
 def one_line_error(proc: subprocess.CompletedProcess, what: str) -> str:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, f"{what} exited {proc.returncode}, expected 2\n{proc.stdout}\n{proc.stderr}"

@@ -89,6 +89,9 @@ def test_quotes_and_report_show_speakers():
     report = report_json(info, labelled, quotes, summary, {}, speakers)
     assert report.speakers.names() == {"S2": "Sheila"}
     assert "## Speakers" not in report_markdown(info, labelled, quotes, summary, {})  # a job from before
+    assert "at once" not in md  # no overlap measured: nothing said about it
+    overlapped = speakers.model_copy(update={"overlap_share": 0.12})
+    assert "talk at once in 12% of the speech" in report_markdown(info, labelled, quotes, summary, {}, overlapped)
 
 
 @pytest.mark.parametrize("names, message", [
