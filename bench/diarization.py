@@ -4,6 +4,7 @@
     python -m bench.diarization --split test          # the held-out column only
     python -m bench.diarization --calibrate           # grid over the clustering knobs, on the TUNING split only
     python -m bench.diarization --set threshold=0.5   # one knob changed
+    python -m bench.diarization --cost 60,180         # the stage's time and memory on 1 h and 3 h of conversation
 
 Per recording: speakers found / in the reference, DER and JER (pyannote.metrics, collar 0.25 s, overlapped speech
 scored, over the whole recording), DER's parts (missed speech, false alarm, confusion), the reference's and the
@@ -22,6 +23,7 @@ import itertools
 import os
 import time
 from dataclasses import fields, replace
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -157,6 +159,46 @@ def calibrate(recs, settings: Settings, tuning) -> None:
           f"(mean DER {best[3]:.1%}, count right {best[4]}/{len(scans)})")
 
 
+def cost(minutes: float, work: Path) -> dict:
+    """The stage's cost on `minutes` of real conversation (every corpus recording, both splits, end to end,
+    repeated), as the worker runs it: a 16 kHz WAV read a block at a time, the default threads, in a fresh
+    process whose peak RSS is its own."""
+    import subprocess
+    import sys
+    import wave
+
+    from bench.corpus import recordings
+
+    pieces = [r.samples for r in recordings()]
+    total = int(minutes * 60 * 16_000)
+    path = work / f"conversation-{minutes:g}min.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        written, i = 0, 0
+        while written < total:
+            piece = pieces[i % len(pieces)][:total - written]
+            out.writeframes(np.clip(np.round(piece * 32767), -32768, 32767).astype("<i2").tobytes())
+            written, i = written + len(piece), i + 1
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so the child would report this process's peak.
+    code = ("import json, re, sys, time, pathlib\n"
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+            "from clipper.config import Settings\nfrom clipper.speakers.label import speaker_turns\n"
+            "from clipper.speakers import campplus, segmentation\n"
+            "s = Settings(); segmentation.load_segmenter(s.speakers_threads); campplus.load_campplus(s.speakers_threads)\n"
+            "loaded = hwm()\n"
+            "t = time.perf_counter(); turns, _, extra = speaker_turns(pathlib.Path(sys.argv[1]), s)\n"
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'speakers': len({x.speaker for x in turns}),\n"
+            "  'loaded_mb': loaded / 1024, 'peak_mb': hwm() / 1024}))")
+    import json
+
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    path.unlink()
+    return {"minutes": minutes, **row, "x_audio": row["seconds"] / (minutes * 60)}
+
+
 def main() -> None:
     from bench.corpus import recordings
     from clipper.speakers.neural import TUNING, Tuning
@@ -165,6 +207,8 @@ def main() -> None:
     parser.add_argument("--split", choices=["tune", "test"], default=None)
     parser.add_argument("--names", default="", help="comma-separated recording names (default: all)")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--cost", default="", metavar="MINUTES,...",
+                        help="measure the stage's time and peak memory on this many minutes of conversation")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help=f"override a Tuning field ({', '.join(f.name for f in fields(Tuning))})")
     args = parser.parse_args()
@@ -172,6 +216,19 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         tuning = replace(tuning, **{key: type(getattr(TUNING, key))(value)})
+    if args.cost:
+        import tempfile
+
+        print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; speakers_threads "
+              f"{Settings().speakers_threads}")
+        print("| audio | stage s | stage s ÷ audio s | speakers found | process RSS with models loaded | peak RSS |")
+        print("|---|---|---|---|---|---|")
+        with tempfile.TemporaryDirectory() as tmp:
+            for minutes in (float(m) for m in args.cost.split(",")):
+                r = cost(minutes, Path(tmp))
+                print(f"| {minutes:g} min | {r['seconds']:.1f} | {r['x_audio']:.4f} | {r['speakers']} | "
+                      f"{r['loaded_mb']:.0f} MiB | {r['peak_mb']:.0f} MiB |", flush=True)
+        return
     settings = Settings(speakers_engine="neural")
     recs = recordings("tune" if args.calibrate else args.split)
     if args.names:

