@@ -163,6 +163,7 @@ def cost(minutes: float, work: Path) -> dict:
     """The stage's cost on `minutes` of real conversation (every corpus recording, both splits, end to end,
     repeated), as the worker runs it: a 16 kHz WAV read a block at a time, the default threads, in a fresh
     process whose peak RSS is its own."""
+    import json
     import subprocess
     import sys
     import wave
@@ -188,11 +189,9 @@ def cost(minutes: float, work: Path) -> dict:
             "from clipper.speakers import campplus, segmentation\n"
             "s = Settings(); segmentation.load_segmenter(s.speakers_threads); campplus.load_campplus(s.speakers_threads)\n"
             "loaded = hwm()\n"
-            "t = time.perf_counter(); turns, _, extra = speaker_turns(pathlib.Path(sys.argv[1]), s)\n"
+            "t = time.perf_counter(); turns = speaker_turns(pathlib.Path(sys.argv[1]), s).turns\n"
             "print(json.dumps({'seconds': time.perf_counter() - t, 'speakers': len({x.speaker for x in turns}),\n"
             "  'loaded_mb': loaded / 1024, 'peak_mb': hwm() / 1024}))")
-    import json
-
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     row = json.loads(done.stdout.strip().splitlines()[-1])
     path.unlink()

@@ -105,12 +105,13 @@ def row(name: str, model: str, tmp: Path) -> dict:
     out["wer"] = round(jiwer.wer(real.normalise(ref), real.normalise(text)), 3) if ref else None
     out["punct_per_100w"] = round(100 * len(PUNCTUATION.findall(text)) / max(1, len(text.split())), 1)
     started = time.perf_counter()
-    turns, exclusive, _ = speaker_turns(wav, settings)
+    found = speaker_turns(wav, settings)
+    turns = found.turns
     out["speakers_x_audio"] = round((time.perf_counter() - started) / duration, 3)
     reference = reference_turns(name)
     out["der"] = round(der(reference, turns, duration)["der"], 3) if reference else None
     out["speakers"] = f"{len({t.speaker for t in turns})}/{len({t.speaker for t in reference}) if reference else '?'}"
-    quality = text_measure(assign_speakers(transcript, exclusive), settings)
+    quality = text_measure(assign_speakers(transcript, found.exclusive), settings)
     out.update(quotes_per_min=round(quality.quotes_per_min, 2), overlaps=quality.overlaps,
                multi_speaker=quality.multi_speaker, overview_ratio=round(quality.overview_ratio, 3),
                summary_ratio=round(quality.summary_ratio, 3), chapters=quality.chapters,

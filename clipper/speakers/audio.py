@@ -19,7 +19,7 @@ class AudioSource:
 
     def __init__(self, samples: np.ndarray | None = None, path: Path | None = None) -> None:
         self._samples = None if samples is None else np.asarray(samples, dtype=np.float32)
-        self._path, self._wave = path, None
+        self._wave = None
         if self._samples is None:
             if path is None:
                 raise ValueError("AudioSource needs samples or a path")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from clipper.config import Settings
-from clipper.models import SpeakerSet, SpeakerTurn, Transcript
+from clipper.models import SpeakerSet, Transcript
 from clipper.speakers.assign import assign_speakers, speaker_set
+
+if TYPE_CHECKING:
+    from clipper.speakers.neural import Diarization
 
 log = structlog.get_logger()
 
@@ -35,27 +39,23 @@ def label_transcript(
     from clipper.errors import SpeakerModelMissing
 
     try:
-        turns, exclusive, extra = speaker_turns(audio, settings, should_stop, on_progress)
+        found = speaker_turns(audio, settings, should_stop, on_progress)
     except SpeakerModelMissing as err:
         log.warning("speakers.model_missing", error=str(err))
         return transcript, SpeakerSet(engine=engine, note=str(err))
-    labelled = assign_speakers(transcript, exclusive)
+    labelled = assign_speakers(transcript, found.exclusive)
     labelled.meta = {**labelled.meta, "speakers_engine": engine}
-    found = speaker_set(labelled, turns, engine, model=extra.pop("model", None))
-    return labelled, found.model_copy(update=extra)
+    speakers = speaker_set(labelled, found.turns, engine, model=found.model)
+    return labelled, speakers.model_copy(update={"overlap_share": found.overlap_share})
 
 
 def speaker_turns(audio: Path, settings: Settings, should_stop: Callable[[], bool] | None = None,
-                  on_progress: Callable[[float, float], None] | None = None,
-                  ) -> tuple[list[SpeakerTurn], list[SpeakerTurn], dict]:
-    """(turns, exclusive turns, extra speakers.json fields): segmentation + CAM++ + clustering
-    (clipper/speakers/neural.py), reading the audio a block at a time. The turns may overlap; the exclusive ones
-    give each moment to one (the dominant) speaker, which is what words get. The segmentation model finds speech
-    itself, so the transcript's words are only placed on the turns afterwards."""
-    from clipper.speakers import campplus, neural, segmentation
+                  on_progress: Callable[[float, float], None] | None = None) -> Diarization:
+    """Who speaks when in `audio` (clipper/speakers/neural.py), reading it a block at a time. The turns may
+    overlap; the exclusive ones give each moment to one (the dominant) speaker, which is what words get. The
+    segmentation model finds speech itself, so the transcript's words are only placed on the turns afterwards."""
+    from clipper.speakers import neural
     from clipper.speakers.audio import AudioSource
 
     with AudioSource(path=audio) as source:
-        found = neural.diarize(source, settings, should_stop=should_stop, on_progress=on_progress)
-    model = f"{segmentation.MODEL_NAME} + {campplus.MODEL_NAME}"
-    return found.turns, found.exclusive, {"model": model, "overlap_share": found.overlap_share}
+        return neural.diarize(source, settings, should_stop=should_stop, on_progress=on_progress)

@@ -27,8 +27,7 @@ from clipper.asr.base import StopRequested
 from clipper.config import Settings
 from clipper.models import SpeakerTurn
 from clipper.speakers.audio import SAMPLE_RATE, AudioSource
-
-WINDOW_S = 10.0
+from clipper.speakers.segmentation import WINDOW_S, marginals, to_activity, window_starts
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,7 @@ class Diarization:
     turns: list[SpeakerTurn]  # who speaks when; overlapping where two talk at once (speakers.json, DER)
     exclusive: list[SpeakerTurn]  # one speaker per moment, the dominant one in overlaps (what words get)
     overlap_share: float  # share of the speech during which two or more speak
-    speech_s: float = 0.0
-    windows: int = 0
-    embeddings: int = 0
-    meta: dict = field(default_factory=dict)
+    model: str = ""  # the networks that produced it (speakers.json `model`)
 
 
 @dataclass
@@ -76,6 +72,7 @@ class Scan:
     frame_step_s: float = 0.0
     frame_duration_s: float = 0.0
     duration_s: float = 0.0
+    model: str = ""
 
 
 def _check(should_stop: Callable[[], bool] | None) -> None:
@@ -103,58 +100,47 @@ def scan(audio: AudioSource, settings: Settings, should_stop: Callable[[], bool]
     """The pass over the audio (the costly part): each window's local activity and its speakers' embeddings.
     Only `step_s`, `block_windows`, the embedding lengths matter here; the benchmark calibrates `decide`'s
     knobs on one scan per recording."""
-    from clipper.speakers.campplus import load_campplus
-    from clipper.speakers.segmentation import load_segmenter
+    from clipper.speakers import campplus, segmentation
 
     threads = settings.speakers_threads or 1
-    segmenter, encoder = load_segmenter(threads), load_campplus(threads)
+    segmenter, encoder = segmentation.load_segmenter(threads), campplus.load_campplus(threads)
     found = _pass(audio, segmenter, encoder, tuning, should_stop, on_progress)
     found.frame_step_s, found.frame_duration_s = segmenter.frame_step_s, segmenter.frame_duration_s
     found.duration_s = audio.duration_s
+    found.model = f"{segmentation.MODEL_NAME} + {campplus.MODEL_NAME}"
     return found
 
 
 def decide(found: Scan, settings: Settings, tuning: Tuning = TUNING) -> Diarization:
     """Speakers and turns from a scan: clustering, then the frames back into turns (cheap: milliseconds)."""
     labels, count = _cluster(found, settings, tuning)
-    turns, exclusive, overlap, speech = _reconstruct(found, labels, count, tuning)
+    turns, exclusive, overlap = _reconstruct(found, labels, count, tuning)
     first = dict.fromkeys(t.speaker for t in sorted(turns, key=lambda t: (t.start, t.end)))
     order = {old: f"S{i + 1}" for i, old in enumerate(first)}  # S1 speaks first
 
     def rename(found: list[SpeakerTurn]) -> list[SpeakerTurn]:
         return [SpeakerTurn(start=t.start, end=t.end, speaker=order[t.speaker]) for t in found]
 
-    return Diarization(turns=rename(turns), exclusive=rename(exclusive), overlap_share=overlap, speech_s=speech,
-                       windows=len(found.starts), embeddings=len(found.vectors))
-
-
-def _window_starts(duration_s: float, step_s: float) -> list[float]:
-    """Window starts every step, the last window reaching the end (a short recording is one padded window)."""
-    if duration_s <= WINDOW_S:
-        return [0.0]
-    starts = list(np.arange(0.0, duration_s - WINDOW_S, step_s))
-    starts.append(max(0.0, duration_s - WINDOW_S))
-    return [round(float(s), 3) for s in starts]
+    return Diarization(turns=rename(turns), exclusive=rename(exclusive), overlap_share=overlap, model=found.model)
 
 
 def _pass(audio: AudioSource, segmenter, encoder, tuning: Tuning,
           should_stop: Callable[[], bool] | None,
           on_progress: Callable[[float, float], None] | None) -> Scan:
     """One pass over the audio, a block of windows at a time: segment, then embed each local speaker."""
-    from clipper.speakers.segmentation import POWERSET
-
     seen = Scan()
-    starts = _window_starts(audio.duration_s, tuning.step_s)
+    starts = window_starts(audio.duration_s, tuning.step_s)
     width = int(WINDOW_S * SAMPLE_RATE)
     step = segmenter.frame_step_s
     for b in range(0, len(starts), tuning.block_windows):
         _check(should_stop)
         block = starts[b:b + tuning.block_windows]
         waves = np.stack([audio.read(int(round(s * SAMPLE_RATE)), width) for s in block])
-        probs = np.exp(segmenter.log_probs(waves).astype(np.float32))  # (B, F, 7)
+        log_probs = segmenter.log_probs(waves)  # (B, F, 7)
+        activities, talking = to_activity(log_probs), marginals(log_probs)
         pieces: list[np.ndarray] = []
         for i, start in enumerate(block):
-            activity, marginal = _local(probs[i], POWERSET)
+            activity, marginal = activities[i], talking[i]
             w = len(seen.starts)
             seen.starts.append(start)
             seen.activity.append(activity)
@@ -172,17 +158,6 @@ def _pass(audio: AudioSource, segmenter, encoder, tuning: Tuning,
         if on_progress is not None:
             on_progress(min(audio.duration_s, block[-1] + WINDOW_S), audio.duration_s)
     return seen
-
-
-def _local(probs: np.ndarray, powerset: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, 3) activity from the powerset's most likely class, and each local speaker's probability of
-    talking (the sum over the classes holding it: who dominates an overlap)."""
-    n = 1 + max((max(c) for c in powerset if c), default=2)
-    member = np.zeros((len(powerset), n), np.float32)
-    for c, speakers in enumerate(powerset):
-        for k in speakers:
-            member[c, k] = 1.0
-    return member[np.argmax(probs, axis=-1)].astype(np.uint8), probs @ member
 
 
 def _speech_of(wave: np.ndarray, activity: np.ndarray, k: int, step: float,
@@ -272,24 +247,23 @@ def _groups(points: np.ndarray, seconds: np.ndarray, settings: Settings, tuning:
         centroids = _normed(np.stack([points[g].mean(axis=0) for g in groups]))
         sims = centroids @ centroids.T
         np.fill_diagonal(sims, -np.inf)
-        if sizes[small] >= tuning.min_cluster_s or len(groups) > most:
-            i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-            if sizes[small] < tuning.min_cluster_s:
-                i, j = small, int(np.argmax(sims[small]))
-        else:
+        if sizes[small] < tuning.min_cluster_s:  # too little speech: fold it into its most similar neighbour
             i, j = small, int(np.argmax(sims[small]))
+        else:  # too many speakers: merge the two most alike
+            i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
         groups[j] = np.concatenate([groups[j], groups[i]])
         del groups[i]
     return groups
 
 
-def _reconstruct(seen: Scan, labels: np.ndarray, count: int, tuning: Tuning) -> tuple[list[SpeakerTurn], list[SpeakerTurn], float, float]:
+def _reconstruct(seen: Scan, labels: np.ndarray, count: int,
+                 tuning: Tuning) -> tuple[list[SpeakerTurn], list[SpeakerTurn], float]:
     """Global frame activity per speaker from each window's local activity and its speakers' clusters
     (averaged where windows overlap, keeping as many speakers per frame as the windows counted), then turns."""
     step, dur, duration_s = seen.frame_step_s, seen.frame_duration_s, seen.duration_s
     total = int(np.ceil(duration_s / step)) + 1
     if count == 0 or not seen.starts:
-        return [], [], 0.0, 0.0
+        return [], [], 0.0
     score = np.zeros((total, count), np.float32)
     weight = np.zeros((total, count), np.float32)
     local_count = np.zeros(total, np.float32)
@@ -325,7 +299,7 @@ def _reconstruct(seen: Scan, labels: np.ndarray, count: int, tuning: Tuning) -> 
     exclusive[np.flatnonzero(has), dominant[has]] = True
     shift = dur / 2 - step / 2  # frame g's centre is g·step + dur/2; a frame stands for ±step/2 around it
     return (_turns(active, step, shift, duration_s, tuning), _turns(exclusive, step, shift, duration_s, tuning),
-            round(overlap, 4), round(speech, 2))
+            round(overlap, 4))
 
 
 def _turns(active: np.ndarray, step: float, shift: float, duration_s: float, tuning: Tuning) -> list[SpeakerTurn]:

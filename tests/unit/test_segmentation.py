@@ -101,29 +101,33 @@ def test_matches_the_torch_reference(segmenter: seg.Segmenter, call: np.ndarray)
         np.testing.assert_allclose(out[frame], expected, atol=3e-3, err_msg=f"frame {frame}")
 
 
-def test_sliding_windows_pad_the_last_one_as_pyannote() -> None:
-    samples = np.arange(25 * 16000, dtype=np.float32) + 1
-    windows, starts = seg.sliding_windows(samples, 10.0)
-    assert windows.shape == (3, 160000) and starts.tolist() == [0.0, 10.0, 20.0]
-    np.testing.assert_array_equal(windows[1], samples[160000:320000])
-    np.testing.assert_array_equal(windows[2][:80000], samples[320000:])  # 5 s left, then zeros
-    assert not windows[2][80000:].any()
-    windows, starts = seg.sliding_windows(samples, 5.0)  # 15 s + 10 s ends exactly: no padded window
-    assert starts.tolist() == [0.0, 5.0, 10.0, 15.0] and windows[-1][-1] == samples[-1]
-    batches = list(seg.iter_windows(samples, 2.5, batch=3))
-    full, full_starts = seg.sliding_windows(samples, 2.5)
-    np.testing.assert_array_equal(np.concatenate([b for b, _ in batches]), full)
-    np.testing.assert_array_equal(np.concatenate([s for _, s in batches]), full_starts)
-    assert max(len(b) for b, _ in batches) == 3
-    short, short_starts = seg.sliding_windows(samples[:16000], 1.0)
-    assert short.shape == (1, 160000) and short_starts.tolist() == [0.0] and not short[0][16000:].any()
-    assert seg.sliding_windows(np.zeros(0, np.float32), 1.0)[0].shape == (0, 160000)
+def test_windows_cover_the_recording_and_end_at_its_end() -> None:
+    assert seg.window_starts(25.0, 10.0) == [0.0, 10.0, 15.0]  # the last one ends at 25 s, not padded past it
+    assert seg.window_starts(30.0, 10.0) == [0.0, 10.0, 20.0]  # ends exactly: no extra window
+    assert seg.window_starts(25.0, 5.0) == [0.0, 5.0, 10.0, 15.0]
+    assert seg.window_starts(4.0, 10.0) == [0.0] == seg.window_starts(0.0, 10.0)  # one zero-padded window
+    for duration in (10.5, 37.3, 3601.0):
+        starts = seg.window_starts(duration, 10.0)
+        assert starts[-1] + seg.WINDOW_S == pytest.approx(duration, abs=1e-3)
+        assert all(0 < b - a <= 10.0 for a, b in zip(starts, starts[1:]))
+
+
+def test_marginals_say_who_dominates_an_overlap() -> None:
+    probs = np.full((1, 7), 0.01, np.float32)
+    probs[0, 4], probs[0, 1] = 0.7, 0.24  # {0,1} likely; {0} alone more likely than {1} alone
+    log_probs = np.log(probs / probs.sum())
+    assert seg.to_activity(log_probs).tolist() == [[1, 1, 0]]
+    talk = seg.marginals(log_probs)[0]
+    assert talk[0] > talk[1] > talk[2] and talk[0] == pytest.approx((0.24 + 0.7 + 0.01) / probs.sum())  # {0}, {0,1}, {0,2}
 
 
 def test_speech_frames_agree_with_the_reference(segmenter: seg.Segmenter, call: np.ndarray) -> None:
     turns = rttm(REAL / "call.rttm")
     duration = len(call) / seg.SAMPLE_RATE
-    windows, starts = seg.sliding_windows(call, 10.0)
+    starts = seg.window_starts(duration, 10.0)
+    windows = np.stack([np.pad(call[int(x * seg.SAMPLE_RATE):][:seg.WINDOW_SAMPLES],
+                               (0, max(0, seg.WINDOW_SAMPLES - len(call[int(x * seg.SAMPLE_RATE):]))))
+                        for x in starts])
     agree = total = 0
     for act, start in zip(segmenter.activity(windows), starts):
         centres = frame_centres(segmenter, start)
