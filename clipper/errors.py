@@ -1,7 +1,14 @@
 """The typed errors a user can meet, in one place.
 
-Every error carries a message written for the person who submitted the job. `non_retryable` tells the
-Temporal adapter whether retrying the same input could ever help: bad input never can, so those fail fast.
+Every error carries a message written for the person who submitted the job, and says, as properties of its class
+(inherited by subclasses), what a stage that meets it does:
+
+- `non_retryable`: whether retrying the same input could ever help. Bad input never can, so those fail fast;
+- `ends_job`: whether the job then fails at once (input no retry can fix, and a corrupt input, which the workflow
+  repairs itself by re-running the stage that produced it), or waits for a manual `retry` (a refusal that a
+  changed setting, key or option may cure). `ends_job()` reads it by the error's type name, which is all the
+  workflow sees of an error.
+
 Activities translate these into `ApplicationError(type=<class name>)`, so the same names show up in
 `clipper status`, the `temporal` CLI and the Web UI.
 """
@@ -17,9 +24,11 @@ STORAGE_FULL_WORDING = ("no space left on device", "file too large", "disk quota
 
 
 class ClipperError(Exception):
-    """Base class. Subclasses are input errors (non-retryable) unless they say otherwise."""
+    """Base class. Subclasses are input errors (non-retryable) unless they say otherwise; once a stage gives up on
+    one, the job waits for a manual retry unless the class says it `ends_job`."""
 
     non_retryable: bool = True
+    ends_job: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -33,13 +42,19 @@ class ClipperError(Exception):
 class InvalidRequest(ClipperError):
     """The job request itself is malformed (bad option, bad priority, ...)."""
 
+    ends_job = True
+
 
 class UnsupportedUrl(ClipperError):
     """The URL's scheme or shape is not something we can fetch."""
 
+    ends_job = True
+
 
 class ForbiddenAddress(ClipperError):
     """The URL points at a loopback, private or link-local address (SSRF guard)."""
+
+    ends_job = True
 
 
 class CredentialsInUrl(ClipperError):
@@ -49,9 +64,13 @@ class CredentialsInUrl(ClipperError):
     in it would leak. The message never repeats the secret.
     """
 
+    ends_job = True
+
 
 class LocalPathNotAllowed(ClipperError):
     """A local path or file: URL was submitted but the operator has not allowed local files."""
+
+    ends_job = True
 
 
 class MediaNotFound(ClipperError):
@@ -60,6 +79,8 @@ class MediaNotFound(ClipperError):
     `http_status` is the server's answer when there was one: a Space's 404 is waited out, not final at once
     (`clipper.media.spaces`).
     """
+
+    ends_job = True
 
     def __init__(self, message: str, http_status: int | None = None) -> None:
         super().__init__(message)
@@ -73,21 +94,31 @@ class AccessDenied(ClipperError):
 class NoMediaFound(ClipperError):
     """The URL works but there is no audio or video on it (e.g. a plain HTML page)."""
 
+    ends_job = True
+
 
 class NoAudioStream(ClipperError):
     """The media has no audio track, or its audio cannot be decoded."""
+
+    ends_job = True
 
 
 class InvalidMedia(ClipperError):
     """The file is empty, truncated or not a media file at all."""
 
+    ends_job = True
+
 
 class MediaTooLong(ClipperError):
     """The media is longer than the configured maximum duration."""
 
+    ends_job = True
+
 
 class MediaTooLarge(ClipperError):
     """The media is larger than the configured maximum size."""
+
+    ends_job = True
 
 
 class DownloadFailed(ClipperError):
@@ -107,6 +138,8 @@ class DownloadStalled(ClipperError):
 class TooManyRedirects(ClipperError):
     """The URL redirects more times than any real media link does, or in a loop. Retrying follows the same
     redirects again, so it fails at once."""
+
+    ends_job = True
 
 
 class StorageFull(ClipperError):
@@ -157,6 +190,8 @@ class CorruptArtifact(ClipperError):
     Non-retryable at the activity level on purpose: retrying the consumer cannot fix its input; the workflow
     re-runs the producing stage instead.
     """
+
+    ends_job = True
 
     def __init__(self, message: str, artifact: str = "", stage: str = "") -> None:
         super().__init__(message)
@@ -235,7 +270,7 @@ class NotificationRejected(ClipperError):
     """The receiver refused the notification (webhook 4xx, SMTP 5xx reply): sending it again cannot help."""
 
 
-# --- speech models and languages (issue 14; clipper/asr/models.py) ---
+# Speech models and languages (clipper/asr/models.py): refused at submit, and by a stage as input errors.
 
 
 class UnknownAsrModel(InvalidRequest):
@@ -248,22 +283,13 @@ class LanguageNotSupported(InvalidRequest):
     tiny.en): refused at submit and by the transcribe stage, never retried; the message names the model to use."""
 
 
-# --- end speech models and languages ---
-
-
-# --- artifact versions (issue 16; clipper/versions.py) ---
-
-
 class VersionNotFound(ClipperError):
     """A job has no artifact version of that number, or that version holds no such file (e.g. no report.md: the
     stage that was run again made none). The message names the versions there are; `clipper versions JOB`
     lists them."""
 
 
-# --- end artifact versions ---
-
-
-# --- export and import of a job (issue 16; clipper/archive.py, client/transfer.py) ---
+# Export and import of a job (`clipper export`, `clipper import`).
 
 
 class ArchiveInvalid(ClipperError):
@@ -285,4 +311,17 @@ class ImportNotRegistered(ClipperError):
     says, then import again."""
 
 
-# --- end export and import ---
+def _subclasses(cls: type[ClipperError]) -> list[type[ClipperError]]:
+    return [cls, *(d for sub in cls.__subclasses__() for d in _subclasses(sub))]
+
+
+def error_class(type_name: str) -> type[ClipperError] | None:
+    """The typed error of that name (the `type` of an ApplicationError), or None for one that is not ours."""
+    return next((c for c in _subclasses(ClipperError) if c.__name__ == type_name), None)
+
+
+def ends_job(type_name: str) -> bool:
+    """Whether a stage that gave up on this error fails the job at once instead of waiting for a manual retry.
+    Unknown types (a timeout, an unexpected exception) wait: a person may know better."""
+    cls = error_class(type_name)
+    return bool(cls and cls.ends_job)

@@ -19,23 +19,13 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivity
-    from clipper.errors import InvalidRequest
+    from clipper.errors import InvalidRequest, ends_job
     from clipper.notify import CALLBACK_EVENTS, Notification
     from clipper.models import (
         JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
     )
     from clipper.stages import BY_NAME, DEFAULT_POLICIES, DEFAULT_RATES, pool_queue
     from workflows import search_attributes as sa
-
-# Raised to the workflow at once instead of waiting for a manual retry: input errors no retry can fix,
-# and a corrupt input, which the workflow repairs itself by re-running the stage that produced it.
-RAISE_AT_ONCE = frozenset({
-    "UnsupportedUrl", "ForbiddenAddress", "LocalPathNotAllowed", "MediaNotFound", "NoMediaFound",
-    "NoAudioStream", "InvalidMedia", "MediaTooLong", "MediaTooLarge", "InvalidRequest", "CorruptArtifact",
-    "TooManyRedirects",
-    "CredentialsInUrl",
-})
-
 
 class StageFailed(Exception):
     """A stage gave up: its retries are exhausted or its error is not retryable."""
@@ -133,7 +123,7 @@ class StageRunner:
                 error = stage_error(err)  # kept here: another part of the stage may change the entry meanwhile
                 entry.state, entry.finished_at, entry.error, entry.attempt = (
                     StageState.failed, workflow.now(), error, error.attempts)
-                if error.type not in RAISE_AT_ONCE and await self.wait_for_retry():
+                if not ends_job(error.type) and await self.wait_for_retry():
                     retried = True
                     continue
                 self.publish()

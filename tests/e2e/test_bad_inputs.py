@@ -253,7 +253,7 @@ def test_http_404_fails_at_once(settings, server):
 
 
 def test_http_403_is_not_retried_but_waits_for_a_manual_retry(settings, server):
-    """AccessDenied is non-retryable (no automatic retries), but not in the workflow's RAISE_AT_ONCE: access
+    """AccessDenied is non-retryable (no automatic retries), but it does not end the job (`ends_job` is False): access
     can be granted later (a private video made public), so the job waits for `retry` or `abandon`."""
     server.set_status("/private.mp3", 403)
     during = abandon_when_waiting("AccessDenied", "download", "refused access (HTTP 403)")

@@ -12,7 +12,7 @@ from clipper.errors import InvalidRequest
 from clipper.models import JobState, StageState
 from tests.conftest import run
 from tests.helpers.standins import (
-    PIPELINE, StandIns, fail, harness, outcome, scheduled, status_when, until, wait_for_retry,
+    PIPELINE, StandIns, fail, harness, outcome, run_job, scheduled, status_when, until, wait_for_retry,
 )
 from workflows.media_job import MediaJob
 
@@ -181,3 +181,15 @@ def test_a_pause_while_waiting_for_a_retry_holds_the_retried_stage(settings):
             return await outcome(clipper, job)
 
     assert run(body()).state == JobState.done
+
+
+# Whether an error ends the job is a property of its class, inherited: LanguageNotSupported is an InvalidRequest.
+
+@pytest.mark.parametrize("error_type", ["InvalidRequest", "LanguageNotSupported", "UnknownAsrModel"])
+def test_an_input_error_a_stage_meets_fails_the_job_at_once(settings, error_type):
+    fakes = StandIns(failures={"transcribe": [fail(error_type, "transcribe in English or choose base")]})
+    with pytest.raises(JobFailed) as raised:
+        run(run_job(settings, fakes))  # `run_job` fails the test if the job waits for a retry instead
+    failed = raised.value
+    assert (failed.stage, failed.error_type) == ("transcribe", error_type)
+    assert [c.arg.event for c in fakes.of("notify")] == ["failed"]
