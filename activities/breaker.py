@@ -1,5 +1,5 @@
 """The gate a stage's engine calls a provider through: it asks the provider's breaker workflow before each call
-and reports after it (clipper/breaker.py has the rules, client/breakers.py the Temporal calls).
+and reports after it (clipper/ops/breaker.py has the rules, clipper_app/client/breakers.py the Temporal calls).
 
 Engines run in the activity's worker thread; the Temporal client lives on the worker's event loop, so the gate
 hands each call to that loop and waits for it. While a breaker is open the gate waits in place, checking the
@@ -21,12 +21,12 @@ import structlog
 from temporalio import activity
 
 from clipper.asr.base import StopRequested
-from clipper.breaker import BreakerPhase, BreakerReport, BreakerState, ProviderGate
 from clipper.errors import ProviderUnavailable
 from clipper.media.urls import redact_credentials
+from clipper.ops.breaker import BreakerPhase, BreakerReport, BreakerState, ProviderGate
 
 if TYPE_CHECKING:  # the client package imports the workflows, which import the activities: no cycle at run time
-    from client.breakers import BreakerClient
+    from clipper_app.client.breakers import BreakerClient
 
 T = TypeVar("T")
 POLL_S = 1.0  # how often a waiting caller looks again (a query: no history event)

@@ -6,7 +6,9 @@ from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.errors import JobCancelled
-from clipper.models import ClipIndex, ClipInfo, ClipsInput, ClipsOutput, QuoteSet, StageProgress
+from clipper.job.messages import ClipsInput, ClipsOutput
+from clipper.job.outputs import ClipIndex, ClipInfo, QuoteSet
+from clipper.job.status import StageProgress
 
 STAGE = "clips"
 CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg", "m4a": "audio/mp4"}

@@ -8,7 +8,8 @@ from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.errors import ClipperError
-from clipper.models import DownloadInput, DownloadOutput, MediaInfo
+from clipper.job.messages import DownloadInput, DownloadOutput
+from clipper.job.request import MediaInfo
 
 STAGE = "download"
 INFO = "media.json"

@@ -13,10 +13,8 @@ import structlog
 from temporalio import activity
 
 from activities.runtime import StageDeps, to_application_error
-from clipper.batch_models import (
-    BATCH_STAGE, ITEMS_FILE, BatchEntry, BatchItems, ExpandInput, ExpandOutput, ReadItemsInput,
-)
 from clipper.errors import ClipperError, InvalidRequest
+from clipper.job.batch import BATCH_STAGE, ITEMS_FILE, BatchEntry, BatchItems, ExpandInput, ExpandOutput, ReadItemsInput
 
 
 class ExpandBatchActivity:

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.runtime import StageDeps
-from clipper.batch_models import ForwardPriority
+from clipper.job.batch import ForwardPriority
 
 
 class ForwardPriorityActivity:

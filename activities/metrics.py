@@ -22,7 +22,7 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from clipper.errors import MetricsPortInUse
-from clipper.stages import ACTIVITY_STAGES, COMMON_ERRORS, PIPELINE
+from clipper.job.stages import ACTIVITY_STAGES, COMMON_ERRORS, PIPELINE
 
 STAGE_DURATION = "clipper_stage_duration_seconds"
 ACTIVITY_CPU = "clipper_activity_cpu_seconds"

@@ -1,4 +1,4 @@
-"""Activity `notify`: email and/or webhook about a job (clipper/notify.py), whichever the worker configures.
+"""Activity `notify`: email and/or webhook about a job (clipper/ops/notify.py), whichever the worker configures.
 
 Which events notify is the job's (`JobRequest.notify_on`, from the submitting client's `CLIPPER_NOTIFY_ON`):
 the workflow only runs this activity for those. It skips quietly when the worker configures no channel.
@@ -22,10 +22,10 @@ from temporalio import activity
 
 from activities.breaker import TemporalGate
 from activities.runtime import StageDeps, to_application_error
-from clipper.breaker import guarded, provider_key
 from clipper.errors import NotificationFailed, NotificationRejected, ProviderUnavailable
-from clipper.notify import Notification, NotifyResult, delivery_id, send_callback, send_email, send_webhook
-from clipper.store import ArtifactStore, now_utc
+from clipper.ops.breaker import guarded, provider_key
+from clipper.ops.notify import Notification, NotifyResult, delivery_id, send_callback, send_email, send_webhook
+from clipper.store.local import ArtifactStore, now_utc
 
 SENT, REJECTED = "sent", "rejected"
 

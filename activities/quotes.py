@@ -6,7 +6,9 @@ from temporalio import activity
 
 from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
-from clipper.models import QuotesOutput, StageProgress, TextStageInput, Transcript
+from clipper.job.messages import QuotesOutput, TextStageInput
+from clipper.job.outputs import Transcript
+from clipper.job.status import StageProgress
 
 STAGE = "quotes"
 

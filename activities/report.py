@@ -16,16 +16,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities.runtime import StageDeps, StageRun, run_stage
 from clipper.errors import InvalidRequest
-from clipper.models import (
-    ArtifactRef, AudiogramIndex, ClipIndex, MediaInfo, QuoteSet, ReportInput, ReportOutput, SpeakerNames, SpeakerSet, Summary,
-    Transcript,
-)
-from clipper.store import ArtifactStore
-from clipper.versions import VERSIONS, archive, job_options
+from clipper.job.messages import ReportInput, ReportOutput
+from clipper.job.outputs import AudiogramIndex, ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.job.request import MediaInfo, SpeakerNames
+from clipper.job.versions import VERSIONS, archive, job_options
+from clipper.store.local import ArtifactStore
+from clipper.store.refs import ArtifactRef
 
 STAGE = "report"
 SPEAKERS = "speakers.json"
-# What `render_outputs` writes again when speakers are named: kept as a version first (clipper/versions.py).
+# What `render_outputs` writes again when speakers are named: kept as a version first (clipper/job/versions.py).
 RENDERED = (SPEAKERS, "transcript.txt", "quotes.md", "transcript.srt", "transcript.vtt", "report.md", "report.json")
 
 

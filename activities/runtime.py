@@ -3,7 +3,7 @@
 Long work runs in a thread; the activity's own coroutine heartbeats the latest progress on a timer, so a
 busy CPU never starves the heartbeat, and Temporal's cancellation (delivered through the heartbeat) reaches
 the thread as a stop flag. Heartbeats go out every `HEARTBEAT_EVERY_S` and the worker sends them on at least
-every `HEARTBEAT_THROTTLE` (workers/pools.py), so a cancel or `pause --now` reaches a running stage in about a
+every `HEARTBEAT_THROTTLE` (clipper_app/workers/pools.py), so a cancel or `pause --now` reaches a running stage in about a
 second rather than in 0.8 × its heartbeat timeout.
 
 The error budget: an attempt that ends in an exception is counted, durably, in the job's store (a small record
@@ -11,7 +11,7 @@ per scheduled activity, `.receipts/errors-<run>-<activity id>.json`), because no
 reaches the next one through Temporal. The exception that uses up the stage's `max_attempts` errors is made
 non-retryable here, whatever the retry policy still allows: the rest of that total is for lost workers
 (attempts that timed out and so never got here; see `StagePolicy`). The workflow tells each activity its error
-budget in a header (workers/retry_budget.py); without one, the retry policy's total is the budget.
+budget in a header (clipper_app/workers/retry_budget.py); without one, the retry policy's total is the budget.
 """
 
 from __future__ import annotations
@@ -33,15 +33,17 @@ from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import StageMeasure
 from clipper.config import Settings
 from clipper.errors import ClipperError
+from clipper.job.messages import StageOutput
+from clipper.job.request import JobOptions, MediaInfo
+from clipper.job.status import StageProgress
+from clipper.job.versions import archive_rerun
 from clipper.media.urls import redact_credentials
-from clipper.models import JobOptions, MediaInfo, StageOutput, StageProgress
-from activities.metrics import StageMeasure
-from clipper.rates import RateBook
-from clipper.store import RECEIPTS, ArtifactStore  # noqa: F401 - RECEIPTS: re-exported
-from clipper.stores import open_store
-from clipper.versions import archive_rerun
+from clipper.ops.rates import RateBook
+from clipper.store.configured import open_store
+from clipper.store.local import RECEIPTS, ArtifactStore  # noqa: F401 - RECEIPTS: re-exported
 
 T = TypeVar("T")
 O = TypeVar("O", bound=StageOutput)
@@ -76,7 +78,7 @@ class StageDeps:
 
     settings: Settings
     store: ArtifactStore
-    # The providers' circuit breakers (client/breakers.py `BreakerClient`), set by a worker that has a Temporal
+    # The providers' circuit breakers (clipper_app/client/breakers.py `BreakerClient`), set by a worker that has a Temporal
     # client; None: engines call their providers unguarded (activities/breaker.py `gate_for`).
     breakers: Any = None
 
@@ -289,7 +291,7 @@ async def run_stage(
         if reused is not None:
             run.log.info("stage.reused")
             return reused
-        if receipt_name is None:  # run again: keep what its last finished run produced (clipper/versions.py)
+        if receipt_name is None:  # run again: keep what its last finished run produced (clipper/job/versions.py)
             await run.in_thread(archive_rerun, deps.store, request.job_id, stage, deps.settings.keep_versions)
         started = time.monotonic()
         output = await run.in_thread(work, run)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
-from clipper.models import SpeakerSet, SpeakersInput, SpeakersOutput, StageProgress, Transcript
+from clipper.job.messages import SpeakersInput, SpeakersOutput
+from clipper.job.outputs import SpeakerSet, Transcript
+from clipper.job.status import StageProgress
 
 STAGE = "speakers"
 TRANSCRIPT, TEXT, SPEAKERS = "transcript.json", "transcript.txt", "speakers.json"

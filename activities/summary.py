@@ -7,7 +7,9 @@ from temporalio import activity
 
 from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
-from clipper.models import StageProgress, SummaryOutput, TextStageInput, Transcript
+from clipper.job.messages import SummaryOutput, TextStageInput
+from clipper.job.outputs import Transcript
+from clipper.job.status import StageProgress
 
 STAGE = "summary"
 

@@ -8,8 +8,12 @@ from temporalio import activity
 
 from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
-from clipper.models import ArtifactRef, ChunkInput, StageProgress, Transcript, TranscribeInput, TranscribeOutput
-from clipper.store import ArtifactStore, JsonlLog
+from clipper.job.messages import ChunkInput, TranscribeInput, TranscribeOutput
+from clipper.job.outputs import Transcript
+from clipper.job.status import StageProgress
+from clipper.store.files import JsonlLog
+from clipper.store.local import ArtifactStore
+from clipper.store.refs import ArtifactRef
 
 if TYPE_CHECKING:
     from pathlib import Path

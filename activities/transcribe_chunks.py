@@ -21,12 +21,13 @@ from temporalio import activity
 from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from activities.transcribe import TranscribeActivity, job_language, made_for, output_names, stored_transcript
-from clipper.models import (
-    ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, Segment, StageProgress, Transcript,
-    TranscribeOutput,
-)
-from clipper.rates import RateBook
-from clipper.store import JsonlLog, now_utc
+from clipper.job.messages import ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, TranscribeOutput
+from clipper.job.outputs import Segment, Transcript
+from clipper.job.status import StageProgress
+from clipper.ops.rates import RateBook
+from clipper.store.files import JsonlLog
+from clipper.store.local import now_utc
+from clipper.store.refs import ArtifactRef
 
 STAGE = "transcribe"
 

@@ -97,7 +97,7 @@ def _one_pass(settings, wav: Path, scratch: Path) -> tuple[str, str | None]:
     from clipper.asr import get_engine
     from clipper.asr.language import choose_language
     from clipper.asr.resume import transcribe_resumable
-    from clipper.store import JsonlLog
+    from clipper.store.files import JsonlLog
 
     engine = get_engine(settings, "local")
     choice = choose_language(engine, wav, None, settings)
@@ -110,7 +110,7 @@ def _chunked(settings, wav: Path, scratch: Path) -> tuple[str, str | None]:
     from clipper.asr import get_engine
     from clipper.asr.chunks import merge_chunks, plan_chunks, transcribe_span
     from clipper.asr.language import choose_language
-    from clipper.store import JsonlLog
+    from clipper.store.files import JsonlLog
 
     engine = get_engine(settings, "local", chunked=True)
     choice = choose_language(engine, wav, None, settings)  # once, for every chunk

@@ -20,9 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main() -> None:
     from clipper.config import Settings
-    from clipper.media.audiogram import ASPECTS, make_audiogram
+    from clipper.job.outputs import Quote
+    from clipper.config import ASPECTS
+    from clipper.media.audiogram import make_audiogram
     from clipper.media.ffmpeg import to_wav16k_mono
-    from clipper.models import Quote
     from tests.helpers import conversations as conv
     from tests.helpers.real import long_real_speech
     from tests.helpers.transcripts import labelled

@@ -43,7 +43,7 @@ from clipper.asr.chunks import merge_chunks, plan_chunks, transcribe_span  # noq
 from clipper.asr.local import LocalWhisperEngine, available_cores  # noqa: E402
 from clipper.asr.resume import transcribe_resumable  # noqa: E402
 from clipper.config import Settings  # noqa: E402
-from clipper.store import JsonlLog  # noqa: E402
+from clipper.store.files import JsonlLog  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"

@@ -47,9 +47,9 @@ from temporalio.api.enums.v1 import PendingActivityState  # noqa: E402
 from bench.load import event_time, json_log_events  # noqa: E402
 from bench.worker_process import bench_worker_env, start_dev_server, start_worker, stop_worker  # noqa: E402
 from clipper.config import Settings  # noqa: E402
-from clipper.models import JobOptions  # noqa: E402
-from clipper.stages import BY_NAME  # noqa: E402
-from client import ClipperClient, connect  # noqa: E402
+from clipper.job.request import JobOptions  # noqa: E402
+from clipper.job.stages import BY_NAME  # noqa: E402
+from clipper_app.client import ClipperClient, connect  # noqa: E402
 from tests.helpers import SAMPLE  # noqa: E402
 from tests.helpers.httpserver import serve  # noqa: E402
 from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt  # noqa: E402

@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from clipper.config import Settings
-from clipper.models import SpeakerTurn
+from clipper.job.outputs import SpeakerTurn
 
 
 def _annotation(turns: list[SpeakerTurn]):

@@ -48,13 +48,15 @@ if str(ROOT) not in sys.path:  # `python bench/load.py` as well as `python -m be
 
 from temporalio.client import WorkflowExecutionStatus  # noqa: E402
 
-from clipper.config import Settings  # noqa: E402
-from clipper.media.urls import job_id_for  # noqa: E402
-from clipper.models import JobResult, JobState, StagePolicy  # noqa: E402
-from client import ClipperClient, connect  # noqa: E402
 from bench.worker_process import (  # noqa: E402
     bench_worker_env, peak_rss_mb, start_dev_server, start_worker, stop_worker,
 )
+from clipper.config import Settings  # noqa: E402
+from clipper.job.request import JobResult  # noqa: E402
+from clipper.job.stages import StagePolicy  # noqa: E402
+from clipper.job.status import JobState  # noqa: E402
+from clipper.media.urls import job_id_for  # noqa: E402
+from clipper_app.client import ClipperClient, connect  # noqa: E402
 
 STAGES = ("download", "transcribe", "quotes", "summary", "clips", "report")
 # Activities that run (and log) as part of a stage without carrying its name: chunked transcription.

@@ -31,10 +31,12 @@ import jiwer  # noqa: E402
 from bench.worker_process import (  # noqa: E402
     bench_worker_env, peak_rss_mb, start_dev_server, start_worker, stop_worker,
 )
-from client import ClipperClient, connect  # noqa: E402
 from clipper.config import Settings  # noqa: E402
-from clipper.models import STAGES, JobResult, Transcript  # noqa: E402
-from clipper.store import ArtifactStore  # noqa: E402
+from clipper.job.outputs import Transcript  # noqa: E402
+from clipper.job.request import JobResult  # noqa: E402
+from clipper.job.stages import STAGES  # noqa: E402
+from clipper.store.local import ArtifactStore  # noqa: E402
+from clipper_app.client import ClipperClient, connect  # noqa: E402
 from tests.helpers.httpserver import serve  # noqa: E402
 from tests.helpers.real import long_real_speech, normalise  # noqa: E402
 

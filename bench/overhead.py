@@ -52,12 +52,11 @@ from activities.transcribe import TranscribeActivity  # noqa: E402
 from bench.load import STAGES, activity_runs, event_time, json_log_events, serve_tone  # noqa: E402
 from bench.worker_process import bench_worker_env, start_dev_server, start_worker, stop_worker  # noqa: E402
 from clipper.config import Settings  # noqa: E402
-from clipper.log import configure_logging  # noqa: E402
-from clipper.models import (  # noqa: E402
-    ClipsInput, DownloadInput, JobOptions, JobResult, JobState, ReportInput, StageProgress, TextStageInput,
-    TranscribeInput,
-)
-from client import ClipperClient, connect  # noqa: E402
+from clipper.job.messages import ClipsInput, DownloadInput, ReportInput, TextStageInput, TranscribeInput  # noqa: E402
+from clipper.job.request import JobOptions, JobResult  # noqa: E402
+from clipper.job.status import JobState, StageProgress  # noqa: E402
+from clipper.ops.log import configure_logging  # noqa: E402
+from clipper_app.client import ClipperClient, connect  # noqa: E402
 
 OPTIONS = JobOptions(asr_engine="noop", text_engine="offline")
 TOTAL = "total"

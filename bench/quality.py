@@ -33,7 +33,7 @@ from bench.diarization import der, load_samples  # noqa: E402
 from bench.text_quality import measure as text_measure  # noqa: E402
 from clipper.asr import get_engine  # noqa: E402
 from clipper.config import Settings  # noqa: E402
-from clipper.models import Transcript  # noqa: E402
+from clipper.job.outputs import Transcript  # noqa: E402
 from clipper.speakers.assign import assign_speakers  # noqa: E402
 from clipper.speakers.label import speaker_turns  # noqa: E402
 from tests.helpers import conversations, real  # noqa: E402

@@ -52,8 +52,11 @@ from bench.worker_process import (  # noqa: E402
     bench_worker_env, kill_worker, spawn_worker, start_dev_server, start_worker, stop_worker,
 )
 from clipper.config import Settings  # noqa: E402
-from clipper.models import JobOptions, JobResult, JobState, StagePolicy, StageProgress, Transcript  # noqa: E402
-from client import ClipperClient, connect  # noqa: E402
+from clipper.job.outputs import Transcript  # noqa: E402
+from clipper.job.request import JobOptions, JobResult  # noqa: E402
+from clipper.job.stages import StagePolicy  # noqa: E402
+from clipper.job.status import JobState, StageProgress  # noqa: E402
+from clipper_app.client import ClipperClient, connect  # noqa: E402
 
 TRANSCRIBING = ("transcribe", "transcribe_chunk")  # activity types that decode audio
 TRANSCRIBE_STAGE = ("plan_transcription", "transcribe", "transcribe_chunk", "merge_transcript")
@@ -63,8 +66,8 @@ CHUNK_PARTIAL = re.compile(r"-chunk-(\d+)-(\d+)-(\d+)\.partial\.jsonl$")
 
 def chunked_transcription_registered() -> bool:
     """Whether the worker runs the `transcribe_chunk` activity (chunked transcription is wired in)."""
-    from workers import pools as worker
     from activities.transcribe_chunks import TranscribeChunkActivity
+    from clipper_app.workers import pools as worker
 
     return TranscribeChunkActivity in getattr(worker, "STAGE_ACTIVITIES", ())
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from clipper.config import Settings
-from clipper.models import Transcript
+from clipper.job.outputs import Transcript
 from clipper.text.grounding import same_words, tokens
 from clipper.text.offline import OfflineEngine
 from clipper.text.quotes import extract_quotes

@@ -70,7 +70,7 @@ def start_dev_server(db_file: Path) -> DevServer:
     """A local Temporal dev server for one benchmark run, with clipper's search attributes registered."""
     from temporalio.client import Client
 
-    from client import ensure_search_attributes
+    from clipper_app.client import ensure_search_attributes
 
     server = DevServer(db_file).start()
 

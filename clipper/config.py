@@ -16,9 +16,12 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Per-stage defaults (retry policy, timeouts, pool, ETA rate) are declared once, in the stage table.
-from clipper.stages import DEFAULT_POLICIES, StagePolicy
+from clipper.job.stages import DEFAULT_POLICIES, StagePolicy
+from clipper.ops.breaker import BreakerPolicy
 
 # The AWS credential chain's secret environment variables: the S3 store uses them, the log redactor hides them.
+# The frames an audiogram is drawn in (clipper/media/audiogram.py lays each out): CLIPPER_AUDIOGRAMS_ASPECTS picks.
+ASPECTS = ("1:1", "9:16")
 AWS_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -34,7 +37,7 @@ class Settings(BaseSettings):
     task_queue: str = "clipper"
 
     storage_dir: Path = Path("storage")
-    # Shared artifact store for workers on several hosts (clipper/store_s3.py): empty = the local folder above
+    # Shared artifact store for workers on several hosts (clipper/store/s3.py): empty = the local folder above
     # only; `s3://bucket[/prefix]` = S3 or any S3-compatible store, with `storage_dir` as each host's cache.
     # Credentials come from the AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, a role).
     storage_url: str = ""
@@ -111,7 +114,7 @@ class Settings(BaseSettings):
     llm_context_chars: int = 50_000  # transcript characters per request (chunk size)
     llm_concurrency: int = 4  # chunks in flight at once
     llm_max_bad_output_retries: int = 2  # same request again when the JSON is malformed, inside the engine
-    # A circuit breaker per provider (clipper/breaker.py, workflows/provider_breaker.py), shared by every worker:
+    # A circuit breaker per provider (clipper/ops/breaker.py, workflows/provider_breaker.py), shared by every worker:
     # after breaker_failures consecutive failures (429, 5xx, timeouts) within breaker_window_s nobody calls the
     # provider for breaker_cooldown_s; then one probe goes, and its success closes it. Meanwhile the text stages
     # wait (their status says so), or with llm_fallback=offline use the offline engine and say so in the report.
@@ -138,15 +141,12 @@ class Settings(BaseSettings):
     # quotes, in each aspect (1:1 for feeds, 9:16 for stories), over the clips' span and padding.
     audiograms_enabled: bool = True
     audiograms_top: int = Field(3, ge=0)
-    audiograms_aspects: str = "1:1,9:16"  # comma list of: 1:1, 9:16
+    audiograms_aspects: str = "1:1,9:16"  # comma list of ASPECTS
     audiogram_fps: int = Field(25, ge=1, le=60)
 
     @field_validator("audiograms_aspects")
     @classmethod
     def _known_aspects(cls, value: str) -> str:
-        # The layouts are declared with the renderer; imported here, as config is imported by it.
-        from clipper.media.audiogram import ASPECTS
-
         unknown = sorted({a.strip() for a in value.split(",") if a.strip()} - set(ASPECTS))
         if unknown:
             raise ValueError(f"unknown aspect(s) {', '.join(unknown)}; known: {', '.join(ASPECTS)}")
@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     retry_wait_s: float = 7 * 24 * 3600
     # Batches (`clipper submit-batch`): jobs of one batch running at once, unless --concurrency says otherwise.
     batch_concurrency: int = 3
-    # Artifact versions (clipper/versions.py): a stage run again keeps its earlier outputs as versions/<N>/; at most
+    # Artifact versions (clipper/job/versions.py): a stage run again keeps its earlier outputs as versions/<N>/; at most
     # this many versions per job are kept, the oldest dropped first (0 = keep none).
     keep_versions: int = Field(5, ge=0)
 
@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
-    # Notifications (clipper/notify.py): email and/or a signed webhook when a job fails, waits for a manual
+    # Notifications (clipper/ops/notify.py): email and/or a signed webhook when a job fails, waits for a manual
     # retry, or (if listed) is done. A channel is off while its address is unset. `notify_on` is read by the
     # submitting client and carried in the job's input; the channels are the workers'.
     notify_on: str = "failed,waiting_for_retry"  # comma list of: failed, waiting_for_retry, done
@@ -252,8 +252,6 @@ class Settings(BaseSettings):
         return merged
 
     def breaker_policy(self):
-        from clipper.breaker import BreakerPolicy  # config is imported by everything; the breaker by few
-
         return BreakerPolicy(failures=self.breaker_failures, window_s=self.breaker_window_s,
                              cooldown_s=self.breaker_cooldown_s, probe_lease_s=self.breaker_probe_lease_s)
 

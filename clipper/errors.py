@@ -243,7 +243,7 @@ class LLMUnavailable(ClipperError):
 
 
 class ProviderUnavailable(ClipperError):
-    """An external provider's circuit breaker is open (clipper/breaker.py): nobody calls it until its probe
+    """An external provider's circuit breaker is open (clipper/ops/breaker.py): nobody calls it until its probe
     succeeds. Retried like any outage; with CLIPPER_LLM_FALLBACK=offline the text stages use the offline engine
     instead. `retry_after_s`: when the next probe may go."""
 

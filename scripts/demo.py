@@ -63,7 +63,7 @@ def start_web() -> str:
     log = open(DATA / "web.log", "ab")
     # The API's submit never takes local paths (only the demo's own submission, from this process, does).
     env = dict(os.environ, CLIPPER_LOG_FORMAT="json", CLIPPER_ALLOW_LOCAL_FILES="false")
-    web = subprocess.Popen([sys.executable, "-m", "cli.main", "web", "--host", "127.0.0.1", "--port", str(port)],
+    web = subprocess.Popen([sys.executable, "-m", "clipper_app.cli.main", "web", "--host", "127.0.0.1", "--port", str(port)],
                            cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     (DATA / "web.pid").write_text(str(web.pid))
     deadline = time.monotonic() + 30
@@ -73,8 +73,8 @@ def start_web() -> str:
 
 
 async def submit_and_watch() -> int:
-    from cli.main import console, print_outputs, print_report, print_status, watch
-    from client import ClipperClient, ensure_search_attributes
+    from clipper_app.cli.main import console, print_outputs, print_report, print_status, watch
+    from clipper_app.client import ClipperClient, ensure_search_attributes
 
     client = await ClipperClient.connect()
     await ensure_search_attributes(client.client, get_settings().temporal_namespace)

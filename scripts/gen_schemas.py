@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from clipper.batch_models import BatchRequest, BatchResult, BatchStatus
-from clipper.status import PRIORITY_HIGHEST, PRIORITY_LOWEST
-from clipper.models import JobRequest, JobResult, JobStatus, PauseRequest, RetryRequest
+from clipper.job.batch import BatchRequest, BatchResult, BatchStatus
+from clipper.job.request import JobRequest, JobResult, PauseRequest, RetryRequest
+from clipper.job.status import PRIORITY_HIGHEST, PRIORITY_LOWEST
+from clipper.job.status import JobStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "docs" / "schemas"
@@ -36,7 +37,7 @@ MODELS: dict[str, tuple[type[BaseModel], str, str]] = {
     "BatchStatus": (BatchStatus, "serialization", "Result of the BatchJob query `status`."),
 }
 
-# The update's argument is a bare int: no model to generate it from. The range is clipper/status.py's.
+# The update's argument is a bare int: no model to generate it from. The range is clipper/job/status.py's.
 SET_PRIORITY: dict[str, Any] = {
     "$schema": DIALECT,
     "title": "set_priority",

@@ -40,10 +40,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from temporalio.client import WorkflowHistory  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
-from clipper.models import JobOptions  # noqa: E402
-from client import ClipperClient, JobFailed, connect, ensure_search_attributes  # noqa: E402
+from clipper.job.request import JobOptions  # noqa: E402
+from clipper_app.client import ClipperClient, JobFailed, connect, ensure_search_attributes  # noqa: E402
+from clipper_app.workers.pools import build_worker  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
-from workers import build_worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.mp3"
@@ -91,8 +91,8 @@ async def record(name: str, url: str | None, tmp: Path, steer: bool = False, chu
 
 async def record_breaker(name: str, tmp: Path) -> Path:
     """A ProviderBreaker's history: two failures open it, the probe is taken after the cool-down and succeeds."""
-    from client.breakers import BreakerClient
-    from clipper.breaker import BreakerPolicy, BreakerReport
+    from clipper.ops.breaker import BreakerPolicy, BreakerReport
+    from clipper_app.client.breakers import BreakerClient
     from workflows.provider_breaker import breaker_id
 
     server = DevServer(tmp / "temporal.db").start()

@@ -14,9 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from temporalio.client import Client  # noqa: E402
 
-from client import ensure_search_attributes  # noqa: E402
 from clipper.config import Settings  # noqa: E402
-from clipper.stages import STAGES, StagePolicy  # noqa: E402
+from clipper.job.stages import STAGES, StagePolicy  # noqa: E402
+from clipper_app.client import ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
 from tests.helpers import DATA, REFERENCE, REPEATS, ROOT, SAMPLE, run  # noqa: E402,F401 - shared by the tests
 from tests.helpers.httpserver import serve  # noqa: E402

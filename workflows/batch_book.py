@@ -10,10 +10,11 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from clipper.batch_models import (
+    from clipper.job.batch import (
         BatchCarry, BatchEntry, BatchItem, BatchRequest, BatchResult, BatchStatus, ExpandOutput,
     )
-    from clipper.models import FINISHED, ArtifactRef, JobState
+    from clipper.job.status import FINISHED, JobState
+    from clipper.store.refs import ArtifactRef
 
 KEEP_FINISHED = 20
 KEEP_FAILED = 100

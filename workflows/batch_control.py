@@ -15,10 +15,10 @@ from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.forward import ForwardPriorityActivity
-    from clipper.batch_models import BatchStatus, ForwardPriority
-    from clipper.models import PauseRequest
+    from clipper.job.batch import BatchStatus, ForwardPriority
+    from clipper.job.request import PauseRequest
+    from clipper.job.status import check_priority
     from workflows.batch_book import BatchBook
-    from clipper.models import check_priority
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=60), maximum_attempts=5)
 

@@ -18,8 +18,9 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.expand import ExpandBatchActivity, ReadBatchItemsActivity
-    from clipper.batch_models import BatchItem, BatchRequest, BatchResult, ExpandInput, ReadItemsInput
-    from clipper.models import JobRequest, JobState, PauseRequest
+    from clipper.job.batch import BatchItem, BatchRequest, BatchResult, ExpandInput, ReadItemsInput
+    from clipper.job.request import JobRequest, PauseRequest
+    from clipper.job.status import JobState
     from workflows.batch_book import BatchBook
     from workflows.batch_control import BatchControl
 

@@ -16,10 +16,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.transcribe_chunks import (
         MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
     )
-    from clipper.models import (
-        ArtifactRef, ChunkInput, ChunkOutput, ChunkSpan, MergeInput,
-        PlanInput, TranscribeInput, TranscribeOutput,
+    from clipper.job.messages import (
+        ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, TranscribeInput, TranscribeOutput,
     )
+    from clipper.store.refs import ArtifactRef
     from workflows.stage_runner import StageRunner
 
 STAGE = "transcribe"

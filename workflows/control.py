@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from clipper.models import JobStatus, PauseRequest, RetryRequest, check_priority
+    from clipper.job.request import PauseRequest, RetryRequest
+    from clipper.job.status import JobStatus, check_priority
 
 if TYPE_CHECKING:
     from workflows.stage_runner import StageRunner

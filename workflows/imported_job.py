@@ -1,4 +1,4 @@
-"""ImportedJob: a finished job brought from another deployment by `clipper import` (client/transfer.py).
+"""ImportedJob: a finished job brought from another deployment by `clipper import` (clipper_app/client/transfer.py).
 
 The job ran elsewhere; its files are in this deployment's store before this workflow starts, and its id is the
 job's. It stands in for the job's MediaJob so that what reads jobs works on it unchanged: it answers the
@@ -16,8 +16,9 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
-    from clipper.archive import ImportedJobInput
-    from clipper.models import JobResult, JobStatus
+    from clipper.job.request import JobResult
+    from clipper.job.status import JobStatus
+    from clipper.store.archive import ImportedJobInput
     from workflows import search_attributes as sa
 
 IMPORTED_TYPE = "ImportedJob"

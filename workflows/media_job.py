@@ -19,12 +19,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.speakers import SpeakersActivity
     from activities.summary import SummaryActivity
     from activities.transcribe import TranscribeActivity
-    from clipper.media.urls import redact_credentials
     from clipper.errors import InvalidRequest
-    from clipper.models import (
-        STAGES, AudiogramsInput, ClipsInput, DownloadInput, DownloadOutput, JobRequest, JobResult, JobState, JobStatus,
-        ReportInput, SpeakerNames, SpeakersInput, StageState, StageStatus, TextStageInput, TranscribeInput,
+    from clipper.job.messages import (
+        AudiogramsInput, ClipsInput, DownloadInput, DownloadOutput, ReportInput, SpeakersInput, TextStageInput,
+        TranscribeInput,
     )
+    from clipper.job.request import JobRequest, JobResult, SpeakerNames
+    from clipper.job.stages import STAGES
+    from clipper.job.status import JobState, JobStatus, StageState, StageStatus
+    from clipper.media.urls import redact_credentials
     from clipper.speakers.names import check_names, merged
     from workflows.chunked_transcription import transcribe_in_chunks, wants_chunks
     from workflows.control import JobControl

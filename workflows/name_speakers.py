@@ -13,8 +13,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.report import RenderNamesActivity
-    from clipper.models import SpeakerNames
-    from clipper.stages import BY_NAME, pool_queue
+    from clipper.job.request import SpeakerNames
+    from clipper.job.stages import BY_NAME, pool_queue
     from workflows.stage_runner import retry_policy
 
 

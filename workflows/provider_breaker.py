@@ -4,7 +4,7 @@ One long-lived workflow per (task queue, provider), id `breaker_id(queue, provid
 the `state` query (no history event: the healthy path costs nothing durable), take the probe with the `permit`
 update (one winner among all workers, decided in workflow order), and report failures and the probe's outcome
 with the `report` update. Its state is the event history, so it survives worker and server restarts; it
-continues as new when its history grows, carrying the state. The rules are clipper/breaker.py's, run on
+continues as new when its history grows, carrying the state. The rules are clipper/ops/breaker.py's, run on
 `workflow.now()`.
 """
 
@@ -15,7 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from clipper.breaker import BreakerPolicy, BreakerReport, BreakerState, Permit, permit, record
+    from clipper.ops.breaker import BreakerPolicy, BreakerReport, BreakerState, Permit, permit, record
 
 CONTINUE_AS_NEW_EVENTS = 2000
 

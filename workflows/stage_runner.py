@@ -20,11 +20,11 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivity
     from clipper.errors import InvalidRequest, ends_job
-    from clipper.notify import CALLBACK_EVENTS, Notification
-    from clipper.models import (
-        JobRequest, JobState, JobStatus, RetryRequest, StageError, StagePolicy, StageState,
-    )
-    from clipper.stages import BY_NAME, DEFAULT_POLICIES, DEFAULT_RATES, pool_queue
+    from clipper.job.request import JobRequest, RetryRequest
+    from clipper.job.stages import StagePolicy
+    from clipper.job.stages import BY_NAME, DEFAULT_POLICIES, DEFAULT_RATES, pool_queue
+    from clipper.job.status import JobState, JobStatus, StageError, StageState
+    from clipper.ops.notify import CALLBACK_EVENTS, Notification
     from workflows import search_attributes as sa
 
 class StageFailed(Exception):
@@ -39,7 +39,7 @@ class StageFailed(Exception):
 @dataclass
 class StageRetryPolicy(RetryPolicy):
     """Temporal's retry policy (`maximum_attempts` = errors + lost workers), plus the stage's error budget, which
-    workers/retry_budget.py hands to the activity in a header (the runtime stops retrying errors there)."""
+    clipper_app/workers/retry_budget.py hands to the activity in a header (the runtime stops retrying errors there)."""
 
     error_attempts: int | None = None
 

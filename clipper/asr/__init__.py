@@ -12,8 +12,8 @@ from clipper.asr.base import AsrEngine, StopRequested, decode_wav16k, wav_durati
 from clipper.asr.render import transcript_to_text
 from clipper.asr.resume import transcribe_resumable
 from clipper.config import Settings
-from clipper.breaker import ProviderGate
 from clipper.errors import EngineNotConfigured
+from clipper.ops.breaker import ProviderGate
 
 ENGINES = ("local", "openai", "noop")
 

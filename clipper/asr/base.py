@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from clipper.errors import InvalidMedia
-from clipper.models import Segment
+from clipper.job.outputs import Segment
 
 SAMPLE_RATE = 16_000
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from clipper.asr.base import AsrEngine, decode_wav16k, floor_ms, r3, wav_duration
 from clipper.asr.quiet import QUIET_S, quiet_profile, quietest_point
 from clipper.asr.resume import load_partial, transcribe_resumable
-from clipper.models import ChunkSpan, Segment, Transcript, Word
-from clipper.store import JsonlLog
+from clipper.job.messages import ChunkSpan
+from clipper.job.outputs import Segment, Transcript, Word
+from clipper.store.files import JsonlLog
 
 # Two words are "the same word" at a seam when their text matches and they start this close (or overlap by
 # half of the shorter one): the same stretch of audio transcribed twice.

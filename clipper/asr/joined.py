@@ -21,7 +21,7 @@ import structlog
 from filelock import FileLock
 
 from clipper.errors import EngineNotConfigured
-from clipper.files import fsync_dir, sha256_file, temp_path
+from clipper.store.files import fsync_dir, sha256_file, temp_path
 
 log = structlog.get_logger()
 

@@ -19,7 +19,7 @@ from clipper.asr.quiet import silent, speech_windows
 from clipper.asr.segments import split_segment
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
-from clipper.models import Segment, Word
+from clipper.job.outputs import Segment, Word
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

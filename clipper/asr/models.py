@@ -23,7 +23,7 @@ from pathlib import Path
 
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured, LanguageNotSupported, UnknownAsrModel
-from clipper.models import JobOptions
+from clipper.job.request import JobOptions
 
 ENGLISH = "en"
 # Whisper's vocabulary sizes: English-only models 51,864 tokens, multilingual 51,865 (large-v3: 51,866).

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from clipper.asr.base import check_stop, floor_ms, r3, wav_duration
-from clipper.models import Segment
+from clipper.job.outputs import Segment
 
 NOOP_TEXT = "(noop transcript)"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from clipper.asr.base import check_stop, cut_wav, r3, wav_duration, within
-from clipper.breaker import ProviderGate, guarded, provider_key
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured, TranscriptionFailed
-from clipper.models import Segment, Word
+from clipper.job.outputs import Segment, Word
+from clipper.ops.breaker import ProviderGate, guarded, provider_key
 
 
 class OpenAIEngine:
@@ -39,7 +39,7 @@ class OpenAIEngine:
         self.model: str | None = settings.asr_api_model
         self.detected_language: str | None = None
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=timeout_s)
-        # The provider's circuit breaker (clipper/breaker.py): every request goes through it.
+        # The provider's circuit breaker (clipper/ops/breaker.py): every request goes through it.
         self.gate, self.provider = gate or ProviderGate(), provider_key(self.base_url, "asr")
 
     # --- errors ---

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clipper.models import Transcript
+from clipper.job.outputs import Transcript
 
 
 def format_timestamp(seconds: float) -> str:

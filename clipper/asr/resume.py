@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from clipper.asr.base import AsrEngine, check_stop, wav_duration
 from clipper.asr.render import transcript_to_text
 from clipper.errors import ClipperError
-from clipper.models import Segment, Transcript, Word
-from clipper.store import JsonlLog
+from clipper.job.outputs import Segment, Transcript, Word
+from clipper.store.files import JsonlLog
 
 log = logging.getLogger(__name__)
 

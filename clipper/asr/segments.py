@@ -7,7 +7,7 @@ segments are cut again between words: after a sentence's end, at a pause, or bef
 
 from __future__ import annotations
 
-from clipper.models import Segment, Word
+from clipper.job.outputs import Segment, Word
 
 SENTENCE_END = (".", "?", "!")
 

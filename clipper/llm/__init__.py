@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from clipper.breaker import ProviderGate
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
 from clipper.llm.schemas import CandidateQuote, CitedPoint, PartialSummary
+from clipper.ops.breaker import ProviderGate
 
 TEXT_ENGINES = ("auto", "offline", "llm")
 

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from clipper.breaker import ProviderGate, guarded, provider_key
 from clipper.config import Settings
 from clipper.errors import (
     EngineNotConfigured,
@@ -27,6 +26,7 @@ from clipper.errors import (
 from clipper.llm import prompts
 from clipper.llm.schemas import CandidateQuote, PartialSummary, QuotesAnswer
 from clipper.llm.throttle import DEFAULT_PROVIDER, throttle_for
+from clipper.ops.breaker import ProviderGate, guarded, provider_key
 from clipper.text.chunking import Chunk, render_chunk
 
 M = TypeVar("M", bound=BaseModel)
@@ -97,7 +97,7 @@ class LLMEngine:
         self._key = settings.llm_api_key  # SecretStr: prints as ********** in reprs
         self._dropped: set[str] = set()  # request options this server refused
         self._throttle = throttle_for(settings.llm_base_url, settings.llm_requests_per_minute)
-        # The provider's circuit breaker (clipper/breaker.py): every request goes through it.
+        # The provider's circuit breaker (clipper/ops/breaker.py): every request goes through it.
         self.gate, self.provider = gate or ProviderGate(), provider_key(settings.llm_base_url, DEFAULT_PROVIDER)
         self._client = openai.OpenAI(
             base_url=settings.llm_base_url or None,

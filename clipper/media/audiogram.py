@@ -26,12 +26,11 @@ import structlog
 
 from clipper.config import Settings
 from clipper.errors import InvalidRequest, MediaNotFound
+from clipper.job.outputs import Quote, Word
 from clipper.media.clips import clip_audio, clip_span, encode_atomically
 from clipper.media.probe import probe_media
-from clipper.models import Quote, Word
-from clipper.store import temp_path
+from clipper.store.files import temp_path
 
-ASPECTS = ("1:1", "9:16")
 BACKGROUND = "0x14213d"  # deep navy
 WAVE_COLOUR = "0xfca311"  # amber
 # ASS colours are &HAABBGGRR (alpha first, 00 = opaque).

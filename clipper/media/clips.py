@@ -19,7 +19,7 @@ import ffmpeg
 from clipper.errors import InvalidMedia, InvalidRequest, MediaNotFound
 from clipper.media.ffmpeg import first_error_line, run_ffmpeg, storage_full_in
 from clipper.media.probe import probe_media
-from clipper.store import fsync_dir, temp_path
+from clipper.store.files import fsync_dir, temp_path
 
 # format -> (encoder, muxer, extra output options). The muxer is named because the temp file's name ends in
 # `.tmp`, so ffmpeg cannot guess it from the extension. `ipod` is the muxer ffmpeg itself picks for .m4a.

@@ -34,14 +34,14 @@ from clipper.errors import (
     NoMediaFound,
     UnsupportedUrl,
 )
+from clipper.job.request import MediaInfo
 from clipper.media.probe import hms, probe_media
 from clipper.media.spaces import is_space_url, not_ready_wait
 from clipper.media.ssrf import GuardedYoutubeDL
 from clipper.media.transfer import TICK_S, TransferLimits, TransferWatch
 from clipper.media.urls import canonical_url, check_url, is_local, local_path
 from clipper.media.ytdlp_errors import clean_message, map_ytdlp_error, short_url
-from clipper.models import MediaInfo
-from clipper.store import writing
+from clipper.store.files import writing
 
 log = structlog.get_logger(__name__)
 

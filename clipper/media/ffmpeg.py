@@ -27,7 +27,9 @@ from clipper.errors import (
     is_storage_full,
     storage_full,
 )
-from clipper.files import temp_path
+from clipper.asr.base import StopRequested
+from clipper.media.probe import probe_media
+from clipper.store.files import temp_path
 
 # stderr fragments that mean "this media has no audio we could map" (wording varies across ffmpeg versions).
 _NO_AUDIO = ("does not contain any stream", "matches no streams")
@@ -86,8 +88,6 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str, should_stop: Callab
             if should_stop is not None and should_stop():
                 proc.kill()
                 proc.communicate()
-                from clipper.asr.base import StopRequested
-
                 raise StopRequested(f"stopped while writing {what}") from None
     if proc.returncode == -signal.SIGXFSZ:
         raise storage_full(what, "file size limit exceeded")
@@ -113,8 +113,6 @@ def _raise_for_ffmpeg_error(src: Path, stderr: bytes | None, what: str = "the co
     if (full := storage_full_in(text, what)) is not None:
         raise full
     if any(fragment in lowered for fragment in _NO_AUDIO):
-        from clipper.media.probe import probe_media
-
         probe_media(src)  # a still image (a PNG renamed .mp3) is not media at all: InvalidMedia, not NoAudioStream
         raise NoAudioStream(f"{src.name} has no audio track to transcribe")
     if "no such file or directory" in lowered and not src.exists():

@@ -14,9 +14,9 @@ from typing import Any
 import yt_dlp
 from yt_dlp.utils import unsmuggle_url
 
-from clipper.batch_models import BatchEntry, BatchItems
 from clipper.config import Settings
 from clipper.errors import ClipperError, NoMediaFound, UnsupportedUrl
+from clipper.job.batch import BatchEntry, BatchItems
 from clipper.media.download import YtdlpLogger
 from clipper.media.ssrf import GuardedYoutubeDL
 from clipper.media.urls import NETWORK_SCHEMES, canonical_url, check_url, check_url_syntax, redact_credentials

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 
-from clipper.models import Segment, Speaker, SpeakerSet, SpeakerTurn, Transcript, Word
+from clipper.job.outputs import Segment, Speaker, SpeakerSet, SpeakerTurn, Transcript, Word
 
 
 def relabel(turns: list[SpeakerTurn]) -> list[SpeakerTurn]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from clipper.config import Settings
-from clipper.models import SpeakerSet, Transcript
+from clipper.job.outputs import SpeakerSet, Transcript
 from clipper.speakers.assign import assign_speakers, speaker_set
 
 if TYPE_CHECKING:

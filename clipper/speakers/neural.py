@@ -25,7 +25,7 @@ import numpy as np
 
 from clipper.asr.base import StopRequested
 from clipper.config import Settings
-from clipper.models import SpeakerTurn
+from clipper.job.outputs import SpeakerTurn
 from clipper.speakers.audio import SAMPLE_RATE, AudioSource
 from clipper.speakers.segmentation import WINDOW_S, marginals, to_activity, window_starts
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
 from clipper.asr.render import ts
 from clipper.config import Settings
-from clipper.models import Chapter, Summary, Transcript
-from clipper.text.lexicon import SPOKEN, TermStats, content_words, cosine
+from clipper.job.outputs import Chapter, Summary, Transcript
+from clipper.text.lexicon import TermStats, content_words, cosine, key_phrases
 from clipper.text.offline import quotability
 from clipper.text.utterances import Utterance, utterances
 
@@ -34,7 +33,6 @@ MIN_CHAPTER_S = 60.0  # a chapter is at least this long (YouTube wants 10 s; rea
 SECONDS_PER_CHAPTER = 240.0  # at most one chapter per this much audio ...
 MAX_CHAPTERS = 15  # ... and never more than this
 TITLE_MAX_CHARS = 60
-KEEP = frozenset({"new"})  # SMART stopwords that name things in titles ("New Jersey")
 
 
 def limits(duration_s: float) -> tuple[int, float]:
@@ -103,29 +101,6 @@ def boundaries(units: list[Utterance], duration_s: float) -> list[int]:
         if all(abs(at - e) >= shortest for e in edges):
             chosen.append(g + 1)
     return [0, *sorted(chosen)]
-
-
-@lru_cache(maxsize=1)
-def _extractor():
-    import yake
-
-    base = yake.KeywordExtractor(lan="en").stopword_set - KEEP
-    return yake.KeywordExtractor(lan="en", n=3, top=8, dedup_lim=0.7, stopwords=set(base) | set(SPOKEN))
-
-
-def key_phrases(text: str, top: int = 3) -> list[str]:
-    """The text's key phrases, best first (YAKE: lower score = more relevant), none sharing a word with a
-    better one ("meetings", "meetings is talking" -> "meetings")."""
-    if not text.strip():
-        return []
-    out: list[str] = []
-    seen: set[str] = set()
-    for phrase, _ in sorted(_extractor().extract_keywords(text), key=lambda p: p[1]):
-        words = set(phrase.lower().split())
-        if not words & seen:
-            out.append(phrase)
-            seen |= words
-    return out[:top]
 
 
 def title_of(text: str, taken: set[str]) -> str:

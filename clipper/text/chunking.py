@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from clipper.models import Segment, Transcript
+from clipper.job.outputs import Segment, Transcript
 
 
 class Chunk(BaseModel):

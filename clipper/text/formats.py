@@ -16,7 +16,7 @@ import webvtt
 
 from clipper.asr.render import ts_range, voices
 from clipper.errors import InvalidMedia
-from clipper.models import QuoteSet, Summary, Transcript
+from clipper.job.outputs import QuoteSet, Summary, Transcript
 
 NO_SPEECH = "No speech was detected in this media."
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from clipper.models import Quote, Transcript
+from clipper.job.outputs import Quote, Transcript
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 MIN_WORDS = 4  # a quote cut back to one speaker keeps at least this many words (or the candidate's own count)

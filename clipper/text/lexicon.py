@@ -80,3 +80,29 @@ def cosine(a: Counter[str], b: Counter[str]) -> float:
     na = math.sqrt(sum(v * v for v in a.values()))
     nb = math.sqrt(sum(v * v for v in b.values()))
     return dot / (na * nb) if na and nb else 0.0
+
+
+KEEP = frozenset({"new"})  # SMART stopwords that name things in titles ("New Jersey")
+
+
+@lru_cache(maxsize=1)
+def _extractor():
+    import yake
+
+    base = yake.KeywordExtractor(lan="en").stopword_set - KEEP
+    return yake.KeywordExtractor(lan="en", n=3, top=8, dedup_lim=0.7, stopwords=set(base) | set(SPOKEN))
+
+
+def key_phrases(text: str, top: int = 3) -> list[str]:
+    """The text's key phrases, best first (YAKE: lower score = more relevant), none sharing a word with a
+    better one ("meetings", "meetings is talking" -> "meetings")."""
+    if not text.strip():
+        return []
+    out: list[str] = []
+    seen: set[str] = set()
+    for phrase, _ in sorted(_extractor().extract_keywords(text), key=lambda p: p[1]):
+        words = set(phrase.lower().split())
+        if not words & seen:
+            out.append(phrase)
+            seen |= words
+    return out[:top]

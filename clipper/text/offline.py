@@ -19,7 +19,7 @@ from clipper.config import Settings
 from clipper.llm.schemas import CandidateQuote, CitedPoint, PartialSummary
 from clipper.text.chunking import Chunk
 from clipper.text.grounding import normalise
-from clipper.text.lexicon import TermStats, content_words, cosine
+from clipper.text.lexicon import TermStats, content_words, cosine, key_phrases
 from clipper.text.utterances import Utterance, speech_seconds, utterances
 
 DANGLING = frozenset(
@@ -92,8 +92,6 @@ def as_sentence(text: str) -> str:
 
 def about(texts: list[str], budget: int) -> str:
     """The overview when no utterance fits its budget (a very short input): its key phrases, within budget."""
-    from clipper.text.chapters import key_phrases
-
     phrases: list[str] = []
     for p in key_phrases(" ".join(texts), 3):
         if not phrases or len(" ".join(["About", *phrases, p]).split()) <= budget:

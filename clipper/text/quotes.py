@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable
 
 from clipper.config import Settings
+from clipper.job.outputs import Quote, QuoteSet, Transcript
 from clipper.llm import CandidateQuote, TextEngine
-from clipper.models import Quote, QuoteSet, Transcript
 from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks
 from clipper.text.grounding import WordIndex, dedupe, ground_quote

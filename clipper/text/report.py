@@ -8,7 +8,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from clipper.asr.render import ts, voices
-from clipper.models import AudiogramIndex, MediaInfo, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.job.outputs import AudiogramIndex, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.job.request import MediaInfo
 from clipper.text.formats import NO_SPEECH, _link, _md, _quotes_body, _summary_body, _url
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from clipper.config import Settings
+from clipper.job.outputs import Chapter, KeyPoint, Segment, Summary, Transcript
 from clipper.llm import CitedPoint, PartialSummary, TextEngine
 from clipper.llm.prompts import render_parts
-from clipper.models import Chapter, KeyPoint, Segment, Summary, Transcript
 from clipper.text.chapters import make_chapters
 from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks

@@ -16,7 +16,7 @@ import re
 
 from pydantic import BaseModel
 
-from clipper.models import Transcript
+from clipper.job.outputs import Transcript
 from clipper.text.grounding import Token, tokens
 
 PAUSE_S = 0.8  # silence between two words that ends an utterance (conversational turns-within-turns)

@@ -7,11 +7,13 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from clipper.models import JobState, Transcript
-from clipper.store import ArtifactStore, JsonlLog
+from clipper.job.outputs import Transcript
+from clipper.job.status import JobState
+from clipper.store.files import JsonlLog
+from clipper.store.local import ArtifactStore
 from tests.conftest import REFERENCE
-from tests.helpers.jobs import assert_manifest_matches, normalise
 from tests.helpers import REPEATS
+from tests.helpers.jobs import assert_manifest_matches, normalise
 from tests.helpers.processes import kill_worker_once
 
 ROOT = Path(__file__).resolve().parents[2]

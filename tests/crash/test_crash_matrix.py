@@ -70,14 +70,18 @@ from temporalio.service import RPCError
 from bench.load import activity_runs, attempts_per_stage, json_log_events
 from bench.worker_process import kill_worker, spawn_worker
 from clipper.config import Settings
-from clipper.models import JobResult, JobState, StagePolicy, Transcript
-from clipper.store import ArtifactStore, JsonlLog, Manifest
-from client import ClipperClient, connect, ensure_search_attributes
+from clipper.job.outputs import Transcript
+from clipper.job.request import JobResult
+from clipper.job.stages import StagePolicy
+from clipper.job.status import JobState
+from clipper.store.files import JsonlLog
+from clipper.store.local import ArtifactStore, Manifest
+from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
-from tests.helpers import httpserver
 from tests.conftest import REFERENCE, SAMPLE, add_report, run
-from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
+from tests.helpers import httpserver
 from tests.helpers.jobs import assert_manifest_matches, normalise
+from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
 
 pytestmark = pytest.mark.crash
 
@@ -489,7 +493,7 @@ async def _activity_runs(settings: Settings, job_id: str):
 KILLER = textwrap.dedent("""
     import os, signal, sys, time
     import structlog
-    from clipper.store import ArtifactStore
+    from clipper.store.local import ArtifactStore
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the protocol
     store, job = ArtifactStore(sys.argv[1]), "job-manifest"
     fixed = b"the same bytes every time" * 100

@@ -23,9 +23,10 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from client import ClipperClient, connect
-from clipper.models import JobResult, JobState
-from clipper.store import ArtifactStore
+from clipper.job.request import JobResult
+from clipper.job.status import JobState
+from clipper.store.local import ArtifactStore
+from clipper_app.client import ClipperClient, connect
 from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from client import ClipperClient, JobCancelled, connect
-from clipper.files import is_temp_file, temp_path
-from clipper.models import JobState
-from clipper.store import TMP_DIR, ArtifactStore
+from clipper.job.status import JobState
+from clipper.store.files import is_temp_file, temp_path
+from clipper.store.local import TMP_DIR, ArtifactStore
+from clipper_app.client import ClipperClient, JobCancelled, connect
 from tests.conftest import FAST_POLICY, SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, until
@@ -92,10 +92,10 @@ def test_a_write_killed_midway_leaves_no_temp_file_in_a_finished_or_cancelled_jo
 def test_a_job_that_fails_for_good_leaves_no_temporary_file(settings, media_server):
     """A job abandoned after a stage gave up is finished too: its work in progress and a dead writer's temp files
     are swept (patch `failed-cleanup`), its finished artifacts stay."""
+    from clipper_app.client import JobFailed
     from tests.e2e.test_pipeline_llm import llm_settings
     from tests.helpers.jobs import run_job, wait_for_state
     from tests.helpers.llmserver import error, serve_llm
-    from client import JobFailed
 
     store = ArtifactStore(settings.storage_dir)
     planted: list[Path] = []

@@ -17,9 +17,11 @@ import pytest
 
 from activities.transcribe_chunks import chunk_name
 from bench.chunked_vs_single import engine_for, parse_run, transcribe
-from clipper.models import STAGES, JobState, Transcript
-from clipper.store import ArtifactStore
-from client import ClipperClient, connect
+from clipper.job.outputs import Transcript
+from clipper.job.stages import STAGES
+from clipper.job.status import JobState
+from clipper.store.local import ArtifactStore
+from clipper_app.client import ClipperClient, connect
 from tests.conftest import add_report
 from tests.helpers.jobs import assert_manifest_matches
 from tests.helpers.processes import kill_worker_once

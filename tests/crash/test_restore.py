@@ -48,10 +48,11 @@ from temporalio.client import (
 )
 
 from bench.load import STAGE_OF, activity_runs, json_log_events
-from client import ClipperClient, connect, ensure_search_attributes
 from clipper.config import Settings
-from clipper.models import JobResult, JobState
-from clipper.store import ArtifactStore
+from clipper.job.request import JobResult
+from clipper.job.status import JobState
+from clipper.store.local import ArtifactStore
+from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
 from tests.conftest import FAST_POLICIES
 from tests.helpers import run

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from clipper.config import Settings, get_settings
-from client import connect
+from clipper_app.client import connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import SAMPLE, run
 from tests.helpers.httpserver import serve
-from workers import build_worker
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 MARKER = "<!-- example: python-client -->"

@@ -25,15 +25,18 @@ import pytest
 
 from clipper.config import Settings
 from clipper.errors import ClipperError, InvalidRequest, StorageFull, UnsupportedUrl
+from clipper.job.outputs import Transcript
+from clipper.job.request import JobOptions, JobRequest, JobResult
+from clipper.job.status import JobState, StageState
 from clipper.media.ffmpeg import ffmpeg_exe
-from clipper.models import JobOptions, JobRequest, JobResult, JobState, StageState, Transcript
-from clipper.store import MANIFEST, TMP_DIR, ArtifactStore, JsonlLog, Manifest, sha256_file
+from clipper.store.files import JsonlLog, sha256_file
+from clipper.store.local import MANIFEST, TMP_DIR, ArtifactStore, Manifest
 from clipper.text.formats import NO_SPEECH
-from client import ClipperClient, JobFailed, connect
+from clipper_app.client import ClipperClient, JobFailed, connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import REFERENCE, SAMPLE, run
 from tests.helpers.httpserver import HTML_NO_MEDIA, serve
 from tests.helpers.jobs import normalise, wait_for_state
-from workers import build_worker
 from workflows.media_job import MediaJob
 
 ROOT = Path(__file__).resolve().parents[2]

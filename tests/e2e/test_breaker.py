@@ -9,11 +9,13 @@ import urllib.request
 from pathlib import Path
 
 from activities.metrics import prometheus_runtime
-from client import ClipperClient, connect
-from client.breakers import BreakerClient
-from clipper.breaker import BreakerPhase, BreakerReport, provider_key
-from clipper.models import JobResult, QuoteSet, Summary
-from clipper.store import ArtifactStore
+from clipper.job.outputs import QuoteSet, Summary
+from clipper.job.request import JobResult
+from clipper.ops.breaker import BreakerPhase, BreakerReport, provider_key
+from clipper.store.local import ArtifactStore
+from clipper_app.client import ClipperClient, connect
+from clipper_app.client.breakers import BreakerClient
+from clipper_app.workers.pools import build_worker
 from scripts.devserver import DevServer, free_port
 from tests.conftest import SAMPLE, run
 from tests.e2e.test_metrics import samples
@@ -21,7 +23,6 @@ from tests.e2e.test_pipeline_llm import llm_settings, model_answers
 from tests.helpers.httpserver import serve
 from tests.helpers.llmserver import error, serve_llm
 from tests.helpers.processes import cli
-from workers import build_worker
 from workflows.provider_breaker import breaker_id
 
 COOLDOWN_S = 3.0

@@ -18,14 +18,15 @@ from temporalio.api.history.v1 import (
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from clipper.models import STAGES, JobState
-from clipper.stages import ACTIVITY_STAGES
-from client import ClipperClient, connect
-from client.history import AuditEntry, audit_log
+from clipper.job.stages import STAGES
+from clipper.job.stages import ACTIVITY_STAGES
+from clipper.job.status import JobState
+from clipper_app.client import ClipperClient, connect
+from clipper_app.client.history import AuditEntry, audit_log
+from clipper_app.workers.pools import build_worker
 from tests.conftest import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import wait_for_state
-from workers import build_worker
 from tests.helpers.processes import Result, cli
 
 REPO = Path(__file__).resolve().parents[2]

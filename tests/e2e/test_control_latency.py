@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 
-from client import JobCancelled
-from clipper.models import JobState, StageState
-from clipper.stages import DEFAULT_POLICIES
-from clipper.store import ArtifactStore
+from clipper.job.stages import DEFAULT_POLICIES
+from clipper.job.status import JobState, StageState
+from clipper.store.local import ArtifactStore
+from clipper_app.client import JobCancelled
 from tests.conftest import FAST_POLICIES, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import steering, until

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from client import JobCancelled, JobFailed
-from clipper.models import JobState, StageState
-from clipper.store import ArtifactStore
+from clipper.job.status import JobState, StageState
+from clipper.store.local import ArtifactStore
+from clipper_app.client import JobCancelled, JobFailed
 from tests.conftest import SAMPLE, add_report, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import history_json, steering, until

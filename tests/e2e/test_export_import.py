@@ -22,13 +22,16 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from client import ClipperClient, JobNotFound, connect, ensure_search_attributes
-from clipper.archive import ARTIFACTS, HISTORY, exportable, read_archive, write_archive
-from clipper.archive_store import ImportClaim, staging_dir
 from clipper.config import Settings
-from clipper.models import JobResult, JobState
-from clipper.store import ArtifactStore, sha256_file
-from clipper.stores import open_store
+from clipper.job.request import JobResult
+from clipper.job.status import JobState
+from clipper.store.archive import ARTIFACTS, HISTORY, exportable, read_archive, write_archive
+from clipper.store.configured import open_store
+from clipper.store.files import sha256_file
+from clipper.store.import_claim import ImportClaim, staging_dir
+from clipper.store.local import ArtifactStore
+from clipper_app.client import ClipperClient, JobNotFound, connect, ensure_search_attributes
+from clipper_app.workers.pools import build_worker
 from scripts.devserver import DevServer, temporal_bin
 from tests.conftest import FAST_POLICIES, SAMPLE, run
 from tests.helpers.httpserver import serve
@@ -36,7 +39,6 @@ from tests.helpers.jobs import run_job, until
 from tests.helpers.processes import cli
 from tests.helpers.s3 import isolated_aws_env
 from tests.helpers.webserver import web_server
-from workers import build_worker
 
 
 def deployment(address: str, storage: Path) -> Settings:

@@ -35,7 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tests.conftest import add_report, run
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("activities", "cli", "client", "clipper", "web", "workers", "workflows")  # the top-level names a user imports
+PACKAGES = ("activities", "clipper", "clipper_app", "workflows")  # the top-level names a wheel installs; no generic ones
 NOT_SHIPPED = ("tests", "scripts", "bench", "docs", "deploy")  # checkout-only folders
 SNAPSHOT_SKIP_TOP = {".git", ".venv", "venv", "build", "dist", "storage", ".data", ".pytest_cache"}
 CORE_COMMANDS = {"submit", "status", "watch", "show", "list", "history", "stats", "pause", "resume", "cancel",
@@ -168,16 +168,17 @@ def test_wheel_holds_every_module_of_the_packages(installed: Installed):
     assert not missing, f"files of the packages missing from the wheel: {missing}"
     entry_points = zipfile.ZipFile(installed.wheel).read(f"clipper-{installed.version}.dist-info/entry_points.txt")
     entry_points = entry_points.decode()
-    assert re.search(r"^clipper = cli\.main:main$", entry_points, re.MULTILINE), entry_points
-    assert re.search(r"^clipper-worker = workers\.main:main$", entry_points, re.MULTILINE), entry_points
+    assert re.search(r"^clipper = clipper_app\.cli\.main:main$", entry_points, re.MULTILINE), entry_points
+    assert re.search(r"^clipper-worker = clipper_app\.workers\.main:main$", entry_points, re.MULTILINE), entry_points
 
 
 def test_imports_come_from_the_wheel(installed: Installed):
     code = (
         "import json, sys, importlib.metadata as md\n"
-        "from client import ClipperClient, JobNotFound, JobFailed\n"
-        "import client, cli, cli.main, clipper.config, workflows, activities, workers\n"
-        "print(json.dumps({'client': client.__file__, 'cli': cli.__file__, 'cli.main': cli.main.__file__,\n"
+        "from clipper_app.client import ClipperClient, JobNotFound, JobFailed\n"
+        "import clipper_app.client as client, clipper_app.cli as cli, clipper_app.cli.main, clipper.config\n"
+        "import workflows, activities, clipper_app.workers as workers\n"
+        "print(json.dumps({'client': client.__file__, 'cli': cli.__file__, 'cli.main': clipper_app.cli.main.__file__,\n"
         "    'workers': workers.__file__,\n"
         "    'workflows': workflows.__file__, 'activities': activities.__file__, 'config': clipper.config.__file__,\n"
         "    'clipper': list(clipper.__path__), 'ClipperClient': sys.modules[ClipperClient.__module__].__file__,\n"
@@ -200,7 +201,7 @@ def test_imports_come_from_the_wheel(installed: Installed):
 
 
 def test_console_scripts_help(installed: Installed):
-    from cli.main import parser  # the checkout's CLI: the installed one must offer the same subcommands
+    from clipper_app.cli.main import parser  # the checkout's CLI: the installed one must offer the same subcommands
 
     choices = set(next(a for a in parser()._actions if a.dest == "command").choices)
     assert CORE_COMMANDS <= choices, f"the checkout's parser lacks {CORE_COMMANDS - choices}"

@@ -9,15 +9,15 @@ import subprocess
 import sys
 import urllib.request
 
-from client import ClipperClient, connect
-from clipper.stages import BY_NAME, COMMON_ERRORS, STAGES
+from clipper.job.stages import BY_NAME, COMMON_ERRORS, STAGES
+from clipper_app.client import ClipperClient, connect
 from scripts.devserver import free_port
 from tests.conftest import SAMPLE, run
 from tests.helpers import ROOT
 from tests.helpers.processes import wait_for
 
 from activities.metrics import prometheus_runtime
-from workers import build_worker
+from clipper_app.workers.pools import build_worker
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

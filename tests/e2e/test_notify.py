@@ -34,16 +34,16 @@ from activities.notify import NotifyActivity
 from activities.runtime import StageDeps
 from clipper.config import Settings
 from clipper.errors import NotificationFailed, NotificationRejected
-from clipper.log import configure_logging
-from clipper.notify import (
+from clipper.ops.log import configure_logging
+from clipper.ops.notify import (
     DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, Notification, NotifyResult, send_email, send_webhook,
     verify_signature,
 )
-from client import ClipperClient, JobFailed, connect
+from clipper_app.client import ClipperClient, JobFailed, connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import run
 from tests.helpers.httpserver import serve
 from tests.helpers.webhooks import Receiver
-from workers import build_worker
 
 PASSWORD = "smtp-pa55-planted-Zq8"
 WEBHOOK_SECRET = "whsec-planted-K3y-77"

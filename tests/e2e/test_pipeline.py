@@ -9,13 +9,15 @@ from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from clipper.errors import UnsupportedUrl
+from clipper.job.outputs import ClipIndex, QuoteSet, Summary, Transcript
+from clipper.job.request import JobResult
+from clipper.job.status import JobState, StageState
 from clipper.media.probe import probe_media
-from clipper.models import ClipIndex, JobResult, JobState, QuoteSet, StageState, Summary, Transcript
+from clipper.store.local import ArtifactStore
 from clipper.text.formats import parse_srt, parse_vtt
-from clipper.store import ArtifactStore
-from client import ClipperClient, JobFailed, connect
+from clipper_app.client import ClipperClient, JobFailed, connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import REFERENCE, run
-from workers import build_worker
 from tests.helpers.jobs import assert_manifest_matches, history_json, normalise, run_job, scheduled_activities
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
-from client import JobFailed
+from clipper_app.client import JobFailed
 
-from clipper.models import JobResult, JobState, QuoteSet, Transcript
-from clipper.store import ArtifactStore
+from clipper.job.outputs import QuoteSet, Transcript
+from clipper.job.request import JobResult
+from clipper.job.status import JobState
+from clipper.store.local import ArtifactStore
 from tests.conftest import run
-from tests.helpers.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
 from tests.helpers.jobs import history_json, run_job, wait_for_state
+from tests.helpers.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
 from tests.helpers.text import assert_verbatim
 
 KEY = "sk-test-planted-4f1d2c9e"

@@ -30,13 +30,15 @@ import structlog
 
 from clipper.config import Settings
 from clipper.errors import StorageUnavailable
-from clipper.log import configure_logging
-from clipper.models import JobResult, JobState, StagePolicy
-from clipper.stores import open_store
-from client import ClipperClient, connect
+from clipper.job.request import JobResult
+from clipper.job.stages import StagePolicy
+from clipper.job.status import JobState
+from clipper.ops.log import configure_logging
+from clipper.store.configured import open_store
+from clipper_app.client import ClipperClient, connect
 from tests.conftest import FAST_POLICIES, run
-from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
 from tests.helpers.jobs import history_json, wait_for_state
+from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-planted-3f9c2a7d41e84b06a5d1c8e2f7b9d0aa"

@@ -7,8 +7,9 @@ import re
 
 import webvtt
 
-from clipper.models import JobState, QuoteSet, SpeakerSet, StageState, Transcript
-from clipper.store import ArtifactStore
+from clipper.job.outputs import QuoteSet, SpeakerSet, Transcript
+from clipper.job.status import JobState, StageState
+from clipper.store.local import ArtifactStore
 from tests.conftest import run
 from tests.helpers import conversations
 from tests.helpers.httpserver import serve

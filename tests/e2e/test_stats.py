@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from clipper.errors import InvalidRequest
-from clipper.stats import JobRecord, StageRecord, compute_stats, parse_duration, percentile
+from clipper.ops.stats import JobRecord, StageRecord, compute_stats, parse_duration, percentile
 from tests.conftest import SAMPLE, run
 from tests.helpers.httpserver import serve
-from tests.helpers.processes import cli
 from tests.helpers.jobs import run_job
+from tests.helpers.processes import cli
 
 UNTIL = datetime(2025, 5, 2, 12, 0, tzinfo=timezone.utc)
 SINCE = UNTIL - timedelta(hours=24)

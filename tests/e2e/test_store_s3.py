@@ -25,16 +25,19 @@ from pydantic import BaseModel
 from activities.runtime import StageDeps
 from clipper.config import Settings
 from clipper.errors import CorruptArtifact, StorageMisconfigured, StorageUnavailable
-from clipper.models import STAGES, JobResult, JobState
-from clipper.store import ArtifactStore, sha256_file
-from clipper.stores import open_store
-from clipper.store_s3 import S3ArtifactStore
-from tests.helpers.s3 import isolated_aws_env
-from client import ClipperClient, connect
+from clipper.job.request import JobResult
+from clipper.job.stages import STAGES
+from clipper.job.status import JobState
+from clipper.store.configured import open_store
+from clipper.store.files import sha256_file
+from clipper.store.local import ArtifactStore
+from clipper.store.s3 import S3ArtifactStore
+from clipper_app.client import ClipperClient, connect
 from tests.conftest import run
+from tests.helpers.s3 import isolated_aws_env
 
-from web.artifacts import lookup, serve
-from workers import build_worker
+from clipper_app.web.artifacts import lookup, serve
+from clipper_app.workers.pools import build_worker
 
 ACCESS_KEY = "AKIACLIPPERTEST0001"
 SECRET_KEY = "s3-planted-secret-7f3a91c2d4e84b5fa0c6"

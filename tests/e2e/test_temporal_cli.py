@@ -13,11 +13,11 @@ import uuid
 import pytest
 
 from clipper.config import Settings
-from client import connect
+from clipper_app.client import connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.processes import temporal
-from workers import build_worker
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from client import ClipperClient, JobFailed, JobNotFound, connect
 from clipper.errors import CredentialsInUrl
-from clipper.models import JobState
+from clipper.job.status import JobState
+from clipper_app.client import ClipperClient, JobFailed, JobNotFound, connect
 from scripts.devserver import temporal_bin
 from tests.conftest import run
 from tests.helpers import ROOT

@@ -17,10 +17,13 @@ from temporalio.worker import Worker
 
 from activities.quotes import QuotesActivity
 from activities.runtime import StageDeps
-from client import connect
-from clipper.models import JobOptions, JobState, QuoteSet, QuotesOutput, SpeakerSet, TextStageInput
-from clipper.store import ArtifactStore
-from clipper.versions import list_versions
+from clipper.job.messages import QuotesOutput, TextStageInput
+from clipper.job.outputs import QuoteSet, SpeakerSet
+from clipper.job.request import JobOptions
+from clipper.job.status import JobState
+from clipper.job.versions import list_versions
+from clipper.store.local import ArtifactStore
+from clipper_app.client import connect
 from tests.conftest import run
 from tests.helpers.jobs import assert_manifest_matches, steering
 from tests.helpers.processes import cli

@@ -13,11 +13,11 @@ import pytest
 from openapi_spec_validator import validate
 from pydantic import SecretStr
 
-from clipper.models import JobState, StageState
+from clipper.job.status import JobState, StageState
+from clipper_app.web.security import WebTokenRequired, check_bind
 from tests.conftest import ROOT, run
 from tests.helpers.standins import StandIns, harness, standin_settings, until
 from tests.helpers.webserver import web_server
-from web.security import WebTokenRequired, check_bind
 
 TOKEN = "web-t0ken-planted-Qx7"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "error"}

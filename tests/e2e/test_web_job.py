@@ -13,14 +13,14 @@ import threading
 import httpx
 from pydantic import SecretStr
 
-from client import connect
-from clipper.notify import SIGNATURE_HEADER, verify_signature
-from clipper.store import ArtifactStore
+from clipper.ops.notify import SIGNATURE_HEADER, verify_signature
+from clipper.store.local import ArtifactStore
+from clipper_app.client import connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import run
-from tests.helpers.webhooks import Receiver
 from tests.helpers.jobs import until
+from tests.helpers.webhooks import Receiver
 from tests.helpers.webserver import raw_get, web_server
-from workers import build_worker
 
 SECRET = "whsec-web-planted-Lm4"
 

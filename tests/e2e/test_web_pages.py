@@ -17,14 +17,14 @@ import uuid
 import httpx
 import pytest
 
-from client import connect
+from clipper_app.client import connect
+from clipper_app.workers.pools import build_worker
 from tests.conftest import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
 from tests.helpers.real import REAL
 from tests.helpers.standins import StandIns, harness, standin_settings
 from tests.helpers.webserver import web_server
-from workers import build_worker
 
 CALL = REAL / "call.mp3"
 TIMEOUT_MS = 60_000
@@ -250,7 +250,7 @@ def test_retry_with_changed_options_from_the_job_page(settings):
     the job goes on with it."""
     from playwright.async_api import async_playwright
 
-    from clipper.models import JobState
+    from clipper.job.status import JobState
     from tests.helpers.standins import fail, outcome, status_when
 
     executable = chromium()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-from clipper.models import SpeakerTurn
+from clipper.job.outputs import SpeakerTurn
 from tests.helpers import DATA
 
 REAL = DATA / "real"

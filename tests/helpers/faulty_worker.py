@@ -1,11 +1,11 @@
 """A worker process that kills itself (SIGKILL) in the middle of one write: what a kill -9 there leaves behind.
 
 `python -m tests.helpers.faulty_worker` (see `processes.start_worker(fault=...)`) runs the ordinary worker of
-workers/main.py, except that the first write named in KILL_MID_WRITE writes its temp file in full and then the
+clipper_app/workers/main.py, except that the first write named in KILL_MID_WRITE writes its temp file in full and then the
 process dies, before the rename that would put it in place and before any `finally` could remove it:
 
 - `clip`: a quote's clip, cut by ffmpeg into its temp file (clipper/media/clips.py);
-- an artifact name, e.g. `clips.json`: the store writing that artifact's temp file (clipper/store.py).
+- an artifact name, e.g. `clips.json`: the store writing that artifact's temp file (clipper/store/local.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import signal
 
 import clipper.media.clips
-import clipper.store
+import clipper.store.local
 
 FAULT = os.environ.get("KILL_MID_WRITE", "")
 
@@ -33,18 +33,18 @@ def install() -> None:
 
         clipper.media.clips.run_ffmpeg = cut_then_die
     elif FAULT:
-        write_synced = clipper.store.write_synced
+        write_synced = clipper.store.local.write_synced
 
         def write_then_die(path, data, what):
             write_synced(path, data, what)
             if what == FAULT:
                 die()
 
-        clipper.store.write_synced = write_then_die
+        clipper.store.local.write_synced = write_then_die
 
 
 if __name__ == "__main__":
     install()
-    from workers.main import main
+    from clipper_app.workers.main import main
 
     main()

@@ -12,10 +12,12 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 
-from client import ClipperClient, JobFailed, connect
-from clipper.models import JobRequest, JobResult, JobState, JobStatus, StageState
-from clipper.store import ArtifactStore, sha256_file
-from workers import build_worker
+from clipper.job.request import JobRequest, JobResult
+from clipper.job.status import JobState, JobStatus, StageState
+from clipper.store.files import sha256_file
+from clipper.store.local import ArtifactStore
+from clipper_app.client import ClipperClient, JobFailed, connect
+from clipper_app.workers.pools import build_worker
 from workflows.media_job import MediaJob
 
 

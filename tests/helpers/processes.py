@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from client import ClipperClient, connect
-from clipper.models import JobResult
+from clipper.job.request import JobResult
+from clipper_app.client import ClipperClient, connect
 from tests.helpers import ROOT, run
 from tests.helpers.httpserver import serve
 

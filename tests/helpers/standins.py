@@ -16,43 +16,20 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from client import ClipperClient, connect
-from clipper.models import (
-    STAGES,
-    ArtifactRef,
-    AudiogramsInput,
-    AudiogramsOutput,
-    ChunkInput,
-    ChunkOutput,
-    ChunkSpan,
-    ClipsInput,
-    ClipsOutput,
-    DownloadInput,
-    DownloadOutput,
-    JobResult,
-    JobState,
-    JobStatus,
-    MediaInfo,
-    MergeInput,
-    PlanInput,
-    QuotesOutput,
-    ReportInput,
-    ReportOutput,
-    SpeakerNames,
-    SpeakersInput,
-    SpeakersOutput,
-    StagePolicy,
-    StageProgress,
-    StageState,
-    SummaryOutput,
-    TextStageInput,
-    TranscribeInput,
-    TranscribeOutput,
+from clipper.job.messages import (
+    AudiogramsInput, AudiogramsOutput, ChunkInput, ChunkOutput, ChunkSpan, ClipsInput, ClipsOutput, DownloadInput,
+    DownloadOutput, MergeInput, PlanInput, QuotesOutput, ReportInput, ReportOutput, SpeakersInput, SpeakersOutput,
+    SummaryOutput, TextStageInput, TranscribeInput, TranscribeOutput,
 )
-from clipper.notify import Notification, NotifyResult
-from clipper.stages import ACTIVITY_STAGES
+from clipper.job.request import JobResult, MediaInfo, SpeakerNames
+from clipper.job.stages import STAGES, StagePolicy
+from clipper.job.stages import ACTIVITY_STAGES
+from clipper.job.status import JobState, JobStatus, StageProgress, StageState
+from clipper.ops.notify import Notification, NotifyResult
+from clipper.store.refs import ArtifactRef
+from clipper_app.client import ClipperClient, connect
+from clipper_app.workers.retry_budget import RetryBudgetInterceptor
 from tests.helpers.jobs import until  # noqa: F401 - the tests poll with it too
-from workers.retry_budget import RetryBudgetInterceptor
 from workflows.media_job import MediaJob
 
 PIPELINE = list(STAGES)  # download, transcribe, speakers, quotes, summary, clips, audiograms, report: one each
@@ -221,7 +198,7 @@ async def harness(settings, fakes: StandIns, priority: int = 3,
     client, and a job submitted through it. A fresh URL per test: the job id derives from it."""
     settings = standin_settings(settings, **changes)
     temporal = await connect(settings)
-    # The retry-budget interceptor as every real worker has it (workers/pools.py): the workflow sends each
+    # The retry-budget interceptor as every real worker has it (clipper_app/workers/pools.py): the workflow sends each
     # activity its error budget, a stand-in running the real runtime (activities/runtime.py) reads it.
     async with Worker(temporal, task_queue=settings.task_queue, workflows=[MediaJob], activities=fakes.activities(),
                       interceptors=[RetryBudgetInterceptor()], max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clipper.models import Quote, Segment, Transcript, Word
+from clipper.job.outputs import Quote, Segment, Transcript, Word
 from clipper.text.grounding import tokens
 from tests.helpers import REFERENCE
 

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from clipper.models import SpeakerTurn, Transcript
+from clipper.job.outputs import SpeakerTurn, Transcript
 from tests.helpers import conversations as conv
 from tests.helpers.real import ALLISON
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 from clipper.config import Settings
-from web.app import server
+from clipper_app.web.app import server
 
 
 def free_port() -> int:

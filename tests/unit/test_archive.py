@@ -1,5 +1,5 @@
-"""The export archive's layout and the import's checks (clipper/archive.py), and putting a checked archive into a
-local store all or nothing (clipper/archive_store.py). No server: the archive layer is Temporal-free; the whole
+"""The export archive's layout and the import's checks (clipper/store/archive.py), and putting a checked archive into a
+local store all or nothing (clipper/store/import_claim.py). No server: the archive layer is Temporal-free; the whole
 path with real jobs on real servers is tests/e2e/test_export_import.py.
 
 Every damaged archive here is made from a good one by real tar operations (one byte changed, cut short, a member
@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from clipper.archive import (
-    ARTIFACTS, EXPORT_INFO, HISTORY, MANIFEST, SUMS, ExportInfo, ExportSource, exportable, read_archive,
-    write_archive,
-)
-from clipper.archive_store import MARKER, ImportClaim, staging_dir
 from clipper.errors import ArchiveInvalid, CorruptArtifact, InvalidRequest, JobExists
-from clipper.models import JobRequest, JobResult, JobState, JobStatus
-from clipper.store import ArtifactStore, sha256_file
+from clipper.job.request import JobRequest, JobResult
+from clipper.job.status import JobState, JobStatus
+from clipper.store.archive import (
+    ARTIFACTS, EXPORT_INFO, HISTORY, SUMS, ExportInfo, ExportSource, exportable, read_archive, write_archive,
+)
+from clipper.store.files import sha256_file
+from clipper.store.import_claim import MARKER, ImportClaim, staging_dir
+from clipper.store.local import MANIFEST
+from clipper.store.local import ArtifactStore
 
 JOB = "clip-0123456789abcdef"
 HISTORY_FILE = Path(__file__).resolve().parents[1] / "histories" / "1.0-media-chunked-done.json"

@@ -25,8 +25,8 @@ from clipper.asr.noop import NOOP_TEXT
 from clipper.asr.resume import MIN_TAIL_S, transcribe_resumable
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured, TranscriptionFailed
-from clipper.models import Segment, Transcript
-from clipper.store import JsonlLog
+from clipper.job.outputs import Segment, Transcript
+from clipper.store.files import JsonlLog
 
 DATA = Path(__file__).parent.parent / "data"
 MAX_WER = 0.15

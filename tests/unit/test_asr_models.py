@@ -25,9 +25,12 @@ from clipper.asr.models import KNOWN_MODELS, check_job_model, english_only, job_
 from clipper.asr.resume import transcribe_resumable
 from clipper.config import Settings
 from clipper.errors import InvalidRequest, LanguageNotSupported, UnknownAsrModel
-from clipper.files import sha256_file
-from clipper.models import ChunkInput, ChunkSpan, JobOptions, MergeInput, TranscribeInput, Transcript
-from clipper.store import ArtifactStore, JsonlLog
+from clipper.job.messages import ChunkInput, ChunkSpan, MergeInput, TranscribeInput
+from clipper.job.outputs import Transcript
+from clipper.job.request import JobOptions
+from clipper.store.files import sha256_file
+from clipper.store.files import JsonlLog
+from clipper.store.local import ArtifactStore
 from tests.conftest import run
 from tests.helpers import DATA, ROOT, conversations
 from tests.helpers.real import normalise  # English: a-z, digits

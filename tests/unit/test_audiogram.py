@@ -15,6 +15,9 @@ from activities.audiograms import AudiogramsActivity
 from activities.runtime import StageDeps
 from clipper.asr.base import StopRequested
 from clipper.config import Settings
+from clipper.job.messages import AudiogramsInput
+from clipper.job.outputs import AudiogramIndex, Quote, QuoteSet, Speaker, SpeakerSet, Transcript, Word
+from clipper.job.request import MediaInfo
 from clipper.media.audiogram import (
     LAYOUTS,
     caption_font,
@@ -23,18 +26,7 @@ from clipper.media.audiogram import (
     quote_words,
 )
 from clipper.media.ffmpeg import ffmpeg_exe, to_wav16k_mono
-from clipper.models import (
-    AudiogramIndex,
-    AudiogramsInput,
-    MediaInfo,
-    Quote,
-    QuoteSet,
-    Speaker,
-    SpeakerSet,
-    Transcript,
-    Word,
-)
-from clipper.store import ArtifactStore
+from clipper.store.local import ArtifactStore
 from tests.helpers import conversations as conv
 from tests.helpers import run
 from tests.helpers.transcripts import labelled

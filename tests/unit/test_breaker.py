@@ -1,4 +1,4 @@
-"""The circuit breaker's rules (clipper/breaker.py), as pure functions of its state and a clock."""
+"""The circuit breaker's rules (clipper/ops/breaker.py), as pure functions of its state and a clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clipper.breaker import (
+from clipper.ops.breaker import (
     BreakerPhase, BreakerPolicy, BreakerReport, BreakerState, ProviderGate, guarded, permit, provider_key, record,
 )
 

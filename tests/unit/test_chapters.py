@@ -8,8 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from clipper.config import Settings
+from clipper.job.outputs import Chapter, Summary
 from clipper.llm.client import LLMEngine
-from clipper.models import Chapter, Summary
 from clipper.text.chapters import (
     MIN_CHAPTER_S,
     chapters_markdown,

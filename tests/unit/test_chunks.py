@@ -22,8 +22,9 @@ from clipper.asr.local import available_cores, decode_threads
 from clipper.asr.noop import NOOP_TEXT
 from clipper.asr.resume import transcribe_resumable
 from clipper.config import Settings
-from clipper.models import ChunkSpan, Segment, Word
-from clipper.store import JsonlLog
+from clipper.job.messages import ChunkSpan
+from clipper.job.outputs import Segment, Word
+from clipper.store.files import JsonlLog
 
 DATA = Path(__file__).parent.parent / "data"
 REPEATS = 4

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from clipper.config import Settings
-from clipper.models import STAGES, StagePolicy
+from clipper.job.stages import STAGES, StagePolicy
 from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -367,8 +367,8 @@ def test_docker_compose_config_is_valid() -> None:
 
 def test_pools_split_the_queues_between_them(services: dict[str, Any]) -> None:
     """Each pool polls its own queues (worker.py --queues) and together they serve every queue, once."""
-    from clipper.stages import POOLS
-    from workers import parse_pools
+    from clipper.job.stages import POOLS
+    from clipper_app.workers.pools import parse_pools
 
     polled = {}
     for name in WORKERS:

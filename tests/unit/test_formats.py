@@ -7,7 +7,8 @@ import json
 import pytest
 
 from clipper.asr.render import ts, ts_range
-from clipper.models import KeyPoint, MediaInfo, Quote, QuoteSet, Segment, Summary, Transcript, Word
+from clipper.job.outputs import KeyPoint, Quote, QuoteSet, Segment, Summary, Transcript, Word
+from clipper.job.request import MediaInfo
 from clipper.text.formats import (
     NO_SPEECH, parse_srt, parse_vtt, quotes_markdown, summary_markdown, transcript_srt, transcript_vtt,
 )
@@ -203,7 +204,7 @@ def test_report_json_validates() -> None:
 
 
 def test_report_links_each_quotes_audiograms() -> None:
-    from clipper.models import AudiogramIndex, AudiogramInfo
+    from clipper.job.outputs import AudiogramIndex, AudiogramInfo
 
     index = AudiogramIndex(padding_s=0.5, audiograms=[
         AudiogramInfo(rank=r, aspect=a, name=f"audiograms/{r:02d}-{a.replace(':', 'x')}.mp4", width=720,

@@ -7,7 +7,7 @@ import json
 
 import structlog
 
-from clipper.log import configure_logging
+from clipper.ops.log import configure_logging
 
 
 def test_json_lines_with_context_and_redaction():

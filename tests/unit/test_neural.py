@@ -18,7 +18,7 @@ from bench.corpus import PLANS, build, committed
 from bench.diarization import der
 from clipper.asr.base import StopRequested
 from clipper.config import Settings
-from clipper.models import SpeakerTurn
+from clipper.job.outputs import SpeakerTurn
 from clipper.speakers import neural
 from clipper.speakers.audio import AudioSource
 

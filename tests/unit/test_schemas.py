@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from clipper.models import JobRequest, JobResult, JobStatus, PauseRequest, RetryRequest
-from scripts.gen_schemas import SCHEMA_DIR, write
 from clipper.errors import InvalidRequest
+from clipper.job.request import JobRequest, JobResult, PauseRequest, RetryRequest
+from clipper.job.status import JobStatus
+from scripts.gen_schemas import SCHEMA_DIR, write
 from workflows.control import JobControl
 
-STALE = "docs/schemas/ is out of date with clipper/models.py: run python -m scripts.gen_schemas"
+STALE = "docs/schemas/ is out of date with clipper/job/request.py: run python -m scripts.gen_schemas"
 
 
 def test_committed_schemas_are_up_to_date(tmp_path: Path):

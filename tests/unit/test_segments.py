@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clipper.asr.segments import split_segment
-from clipper.models import Segment, Word
+from clipper.job.outputs import Segment, Word
 
 
 def words(*spec: tuple[str, float, float]) -> list[Word]:

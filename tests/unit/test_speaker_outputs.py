@@ -8,7 +8,8 @@ import webvtt
 
 from clipper.asr.render import transcript_to_text
 from clipper.errors import InvalidRequest
-from clipper.models import MediaInfo, Quote, QuoteSet, Segment, SpeakerTurn, Summary, Transcript, Word
+from clipper.job.outputs import Quote, QuoteSet, Segment, SpeakerTurn, Summary, Transcript, Word
+from clipper.job.request import MediaInfo
 from clipper.speakers.assign import assign_speakers, relabel, speaker_set
 from clipper.speakers.names import check_names, merged, parse_pairs
 from clipper.text.formats import parse_srt, quotes_markdown, transcript_srt, transcript_vtt

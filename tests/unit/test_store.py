@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from clipper.errors import CorruptArtifact, InvalidRequest
-from clipper.models import Segment
-from clipper.store import PENDING, ArtifactStore, JsonlLog, Manifest, sha256_file
+from clipper.job.outputs import Segment
+from clipper.store.files import JsonlLog, sha256_file
+from clipper.store.local import PENDING, ArtifactStore, Manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +114,7 @@ def test_kill_between_file_and_manifest_update_keeps_them_consistent(tmp_path):
     and before the manifest's: the next read of the manifest lists the new bytes, and says so on disk too."""
     script = textwrap.dedent("""
         import os, signal, sys
-        from clipper.store import ArtifactStore
+        from clipper.store.local import ArtifactStore
         store = ArtifactStore(sys.argv[1])
         store.put_bytes("job", "quotes.json", b'{"v": 1}', "quotes")
         store._list = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies right after the rename

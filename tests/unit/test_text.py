@@ -12,15 +12,15 @@ from pydantic import SecretStr
 
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
+from clipper.job.outputs import Quote, Transcript
 from clipper.llm import get_text_engine
-from clipper.models import Quote, Transcript
+from clipper.llm.client import LLMEngine
 from clipper.text.chunking import chunk_transcript, render_chunk
 from clipper.text.grounding import WordIndex, align, dedupe, ground_quote
+from clipper.text.grounding import normalise_text, same_words, tokens
 from clipper.text.offline import OfflineEngine
 from clipper.text.quotes import extract_quotes
 from clipper.text.summary import summarize
-from clipper.llm.client import LLMEngine
-from clipper.text.grounding import normalise_text, same_words, tokens
 from clipper.text.utterances import speech_seconds, utterances
 from tests.helpers.llmserver import answer, excerpt_lines, serve_llm
 from tests.helpers.text import BORING, TEST_QUOTE, assert_verbatim, sample_transcript
@@ -246,7 +246,7 @@ def test_fragmented_turns_still_give_a_quote():
     """A diarizer that chops a short meeting into 1-5 word turns (measured on a real AMI excerpt) leaves no
     utterance long enough for a quote by the usual rules: the most substantial one is still quoted, inside
     one speaker's turn."""
-    from clipper.models import Segment, Word
+    from clipper.job.outputs import Segment, Word
     from tests.helpers import conversations
 
     words, t = [], 0.0

@@ -1,4 +1,4 @@
-"""Artifact versions (clipper/versions.py) on both stores: the local folder, and the S3 store against moto's
+"""Artifact versions (clipper/job/versions.py) on both stores: the local folder, and the S3 store against moto's
 server on a free port with real boto3 (each S3 test reads back through a second "host" with an empty cache, so
 what it sees has travelled through the bucket)."""
 
@@ -13,12 +13,13 @@ import pytest
 
 from clipper.config import Settings
 from clipper.errors import VersionNotFound
-from clipper.store import ArtifactStore, sha256_file
-from clipper.store_s3 import S3ArtifactStore
-from clipper.stores import open_store
-from clipper.versions import (
+from clipper.job.versions import (
     ArtifactVersion, archive, archive_rerun, list_versions, prune, read_version, version_file, versioned_name,
 )
+from clipper.store.configured import open_store
+from clipper.store.files import sha256_file
+from clipper.store.local import ArtifactStore
+from clipper.store.s3 import S3ArtifactStore
 from tests.helpers.s3 import isolated_aws_env
 
 JOB = "clip-versions000000001"

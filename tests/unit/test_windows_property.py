@@ -27,9 +27,10 @@ from clipper.asr.base import SAMPLE_RATE, decode_wav16k, floor_ms
 from clipper.asr.chunks import merge_chunks, plan_chunks, transcribe_span
 from clipper.asr.quiet import MIN_LAST_S, WINDOW_S, silent, speech_windows
 from clipper.config import Settings
+from clipper.job.messages import ChunkSpan
+from clipper.job.outputs import Segment
 from clipper.media.ffmpeg import to_wav16k_mono
-from clipper.models import ChunkSpan, Segment
-from clipper.store import JsonlLog
+from clipper.store.files import JsonlLog
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample.mp3"
 RATES = (8000, 16000, 22050, 44100, 48000)

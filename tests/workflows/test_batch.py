@@ -16,15 +16,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Replayer
 
-from client.batches import read_url_file, source_or_file
-from clipper.batch_models import BatchRequest, BatchStatus
+from clipper.job.batch import BatchRequest, BatchStatus
+from clipper.job.status import JobState, StageState
 from clipper.media.playlist import parse_url_list
-from clipper.models import JobState, StageState
-from client import ClipperClient, JobCancelled, connect
+from clipper_app.client import ClipperClient, JobCancelled, connect
+from clipper_app.client.batches import read_url_file, source_or_file
+from clipper_app.workers.pools import build_worker
 from tests.conftest import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
-from workers import build_worker
 from workflows.batch_job import BatchJob
 
 

@@ -12,14 +12,16 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from clipper.models import JobState, Transcript
-from clipper.store import ArtifactStore, sha256_file
-from client import connect
+from clipper.job.outputs import Transcript
+from clipper.job.status import JobState
+from clipper.store.files import sha256_file
+from clipper.store.local import ArtifactStore
+from clipper_app.client import connect
 from tests.conftest import REFERENCE, run
-from tests.helpers.httpserver import serve
 from tests.helpers import REPEATS
-from tests.helpers.processes import kill_worker_once
+from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, normalise, run_job
+from tests.helpers.processes import kill_worker_once
 
 CHUNK_S = 60.0  # the ~218 s sample → 4 chunks of ~55 s, cut in the pauses between the repetitions
 
@@ -79,7 +81,7 @@ def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_
 
 
 def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(settings, long_sample):
-    from clipper.store import JsonlLog
+    from clipper.store.files import JsonlLog
     from tests.helpers.jobs import stage_pending, steering, until
 
     # One window at a time: a ~55 s chunk is two windows, which batched decoding would save in one go.

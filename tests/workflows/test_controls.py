@@ -9,13 +9,16 @@ import pytest
 from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from clipper.models import JobOptions, JobResult, JobState, StageState, Transcript
-from clipper.store import ArtifactStore, JsonlLog
-from client import JobCancelled, JobFailed
+from clipper.job.outputs import Transcript
+from clipper.job.request import JobOptions, JobResult
+from clipper.job.status import JobState, StageState
+from clipper.store.files import JsonlLog
+from clipper.store.local import ArtifactStore
+from clipper_app.client import JobCancelled, JobFailed
 from tests.conftest import run
 
-from tests.helpers.jobs import assert_manifest_matches, scheduled_activities, wait_for_state
 from tests.helpers.httpserver import serve
+from tests.helpers.jobs import assert_manifest_matches, scheduled_activities, wait_for_state
 from tests.helpers.jobs import stage_pending, steering, until
 
 

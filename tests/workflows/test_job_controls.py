@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from client import JobCancelled, JobFailed
 from clipper.errors import InvalidRequest
-from clipper.models import JobState, StageState
+from clipper.job.status import JobState, StageState
+from clipper_app.client import JobCancelled, JobFailed
 from tests.conftest import run
 from tests.helpers.standins import (
     PIPELINE, StandIns, fail, harness, outcome, run_job, scheduled, status_when, until, wait_for_retry,

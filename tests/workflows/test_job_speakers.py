@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from clipper.models import JobState
+from clipper.job.status import JobState
 from tests.conftest import run
 from tests.helpers.processes import temporal
 from tests.helpers.standins import StandIns, harness, outcome, until

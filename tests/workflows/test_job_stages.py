@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from client import JobCancelled, JobFailed
-from clipper.models import JobState, StageProgress, StageState
+from clipper.job.status import JobState, StageProgress, StageState
+from clipper_app.client import JobCancelled, JobFailed
 from tests.conftest import run
 from tests.helpers.standins import StandIns, fail, harness, outcome, run_job, scheduled, status_when, until
 from workflows.chunked_transcription import MAX_PARALLEL_CHUNKS

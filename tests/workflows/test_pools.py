@@ -9,19 +9,19 @@ from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from clipper.config import Settings
-from clipper.stages import POOLS, STAGE_POOLS
 from clipper.errors import InvalidRequest
+from clipper.job.stages import POOLS, STAGE_POOLS
+from clipper.job.status import JobState
 from clipper.llm.client import LLMEngine
 from clipper.llm.throttle import RequestThrottle, provider_of, throttle_for
-from clipper.models import JobState
 from clipper.text.chunking import chunk_transcript
-from client import ClipperClient, connect
+from clipper_app.client import ClipperClient, connect
 from tests.conftest import run
-from tests.helpers.llmserver import answer, serve_llm
 from tests.helpers.jobs import until
+from tests.helpers.llmserver import answer, serve_llm
 
+from clipper_app.workers.pools import POOL_ACTIVITIES, build_worker, parse_pools
 from tests.helpers.text import sample_transcript
-from workers import POOL_ACTIVITIES, build_worker, parse_pools
 
 
 class QueueLog(Interceptor):

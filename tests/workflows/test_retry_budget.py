@@ -16,13 +16,13 @@ from temporalio import activity
 
 from activities.runtime import StageDeps, run_stage
 from clipper.errors import TranscriptionFailed
-from clipper.models import (
-    JobState, QuotesOutput, StagePolicy, StageState, TextStageInput, TranscribeInput, TranscribeOutput,
-)
-from clipper.store import ArtifactStore
+from clipper.job.messages import QuotesOutput, TextStageInput, TranscribeInput, TranscribeOutput
+from clipper.job.stages import StagePolicy
+from clipper.job.stages import STAGES
+from clipper.job.status import JobState, StageState
+from clipper.store.local import ArtifactStore
 from tests.conftest import run
 from tests.helpers.standins import POLICY, StandIns, harness, status_when, until
-from clipper.stages import STAGES
 
 LOST_FOR_GOOD_S = 3600.0  # a lost worker's attempt never ends by itself; the worker's shutdown cancels it
 

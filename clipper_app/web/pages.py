@@ -1,0 +1,181 @@
+"""The pages for people: `/` (jobs) and `/jobs/{id}` (one job), server-rendered with Jinja2, live through JS.
+
+The pages read through the same `ClipperClient` as the JSON API and show the same data; everything that changes
+(progress, state, the jobs list) and every write (submit, controls, speaker names) is done by the committed
+scripts in `clipper_app/web/static/` against the JSON API, so a page has no write path of its own and no cookie: with a
+token configured the script asks for it once and sends `Authorization: Bearer` (no CSRF surface). With
+CLIPPER_WEB_PROTECT_READS the pages are refused like any other read without the token: an `<audio>` element
+cannot send a bearer token, so a page for people needs open reads.
+
+Jinja2 autoescapes everything, and every page carries a Content-Security-Policy that allows only this origin
+and no inline script or style: the scripts and the stylesheet are static files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from clipper.asr.render import ts
+from clipper.errors import ClipperError
+from clipper.job.outputs import AudiogramIndex, ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
+from clipper.job.status import FINISHED, JobState, JobStatus
+from clipper.store.refs import ArtifactRef
+from clipper_app.client import ClipperClient
+from clipper_app.web import artifacts
+from clipper_app.web.api import _job_manifest, client
+from clipper_app.web.problems import status_of
+from clipper_app.web.security import require_reader
+
+HERE = Path(__file__).resolve().parent
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+# The full recording: a compressed copy is lighter to seek in than the WAV the stages work on, if a job has one.
+FULL_AUDIO = ("audio.mp3", "audio.m4a", "audio.ogg", "audio.wav")
+DOWNLOADS = (("transcript.srt", "Subtitles (SRT)"), ("transcript.vtt", "Subtitles (VTT)"),
+             ("transcript.json", "Transcript (JSON)"), ("transcript.txt", "Transcript (text)"),
+             ("report.md", "Report (Markdown)"), ("quotes.md", "Quotes (Markdown)"))
+STATES = ("queued", "running", "paused", "waiting", "failed", "done", "cancelled")
+
+templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
+
+
+class Line(BaseModel):
+    """A transcript line as the page shows it: the speaker's name when people gave one, else the label."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    label: str | None = None
+
+
+class QuoteView(BaseModel):
+    rank: int
+    text: str
+    start: float
+    end: float
+    speaker: str | None = None
+    clip: str | None = None
+
+
+class Outputs(BaseModel):
+    """What a job has produced so far, read from its store: each part is None until its stage has run."""
+
+    names: list[str] = Field(default_factory=list)
+    audio: str | None = None
+    summary: Summary | None = None
+    quotes: list[QuoteView] = Field(default_factory=list)
+    speakers: SpeakerSet | None = None
+    lines: list[Line] = Field(default_factory=list)
+    audiograms: AudiogramIndex | None = None
+    clips: list[str] = Field(default_factory=list)
+    downloads: list[tuple[str, str]] = Field(default_factory=list)
+    note: str | None = None
+
+
+def shown_state(state: str, paused_since: Any = None, waiting_since: Any = None) -> str:
+    """One word for a job's state as people read it: a job that failed but waits for a retry is `waiting`."""
+    if waiting_since is not None:
+        return "waiting"
+    if paused_since is not None:
+        return "paused"
+    return state
+
+
+def hms(seconds: float | None) -> str:
+    """A duration (ETA, length, talk time), rounded. Points in the media use the report's `ts` (truncated: a
+    jump lands at or before the words), so the page and the report show the same times."""
+    if seconds is None:
+        return ""
+    total = max(0, int(round(seconds)))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+templates.env.filters["hms"] = hms
+templates.env.filters["ts"] = ts
+templates.env.filters["host"] = lambda url: urlsplit(url or "").hostname or ""
+
+
+def _read(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef], name: str, model: type[BaseModel]):
+    """The artifact as a model, verified against the manifest's sha256; None when the job has none (yet)."""
+    ref = refs.get(name)
+    if ref is None:
+        return None
+    path = artifacts._verified_path(clipper.store, job_id, ref)
+    return model.model_validate_json(path.read_bytes())
+
+
+def read_outputs(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef]) -> Outputs:
+    """Everything the job page shows besides its status (blocking: run in a thread)."""
+    out = Outputs(names=sorted(refs))
+    out.audio = next((n for n in FULL_AUDIO if n in refs), None)
+    out.summary = _read(clipper, job_id, refs, "summary.json", Summary)
+    out.speakers = _read(clipper, job_id, refs, "speakers.json", SpeakerSet)
+    names = {s.label: s.name for s in out.speakers.speakers if s.name} if out.speakers else {}
+    transcript = _read(clipper, job_id, refs, "transcript.json", Transcript)
+    if transcript is not None:
+        out.lines = [Line(start=s.start, end=s.end, text=s.text.strip(), label=s.speaker,
+                          speaker=names.get(s.speaker or "", s.speaker)) for s in transcript.segments]
+    quotes = _read(clipper, job_id, refs, "quotes.json", QuoteSet)
+    index = _read(clipper, job_id, refs, "clips.json", ClipIndex)
+    clips = {c.rank: c.name for c in index.clips} if index is not None else {}  # the clip of each quote, by rank
+    if quotes is not None:
+        out.quotes = [QuoteView(rank=q.rank, text=q.text, start=q.start, end=q.end, speaker=names.get(q.speaker or "",
+                                q.speaker), clip=next((c for c in (clips.get(q.rank), q.clip) if c in refs), None))
+                      for q in quotes.quotes]
+    out.audiograms = _read(clipper, job_id, refs, "audiograms.json", AudiogramIndex)
+    if out.audiograms is not None:
+        out.audiograms.audiograms = [a for a in out.audiograms.audiograms if a.name in refs]
+    out.clips = sorted(n for n in refs if n.startswith("clips/") and n != "clips.json")
+    out.downloads = [(n, label) for n, label in DOWNLOADS if n in refs]
+    return out
+
+
+def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    settings = request.app.state.settings
+    return templates.TemplateResponse(request, name, {"token_required": bool(settings.web_token), **context},
+                                      status_code=status_code, headers=PAGE_HEADERS)
+
+
+@pages.get("/", response_class=HTMLResponse)
+async def jobs_page(request: Request, state: str | None = None,
+                    clipper: ClipperClient = Depends(client)) -> HTMLResponse:
+    """The first rows are rendered here; `jobs.js` then refreshes them every second from `GET /api/jobs`."""
+    jobs = await clipper.list_jobs(limit=50)
+    return _page(request, "jobs.html", jobs=jobs, states=STATES, state=state if state in STATES else "")
+
+
+@pages.get("/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depends(client)) -> HTMLResponse:
+    try:
+        status: JobStatus = await clipper.status(job_id)
+    except ClipperError as err:
+        return _page(request, "error.html", status_code=status_of(err), error=err.type_name, detail=str(err))
+    try:
+        refs = await _job_manifest(clipper, job_id)
+        outputs = await asyncio.to_thread(read_outputs, clipper, job_id, refs)
+    except ClipperError as err:  # a failed or cancelled job has no outputs to show; a damaged artifact is named
+        outputs = Outputs(note=None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}")
+    state = shown_state(status.state.value, status.paused_since, status.waiting_since)
+    return _page(request, "job.html", job=status, state=state, out=outputs)
+
+
+def mount(app: FastAPI) -> None:
+    """The pages and their static files (CSS, JS), on the app the JSON API is on."""
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -1,0 +1,126 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), in one place.
+
+Every refusal carries `type`, `title`, `status`, `detail`, and `error`: the typed error's class name, the same
+name the CLI prints (`error JobClosed: ...`), so a caller can branch on it without parsing text.
+
+The status follows what went wrong, not where:
+- 404: `JobNotFound` (unknown job or batch id), `ArtifactNotFound`, and routes that do not exist;
+- 409: a control that does not apply to the job's current state: `JobClosed` (the job has ended),
+  `JobNotFinished` (outputs asked of a job still running), and `retry`/`abandon` on a job that is not waiting
+  after a failure. The client raises `InvalidRequest` for that last one (`ClipperClient.ensure_waiting`): the
+  request itself is well formed, the job is just not in the state for it, so the API answers 409 and keeps the
+  error name the CLI shows (see `NotApplicable`);
+- 422: invalid input: pydantic validation, bad JSON, `InvalidRequest` and its subclasses, and the URL errors
+  (`UnsupportedUrl`, `ForbiddenAddress`, `CredentialsInUrl`, `LocalPathNotAllowed`), any other input error;
+- 401 a missing or wrong bearer token, 413 a body over the limit (clipper_app/web/security.py);
+- 503 a retryable error (the artifact store or Temporal unreachable); 500 a corrupt artifact.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+from clipper.errors import ClipperError, CorruptArtifact
+from clipper_app.client import ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://github.com/clipper/clipper/blob/main/docs/api.md#error-"
+
+NOT_FOUND = (JobNotFound, ArtifactNotFound)
+CONFLICT = (JobClosed, JobNotFinished)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus `error`: the typed error's name."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    error: str
+
+
+class NotApplicable(ClipperError):
+    """A control that does not apply to the job's state (409). Keeps the original error's name and message, so
+    the API says what the CLI says (`error InvalidRequest: clip-… is running, not waiting for a manual retry`)."""
+
+    def __init__(self, cause: ClipperError) -> None:
+        super().__init__(cause.message)
+        self.cause = cause
+
+    @property
+    def type_name(self) -> str:
+        return self.cause.type_name
+
+
+class Unauthorized(ClipperError):
+    """A write (or, with CLIPPER_WEB_PROTECT_READS, a read) without the right `Authorization: Bearer` token."""
+
+
+class BodyTooLarge(ClipperError):
+    """The request body is larger than CLIPPER_WEB_MAX_BODY_BYTES."""
+
+
+def status_of(err: ClipperError) -> int:
+    if isinstance(err, NOT_FOUND):
+        return 404
+    if isinstance(err, (*CONFLICT, NotApplicable)):
+        return 409
+    if isinstance(err, Unauthorized):
+        return 401
+    if isinstance(err, BodyTooLarge):
+        return 413
+    if isinstance(err, CorruptArtifact):
+        return 500
+    return 422 if err.non_retryable else 503
+
+
+def problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    title = HTTPStatus(status).phrase
+    body = Problem(type=TYPE_BASE + error.lower(), title=title, status=status, detail=detail, error=error)
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for(err: ClipperError) -> JSONResponse:
+    status = status_of(err)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(status, err.type_name, err.message.splitlines()[0] if err.message else "", headers)
+
+
+def _validation_detail(err: RequestValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    """Every error the app can meet answers as a problem: typed errors, validation, unknown routes, and an
+    unexpected server error (logged, never shown)."""
+
+    @app.exception_handler(ClipperError)
+    async def _typed(_: Request, err: ClipperError) -> JSONResponse:
+        return problem_for(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        return problem(422, "ValidationError", _validation_detail(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(err.status_code, "HTTPError")
+        return problem(err.status_code, name, str(err.detail), getattr(err, "headers", None))
+
+    @app.exception_handler(RPCError)
+    async def _temporal(_: Request, err: RPCError) -> JSONResponse:
+        structlog.get_logger().warning("web.temporal_error", status=err.status.name if err.status else None)
+        return problem(503, "TemporalUnavailable", "the Temporal server did not answer; try again")
