@@ -8,28 +8,31 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.forward import ForwardPriorityActivity
     from clipper.job.batch import BatchStatus, ForwardPriority
     from clipper.job.request import PauseRequest
+    from clipper.job.stages import BY_NAME
     from clipper.job.status import check_priority
     from workflows.batch_book import BatchBook
+    from workflows.stage_runner import retry_policy
 
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=60), maximum_attempts=5)
+RETRY = retry_policy(BY_NAME["batch"].policy)
 
 
 class BatchControl:
     book: BatchBook
     children: dict[str, workflow.ChildWorkflowHandle]  # running children by job id, in start order
 
-    async def activity(self, fn, arg, minutes: float = 2):  # noqa: ANN001, ANN201
-        return await workflow.execute_activity_method(
-            fn, arg, start_to_close_timeout=timedelta(minutes=minutes), retry_policy=RETRY,
+    async def activity(self, name: str, arg: Any, returns: Any, minutes: float = 2) -> Any:
+        """One of the batch's activities (stage table row `batch`), by its type name."""
+        return await workflow.execute_activity(
+            name, arg, result_type=returns, start_to_close_timeout=timedelta(minutes=minutes), retry_policy=RETRY,
             priority=Priority(priority_key=self.book.status.priority))
 
     async def forward_priority(self, job_ids: list[str]) -> None:
@@ -37,8 +40,8 @@ class BatchControl:
         if not job_ids:
             return
         try:
-            await self.activity(ForwardPriorityActivity.run, ForwardPriority(job_ids=job_ids,
-                                                                                priority=self.book.status.priority))
+            await self.activity("forward_priority", ForwardPriority(job_ids=job_ids, priority=self.book.status.priority),
+                                list[str])
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 raise asyncio.CancelledError() from None

@@ -17,8 +17,9 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.expand import ExpandBatchActivity, ReadBatchItemsActivity
-    from clipper.job.batch import BatchItem, BatchRequest, BatchResult, ExpandInput, ReadItemsInput
+    from clipper.job.batch import (
+        BatchEntry, BatchItem, BatchRequest, BatchResult, ExpandInput, ExpandOutput, ReadItemsInput,
+    )
     from clipper.job.request import JobRequest, PauseRequest
     from clipper.job.status import JobState
     from workflows.batch_book import BatchBook
@@ -38,10 +39,10 @@ class BatchJob(BatchControl):
         book.begin()
         try:
             if book.items is None:
-                book.expanded(await self.activity(ExpandBatchActivity.run, ExpandInput(
-                    batch_id=batch_id, source=request.source, urls=request.urls), minutes=10))
-            for entry in await self.activity(ReadBatchItemsActivity.run, ReadItemsInput(
-                    batch_id=batch_id, items=book.items, offset=book.cursor, limit=request.window)):
+                book.expanded(await self.activity("expand_batch", ExpandInput(
+                    batch_id=batch_id, source=request.source, urls=request.urls), ExpandOutput, minutes=10))
+            for entry in await self.activity("read_batch_items", ReadItemsInput(
+                    batch_id=batch_id, items=book.items, offset=book.cursor, limit=request.window), list[BatchEntry]):
                 await workflow.wait_condition(lambda: not book.paused and book.running < request.concurrency)
                 if tasks and workflow.info().is_continue_as_new_suggested():
                     break

@@ -12,10 +12,6 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.transcribe import TranscribeActivity
-    from activities.transcribe_chunks import (
-        MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
-    )
     from clipper.job.messages import (
         ChunkInput, ChunkOutput, ChunkSpan, MergeInput, PlanInput, TranscribeInput, TranscribeOutput,
     )
@@ -41,16 +37,16 @@ async def transcribe_in_chunks(
     """
     entry = stages.status.stage(STAGE)
     stages.open_stage(STAGE)
-    spans: list[ChunkSpan] = await stages.run(STAGE, PlanTranscriptionActivity.run, PlanInput(
+    spans: list[ChunkSpan] = await stages.run(STAGE, PlanInput(
         job_id=job_id, audio=audio, duration_s=duration_s, chunk_s=stages.request.asr_chunk_s,
-        options=stages.request.options), part=True)
+        options=stages.request.options), list[ChunkSpan], activity="plan_transcription", part=True)
     # The status shows the stage in parts: a client adds the running chunks' heartbeats to the finished ones
     # (JobStatus.fold_running). Status fields only: no command changes, so histories replay as they were.
     entry.parts, entry.parts_done = (len(spans) if len(spans) > 1 else 0), 0
     if len(spans) <= 1:
-        return await stages.run(STAGE, TranscribeActivity.run, TranscribeInput(
+        return await stages.run(STAGE, TranscribeInput(
             job_id=job_id, audio=audio, duration_s=duration_s, options=stages.request.options, name=name),
-            boundary=False)
+            TranscribeOutput, boundary=False)
 
     window = asyncio.Semaphore(MAX_PARALLEL_CHUNKS)  # FIFO: chunks start in order, deterministically
     done = 0
@@ -58,8 +54,9 @@ async def transcribe_in_chunks(
     async def chunk(span: ChunkSpan) -> ChunkOutput:
         nonlocal done
         async with window:
-            out = await stages.run(STAGE, TranscribeChunkActivity.run, ChunkInput(
-                job_id=job_id, audio=audio, span=span, options=stages.request.options), part=True)
+            out = await stages.run(STAGE, ChunkInput(
+                job_id=job_id, audio=audio, span=span, options=stages.request.options), ChunkOutput,
+                activity="transcribe_chunk", part=True)
         done += 1
         entry.progress, entry.parts_done = round(done / len(spans), 4), done
         entry.attempt = max(entry.attempt, out.attempt)  # the most tries any chunk needed so far
@@ -75,9 +72,10 @@ async def transcribe_in_chunks(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    merged: TranscribeOutput = await stages.run(STAGE, MergeTranscriptActivity.run, MergeInput(
+    merged: TranscribeOutput = await stages.run(STAGE, MergeInput(
         job_id=job_id, audio=audio, chunks=[c.transcript for c in chunks], duration_s=duration_s,
-        options=stages.request.options, name=name), part=True, boundary=False)
+        options=stages.request.options, name=name), TranscribeOutput, activity="merge_transcript", part=True,
+        boundary=False)
     # The stage's time is the wall time of all its activities, not the merge's alone.
     merged = merged.model_copy(update={"elapsed_s": (workflow.now() - entry.started_at).total_seconds()})
     stages.close_stage(STAGE, merged)

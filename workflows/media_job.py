@@ -10,19 +10,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.audiograms import AudiogramsActivity
-    from activities.cleanup import CleanupActivity
-    from activities.clips import ClipsActivity
-    from activities.download import DownloadActivity
-    from activities.quotes import QuotesActivity
-    from activities.report import RenderNamesActivity, ReportActivity
-    from activities.speakers import SpeakersActivity
-    from activities.summary import SummaryActivity
-    from activities.transcribe import TranscribeActivity
     from clipper.errors import InvalidRequest
     from clipper.job.messages import (
-        AudiogramsInput, ClipsInput, DownloadInput, DownloadOutput, ReportInput, SpeakersInput, TextStageInput,
-        TranscribeInput,
+        AudiogramsInput, AudiogramsOutput, ClipsInput, ClipsOutput, DownloadInput, DownloadOutput, QuotesOutput,
+        ReportInput, ReportOutput, SpeakersInput, SpeakersOutput, SummaryOutput, TextStageInput, TranscribeInput,
+        TranscribeOutput,
     )
     from clipper.job.request import JobRequest, JobResult, SpeakerNames
     from clipper.job.stages import STAGES
@@ -73,28 +65,28 @@ class MediaJob(JobControl):
                 transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
                     self.stages, job, self.media.audio, self.media.info.duration_s, name=asr))
             else:
-                transcript = await self.rebuilding_audio(lambda: self.stages.run("transcribe", TranscribeActivity.run,
+                transcript = await self.rebuilding_audio(lambda: self.stages.run("transcribe",
                     TranscribeInput(job_id=job, audio=self.media.audio, duration_s=self.media.info.duration_s,
-                                    options=options, name=asr)))
+                                    options=options, name=asr), TranscribeOutput))
             if speakers:
-                transcript = await self.rebuilding_audio(lambda: self.stages.run("speakers", SpeakersActivity.run,
+                transcript = await self.rebuilding_audio(lambda: self.stages.run("speakers",
                     SpeakersInput(job_id=job, audio=self.media.audio, transcript=transcript.transcript,
-                                  duration_s=self.media.info.duration_s, options=options)))
+                                  duration_s=self.media.info.duration_s, options=options), SpeakersOutput))
                 self.labels = transcript.labels
             text = TextStageInput(job_id=job, transcript=transcript.transcript, options=options)
-            quotes = await self.stages.run("quotes", QuotesActivity.run, text)
-            summary = await self.stages.run("summary", SummaryActivity.run, text)
-            clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsActivity.run, ClipsInput(
+            quotes = await self.stages.run("quotes", text, QuotesOutput)
+            summary = await self.stages.run("summary", text, SummaryOutput)
+            clips = await self.rebuilding_audio(lambda: self.stages.run("clips", ClipsInput(
                 job_id=job, audio=self.media.audio, quotes=quotes.quotes,
-                duration_s=self.media.info.duration_s, options=options)))
+                duration_s=self.media.info.duration_s, options=options), ClipsOutput))
             if audiograms:
-                await self.rebuilding_audio(lambda: self.stages.run("audiograms", AudiogramsActivity.run,
+                await self.rebuilding_audio(lambda: self.stages.run("audiograms",
                     AudiogramsInput(job_id=job, audio=self.media.audio, transcript=transcript.transcript,
-                                    quotes=quotes.quotes, media=self.media.media, options=options)))
+                                    quotes=quotes.quotes, media=self.media.media, options=options), AudiogramsOutput))
             names = dict(self.names)
-            await self.stages.run("report", ReportActivity.run, ReportInput(
+            await self.stages.run("report", ReportInput(
                 job_id=job, media=self.media.media, transcript=transcript.transcript,
-                quotes=quotes.quotes, summary=summary.summary, clips=clips.index, names=names))
+                quotes=quotes.quotes, summary=summary.summary, clips=clips.index, names=names), ReportOutput)
             if self.names != names:  # named while the report was being written
                 await self.render_names(self.names)
         except StageFailed as failed:
@@ -117,12 +109,12 @@ class MediaJob(JobControl):
     async def discard_scratch(self) -> None:
         """Remove the ended job's work in progress and dead writers' temp files (finished artifacts stay)."""
         job = self.job.job_id
-        await self.stages.run_helper("cleanup", CleanupActivity.run, job, f"cleanup: {job}")
+        await self.stages.run_helper("cleanup", job, f"cleanup: {job}")
 
     async def download(self, rebuild: bool) -> None:
         request = DownloadInput(job_id=self.job.job_id, url=self.job.url,
                                 options=self.stages.request.options, rebuild=rebuild)
-        self.media = await self.stages.run("download", DownloadActivity.run, request)
+        self.media = await self.stages.run("download", request, DownloadOutput)
         self.job.title, self.job.duration_s = self.media.info.title, self.media.info.duration_s
 
     async def rebuilding_audio(self, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -154,7 +146,7 @@ class MediaJob(JobControl):
         check_names(names, self.labels)  # a rejected update leaves no trace in the history
 
     async def render_names(self, changes: dict[str, str]) -> None:
-        await self.stages.run_helper("names", RenderNamesActivity.run, SpeakerNames(
+        await self.stages.run_helper("names", SpeakerNames(
             job_id=self.job.job_id, names=changes), f"names: {self.job.job_id}")
 
     def without_stages(self, names: list[str]) -> None:

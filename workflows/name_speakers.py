@@ -12,7 +12,6 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.report import RenderNamesActivity
     from clipper.job.request import SpeakerNames
     from clipper.job.stages import BY_NAME, pool_queue
     from workflows.stage_runner import retry_policy
@@ -24,7 +23,7 @@ class NameSpeakers:
     async def run(self, request: SpeakerNames) -> dict[str, str]:
         policy = BY_NAME["names"].policy
         queue = pool_queue(workflow.info().task_queue, "io") if request.worker_pools else None
-        return await workflow.execute_activity_method(
-            RenderNamesActivity.run, request, task_queue=queue, retry_policy=retry_policy(policy),
+        return await workflow.execute_activity(
+            BY_NAME["names"].activity_types[0], request, result_type=dict[str, str], task_queue=queue, retry_policy=retry_policy(policy),
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(None)),
             summary=f"names: {request.job_id}")

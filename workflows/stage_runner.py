@@ -18,7 +18,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notify import NotifyActivity
     from clipper.errors import InvalidRequest, ends_job
     from clipper.job.request import JobRequest, RetryRequest
     from clipper.job.stages import StagePolicy
@@ -88,8 +87,12 @@ class StageRunner:
     def policy(self, stage: str) -> StagePolicy:
         return self.request.policies.get(stage) or DEFAULT_POLICIES.get(stage) or StagePolicy()
 
-    async def run(self, stage: str, activity: Any, arg: Any, *, part: bool = False, boundary: bool = True) -> Any:
+    async def run(self, stage: str, arg: Any, returns: Any, *, activity: str | None = None, part: bool = False,
+                  boundary: bool = True) -> Any:
         """Run the stage's activity to success, through pauses and manual retries.
+
+        Activities are called by their type name from the stage table (`activity`: one of the stage's types;
+        default its only one), so the workflows import no activity code; `returns` is the result's model.
 
         `part=True`: the activity is one of several that make up the stage (chunked transcription), maybe
         running side by side; the caller opens and closes the stage (`open_stage`, `close_stage`), but a
@@ -112,7 +115,7 @@ class StageRunner:
             else:
                 self.open_stage(stage)
             try:
-                result = await self.start(stage, activity, arg)
+                result = await self.start(stage, activity or BY_NAME[stage].activity_types[0], arg, returns)
             except ActivityError as err:
                 if self.interrupts != interrupts:  # pause --now: run it again once resumed
                     entry.state = StageState.pending
@@ -157,11 +160,12 @@ class StageRunner:
         if workflow.cancellation_reason() is not None:
             raise asyncio.CancelledError()
 
-    async def start(self, stage: str, activity: Any, arg: Any) -> Any:
+    async def start(self, stage: str, activity: str, arg: Any, returns: Any) -> Any:
         policy = self.policy(stage)
-        handle = workflow.start_activity_method(
+        handle = workflow.start_activity(
             activity,
             arg,
+            result_type=returns,
             task_queue=self.queue(stage),
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(self.status.duration_s)),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
@@ -177,11 +181,13 @@ class StageRunner:
         finally:
             self.running.remove(handle)
 
-    async def run_helper(self, name: str, activity: Any, arg: Any, summary: str) -> Any:
-        """An activity of the job that is not a stage (cleanup, notify): its policy from the stage table."""
-        policy = BY_NAME[name].policy
-        return await workflow.execute_activity_method(
-            activity, arg, task_queue=self.queue(name), retry_policy=retry_policy(policy),
+    async def run_helper(self, name: str, arg: Any, summary: str) -> None:
+        """An activity of the job that is not a stage (cleanup, notify, names): its type and policy from the stage
+        table; what it returns is not used."""
+        helper = BY_NAME[name]
+        policy = helper.policy
+        await workflow.execute_activity(
+            helper.activity_types[0], arg, task_queue=self.queue(name), retry_policy=retry_policy(policy),
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(None)),
             priority=Priority(priority_key=self.status.priority), summary=summary)
 
@@ -245,7 +251,7 @@ class StageRunner:
                             stage=job.current_stage, at=workflow.now(), callback_url=callback,
                             notify_operator=event in self.request.notify_on)
         try:
-            await self.run_helper("notify", NotifyActivity.run, note, f"notify {event}: {job.job_id}")
+            await self.run_helper("notify", note, f"notify {event}: {job.job_id}")
         except ActivityError as err:
             if not isinstance(err.cause, CancelledError):
                 workflow.logger.warning("notification %s not delivered: %s", event, err.cause or err)

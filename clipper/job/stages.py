@@ -126,15 +126,18 @@ HELPERS: tuple[Stage, ...] = (
                                      lost_worker_attempts=4, timeout_base_s=120),
           activities=("render_names",)),
 )
+# The activities of a batch (workflow BatchJob): list the source, read the items in pages, pass a priority on.
+BATCH = Stage("batch", "workflow", StagePolicy(initial_interval_s=2, max_interval_s=60, max_attempts=5),
+              activities=("expand_batch", "read_batch_items", "forward_priority"))
 POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
 
 # Views of the table, for the places that need one column of it.
 STAGES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
-BY_NAME: dict[str, Stage] = {s.name: s for s in (*PIPELINE, *HELPERS)}
+BY_NAME: dict[str, Stage] = {s.name: s for s in (*PIPELINE, *HELPERS, BATCH)}
 DEFAULT_POLICIES: dict[str, StagePolicy] = {s.name: s.policy for s in PIPELINE}
 DEFAULT_RATES: dict[str, float] = {s.name: s.rate for s in PIPELINE}
 STAGE_POOLS: dict[str, str] = {s.name: s.pool for s in (*PIPELINE, *HELPERS)}
-ACTIVITY_STAGES: dict[str, Stage] = {a: s for s in (*PIPELINE, *HELPERS) for a in s.activity_types}
+ACTIVITY_STAGES: dict[str, Stage] = {a: s for s in (*PIPELINE, *HELPERS, BATCH) for a in s.activity_types}
 
 
 def pool_queue(job_queue: str, pool: str) -> str:

@@ -17,21 +17,9 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
-from activities.audiograms import AudiogramsActivity
-from activities.cleanup import CleanupActivity
-from activities.clips import ClipsActivity
-from activities.download import DownloadActivity
-from activities.expand import ExpandBatchActivity, ReadBatchItemsActivity
-from activities.forward import ForwardPriorityActivity
+from activities import activity_classes
 from activities.metrics import create_zero_series
-from activities.notify import NotifyActivity
-from activities.quotes import QuotesActivity
-from activities.report import RenderNamesActivity, ReportActivity
 from activities.runtime import HEARTBEAT_THROTTLE, StageDeps
-from activities.speakers import SpeakersActivity
-from activities.summary import SummaryActivity
-from activities.transcribe import TranscribeActivity
-from activities.transcribe_chunks import MergeTranscriptActivity, PlanTranscriptionActivity, TranscribeChunkActivity
 from clipper.config import Settings
 from clipper.errors import InvalidRequest
 from clipper.job.stages import ACTIVITY_STAGES, POOLS, pool_queue
@@ -43,24 +31,19 @@ from workflows.media_job import MediaJob
 from workflows.name_speakers import NameSpeakers
 from workflows.provider_breaker import ProviderBreaker
 
-# Every activity class a job runs; which pool runs it is the stage table's business (ACTIVITY_STAGES).
-JOB_ACTIVITIES = (DownloadActivity, TranscribeActivity, PlanTranscriptionActivity, TranscribeChunkActivity,
-                  MergeTranscriptActivity, SpeakersActivity, QuotesActivity, SummaryActivity, ClipsActivity,
-                  AudiogramsActivity, ReportActivity, CleanupActivity, NotifyActivity, RenderNamesActivity)
-BATCH_ACTIVITIES = (ExpandBatchActivity, ReadBatchItemsActivity, ForwardPriorityActivity)
+# Registration follows the stage table: each activity type runs on its stage's pool (ACTIVITY_STAGES), found
+# among the activity classes by its type name. The workflow pool also serves every stage: jobs submitted with
+# CLIPPER_WORKER_POOLS=false schedule their stages on the job's own queue.
+ACTIVITY_TYPES: dict[str, type] = {name: activity_classes()[name] for name in ACTIVITY_STAGES}
+POOL_ACTIVITIES: dict[str, tuple[type, ...]] = {
+    pool: tuple(cls for name, cls in ACTIVITY_TYPES.items() if ACTIVITY_STAGES[name].pool == pool)
+    for pool in POOLS if pool != "workflow"
+}
+STAGE_ACTIVITIES: tuple[type, ...] = tuple(ACTIVITY_TYPES.values())
 
 
 def activity_type(cls: type) -> str:
     return activity._Definition.must_from_callable(cls.run).name
-
-
-POOL_ACTIVITIES: dict[str, tuple[type, ...]] = {
-    pool: tuple(a for a in JOB_ACTIVITIES if ACTIVITY_STAGES[activity_type(a)].pool == pool)
-    for pool in POOLS if pool != "workflow"
-}
-# The workflow pool also serves every stage: jobs submitted with CLIPPER_WORKER_POOLS=false schedule their
-# stages on the job's own queue.
-STAGE_ACTIVITIES = (*BATCH_ACTIVITIES, *JOB_ACTIVITIES)
 
 
 def parse_pools(text: str | None) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from clipper.job.messages import (
 )
 from clipper.job.request import JobResult, MediaInfo, SpeakerNames
 from clipper.job.stages import STAGES, StagePolicy
-from clipper.job.stages import ACTIVITY_STAGES
+from clipper.job.stages import ACTIVITY_STAGES, BATCH
 from clipper.job.status import JobState, JobStatus, StageProgress, StageState
 from clipper.ops.notify import Notification, NotifyResult
 from clipper.store.refs import ArtifactRef
@@ -180,8 +180,9 @@ class StandIns:
         return NotifyResult(event=notification.event)
 
     def activities(self) -> list[Any]:
-        """One stand-in per activity type of the stage table: a new type without one fails here, loudly."""
-        return [getattr(self, name) for name in ACTIVITY_STAGES]
+        """One stand-in per activity type of a job in the stage table (the batch's are not a job's): a new type
+        without one fails here, loudly."""
+        return [getattr(self, name) for name, stage in ACTIVITY_STAGES.items() if stage is not BATCH]
 
 
 def standin_settings(settings, **changes: Any):
