@@ -20,7 +20,7 @@ From the job's event history (the server's clock): the signal's event (`Workflow
 `WorkflowExecutionCancelRequested`) to the last `ActivityTaskCanceled` of the activities running then, the point at
 which the worker reported them stopped (the workflow waits for it: `WAIT_CANCELLATION_COMPLETED`). From the
 worker's log: the same signal to the last `stage.cancelled` of the job (the work thread has ended). A stage that
-finished before the signal reached it is reported as such. Target: ≤ 3 s for every row (issue 13); no test asserts
+finished before the signal reached it is reported as such. Target: ≤ 3 s for every row; no test asserts
 a time, the numbers go to docs/performance.md.
 """
 

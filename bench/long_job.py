@@ -9,9 +9,9 @@ text engine), submits the file and waits for the report. Prints a markdown table
 (wall ÷ audio), each stage's wall time and share of the job (from the job's own status), the worker's peak
 RSS (VmHWM; the worker process only, not the ffmpeg children), and WER against the reference. With
 `--speakers both` (the default) each length runs twice, with speaker labelling and without it
-(CLIPPER_SPEAKERS_ENGINE=off), and the with-speakers row says how much longer the job took (issue 21: ≤ 1.2×).
+(CLIPPER_SPEAKERS_ENGINE=off), and the with-speakers row says how much longer the job took (≤ 1.2×).
 
-Targets on 2 cores (issue 13): 1 h ≤ 180 s (RTF ≤ 0.05), 3 h completes, peak RSS ≤ 1.5 GiB.
+Targets on 2 cores: 1 h ≤ 180 s (RTF ≤ 0.05), 3 h completes, peak RSS ≤ 1.5 GiB.
 """
 
 from __future__ import annotations

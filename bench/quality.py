@@ -1,4 +1,4 @@
-"""Issue 14's quality table: every committed real recording through the offline pipeline's plain functions,
+"""The quality table: every committed real recording through the offline pipeline's plain functions,
 per speech-to-text model — the numbers docs/quality.md records and the defaults it chooses from.
 
 Per recording × model: WER and punctuation marks per 100 words (where reference text exists: the call,

@@ -1,4 +1,4 @@
-"""Quality of the text side (issue 14) on the real recordings: quotes, summary and chapters, offline engine.
+"""Quality of the text side on the real recordings: quotes, summary and chapters, offline engine.
 
 Per recording (the call, each AMI excerpt, their concatenation, allison; each also with its punctuation
 stripped, as tiny.en writes much conversational speech): quotes per minute of speech, quote overlaps, quotes

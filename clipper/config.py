@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     asr_api_base_url: str | None = None
     asr_api_key: SecretStr | None = None
     asr_api_model: str = "whisper-1"
-    # --- ASR model choice (issue 14; clipper/asr/models.py) ---
+    # --- ASR model choice (clipper/asr/models.py) ---
     # tiny.en (English only, fastest) | base (multilingual, more accurate); CLIPPER_ASR_MODEL_PATH wins when set.
     asr_model: str = "tiny.en"
     # Where models shipped in parts (base) are joined once; None = $XDG_CACHE_HOME or ~/.cache, /clipper/models.
@@ -204,7 +204,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None  # signs each POST: X-Clipper-Signature: sha256=<HMAC of the body>
     notify_timeout_s: float = 10.0
 
-    # --- web app and REST API (issue 15; web/, `clipper web`) ---
+    # --- web app and REST API (web/, `clipper web`) ---
     # Bound to loopback by default. On any other address the server refuses to start without CLIPPER_WEB_TOKEN;
     # with a token, submit and every control need `Authorization: Bearer <token>`, and reads too when
     # web_protect_reads. Request bodies over web_max_body_bytes are refused (413).

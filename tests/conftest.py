@@ -15,23 +15,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from temporalio.client import Client  # noqa: E402
 
 from clipper.config import Settings  # noqa: E402
-from clipper.job.stages import STAGES, StagePolicy  # noqa: E402
 from clipper_app.client import ensure_search_attributes  # noqa: E402
 from scripts.devserver import DevServer  # noqa: E402
-from tests.helpers import DATA, REFERENCE, REPEATS, ROOT, SAMPLE, run  # noqa: E402,F401 - shared by the tests
+from tests.helpers import FAST_POLICIES, REPEATS, SAMPLE, run  # noqa: E402
 from tests.helpers.httpserver import serve  # noqa: E402
-
-# Fast retries so failure paths finish in seconds, for every stage of the table; the short transcribe heartbeat
-# timeout makes a killed worker's attempt time out quickly.
-FAST_POLICY = StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=10,
-                          timeout_base_s=60)
-FAST_POLICIES = {
-    **{stage: FAST_POLICY for stage in STAGES},
-    "download": FAST_POLICY.model_copy(update={"max_attempts": 3, "timeout_base_s": 600}),
-    "transcribe": FAST_POLICY.model_copy(update={"heartbeat_timeout_s": 4, "timeout_base_s": 120,
-                                                 "timeout_per_audio_s": 2.0}),
-}
-
+from tests.helpers.reports import REPORTS  # noqa: E402
 
 @pytest.fixture
 def media_server():
@@ -84,17 +72,8 @@ def settings(temporal_server: DevServer, tmp_path: Path) -> Settings:
     )
 
 
-# --- tables that tests measure (crash matrix, load): printed after the run, also without `-s` ---
-
-REPORTS = pytest.StashKey[list]()
-
-
-def add_report(config: pytest.Config, title: str, lines: list[str]) -> None:
-    """Queue a measured table for the terminal summary at the end of the session."""
-    config.stash.setdefault(REPORTS, []).append((title, lines))
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    """The tables tests measured (crash matrix, load; tests.helpers.reports), printed after the run, also without -s."""
     for title, lines in config.stash.get(REPORTS, []):
         terminalreporter.write_sep("-", title)
         for line in lines:

@@ -63,7 +63,7 @@ def floor_ms(seconds: float) -> float:
 
     Times are kept in milliseconds, but audio ends on a sample (1/16 ms at 16 kHz). Rounding an audio's end to
     the nearest millisecond can put it up to half a millisecond past the last sample, and faster-whisper
-    asserts when the windows it is given add up to more than the audio it holds (issue 13). So every end that
+    asserts when the windows it is given add up to more than the audio it holds. So every end that
     is "the end of the audio" — of the file, of a chunk, of the last decoding window — comes from here and
     never leaves the audio; at most 1 ms of a file's very end is not transcribed. The inner round removes
     float noise (1 ns, far below a sample) before flooring, so an end already in milliseconds stays put.

@@ -245,7 +245,7 @@ def _artifact_names(value: Any) -> set[str]:
     return set()
 
 
-# --- imported jobs (issue 16: `clipper import`, clipper_app/client/transfer.py) ---
+# --- imported jobs (`clipper import`, clipper_app/client/transfer.py) ---
 
 from workflows.imported_job import IMPORTED_TYPE  # noqa: E402 - kept with the rest of this block
 

@@ -78,10 +78,11 @@ from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore, Manifest
 from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
-from tests.conftest import REFERENCE, SAMPLE, add_report, run
+from tests.helpers import REFERENCE, SAMPLE, run
 from tests.helpers import httpserver
 from tests.helpers.jobs import assert_manifest_matches, normalise
 from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.reports import add_report
 
 pytestmark = pytest.mark.crash
 

@@ -1,5 +1,5 @@
 """A worker killed in the middle of a write leaves its temp file; a finished or cancelled job's folder still
-holds no temporary file (issue 13, defect 7).
+holds no temporary file.
 
 The first worker is tests/helpers/faulty_worker.py: it writes a temp file in full and kills itself (SIGKILL)
 before renaming it, as kill -9 at that moment would; no `finally` runs. A second, ordinary worker then finishes
@@ -17,7 +17,7 @@ from clipper.job.status import JobState
 from clipper.store.files import is_temp_file, temp_path
 from clipper.store.local import TMP_DIR, ArtifactStore
 from clipper_app.client import ClipperClient, JobCancelled, connect
-from tests.conftest import FAST_POLICY, SAMPLE, run
+from tests.helpers import FAST_POLICY, SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, until
 from tests.helpers.processes import start_worker, worker_running
@@ -48,7 +48,7 @@ def test_a_write_killed_midway_leaves_no_temp_file_in_a_finished_or_cancelled_jo
     async def cancel_once_retried(job_id: str) -> None:
         """Cancel while no worker runs, once the server has retired the dead attempt (heartbeat timeout) and
         holds the next one. (A cancel that reaches the dead attempt first ends as a timeout, which the job takes
-        for a failed stage: a separate defect of the stage runner, reported with issue 13.)"""
+        for a failed stage: a separate defect of the stage runner, reported separately.)"""
         clipper = ClipperClient(await connect(settings), settings)
 
         async def retry_pending() -> bool:
@@ -93,8 +93,8 @@ def test_a_job_that_fails_for_good_leaves_no_temporary_file(settings, media_serv
     """A job abandoned after a stage gave up is finished too: its work in progress and a dead writer's temp files
     are swept (patch `failed-cleanup`), its finished artifacts stay."""
     from clipper_app.client import JobFailed
-    from tests.e2e.test_pipeline_llm import llm_settings
     from tests.helpers.jobs import run_job, wait_for_state
+    from tests.helpers.llmserver import llm_settings
     from tests.helpers.llmserver import error, serve_llm
 
     store = ArtifactStore(settings.storage_dir)

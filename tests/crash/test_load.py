@@ -7,7 +7,7 @@ all jobs complete, none lost, none duplicated, none stuck.
 from __future__ import annotations
 
 from bench.load import run_load
-from tests.conftest import add_report
+from tests.helpers.reports import add_report
 
 
 def test_twenty_concurrent_jobs_on_one_worker(tmp_path, request):

@@ -22,10 +22,10 @@ from clipper.job.stages import STAGES
 from clipper.job.status import JobState
 from clipper.store.local import ArtifactStore
 from clipper_app.client import ClipperClient, connect
-from tests.conftest import add_report
 from tests.helpers.jobs import assert_manifest_matches
 from tests.helpers.processes import kill_worker_once
 from tests.helpers.real import long_real_speech, normalise
+from tests.helpers.reports import add_report
 
 pytestmark = [pytest.mark.long, pytest.mark.crash]
 MINUTES = 20

@@ -54,7 +54,7 @@ from clipper.job.status import JobState
 from clipper.store.local import ArtifactStore
 from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
-from tests.conftest import FAST_POLICIES
+from tests.helpers import FAST_POLICIES
 from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, decoded, until

@@ -17,7 +17,7 @@ import pytest
 from clipper.config import Settings, get_settings
 from clipper_app.client import connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"

@@ -34,7 +34,7 @@ from clipper.store.local import MANIFEST, TMP_DIR, ArtifactStore, Manifest
 from clipper.text.formats import NO_SPEECH
 from clipper_app.client import ClipperClient, JobFailed, connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import REFERENCE, SAMPLE, run
+from tests.helpers import REFERENCE, SAMPLE, run
 from tests.helpers.httpserver import HTML_NO_MEDIA, serve
 from tests.helpers.jobs import normalise, wait_for_state
 from workflows.media_job import MediaJob
@@ -269,7 +269,7 @@ def test_http_403_is_not_retried_but_waits_for_a_manual_retry(settings, server):
 def test_http_500_is_retried_then_waits_for_a_manual_retry(settings, server):
     server.set_status("/flaky.mp3", 500)
     attempts = settings.stage_policies()["download"].max_attempts
-    # The last attempt's message says that it was the last (issue 13: it said "will retry").
+    # The last attempt's message says that it was the last (it said "will retry").
     during = abandon_when_waiting("DownloadFailed", "download", "HTTP 500", f"gave up after {attempts} failed attempts")
     job_id, result = run(run_bad_job(settings, server.url("/flaky.mp3"), during=during))
     assert_failed(result, "DownloadFailed", "the server had a problem (HTTP 500)")

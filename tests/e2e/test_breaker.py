@@ -17,12 +17,12 @@ from clipper_app.client import ClipperClient, connect
 from clipper_app.client.breakers import BreakerClient
 from clipper_app.workers.pools import build_worker
 from scripts.devserver import DevServer, free_port
-from tests.conftest import SAMPLE, run
-from tests.e2e.test_metrics import samples
-from tests.e2e.test_pipeline_llm import llm_settings, model_answers
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
+from tests.helpers.llmserver import llm_settings, model_answers
 from tests.helpers.llmserver import error, serve_llm
 from tests.helpers.processes import cli
+from tests.helpers.prometheus import samples
 from workflows.provider_breaker import breaker_id
 
 COOLDOWN_S = 3.0

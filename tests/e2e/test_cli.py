@@ -24,7 +24,7 @@ from clipper.job.status import JobState
 from clipper_app.client import ClipperClient, connect
 from clipper_app.client.history import AuditEntry, audit_log
 from clipper_app.workers.pools import build_worker
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import wait_for_state
 from tests.helpers.processes import Result, cli

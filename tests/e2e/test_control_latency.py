@@ -1,4 +1,4 @@
-"""`pause --now` and `cancel` reach the running stage at once (issue 13, defect 9), with the real stages.
+"""`pause --now` and `cancel` reach the running stage at once, with the real stages.
 
 A cancellation reaches an activity only in the answer to one of its heartbeats, and the SDK used to hold
 heartbeats back for 0.8 × the heartbeat timeout: 24 s for transcription, 48 s for a download. So these tests run
@@ -17,7 +17,7 @@ from clipper.job.stages import DEFAULT_POLICIES
 from clipper.job.status import JobState, StageState
 from clipper.store.local import ArtifactStore
 from clipper_app.client import JobCancelled
-from tests.conftest import FAST_POLICIES, run
+from tests.helpers import FAST_POLICIES, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import steering, until
 from tests.helpers.real import long_real_speech

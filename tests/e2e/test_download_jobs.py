@@ -16,9 +16,10 @@ import pytest
 from clipper.job.status import JobState, StageState
 from clipper.store.local import ArtifactStore
 from clipper_app.client import JobCancelled, JobFailed
-from tests.conftest import SAMPLE, add_report, run
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import history_json, steering, until
+from tests.helpers.reports import add_report
 
 MEDIA = "/episode.mp3"
 GIVE_UP_S = 60  # how long the misbehaving server keeps it up before hanging up itself

@@ -33,7 +33,7 @@ from clipper.store.local import ArtifactStore
 from clipper_app.client import ClipperClient, JobNotFound, connect, ensure_search_attributes
 from clipper_app.workers.pools import build_worker
 from scripts.devserver import DevServer, temporal_bin
-from tests.conftest import FAST_POLICIES, SAMPLE, run
+from tests.helpers import FAST_POLICIES, SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import run_job, until
 from tests.helpers.processes import cli

@@ -32,7 +32,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from tests.conftest import add_report, run
+from tests.helpers import run
+
+from tests.helpers.reports import add_report
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("activities", "clipper", "clipper_app", "workflows")  # the top-level names a wheel installs; no generic ones

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import urllib.request
@@ -12,22 +11,13 @@ import urllib.request
 from clipper.job.stages import BY_NAME, COMMON_ERRORS, STAGES
 from clipper_app.client import ClipperClient, connect
 from scripts.devserver import free_port
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 from tests.helpers import ROOT
 from tests.helpers.processes import wait_for
+from tests.helpers.prometheus import samples
 
 from activities.metrics import prometheus_runtime
 from clipper_app.workers.pools import build_worker
-
-
-def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    out = []
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(?:{{(.*)}})? ([0-9.eE+-]+)$", line)
-        if m:
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-            out.append((labels, float(m.group(2))))
-    return out
 
 
 def test_metrics_after_a_job(settings, media_server):
@@ -59,7 +49,7 @@ def test_metrics_after_a_job(settings, media_server):
     assert "temporal_activity_execution_latency" in text or "temporal_activity_schedule_to_start_latency" in text
 
 
-# --- issue 13: series at 0 from start-up; the port of a second worker on one host ---
+# --- series at 0 from start-up; the port of a second worker on one host ---
 
 
 def scrape(port: int) -> str:

@@ -41,7 +41,7 @@ from clipper.ops.notify import (
 )
 from clipper_app.client import ClipperClient, JobFailed, connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.webhooks import Receiver
 

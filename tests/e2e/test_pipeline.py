@@ -17,7 +17,7 @@ from clipper.store.local import ArtifactStore
 from clipper.text.formats import parse_srt, parse_vtt
 from clipper_app.client import ClipperClient, JobFailed, connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import REFERENCE, run
+from tests.helpers import REFERENCE, run
 from tests.helpers.jobs import assert_manifest_matches, history_json, normalise, run_job, scheduled_activities
 
 

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
 from clipper_app.client import JobFailed
 
 from clipper.job.outputs import QuoteSet, Transcript
 from clipper.job.request import JobResult
 from clipper.job.status import JobState
 from clipper.store.local import ArtifactStore
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.jobs import history_json, run_job, wait_for_state
-from tests.helpers.llmserver import answer, error, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.llmserver import KEY, error, llm_settings, model_answers, serve_llm
 from tests.helpers.text import assert_verbatim
-
-KEY = "sk-test-planted-4f1d2c9e"
-
-
-def model_answers(request: dict):
-    """Like a model: quote two lines of the excerpt verbatim; summarise citing real segment ids."""
-    lines = excerpt_lines(request)
-    if "quote" in system_prompt(request).lower():
-        return answer({"quotes": [{"text": text, "reason": "memorable"} for _, text in lines[3:5]]})
-    points = [{"text": text, "segments": [sid, sid]} for sid, text in lines[:3]]
-    return answer({"overview": "A talk about durable software.", "key_points": points})
-
-
-def llm_settings(settings, server):
-    return settings.model_copy(update=dict(
-        llm_base_url=server.base_url, llm_api_key=SecretStr(KEY), llm_model="test-model", llm_timeout_s=10))
-
 
 def test_llm_job_survives_429_and_500_then_grounds_quotes(settings, media_server):
     flaky = [error(429, "slow down", "rate_limit_error", headers={"Retry-After": "1"}), error(500, "oops", "server_error")]

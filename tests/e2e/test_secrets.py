@@ -36,7 +36,7 @@ from clipper.job.status import JobState
 from clipper.ops.log import configure_logging
 from clipper.store.configured import open_store
 from clipper_app.client import ClipperClient, connect
-from tests.conftest import FAST_POLICIES, run
+from tests.helpers import FAST_POLICIES, run
 from tests.helpers.jobs import history_json, wait_for_state
 from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
 

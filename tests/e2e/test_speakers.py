@@ -10,7 +10,7 @@ import webvtt
 from clipper.job.outputs import QuoteSet, SpeakerSet, Transcript
 from clipper.job.status import JobState, StageState
 from clipper.store.local import ArtifactStore
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers import conversations
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, steering

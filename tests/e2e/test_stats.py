@@ -10,7 +10,7 @@ import pytest
 
 from clipper.errors import InvalidRequest
 from clipper.ops.stats import JobRecord, StageRecord, compute_stats, parse_duration, percentile
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import run_job
 from tests.helpers.processes import cli
@@ -81,7 +81,7 @@ def test_mixed_window():
 
 
 def test_throughput_is_measured_over_the_span_jobs_ran():
-    """Issue 13: 6 jobs done in the last 15 minutes of a 24 h window were reported as 0.25 jobs/hour."""
+    """6 jobs done in the last 15 minutes of a 24 h window are 24 jobs/hour, not 0.25 (as once reported)."""
     start = UNTIL - timedelta(minutes=15)
     records = [JobRecord(job_id=f"clip-{i}", state="done", started_at=start + timedelta(seconds=150 * i),
                          finished_at=start + timedelta(seconds=150 * (i + 1))) for i in range(6)]

@@ -33,7 +33,7 @@ from clipper.store.files import sha256_file
 from clipper.store.local import ArtifactStore
 from clipper.store.s3 import S3ArtifactStore
 from clipper_app.client import ClipperClient, connect
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.s3 import isolated_aws_env
 
 from clipper_app.web.artifacts import lookup, serve

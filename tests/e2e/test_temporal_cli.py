@@ -15,7 +15,7 @@ import pytest
 from clipper.config import Settings
 from clipper_app.client import connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.processes import temporal
 

@@ -1,4 +1,4 @@
-"""A password in a media URL (`https://user:pass@host/...`) leaks nowhere (issue 13, defect 6).
+"""A password in a media URL (`https://user:pass@host/...`) leaks nowhere.
 
 Such URLs are refused with `CredentialsInUrl`, whose message says what to do and shows the URL as
 `https://***@host/...`: by the client (`ClipperClient.submit`, `clipper submit`, `clipper submit-batch`), and again
@@ -25,7 +25,7 @@ from clipper.errors import CredentialsInUrl
 from clipper.job.status import JobState
 from clipper_app.client import ClipperClient, JobFailed, JobNotFound, connect
 from scripts.devserver import temporal_bin
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers import ROOT
 from tests.helpers.jobs import decoded, wait_for_state
 from tests.helpers.processes import start_worker

@@ -24,7 +24,7 @@ from clipper.job.status import JobState
 from clipper.job.versions import list_versions
 from clipper.store.local import ArtifactStore
 from clipper_app.client import connect
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.jobs import assert_manifest_matches, steering
 from tests.helpers.processes import cli
 from tests.helpers.webserver import web_server

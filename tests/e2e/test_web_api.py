@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from clipper.job.status import JobState, StageState
 from clipper_app.web.security import WebTokenRequired, check_bind
-from tests.conftest import ROOT, run
+from tests.helpers import ROOT, run
 from tests.helpers.standins import StandIns, harness, standin_settings, until
 from tests.helpers.webserver import web_server
 

@@ -17,7 +17,7 @@ from clipper.ops.notify import SIGNATURE_HEADER, verify_signature
 from clipper.store.local import ArtifactStore
 from clipper_app.client import connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.jobs import until
 from tests.helpers.webhooks import Receiver
 from tests.helpers.webserver import raw_get, web_server

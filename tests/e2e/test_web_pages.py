@@ -19,7 +19,7 @@ import pytest
 
 from clipper_app.client import connect
 from clipper_app.workers.pools import build_worker
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
 from tests.helpers.real import REAL

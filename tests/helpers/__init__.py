@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from clipper.job.stages import STAGES, StagePolicy
+
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 DATA = ROOT / "tests" / "data"
 SAMPLE = DATA / "sample.mp3"  # 54 s of synthetic speech, with its reference text
@@ -15,3 +17,15 @@ REPEATS = 4  # the long sample (fixture `long_sample`) is the sample this many t
 
 def run(coro):
     return asyncio.run(coro)
+
+
+# Fast retries so failure paths finish in seconds, for every stage of the table; the short transcribe heartbeat
+# timeout makes a killed worker's attempt time out quickly.
+FAST_POLICY = StagePolicy(initial_interval_s=0.2, max_interval_s=1, max_attempts=4, heartbeat_timeout_s=10,
+                          timeout_base_s=60)
+FAST_POLICIES = {
+    **{stage: FAST_POLICY for stage in STAGES},
+    "download": FAST_POLICY.model_copy(update={"max_attempts": 3, "timeout_base_s": 600}),
+    "transcribe": FAST_POLICY.model_copy(update={"heartbeat_timeout_s": 4, "timeout_base_s": 120,
+                                                 "timeout_per_audio_s": 2.0}),
+}

@@ -8,6 +8,8 @@ request with its Authorization header, and the maximum number of requests in fli
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 import contextlib
 import json
 import re
@@ -196,3 +198,20 @@ def serve_llm(replies: list[Reply] | None = None, handler: Handler | None = None
               models: tuple[str, ...] = ("test-model",)) -> Iterator[LLMServer]:
     with serving(LLMServer(replies, handler, models)) as server:
         yield server
+
+
+KEY = "sk-test-planted-4f1d2c9e"  # the stand-in's API key: a test looks for it where it must never be
+
+
+def model_answers(request: dict):
+    """Like a model: quote two lines of the excerpt verbatim; summarise citing real segment ids."""
+    lines = excerpt_lines(request)
+    if "quote" in system_prompt(request).lower():
+        return answer({"quotes": [{"text": text, "reason": "memorable"} for _, text in lines[3:5]]})
+    points = [{"text": text, "segments": [sid, sid]} for sid, text in lines[:3]]
+    return answer({"overview": "A talk about durable software.", "key_points": points})
+
+
+def llm_settings(settings, server):
+    return settings.model_copy(update=dict(
+        llm_base_url=server.base_url, llm_api_key=SecretStr(KEY), llm_model="test-model", llm_timeout_s=10))

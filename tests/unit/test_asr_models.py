@@ -1,4 +1,4 @@
-"""The offline speech models (issue 14): base joined once from its PyPI parts, model choice per worker and per
+"""The offline speech models: base joined once from its PyPI parts, model choice per worker and per
 job, languages refused at submit and in the stage, detection with a multilingual model — all with the real
 faster-whisper models and real (or committed synthetic) recordings, nothing mocked."""
 
@@ -31,7 +31,7 @@ from clipper.job.request import JobOptions
 from clipper.store.files import sha256_file
 from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers import DATA, ROOT, conversations
 from tests.helpers.real import normalise  # English: a-z, digits
 

@@ -42,9 +42,9 @@ def test_a_short_call_is_one_chapter(work) -> None:
 
 
 @pytest.mark.parametrize("bare", [False, pytest.param(True, marks=pytest.mark.xfail(
-    strict=True, reason="known gap, issue 24: on a fresh install (ctranslate2 4.8.5, numpy 2.4) lexical cohesion "
+    strict=True, reason="known gap (chapters on unpunctuated speech): on a fresh install (ctranslate2 4.8.5, numpy 2.4) lexical cohesion "
     "alone ranks three in-recording gaps above the join of the unpunctuated transcripts (0/236/469/709 s, join at "
-    "317 s); also failing on the commit before issue 21's work"))], ids=["as-transcribed", "unpunctuated"])
+    "317 s); it failed before the neural speaker stage too"))], ids=["as-transcribed", "unpunctuated"])
 def test_topic_change_between_recordings_starts_a_chapter(work, bare) -> None:
     parts = [labelled("allison", work), labelled("concat", work), labelled("allison", work)]
     t, starts = shifted([unpunctuated(p) if bare else p for p in parts])

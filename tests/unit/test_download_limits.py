@@ -30,9 +30,9 @@ from clipper.media.spaces import RETRY_MAX_S, RETRY_MIN_S, is_space_url, not_rea
 from clipper.media.ssrf import MAX_REDIRECTS
 from clipper.media.transfer import SLOW, STALLED, STOPPED, TransferLimits, TransferWatch
 from clipper.media.ytdlp_errors import map_ytdlp_error
-from tests.conftest import add_report
 from tests.helpers import SAMPLE
 from tests.helpers.httpserver import MediaServer, serve
+from tests.helpers.reports import add_report
 
 DATA = SAMPLE.read_bytes()
 MEDIA = "/media/sample.mp3"

@@ -146,7 +146,7 @@ def test_first_error_line_strips_noise() -> None:
 
 def test_a_conversion_stops_when_asked(tmp_path: Path) -> None:
     """Converting hours of audio takes seconds: a cancel (`should_stop`) kills ffmpeg instead of waiting for it,
-    and leaves neither the output nor its temp file (issue 13: control latency)."""
+    and leaves neither the output nor its temp file (control latency)."""
     import subprocess
     import threading
 

@@ -156,7 +156,7 @@ def test_dns_failure_is_retryable() -> None:
     assert info.value.non_retryable is False
 
 
-# --- credentials in URLs (issue 13): refused, and never shown ---
+# --- credentials in URLs: refused, and never shown ---
 
 
 @pytest.mark.parametrize(

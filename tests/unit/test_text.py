@@ -103,7 +103,7 @@ def test_alignment_is_fast_on_a_two_hour_transcript() -> None:
 
 
 def test_dedupe_keeps_the_best_of_overlapping_quotes() -> None:
-    # Issue 14: no two quotes may overlap at all (it was: by more than half), and the same words twice count
+    # No two quotes may overlap at all (it was: by more than half), and the same words twice count
     # as one quote wherever they are.
     a = Quote(rank=0, text="the first thing said here", start=0, end=10, score=90)
     b = Quote(rank=0, text="another thing entirely", start=4, end=12, score=80)  # 6 of its 8 s overlap a
@@ -170,7 +170,7 @@ def test_engine_choice() -> None:
         get_text_engine(Settings(), "llm")  # no key, no model
 
 
-# --- real recordings (issue 14): quotes and summaries that don't depend on punctuation ---
+# --- real recordings: quotes and summaries that don't depend on punctuation ---
 
 
 

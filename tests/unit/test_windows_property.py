@@ -1,6 +1,6 @@
 """Property tests: chunk spans and decoding windows never leave the audio, on any length and source rate.
 
-Issue 13, defect 1: the last chunk's speech windows ended past the audio's end (its length rounded *up* to the
+The last chunk's speech windows ended past the audio's end (its length rounded *up* to the
 next millisecond) and faster-whisper's batched pipeline failed with `AssertionError: non-negative timestamp
 expected` on about half of all media longer than one chunk. Audio here is built as the product gets it: a
 source at 8, 16, 22.05, 44.1 or 48 kHz (real speech from the committed sample, exact digital silence, room
@@ -139,7 +139,7 @@ def check_windows(samples: np.ndarray) -> list[tuple[float, float]]:
 @settings(max_examples=300, **COMMON)
 @given(seconds=st.floats(0.0, 95.0) | st.floats(29.0, 31.0), remainder=st.integers(0, 15),
        offset=st.floats(0.0, 1.0), zeros=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 40)), max_size=3))
-@example(seconds=35.989, remainder=9, offset=0.0, zeros=[])  # issue 13's reproduction: its last chunk, 575833 samples
+@example(seconds=35.989, remainder=9, offset=0.0, zeros=[])  # the reproduction that found it: its last chunk, 575833 samples
 def test_windows_never_leave_the_audio(seconds, remainder, offset, zeros):
     """Many lengths of real speech (any number of 16 kHz samples: `remainder` of them past a whole millisecond)
     with stretches of exact digital silence."""

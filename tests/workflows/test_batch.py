@@ -22,7 +22,7 @@ from clipper.media.playlist import parse_url_list
 from clipper_app.client import ClipperClient, JobCancelled, connect
 from clipper_app.client.batches import read_url_file, source_or_file
 from clipper_app.workers.pools import build_worker
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
 from workflows.batch_job import BatchJob

@@ -17,7 +17,7 @@ from clipper.job.status import JobState
 from clipper.store.files import sha256_file
 from clipper.store.local import ArtifactStore
 from clipper_app.client import connect
-from tests.conftest import REFERENCE, run
+from tests.helpers import REFERENCE, run
 from tests.helpers import REPEATS
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, normalise, run_job
@@ -178,7 +178,7 @@ async def completed_outputs(settings, job_id: str, activity_type: str) -> list[d
 
 def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
     """218 s at 180 s chunks: longer than one chunk length, so two chunks side by side. While they run, the
-    job's status shows the stage's progress from their heartbeats, with an attempt and an ETA (issue 13)."""
+    job's status shows the stage's progress from their heartbeats, with an attempt and an ETA."""
     from tests.helpers.jobs import until
 
     # Batched decoding yields a batch's segments together: one window a batch, so a ~109 s chunk (4-6 windows)

@@ -15,7 +15,7 @@ from clipper.job.status import JobState, StageState
 from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore
 from clipper_app.client import JobCancelled, JobFailed
-from tests.conftest import run
+from tests.helpers import run
 
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, scheduled_activities, wait_for_state

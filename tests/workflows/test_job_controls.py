@@ -10,7 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from clipper.errors import InvalidRequest
 from clipper.job.status import JobState, StageState
 from clipper_app.client import JobCancelled, JobFailed
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.standins import (
     PIPELINE, StandIns, fail, harness, outcome, run_job, scheduled, status_when, until, wait_for_retry,
 )

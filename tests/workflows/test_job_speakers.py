@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from clipper.job.status import JobState
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.processes import temporal
 from tests.helpers.standins import StandIns, harness, outcome, until
 from workflows.media_job import MediaJob

@@ -7,7 +7,7 @@ import pytest
 
 from clipper.job.status import JobState, StageProgress, StageState
 from clipper_app.client import JobCancelled, JobFailed
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.standins import StandIns, fail, harness, outcome, run_job, scheduled, status_when, until
 from workflows.chunked_transcription import MAX_PARALLEL_CHUNKS
 from workflows.media_job import MAX_REBUILDS
@@ -124,7 +124,7 @@ def test_abandon_a_failed_chunk_after_later_chunks_started(settings):
 
 
 def test_status_adds_the_running_chunks_progress_and_attempt_to_the_stage(settings):
-    """Issue 13, defect 2: while chunks run, `status` (CLI status/watch) showed transcribe at 0 % with no attempt,
+    """While chunks run, `status` used to show (CLI status/watch) transcribe at 0 % with no attempt,
     because only an activity named like its stage was folded in. Now the plan, every chunk and the merge count
     for `transcribe`: finished chunks whole, running ones by their heartbeat; the attempt is the highest any of
     them is on; the ETA follows."""

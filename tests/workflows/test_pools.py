@@ -16,7 +16,7 @@ from clipper.llm.client import LLMEngine
 from clipper.llm.throttle import RequestThrottle, provider_of, throttle_for
 from clipper.text.chunking import chunk_transcript
 from clipper_app.client import ClipperClient, connect
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.jobs import until
 from tests.helpers.llmserver import answer, serve_llm
 

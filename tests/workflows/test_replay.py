@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.conftest import run
+from tests.helpers import run
 from workflows.batch_job import BatchJob
 from workflows.imported_job import ImportedJob
 from workflows.media_job import AUDIOGRAMS, FAILED_CLEANUP, SPEAKERS, MediaJob

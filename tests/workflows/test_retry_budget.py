@@ -1,4 +1,4 @@
-"""Two retry budgets (issue 13, defect 3): attempts that end in an error are limited by the stage's `max_attempts`;
+"""Two retry budgets: attempts that end in an error are limited by the stage's `max_attempts`;
 attempts whose worker was lost (a heartbeat timeout) get `lost_worker_attempts` more on top.
 
 MediaJob on the real dev server with stand-ins (tests/helpers/standins.py), except for the stage under test: its
@@ -21,7 +21,7 @@ from clipper.job.stages import StagePolicy
 from clipper.job.stages import STAGES
 from clipper.job.status import JobState, StageState
 from clipper.store.local import ArtifactStore
-from tests.conftest import run
+from tests.helpers import run
 from tests.helpers.standins import POLICY, StandIns, harness, status_when, until
 
 LOST_FOR_GOOD_S = 3600.0  # a lost worker's attempt never ends by itself; the worker's shutdown cancels it
