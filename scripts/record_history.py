@@ -3,14 +3,14 @@
     python -m scripts.record_history NAME [--url URL] [--steer] [--chunk-s S] [--batch N]
 
 Runs the bundled sample (or a URL that fails) through a throw-away dev server and an in-process worker.
-The 1.0 baseline (docs/versioning.md) was recorded with:
+The 1.0 baseline (docs/versions.md) was recorded with:
 
     python -m scripts.record_history 1.0-media-chunked-done --chunk-s 20
     python -m scripts.record_history 1.0-media-steered-done --steer
     python -m scripts.record_history 1.0-media-failed --url https://10.0.0.1/episode.mp3
     python -m scripts.record_history 1.0-batch-done --batch 3
 
-Since then (each with its patch, docs/versioning.md):
+Since then (each with its patch, docs/versions.md):
 
     python -m scripts.record_history 1.1-speakers-chunked-done --chunk-s 20   # patch speakers-stage
     python -m scripts.record_history 1.1-speakers-steered-done --steer        # ... and name_speakers
@@ -20,7 +20,7 @@ Since then (each with its patch, docs/versioning.md):
     python -m scripts.record_history 1.4-media-failed-cleaned --url https://10.0.0.1/episode.mp3  # failed-cleanup
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
-break jobs in flight. Each change records one more (see docs/versioning.md).
+break jobs in flight. Each change records one more (see docs/versions.md).
 """
 
 from __future__ import annotations

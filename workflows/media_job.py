@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.stage_runner import StageFailed, StageRunner
 
 MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that produced it
-# Patches since the 1.0 baseline (docs/versioning.md): each a `workflow.patched()` branch until deprecated.
+# Patches since the 1.0 baseline (docs/versions.md): each a `workflow.patched()` branch until deprecated.
 SPEAKERS = "speakers-stage"  # the `speakers` stage after `transcribe`; speech-to-text then writes `asr.*`
 AUDIOGRAMS = "audiograms-stage"  # the `audiograms` stage after `clips`
 FAILED_CLEANUP = "failed-cleanup"  # a job that fails for good sweeps its scratch files, as a cancelled one does

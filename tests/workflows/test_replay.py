@@ -2,7 +2,7 @@
 
 tests/histories/ holds the 1.0 baseline — one history per kind of job (a MediaJob cut in chunks, one steered
 through pause/priority/retry, one that failed, a BatchJob) — and one more per workflow change after it, each
-recorded with `python -m scripts.record_history NAME`. docs/versioning.md has the rule: `workflow.patched()`
+recorded with `python -m scripts.record_history NAME`. docs/versions.md has the rule: `workflow.patched()`
 → `workflow.deprecate_patch()` → removal, with a history recorded at each step.
 """
 

@@ -1,0 +1,75 @@
+"""The structure a newcomer relies on: arrows that point one way, a stage declared once, small modules."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from activities import activity_classes
+from clipper.job.stages import ACTIVITY_STAGES, PIPELINE, STAGES
+from tests.helpers import ROOT
+from tests.helpers.imports import PACKAGES, cycles, graph, modules, reachable, third_party
+
+EDGES = graph()
+MAX_LINES = 400
+
+
+def test_no_import_cycles_not_even_through_deferred_imports():
+    assert cycles(EDGES) == []
+
+
+def test_the_domain_knows_nothing_of_temporal_or_the_layers_above_it():
+    for name, path in modules().items():
+        if name == "clipper" or name.startswith("clipper."):
+            assert "temporalio" not in third_party(path), name
+            above = {d for d in EDGES[name] if d.split(".")[0] in ("clipper_app", "workflows", "activities")}
+            assert not above, f"{name} imports {above}"
+
+
+def test_the_client_loads_no_activity_module():
+    loaded = reachable(EDGES, "clipper_app.client")
+    assert not {m for m in loaded if m.split(".")[0] == "activities"}
+
+
+def test_workflows_import_no_activity_module():
+    for name in EDGES:
+        if name.startswith("workflows"):
+            assert not {d for d in EDGES[name] if d.startswith("activities")}, name
+
+
+def test_every_activity_type_of_the_stage_table_has_one_class_and_every_class_a_row():
+    assert set(activity_classes()) == set(ACTIVITY_STAGES)
+
+
+def test_modules_stay_small():
+    big = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not big, f"split these modules (over {MAX_LINES} lines): {big}"
+
+
+def test_the_wheel_installs_only_distinct_top_level_names():
+    text = (ROOT / "pyproject.toml").read_text()
+    listed = re.search(r"\[tool\.setuptools\.packages\.find\]\ninclude = \[(.*?)\]", text, re.S).group(1)
+    tops = {name.split(".")[0] for name in re.findall(r'"([^"]+)"', listed)}
+    assert tops == set(PACKAGES)
+
+
+@pytest.mark.parametrize("folder", [*PACKAGES, "tests", "bench", "scripts", "worker.py", "starter.py"])
+def test_code_carries_no_issue_tracker_markers(folder):
+    paths = [ROOT / folder] if folder.endswith(".py") else (ROOT / folder).rglob("*.py")
+    marked = [f"{p.relative_to(ROOT)}:{i}" for p in paths for i, line in enumerate(p.read_text().splitlines(), 1)
+              if re.search(r"\bissue \d+\b", line, re.I)]
+    assert not marked, marked
+
+
+def test_tests_import_helpers_never_other_test_modules():
+    for path in (ROOT / "tests").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*from tests\.(conftest|unit|e2e|workflows|crash)\b", text, re.M), path
+
+
+def test_the_architecture_page_lists_the_stages_of_the_table_in_order():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    section = page.split("\n## Stages", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\|\s*`([a-z_]+)`\s*\|", section, re.M)
+    assert rows == list(STAGES) == [s.name for s in PIPELINE]
