@@ -78,7 +78,7 @@ from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore, Manifest
 from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
-from tests.helpers import REFERENCE, SAMPLE, run
+from tests.helpers import PIPELINE, REFERENCE, SAMPLE, run, through
 from tests.helpers import httpserver
 from tests.helpers.jobs import assert_manifest_matches, normalise
 from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
@@ -87,9 +87,8 @@ from tests.helpers.reports import add_report
 pytestmark = pytest.mark.crash
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms")
+STAGES = tuple(through(PIPELINE[-2]))  # every stage but the report is killed in
 MODES = ("worker", "server", "both")
-PIPELINE = ["download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"]
 SEARCH_ATTRIBUTES = {"ClipperState", "ClipperStage", "ClipperPriority", "ClipperProgress", "ClipperSource"}
 HEARTBEAT_S = 3  # how fast the server notices a dead worker's attempt
 LLM_DELAY_S = 2.0

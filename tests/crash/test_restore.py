@@ -54,7 +54,7 @@ from clipper.job.status import JobState
 from clipper.store.local import ArtifactStore
 from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from scripts.devserver import DevServer
-from tests.helpers import FAST_POLICIES
+from tests.helpers import FAST_POLICIES, PIPELINE
 from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, decoded, until
@@ -64,7 +64,6 @@ from workflows.search_attributes import CLIPPER_STATE
 pytestmark = pytest.mark.crash
 
 CHUNK_S = 60.0  # the long sample (~216 s) in 4 chunks: some finish before the kill, some after
-PIPELINE = ["download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"]
 # Beside the db file: a hot journal after a crash (the dev server uses rollback-journal mode), or in WAL mode the
 # write-ahead log (committed transactions) and its index. docs/backup.md, "The dev server (SQLite)".
 SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")

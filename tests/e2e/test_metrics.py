@@ -11,7 +11,7 @@ import urllib.request
 from clipper.job.stages import BY_NAME, COMMON_ERRORS, STAGES
 from clipper_app.client import ClipperClient, connect
 from scripts.devserver import free_port
-from tests.helpers import SAMPLE, run
+from tests.helpers import PIPELINE, SAMPLE, run
 from tests.helpers import ROOT
 from tests.helpers.processes import wait_for
 from tests.helpers.prometheus import samples
@@ -34,7 +34,7 @@ def test_metrics_after_a_job(settings, media_server):
     text = run(body())
     counts = {labels["stage"]: value for labels, value in samples(text, "clipper_stage_duration_seconds_count")
               if labels.get("outcome") == "ok"}
-    assert set(counts) == {"download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"}
+    assert set(counts) == set(PIPELINE)
     sums = {labels["stage"]: value for labels, value in samples(text, "clipper_stage_duration_seconds_sum")}
     assert 1 < sums["transcribe"] < 120 and sums["transcribe"] > sums["report"]
     audio = sum(v for _, v in samples(text, "clipper_audio_seconds_total"))

@@ -10,7 +10,7 @@ import pytest
 
 from clipper.errors import InvalidRequest
 from clipper.ops.stats import JobRecord, StageRecord, compute_stats, parse_duration, percentile
-from tests.helpers import SAMPLE, run
+from tests.helpers import PIPELINE, SAMPLE, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import run_job
 from tests.helpers.processes import cli
@@ -63,7 +63,7 @@ def test_mixed_window():
     assert stats.failures_by_stage == {"download": 2, "quotes": 1}
     assert stats.retried_jobs == 6  # 3 done jobs retried download, and the 3 failures' stages
     stages = {s.name: s for s in stats.stages}
-    assert list(stages) == ["download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"]
+    assert list(stages) == PIPELINE
     assert stages["transcribe"].share == 0.78 and stages["transcribe"].measured == 8
     assert stages["transcribe"].mean_s == stages["transcribe"].p50_s == stages["transcribe"].p95_s == 78.0
     assert (stages["download"].runs, stages["download"].measured) == (10, 8)
@@ -155,7 +155,7 @@ def test_cli_stats_after_real_jobs(settings):
     assert stats["failure_rate"] == 0.5
     assert stats["failures_by_type"] == {"MediaNotFound": 1} and stats["failures_by_stage"] == {"download": 1}
     stages = {s["name"]: s for s in stats["stages"]}
-    assert set(stages) == {"download", "transcribe", "speakers", "quotes", "summary", "clips", "audiograms", "report"}
+    assert set(stages) == set(PIPELINE)
     assert all(s["measured"] == 1 and s["mean_s"] > 0 for name, s in stages.items() if name != "download")
     assert stages["download"]["runs"] == 2 and stages["download"]["measured"] == 1
     assert sum(s["share"] for s in stages.values()) == pytest.approx(1.0, abs=0.01)

@@ -29,3 +29,18 @@ FAST_POLICIES = {
     "transcribe": FAST_POLICY.model_copy(update={"heartbeat_timeout_s": 4, "timeout_base_s": 120,
                                                  "timeout_per_audio_s": 2.0}),
 }
+
+
+# The pipeline's stages in order, from the stage table: tests build their expected sequences from these, so a
+# new stage changes no test's list.
+PIPELINE = list(STAGES)
+
+
+def through(stage: str) -> list[str]:
+    """The stages from the first up to and including `stage`."""
+    return PIPELINE[: PIPELINE.index(stage) + 1]
+
+
+def after(stage: str) -> list[str]:
+    """The stages after `stage`, in order."""
+    return PIPELINE[PIPELINE.index(stage) + 1:]

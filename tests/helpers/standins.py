@@ -22,8 +22,7 @@ from clipper.job.messages import (
     SummaryOutput, TextStageInput, TranscribeInput, TranscribeOutput,
 )
 from clipper.job.request import JobResult, MediaInfo, SpeakerNames
-from clipper.job.stages import STAGES, StagePolicy
-from clipper.job.stages import ACTIVITY_STAGES, BATCH
+from clipper.job.stages import ACTIVITY_STAGES, BATCH, STAGES, StagePolicy
 from clipper.job.status import JobState, JobStatus, StageProgress, StageState
 from clipper.ops.notify import Notification, NotifyResult
 from clipper.store.refs import ArtifactRef
@@ -32,7 +31,6 @@ from clipper_app.workers.retry_budget import RetryBudgetInterceptor
 from tests.helpers.jobs import until  # noqa: F401 - the tests poll with it too
 from workflows.media_job import MediaJob
 
-PIPELINE = list(STAGES)  # download, transcribe, speakers, quotes, summary, clips, audiograms, report: one each
 # Tighter than FAST_POLICIES: quick retries, and a heartbeat timeout that never fires on a heartbeating stand-in.
 POLICY = StagePolicy(initial_interval_s=0.1, max_interval_s=0.2, max_attempts=2, heartbeat_timeout_s=2,
                      timeout_base_s=30)
