@@ -73,3 +73,31 @@ def test_the_architecture_page_lists_the_stages_of_the_table_in_order():
     section = page.split("\n## Stages", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\|\s*`([a-z_]+)`\s*\|", section, re.M)
     assert rows == list(STAGES) == [s.name for s in PIPELINE]
+
+
+def readme_layout() -> set[str]:
+    """The paths the README's layout sketch names (`clipper/` + `  job/` = clipper/job)."""
+    text = (ROOT / "README.md").read_text().split("\n## How it works", 1)[1]
+    block = text.split("```text\n", 1)[1].split("```", 1)[0]
+    paths, parent = set(), ""
+    for line in block.splitlines():
+        match = re.match(r"^( *)(\S+)", line)
+        if not match or len(match.group(1)) > 2 or not re.fullmatch(r"[\w.]+/?", match.group(2)):
+            continue  # a continuation line of a description
+        name = match.group(2).rstrip("/")
+        if match.group(1):
+            paths.add(f"{parent}/{name}")
+        else:
+            parent = name
+            paths.add(name)
+    return paths
+
+
+def test_the_readme_layout_matches_the_tree():
+    sketch = readme_layout()
+    assert all((ROOT / p).exists() for p in sketch), sorted(p for p in sketch if not (ROOT / p).exists())
+    tops = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".py")
+            and p.name not in {"storage", "build", "dist"} and not p.name.endswith(".egg-info")}
+    packages = {f"{top}/{p.name}" for top in ("clipper", "clipper_app") for p in (ROOT / top).iterdir()
+                if p.is_dir() and any(p.glob("*.py"))}
+    assert tops | packages <= sketch, sorted((tops | packages) - sketch)
