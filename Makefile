@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test browser worker server stop clean
+.PHONY: venv demo check test browser worker server stop clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml clipper/speakers/models.py
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml clipper/speakers/models.py
 
 demo: venv
 	$(PY) -m scripts.demo
+
+# The fast tier (under a minute): unit tests, the workflows' decisions against stand-in activities, the REST API.
+check: venv
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not crash and not long" tests/unit tests/workflows tests/e2e/test_web_api.py
 
 test: venv browser
 	$(PY) -m pytest -q -p no:cacheprovider

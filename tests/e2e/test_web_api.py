@@ -43,6 +43,7 @@ async def state_is(http: httpx.AsyncClient, job: str, state: JobState, stage_don
     return await until(probe, what=f"{job} to be {state.value}", timeout=20)
 
 
+@pytest.mark.slow
 def test_every_job_control_over_http(settings):
     """submit (and the same media again), status, list, pause, pause now, priority, resume, retry and abandon
     refused while running (409), cancel, then controls on the ended job (409) and unknown ids (404)."""
@@ -172,6 +173,7 @@ def test_bad_input_is_422_and_oversized_is_413(settings):
     run(body())
 
 
+@pytest.mark.slow
 def test_token_guards_writes_and_optionally_reads(settings):
     """No token: only loopback binds (the CLI refuses 0.0.0.0 with a typed one-line error). With a token, writes
     need it (401 missing or wrong, never echoed); reads too with CLIPPER_WEB_PROTECT_READS."""
@@ -225,6 +227,7 @@ EXPECTED_ROUTES = {
 }
 
 
+@pytest.mark.slow
 def test_openapi_document_is_valid_and_complete(settings):
     async def body():
         with web_server(settings) as base:

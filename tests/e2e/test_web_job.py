@@ -5,6 +5,7 @@ Real worker (yt-dlp over HTTP, ffmpeg, Whisper tiny.en), real dev server, real u
 
 from __future__ import annotations
 
+import pytest
 
 import json
 import shutil
@@ -25,6 +26,7 @@ from tests.helpers.webserver import raw_get, web_server
 SECRET = "whsec-web-planted-Lm4"
 
 
+@pytest.mark.slow
 def test_a_job_end_to_end_over_http(settings, media_server, tmp_path):
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
@@ -114,6 +116,7 @@ def test_a_job_end_to_end_over_http(settings, media_server, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_a_batch_over_http(settings, media_server):
     """The batch routes with a real worker: submit a list of URLs, pause, re-prioritise, resume, list, follow it
     to the end, read its item list as an artifact; a control on the ended batch is 409."""

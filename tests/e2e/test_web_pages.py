@@ -43,6 +43,7 @@ async def seen_state(page, state: str) -> None:
                                  timeout=20_000)
 
 
+@pytest.mark.slow
 def test_the_pages_in_a_real_browser(settings, tmp_path, monkeypatch):
     from playwright.async_api import async_playwright
 
@@ -192,6 +193,7 @@ async def scenario(page, http, base, url, held, other, shots, dialogs):
     assert await page.locator("img").count() == 0 and not dialogs
 
 
+@pytest.mark.slow
 def test_a_protected_server_asks_for_its_token_and_the_batch_form(settings):
     """With CLIPPER_WEB_TOKEN set, the page asks for the token at the first write, asks again once after a 401,
     keeps it for the session (no cookie is set), and both forms submit with it: a job and a batch of two."""
@@ -245,6 +247,7 @@ def test_a_protected_server_asks_for_its_token_and_the_batch_form(settings):
     assert refused.status_code == 401  # the API itself still refuses a write without the token
 
 
+@pytest.mark.slow
 def test_retry_with_changed_options_from_the_job_page(settings):
     """A job whose quotes stage gave up waits for a decision; the page's retry form sends the changed option and
     the job goes on with it."""

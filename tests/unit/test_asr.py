@@ -93,6 +93,7 @@ def full_run(local_engine, sample_wav) -> tuple[list[Segment], float]:
 # --- audio helpers ---
 
 
+@pytest.mark.slow
 def test_decode_wav16k_reads_from_offset(sample_wav):
     whole = decode_wav16k(sample_wav)
     tail = decode_wav16k(sample_wav, 10.0)
@@ -106,6 +107,7 @@ def test_decode_wav16k_reads_from_offset(sample_wav):
 # --- local engine ---
 
 
+@pytest.mark.slow
 def test_local_engine_accuracy(full_run):
     segments, elapsed = full_run
     text = " ".join(s.text for s in segments)
@@ -114,6 +116,7 @@ def test_local_engine_accuracy(full_run):
     assert score <= MAX_WER, text
 
 
+@pytest.mark.slow
 def test_local_engine_times_are_absolute_and_ordered(full_run, sample_wav):
     segments, _ = full_run
     duration = wav_duration(sample_wav)
@@ -136,6 +139,7 @@ def test_local_engine_times_are_absolute_and_ordered(full_run, sample_wav):
             assert w.start == round(w.start, 3)
 
 
+@pytest.mark.slow
 def test_local_engine_offsets_times_when_starting_late(local_engine, sample_wav, full_run):
     segments, _ = full_run
     start = segments[-3].end
@@ -150,6 +154,7 @@ def test_local_engine_offsets_times_when_starting_late(local_engine, sample_wav,
 # --- resumable driver ---
 
 
+@pytest.mark.slow
 def test_resume_skips_saved_segments(local_engine, sample_wav, full_run, tmp_path):
     segments, _ = full_run
     partial = JsonlLog(tmp_path / "partial.jsonl")
@@ -181,6 +186,7 @@ def test_resume_skips_saved_segments(local_engine, sample_wav, full_run, tmp_pat
     assert [p[0] for p in progress[1:]] == [s.end for s in new]
 
 
+@pytest.mark.slow
 def test_should_stop_keeps_what_was_produced(local_engine, sample_wav, full_run, tmp_path):
     segments, _ = full_run
     partial = JsonlLog(tmp_path / "partial.jsonl")
@@ -194,6 +200,7 @@ def test_should_stop_keeps_what_was_produced(local_engine, sample_wav, full_run,
     assert [s.id for s in saved] == [0, 1]
 
 
+@pytest.mark.slow
 def test_no_engine_run_on_a_tiny_tail(sample_wav, tmp_path):
     class MustNotRun:
         name, model = "must-not-run", None
@@ -209,6 +216,7 @@ def test_no_engine_run_on_a_tiny_tail(sample_wav, tmp_path):
     assert [s.text for s in transcript.segments] == ["everything"]
 
 
+@pytest.mark.slow
 def test_torn_partial_line_is_dropped_and_repaired(sample_wav, tmp_path):
     partial = JsonlLog(tmp_path / "partial.jsonl")
     partial.append(Segment(id=7, start=0.0, end=4.0, text="one").model_dump())
@@ -372,6 +380,7 @@ def openai_engine(server: FakeTranscriptionServer, mode: str = "ok"):
     return get_engine(settings(asr_api_base_url=server.url(mode), asr_api_key=PLANTED_KEY), "openai")
 
 
+@pytest.mark.slow
 def test_openai_engine_transcribes(api_server, sample_wav):
     engine = openai_engine(api_server)
     segments = list(engine.transcribe(sample_wav, language="en"))
@@ -390,6 +399,7 @@ def test_openai_engine_transcribes(api_server, sample_wav):
     assert engine.detected_language == "english"
 
 
+@pytest.mark.slow
 def test_openai_engine_resume_uploads_only_the_rest(api_server, sample_wav, tmp_path):
     engine = openai_engine(api_server)
     partial = JsonlLog(tmp_path / "partial.jsonl")
@@ -408,6 +418,7 @@ def test_openai_engine_resume_uploads_only_the_rest(api_server, sample_wav, tmp_
     assert transcript.engine == "openai" and transcript.model == "whisper-1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("status", "error", "hint"),
     [
@@ -431,6 +442,7 @@ def test_openai_engine_errors(api_server, sample_wav, status, error, hint):
     assert len(api_server.requests) == before + 1, "the SDK must not retry on its own"
 
 
+@pytest.mark.slow
 def test_openai_engine_unreachable(sample_wav):
     engine = get_engine(settings(asr_api_base_url="http://127.0.0.1:9/v1", asr_api_key=PLANTED_KEY), "openai")
     with pytest.raises(TranscriptionFailed) as info:
@@ -438,6 +450,7 @@ def test_openai_engine_unreachable(sample_wav):
     assert PLANTED_KEY not in info.value.message
 
 
+@pytest.mark.slow
 def test_cut_wav(sample_wav, tmp_path):
     out = tmp_path / "rest.wav"
     length = cut_wav(sample_wav, out, 50.0)

@@ -86,6 +86,7 @@ def call_wav(tmp_path_factory) -> Path:
 # --- joining base once ---
 
 
+@pytest.mark.slow
 def test_base_is_joined_once_and_a_damaged_cache_is_rebuilt(tmp_path):
     folder = model_path("base", settings(asr_model_cache_dir=tmp_path))
     weights = folder / "model.bin"
@@ -112,6 +113,7 @@ def test_base_is_joined_once_and_a_damaged_cache_is_rebuilt(tmp_path):
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_two_processes_joining_at_once_build_it_once(tmp_path):
     code = ("from clipper.config import Settings; from clipper.asr.models import model_path; "
             f"print(model_path('base', Settings(asr_model_cache_dir={str(tmp_path)!r})))")
@@ -171,6 +173,7 @@ def test_languages(cache):
 # --- base on real speech, detection ---
 
 
+@pytest.mark.slow
 def test_base_transcribes_the_real_call(cache, call_wav, tmp_path):
     s = settings(asr_model="base", asr_model_cache_dir=cache)
     engine = get_engine(s, "local")
@@ -187,6 +190,7 @@ def stage_deps(tmp_path: Path, **overrides) -> tuple[StageDeps, ArtifactStore]:
     return StageDeps(settings=settings(tmp_path / "storage", **overrides), store=store), store
 
 
+@pytest.mark.slow
 def test_the_stage_detects_german_and_refuses_it_with_tiny_en(cache, german_wav, tmp_path):
     deps, store = stage_deps(tmp_path, asr_model_cache_dir=cache)  # the worker runs tiny.en
     audio = store.put_bytes("job-de", "audio.wav", german_wav.read_bytes(), "download")
@@ -209,6 +213,7 @@ def test_the_stage_detects_german_and_refuses_it_with_tiny_en(cache, german_wav,
     assert wer <= 0.5, (wer, transcript.text)  # German words, not an English translation
 
 
+@pytest.mark.slow
 def test_chunks_of_one_job_agree_on_the_detected_language(cache, german_wav, tmp_path):
     deps, store = stage_deps(tmp_path, asr_model="base", asr_model_cache_dir=cache)
     audio = store.put_bytes("job-ch", "audio.wav", german_wav.read_bytes(), "download")

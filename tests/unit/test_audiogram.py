@@ -73,6 +73,7 @@ def _lit(frame: bytes, width: int, rows: range) -> float:
     return sum(1 for px in band if px > BACKGROUND_GRAY) / len(band)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("aspect", ["1:1", "9:16"])
 def test_audiogram_is_a_postable_video_of_the_quote(wav, transcript, tmp_path, aspect):
     quote, words = _quote(transcript, 1, 14.0, 21.6)
@@ -103,6 +104,7 @@ def test_audiogram_is_a_postable_video_of_the_quote(wav, transcript, tmp_path, a
     assert _lit(frame, layout.width, top) > 0.005, "no title drawn"
 
 
+@pytest.mark.slow
 def test_captions_time_every_word_of_the_quote_in_order(transcript):
     quote, words = _quote(transcript, 1, 6.0, 21.6)
     used = quote_words(quote, [w for s in transcript.segments for w in s.words])  # picked from all the words
@@ -139,6 +141,7 @@ def test_caption_text_cannot_inject_ass_commands():
     assert "\\pos" not in body and "\\N" not in body and "\\an1" not in body
 
 
+@pytest.mark.slow
 def test_a_stop_kills_the_encode_and_leaves_nothing(wav, transcript, tmp_path):
     quote, words = _quote(transcript, 1, 6.0, 29.0)
     with pytest.raises(StopRequested):
@@ -160,6 +163,7 @@ def _job(store: ArtifactStore, job: str, wav: Path, transcript: Transcript, titl
                                                            duration_s=30.0), "download"))
 
 
+@pytest.mark.slow
 def test_the_stage_makes_the_top_quotes_and_reuses_finished_videos(wav, transcript, tmp_path):
     store = ArtifactStore(tmp_path / "storage")
     settings = Settings(storage_dir=tmp_path / "storage", audiograms_top=2, audiograms_aspects="1:1")
@@ -189,6 +193,7 @@ def test_the_stage_makes_the_top_quotes_and_reuses_finished_videos(wav, transcri
     assert all(new.created_at > old.created_at for new, old in zip(third.files, out.files))
 
 
+@pytest.mark.slow
 def test_the_stage_turned_off_writes_an_empty_index(wav, transcript, tmp_path):
     store = ArtifactStore(tmp_path / "storage")
     settings = Settings(storage_dir=tmp_path / "storage", audiograms_enabled=False)

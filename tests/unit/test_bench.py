@@ -6,6 +6,7 @@ the speech model and minutes of audio, so only its table is checked here, on mad
 
 from __future__ import annotations
 
+import pytest
 from bench.overhead import TOTAL, run_overhead
 from bench.resume_cost import Case, Progress, table
 from bench.throughput import MARKS, run_throughput
@@ -23,6 +24,7 @@ def assert_markdown_table(lines: list[str], rows: int) -> None:
     assert set(lines[1]) <= set("|-:")
 
 
+@pytest.mark.slow
 def test_throughput_samples_worker_rss(tmp_path):
     result = run_throughput(3, workdir=tmp_path, quiet=True)
     assert result.load.problems() == []
@@ -32,6 +34,7 @@ def test_throughput_samples_worker_rss(tmp_path):
     assert f"RSS @{MARKS[-1]}% MiB" in result.table()[0]
 
 
+@pytest.mark.slow
 def test_overhead_times_every_stage_both_ways(tmp_path):
     result = run_overhead(runs=1, warmup=0, workdir=tmp_path, quiet=True)
     lines = result.table()
@@ -52,6 +55,7 @@ def test_resume_cost_table():
     assert "| 5.0 |" in lines[3]  # lost: 15.0 - 10.0
 
 
+@pytest.mark.slow
 def test_chunked_vs_single_prints_a_row_per_run(capsys):
     from bench.chunked_vs_single import main
 
@@ -65,6 +69,7 @@ def test_chunked_vs_single_prints_a_row_per_run(capsys):
     assert float(chunked[-1].strip().rstrip("%")) < 30.0  # WER: the chunked text is the sample's speech
 
 
+@pytest.mark.slow
 def test_control_latency_measures_a_cancel(tmp_path):
     """bench/control_latency.py end to end on its cheapest case: a quotes stage held by a slow LLM, cancelled."""
     from bench.control_latency import run_control_latency, table

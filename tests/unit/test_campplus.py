@@ -49,6 +49,7 @@ def call_audio() -> np.ndarray:
     return np.frombuffer(raw, dtype=np.float32)
 
 
+@pytest.mark.slow
 def test_embeddings_are_unit_vectors_of_the_model_size(built) -> None:
     encoder, _, _ = built
     rng = np.random.default_rng(0)
@@ -64,12 +65,14 @@ def test_embeddings_are_unit_vectors_of_the_model_size(built) -> None:
     assert encoder.embed([]).shape == (0, campplus.EMBED_DIM)
 
 
+@pytest.mark.slow
 def test_features_are_mean_subtracted_kaldi_fbank(built) -> None:
     feats = built[0].features(np.random.default_rng(1).standard_normal(16_000).astype(np.float32))
     assert feats.shape == (98, 80)  # snip_edges: 1 + (16000 - 400) // 160
     assert np.abs(feats.mean(axis=0)).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_same_speaker_turns_are_closer_than_different_speakers(built, call_audio: np.ndarray) -> None:
     turns = []
     for line in CALL_RTTM.read_text().splitlines():
@@ -90,6 +93,7 @@ def test_same_speaker_turns_are_closer_than_different_speakers(built, call_audio
     assert max(same) > max(other), (same, other)
 
 
+@pytest.mark.slow
 def test_the_graph_is_built_once_and_cached(built, monkeypatch: pytest.MonkeyPatch) -> None:
     encoder, cache, builds = built
     assert len(builds) == 1

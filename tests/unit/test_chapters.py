@@ -30,6 +30,7 @@ def work(tmp_path_factory):
     return tmp_path_factory.getbasetemp() / "real-transcripts"
 
 
+@pytest.mark.slow
 def test_a_short_call_is_one_chapter(work) -> None:
     t = labelled("call", work)
     s = summarize(t, OfflineEngine(Settings()), Settings())
@@ -45,6 +46,7 @@ def test_a_short_call_is_one_chapter(work) -> None:
     strict=True, reason="known gap (chapters on unpunctuated speech): on a fresh install (ctranslate2 4.8.5, numpy 2.4) lexical cohesion "
     "alone ranks three in-recording gaps above the join of the unpunctuated transcripts (0/236/469/709 s, join at "
     "317 s); it failed before the neural speaker stage too"))], ids=["as-transcribed", "unpunctuated"])
+@pytest.mark.slow
 def test_topic_change_between_recordings_starts_a_chapter(work, bare) -> None:
     parts = [labelled("allison", work), labelled("concat", work), labelled("allison", work)]
     t, starts = shifted([unpunctuated(p) if bare else p for p in parts])
@@ -70,6 +72,7 @@ def test_description_lines_and_markdown() -> None:
     assert "No chapters" in chapters_markdown(Summary(engine="offline", overview=""))
 
 
+@pytest.mark.slow
 def test_llm_titles_the_offline_chapters_over_the_wire(work) -> None:
     parts = [labelled("allison", work), labelled("concat", work), labelled("allison", work)]
     t, _ = shifted(parts)

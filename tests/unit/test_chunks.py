@@ -129,6 +129,7 @@ def single(single_engine, long_wav, tmp_path_factory):
 # --- planning ---
 
 
+@pytest.mark.slow
 def test_plan_cuts_inside_the_silences(long_wav, spans, gaps):
     duration = wav_duration(long_wav)
     assert len(spans) == REPEATS
@@ -148,6 +149,7 @@ def test_plan_cuts_inside_the_silences(long_wav, spans, gaps):
         assert float(at_cut[0]) <= float(window.min()) + 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [40.0, 70.0, 100.0, 130.0])
 def test_plan_spans_cover_the_file_and_are_not_too_short(long_wav, target):
     duration = wav_duration(long_wav)
@@ -160,6 +162,7 @@ def test_plan_spans_cover_the_file_and_are_not_too_short(long_wav, target):
     assert all(s.duration_s <= duration / len(planned) + 40.0 for s in planned)
 
 
+@pytest.mark.slow
 def test_plan_short_media_is_one_chunk(long_wav):
     duration = wav_duration(long_wav)
     whole = [ChunkSpan(index=0, start=0.0, end=round(duration, 3))]
@@ -168,6 +171,7 @@ def test_plan_short_media_is_one_chunk(long_wav):
     assert len(plan_chunks(long_wav, duration / 1.49)) == 2  # longer than one chunk: cut
 
 
+@pytest.mark.slow
 def test_plan_media_longer_than_one_chunk_in_two(long_wav):
     """221 s at a 180 s target: longer than one chunk, so two spans of about 110 s, cut in a pause."""
     duration = wav_duration(long_wav)
@@ -180,6 +184,7 @@ def test_plan_media_longer_than_one_chunk_in_two(long_wav):
 # --- transcription: chunked vs single pass ---
 
 
+@pytest.mark.slow
 def test_chunked_and_single_pass_are_accurate(chunked, single, spans):
     merged = merge_chunks(chunked, engine="local", language="en")
     chunked_wer = jiwer.wer(REPEATED, normalise(merged.text))
@@ -200,6 +205,7 @@ def test_chunked_and_single_pass_are_accurate(chunked, single, spans):
         assert all(span.start <= s.start <= s.end <= span.end + 1e-3 for s in part)
 
 
+@pytest.mark.slow
 def test_no_word_lost_or_repeated_at_the_seams(chunked, spans):
     merged = merge_chunks(chunked)
     words = words_of(merged.segments)
@@ -216,6 +222,7 @@ def test_no_word_lost_or_repeated_at_the_seams(chunked, spans):
 # --- resuming one chunk ---
 
 
+@pytest.mark.slow
 def test_a_chunk_resumes_from_its_partial_log(engine, long_wav, spans, tmp_path):
     span = spans[1]
     partial = JsonlLog(tmp_path / "chunk-1.partial.jsonl")
@@ -249,6 +256,7 @@ def test_a_chunk_resumes_from_its_partial_log(engine, long_wav, spans, tmp_path)
     assert jiwer.wer(REFERENCE, normalise(" ".join(s.text for s in segments))) <= MAX_WER
 
 
+@pytest.mark.slow
 def test_resumable_driver_stops_at_end_s(long_wav, tmp_path):
     noop = get_engine(asr_settings(asr_engine="noop"))
     transcript, resumed = transcribe_resumable(noop, long_wav, JsonlLog(tmp_path / "p.jsonl"), duration_s=None,
@@ -257,6 +265,7 @@ def test_resumable_driver_stops_at_end_s(long_wav, tmp_path):
     assert [(s.start, s.end, s.text) for s in transcript.segments] == [(10.0, 42.5, NOOP_TEXT)]
 
 
+@pytest.mark.slow
 def test_decode_and_cut_a_span(long_wav, tmp_path):
     whole = decode_wav16k(long_wav)
     part = decode_wav16k(long_wav, 10.0, 12.5)
@@ -270,6 +279,7 @@ def test_decode_and_cut_a_span(long_wav, tmp_path):
 # --- parallel decoding in one process ---
 
 
+@pytest.mark.slow
 def test_model_decodes_in_parallel(engine, single_engine):
     threads = decode_threads(asr_settings(), chunked=True)
     assert threads == max(1, available_cores() // 2)
@@ -282,6 +292,7 @@ def test_model_decodes_in_parallel(engine, single_engine):
     assert engine.load().model.num_workers == 2 and single_engine.load().model.num_workers == 2
 
 
+@pytest.mark.slow
 def test_chunks_of_one_model_run_concurrently(engine, long_wav, spans):
     """Two threads decoding at once on the shared model: both have work inside the model at the same time.
 

@@ -14,6 +14,7 @@ def recs() -> list[corpus.Recording]:
     return corpus.recordings()
 
 
+@pytest.mark.slow
 def test_both_splits_build(recs):
     by_split = {s: [r for r in recs if r.split == s] for s in corpus.SPLITS}
     assert all(len(v) >= 10 for v in by_split.values())
@@ -24,6 +25,7 @@ def test_both_splits_build(recs):
         assert np.all(np.isfinite(r.samples)) and np.max(np.abs(r.samples)) <= 1.0
 
 
+@pytest.mark.slow
 def test_splits_share_no_voice_nor_package(recs):
     speakers = {s: {t.speaker for r in recs if r.split == s for t in r.turns} for s in corpus.SPLITS}
     assert not speakers["tune"] & speakers["test"]
@@ -32,6 +34,7 @@ def test_splits_share_no_voice_nor_package(recs):
     assert len(corpus.voices()) >= 8
 
 
+@pytest.mark.slow
 def test_turns_lie_inside_the_audio(recs):
     for r in recs:
         assert r.turns, r.name
@@ -40,6 +43,7 @@ def test_turns_lie_inside_the_audio(recs):
         assert r.turns == sorted(r.turns)
 
 
+@pytest.mark.slow
 def test_single_voice_recordings_have_one_speaker_and_conversations_their_cast(recs):
     for r in recs:
         if r.name.startswith("solo-"):

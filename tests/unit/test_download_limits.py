@@ -60,6 +60,7 @@ def body_requests(srv: MediaServer, path: str = MEDIA):
 # --- stalls and trickles ---
 
 
+@pytest.mark.slow
 def test_a_stall_is_download_stalled_and_the_next_attempt_resumes(server: MediaServer, tmp_path: Path) -> None:
     server.trickle(MEDIA, head=60_000, every_s=None, for_s=GIVE_UP_S)  # 60 KB, then nothing
     with pytest.raises(DownloadStalled, match="sent nothing for 2 s.*CLIPPER_DOWNLOAD_STALL_S") as info:
@@ -75,6 +76,7 @@ def test_a_stall_is_download_stalled_and_the_next_attempt_resumes(server: MediaS
     assert result.path.read_bytes() == DATA
 
 
+@pytest.mark.slow
 def test_a_trickle_is_download_stalled_after_the_window(server: MediaServer, tmp_path: Path) -> None:
     """1 byte/s: never a stall (a byte comes every second), never a progress hook (a block never fills); the
     average over the window is what ends it."""
@@ -86,6 +88,7 @@ def test_a_trickle_is_download_stalled_after_the_window(server: MediaServer, tmp
     assert seen.hung_up.wait(10) and 0 < seen.body_sent < 30  # the client hung up, not the server
 
 
+@pytest.mark.slow
 def test_a_slow_but_steady_download_is_not_cut(server: MediaServer, tmp_path: Path) -> None:
     """A limit the server stays above never fires, however long the transfer takes."""
     body = DATA[:20_000]
@@ -96,6 +99,7 @@ def test_a_slow_but_steady_download_is_not_cut(server: MediaServer, tmp_path: Pa
     assert result.path.read_bytes() == body
 
 
+@pytest.mark.slow
 def test_stop_during_a_stalled_download_hangs_up_at_once(server: MediaServer, tmp_path: Path, request) -> None:
     """No byte arrives, so no progress hook runs: the watchdog sees the stop flag and closes the connection."""
     server.trickle(MEDIA, head=0, every_s=None, for_s=GIVE_UP_S)
@@ -289,6 +293,7 @@ def test_a_space_url_can_name_a_host_of_choice() -> None:
 SPACE_PATH = "/i/spaces/1OdKrjqXyzaKX"
 
 
+@pytest.mark.slow
 def test_a_space_recording_that_appears_is_downloaded(server: MediaServer, tmp_path: Path) -> None:
     server.files[SPACE_PATH] = (DATA, "audio/mpeg")
     server.set_status(SPACE_PATH, 404, times=1)  # not ready at the first try

@@ -154,6 +154,7 @@ def test_server_without_json_mode_is_asked_without_it() -> None:
     assert "response_format" in first and "response_format" not in second
 
 
+@pytest.mark.slow
 def test_concurrency_is_bounded_and_bad_chunks_are_skipped() -> None:
     t = sample_transcript(repeat=4)
     settings_kw = dict(llm_context_chars=400, llm_concurrency=2, llm_max_bad_output_retries=0)

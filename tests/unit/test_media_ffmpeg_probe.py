@@ -144,6 +144,7 @@ def test_first_error_line_strips_noise() -> None:
     assert first_error_line(b"") == "ffmpeg failed without saying why"
 
 
+@pytest.mark.slow
 def test_a_conversion_stops_when_asked(tmp_path: Path) -> None:
     """Converting hours of audio takes seconds: a cancel (`should_stop`) kills ffmpeg instead of waiting for it,
     and leaves neither the output nor its temp file (control latency)."""

@@ -46,6 +46,7 @@ def call():
     return committed("call")
 
 
+@pytest.mark.slow
 def test_the_two_women_on_the_real_call(call) -> None:
     progress: list[tuple[float, float]] = []
     found = neural.diarize(AudioSource(samples=call.samples), settings(),
@@ -60,6 +61,7 @@ def test_the_two_women_on_the_real_call(call) -> None:
     assert all(b[0] >= a[1] - 1e-6 for a, b in zip(ends, ends[1:]))
 
 
+@pytest.mark.slow
 def test_one_voice_is_one_speaker() -> None:
     rec = build(plan("solo-carlo-2m"), "tune")
     found = neural.diarize(AudioSource(samples=rec.samples), settings())
@@ -67,6 +69,7 @@ def test_one_voice_is_one_speaker() -> None:
     assert found.overlap_share < 0.02
 
 
+@pytest.mark.slow
 def test_two_real_voices_are_two_speakers() -> None:
     rec = build(plan("duo-cs-v+june-2m"), "tune")
     found = neural.diarize(AudioSource(samples=rec.samples), settings())

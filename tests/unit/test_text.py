@@ -192,6 +192,7 @@ def assert_quote_rules(qs, t: Transcript) -> None:
     assert not any(same_words(a, b) for i, a in enumerate(texts) for b in texts[i + 1 :])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["call", "concat", "allison"])
 @pytest.mark.parametrize("bare", [False, True], ids=["as-transcribed", "unpunctuated"])
 def test_offline_quotes_on_real_recordings(work, name, bare) -> None:
@@ -204,6 +205,7 @@ def test_offline_quotes_on_real_recordings(work, name, bare) -> None:
     assert_quote_rules(qs, t)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["call", "concat", "allison"])
 @pytest.mark.parametrize("bare", [False, True], ids=["as-transcribed", "unpunctuated"])
 def test_offline_summary_is_short_and_made_of_utterances(work, name, bare) -> None:
@@ -222,6 +224,7 @@ def test_offline_summary_is_short_and_made_of_utterances(work, name, bare) -> No
     assert 1 <= len(s.key_points) <= 7 and len(s.chapters) >= 1
 
 
+@pytest.mark.slow
 def test_llm_quotes_across_speakers_and_overlapping_are_cut_and_merged(work) -> None:
     t = labelled("call", work)
     toks = tokens(t)

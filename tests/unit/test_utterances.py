@@ -14,6 +14,7 @@ def work(tmp_path_factory):
     return tmp_path_factory.getbasetemp() / "real-transcripts"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["call", "concat", "allison"])
 @pytest.mark.parametrize("bare", [False, True], ids=["as-transcribed", "unpunctuated"])
 def test_utterances_cover_the_words_one_speaker_each(work, name, bare) -> None:
@@ -35,6 +36,7 @@ def test_utterances_cover_the_words_one_speaker_each(work, name, bare) -> None:
     assert len(units) >= len({(u.turn) for u in units}) and (None in speakers) == (name == "allison")
 
 
+@pytest.mark.slow
 def test_punctuation_splits_when_present_but_is_not_needed(work) -> None:
     t = labelled("allison", work)
     units = utterances(t)
@@ -45,6 +47,7 @@ def test_punctuation_splits_when_present_but_is_not_needed(work) -> None:
     assert max(len(u.text) for u in bare) <= 240
 
 
+@pytest.mark.slow
 def test_a_run_on_without_pauses_is_cut_at_its_longest_pause(work) -> None:
     t = unpunctuated(labelled("allison", work))
     toks = [tok.__class__(tok.text, tok.norm, tok.start, tok.start + 0.01, tok.segment, tok.speaker)

@@ -84,6 +84,7 @@ def assert_all_match(store: ArtifactStore) -> None:
         assert sha256_file(store.verify(JOB, ref)) == ref.sha256, name
 
 
+@pytest.mark.slow
 def test_a_version_keeps_the_earlier_bytes_with_their_sha256(stores):
     store = stores.host()
     quotes_run(store, "first words")
@@ -108,6 +109,7 @@ def test_a_version_keeps_the_earlier_bytes_with_their_sha256(stores):
     assert_all_match(other)
 
 
+@pytest.mark.slow
 def test_the_same_bytes_again_make_no_version_and_new_bytes_do(stores):
     store = stores.host()
     quotes_run(store, "one")
@@ -135,6 +137,7 @@ def test_a_corrupt_file_is_not_kept(stores):
     assert stores.keys("versions/") == ["versions/1/quotes.json", "versions/1/version.json"]
 
 
+@pytest.mark.slow
 def test_retention_drops_the_oldest_versions_from_manifest_and_storage(stores):
     store = stores.host()
     for n in range(1, 5):
@@ -156,6 +159,7 @@ def test_retention_drops_the_oldest_versions_from_manifest_and_storage(stores):
     assert set(stores.host().read_manifest(JOB).artifacts) == {"quotes.json", "quotes.md"}
 
 
+@pytest.mark.slow
 def test_an_archive_killed_before_its_index_is_cleaned_up_after_the_next(stores):
     store = stores.host()
     quotes_run(store, "a")
@@ -167,6 +171,7 @@ def test_an_archive_killed_before_its_index_is_cleaned_up_after_the_next(stores)
     assert [v.number for v in list_versions(stores.host(), JOB)] == [2]
 
 
+@pytest.mark.slow
 def test_a_rerun_keeps_the_last_finished_run_with_its_recorded_options(stores):
     store = stores.host()
     quotes_run(store, "attempt without a receipt")

@@ -139,6 +139,7 @@ def check_windows(samples: np.ndarray) -> list[tuple[float, float]]:
 @settings(max_examples=300, **COMMON)
 @given(seconds=st.floats(0.0, 95.0) | st.floats(29.0, 31.0), remainder=st.integers(0, 15),
        offset=st.floats(0.0, 1.0), zeros=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 40)), max_size=3))
+@pytest.mark.slow
 @example(seconds=35.989, remainder=9, offset=0.0, zeros=[])  # the reproduction that found it: its last chunk, 575833 samples
 def test_windows_never_leave_the_audio(seconds, remainder, offset, zeros):
     """Many lengths of real speech (any number of 16 kHz samples: `remainder` of them past a whole millisecond)
@@ -152,6 +153,7 @@ def test_windows_never_leave_the_audio(seconds, remainder, offset, zeros):
     check_windows(samples)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, **COMMON)
 @given(layout=layouts(min_s=0.2, max_s=200.0), target=st.floats(10.0, 120.0))
 @example(layout=Layout(16000, (("speech", 54.0, 0.0), ("speech", 20.0, 0.0)), 9), target=40.0)
@@ -188,6 +190,7 @@ def _words_in_order(segments: list[Segment], lo: float, hi: float) -> None:
 @example(layout=Layout(16000, (("speech", 54.0, 0.0), ("speech", 20.0, 0.0)), 9), target=40.0)
 @example(layout=Layout(22050, (("zero", 2.0, 0.0), ("speech", 30.0, 0.5), ("zero", 35.0, 0.0),
                                ("speech", 20.0, 0.1)), 7), target=30.0)
+@pytest.mark.slow
 def test_transcribing_every_chunk_of_any_audio(layout, target, engine, tmp_path_factory):
     """The real model on every span, as `transcribe_chunk` runs it, then the merge: no exception, words in
     order inside their chunk, no segment overlapping the next, speech heard, nothing heard in long silence."""

@@ -88,6 +88,7 @@ async def exists(clipper: ClipperClient, workflow_id: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_playlist_feed_runs_every_item_at_most_two_at_once(fast, episodes):
     feed = podcast_feed(episodes, 5)
 
@@ -118,6 +119,7 @@ def test_playlist_feed_runs_every_item_at_most_two_at_once(fast, episodes):
     assert [i.url for i in items] == [episodes.url(f"/ep{n}.mp3") for n in range(5)]
 
 
+@pytest.mark.slow
 def test_file_of_urls_with_a_bad_one_completes_with_one_failed(fast, episodes, tmp_path):
     episodes.set_status("/gone.mp3", 404)
     good = [episodes.url(f"/ep{i}.mp3") for i in range(3)]
@@ -140,6 +142,7 @@ def test_file_of_urls_with_a_bad_one_completes_with_one_failed(fast, episodes, t
     assert failed.error.startswith("MediaNotFound")
 
 
+@pytest.mark.slow
 def test_long_list_continues_as_new_and_runs_every_item_exactly_once(fast, episodes):
     urls = [episodes.url(f"/ep{i}.mp3") for i in range(7)]
 
@@ -201,6 +204,7 @@ async def job_is(clipper: ClipperClient, job_id: str, state: JobState) -> bool:
     return (await clipper.status(job_id)).state == state
 
 
+@pytest.mark.slow
 def test_pause_priority_resume_reach_running_and_later_children(fast, episodes):
     gate = Gate()
     urls = [episodes.url(f"/ep{i}.mp3") for i in range(4)]
@@ -239,6 +243,7 @@ async def _download_done(clipper: ClipperClient, job_id: str) -> bool:
     return (await clipper.status(job_id)).stage("download").state == StageState.done
 
 
+@pytest.mark.slow
 def test_cancel_batch_cancels_running_children_and_starts_no_more_then_a_rerun_redoes_only_those(fast, episodes):
     gate = Gate(free_suffix="-0000")  # the first item finishes; the next ones are held in their download
     urls = [episodes.url(f"/ep{i}.mp3") for i in range(4, 8)]
@@ -284,6 +289,7 @@ def test_url_list_parsing_and_argument_kinds(tmp_path):
         source_or_file(str(tmp_path / "missing.txt"))
 
 
+@pytest.mark.slow
 def test_cli_submit_batch_from_a_file_waits_and_status_shows_the_batch(fast, episodes, tmp_path):
     from tests.helpers.processes import cli
 

@@ -41,6 +41,7 @@ async def scheduled_activities(settings, job_id: str) -> list[tuple[str, dict]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.crash
 def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_sample, tmp_path):
     settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S})
@@ -80,6 +81,7 @@ def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_
     assert status.progress == 1.0 and status.state.value == "done"
 
 
+@pytest.mark.slow
 def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(settings, long_sample):
     from clipper.store.files import JsonlLog
     from tests.helpers.jobs import stage_pending, steering, until
@@ -148,6 +150,7 @@ class LoseFirstReceipt(Interceptor):
     ("transcribe_chunk", 20.0, "transcribe-0", "chunks/transcript-0.json"),  # the 54 s sample → 3 chunks
     ("transcribe", 0.0, "transcribe", "asr.json"),  # one pass (the speakers stage writes transcript.json)
 ])
+@pytest.mark.slow
 def test_a_transcript_written_before_its_receipt_is_not_made_again(settings, media_server, activity_type, chunk_s,
                                                                   receipt, artifact):
     settings = settings.model_copy(update={"asr_chunk_s": chunk_s})
@@ -176,6 +179,7 @@ async def completed_outputs(settings, job_id: str, activity_type: str) -> list[d
     return sorted(out, key=lambda o: o.get("span", {}).get("index", 0))
 
 
+@pytest.mark.slow
 def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
     """218 s at 180 s chunks: longer than one chunk length, so two chunks side by side. While they run, the
     job's status shows the stage's progress from their heartbeats, with an attempt and an ETA."""

@@ -48,6 +48,7 @@ def partial_segments(store: ArtifactStore, job_id: str) -> int:
     return len(JsonlLog(logs[0]).read()) if logs else 0
 
 
+@pytest.mark.slow
 def test_pause_waits_at_the_stage_boundary_then_resume_finishes(settings, media_server):
     async def body():
         async with steering(settings) as clipper:
@@ -76,6 +77,7 @@ async def _stage_is(clipper, job, stage, state):
     return (await clipper.status(job)).stage(stage).state == state
 
 
+@pytest.mark.slow
 def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segments(settings, long_sample):
     store = ArtifactStore(settings.storage_dir)
 
@@ -100,6 +102,7 @@ def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segment
 
 
 
+@pytest.mark.slow
 def test_cancel_mid_transcription_keeps_finished_work_and_removes_temp_files(settings, long_sample):
     store = ArtifactStore(settings.storage_dir)
 
@@ -122,6 +125,7 @@ def test_cancel_mid_transcription_keeps_finished_work_and_removes_temp_files(set
     assert not scratch.exists() or not any(scratch.iterdir()), list(scratch.iterdir())
 
 
+@pytest.mark.slow
 def test_priority_one_is_dispatched_before_priority_five(settings, media_server):
     """One activity slot, busy; a backlog of priority-5 jobs, then a priority-1 job: it goes first."""
     # Every stage on the one queue, so the downloads of the backlog wait behind the blocker's transcription.
@@ -145,6 +149,7 @@ def test_priority_one_is_dispatched_before_priority_five(settings, media_server)
     assert downloads[0] == high, downloads
 
 
+@pytest.mark.slow
 def test_failed_stage_waits_for_manual_retry_with_new_options(settings, media_server):
     async def body():
         async with steering(settings) as clipper:
@@ -161,6 +166,7 @@ def test_failed_stage_waits_for_manual_retry_with_new_options(settings, media_se
     assert result.status.stage("quotes").state == StageState.done
 
 
+@pytest.mark.slow
 def test_unanswered_failure_fails_after_the_retry_wait(settings, media_server):
     settings = settings.model_copy(update={"retry_wait_s": 1.0})
 
@@ -175,6 +181,7 @@ def test_unanswered_failure_fails_after_the_retry_wait(settings, media_server):
     assert failed.error_type == "EngineNotConfigured" and failed.stage == "quotes"
 
 
+@pytest.mark.slow
 def test_eta_is_reported_while_running_and_cleared_when_done(settings, long_sample):
     async def body(url):
         async with steering(settings) as clipper:
@@ -195,6 +202,7 @@ async def _eta(clipper, job):
     return status if status.eta_s and status.state == JobState.running else None
 
 
+@pytest.mark.slow
 def test_cancel_after_a_spent_pause_now_still_cancels(settings, long_sample):
     """A pause --now whose activity finished anyway must not turn a later cancel into a restart."""
 

@@ -37,6 +37,7 @@ def test_corrupt_audio_gives_up_after_max_rebuilds(settings):
 
 # --- 6. chunked transcription ---
 
+@pytest.mark.slow
 def test_chunks_fan_out_in_a_window_and_merge_in_order(settings):
     """Media longer than asr_chunk_s: plan → one transcribe_chunk per span, at most MAX_PARALLEL_CHUNKS at once,
     progress as chunks finish → merge of the chunk transcripts in span order."""
@@ -116,6 +117,7 @@ def test_abandon_a_failed_chunk_after_later_chunks_started(settings):
     assert (failed.stage, failed.error_type, failed.error_message) == ("transcribe", "SomeError", "chunk 0 unreadable")
 
 
+@pytest.mark.slow
 def test_status_adds_the_running_chunks_progress_and_attempt_to_the_stage(settings):
     """While chunks run, `status` used to show (CLI status/watch) transcribe at 0 % with no attempt,
     because only an activity named like its stage was folded in. Now the plan, every chunk and the merge count

@@ -71,6 +71,7 @@ def test_pool_limits_are_config(settings):
     assert config["io"]["max_task_queue_activities_per_second"] is None
 
 
+@pytest.mark.slow
 def test_stages_run_on_their_pools_and_a_missing_pool_only_holds_its_stage(settings, media_server):
     seen: list[tuple[str, str, str]] = []
 

@@ -9,6 +9,7 @@ and sleeps past its heartbeat timeout, as a killed worker would.
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import json
 
@@ -65,6 +66,7 @@ def policies(**stage_policies: StagePolicy) -> dict[str, StagePolicy]:
     return {**{s: POLICY for s in STAGES}, **stage_policies}
 
 
+@pytest.mark.slow
 def test_a_deterministic_exception_is_tried_max_attempts_times_and_reported_with_its_type_and_stage(settings,
                                                                                                    tmp_path):
     """A bug (ZeroDivisionError) is retried exactly `max_attempts` times, though the retry policy would allow
@@ -96,6 +98,7 @@ def test_a_deterministic_exception_is_tried_max_attempts_times_and_reported_with
     assert records == [{"errors": 3, "last_type": "ZeroDivisionError", "last_attempt": 3}]
 
 
+@pytest.mark.slow
 def test_lost_workers_do_not_use_up_the_error_budget(settings, tmp_path):
     """Three attempts lost (no heartbeat, timed out) and then two errors: with max_attempts=2 and
     lost_worker_attempts=3 that is five attempts, the last error final. Before the two budgets, the second
@@ -117,6 +120,7 @@ def test_lost_workers_do_not_use_up_the_error_budget(settings, tmp_path):
                                     "and 3 lost workers")
 
 
+@pytest.mark.slow
 def test_without_lost_worker_attempts_a_timeout_uses_the_common_budget(settings, tmp_path):
     """A policy that grants lost workers nothing (CLIPPER_POLICIES__TRANSCRIBE__LOST_WORKER_ATTEMPTS=0) keeps one
     budget for both, as before there were two."""
