@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -22,6 +23,12 @@ from clipper.ops.breaker import BreakerPolicy
 # The AWS credential chain's secret environment variables: the S3 store uses them, the log redactor hides them.
 # The frames an audiogram is drawn in (clipper/media/audiogram.py lays each out): CLIPPER_AUDIOGRAMS_ASPECTS picks.
 ASPECTS = ("1:1", "9:16")
+
+
+def default_storage_dir() -> Path:
+    """The platform's user data directory for clipper ($XDG_DATA_HOME/clipper, ~/.local/share/clipper)."""
+    return Path(platformdirs.user_data_dir("clipper", appauthor=False))
+
 AWS_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -36,7 +43,9 @@ class Settings(BaseSettings):
     )
     task_queue: str = "clipper"
 
-    storage_dir: Path = Path("storage")
+    # Where the jobs' files are: the same from any folder (CLI, client, worker), so outputs are found wherever a
+    # command runs. Default: the platform's user data directory (~/.local/share/clipper on Linux).
+    storage_dir: Path = Field(default_factory=default_storage_dir)
     # Shared artifact store for workers on several hosts (clipper/store/s3.py): empty = the local folder above
     # only; `s3://bucket[/prefix]` = S3 or any S3-compatible store, with `storage_dir` as each host's cache.
     # Credentials come from the AWS chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, a role).

@@ -77,7 +77,8 @@ class ArtifactStore:
         """Raise a typed error if the store cannot be used. A local folder is checked by its first write."""
 
     def path(self, job_id: str, name: str) -> Path:
-        job_dir = self.job_dir(job_id)
+        """Where an artifact is (or goes). Not created: a read leaves no folder behind; writes make their parents."""
+        job_dir = self._job_path(job_id)
         path = (job_dir / name).resolve()
         if job_dir.resolve() not in path.parents:
             raise InvalidRequest(f"artifact name {name!r} escapes the job folder")
@@ -212,7 +213,7 @@ class ArtifactStore:
         return self._load_manifest(job_id)
 
     def _load_manifest(self, job_id: str) -> Manifest:
-        path = self.job_dir(job_id) / MANIFEST
+        path = self._job_path(job_id) / MANIFEST
         if not path.exists():
             return Manifest(job_id=job_id)
         try:
@@ -229,7 +230,7 @@ class ArtifactStore:
         produced it runs again.
         """
         manifest = Manifest(job_id=job_id)
-        for receipt in sorted((self.job_dir(job_id) / RECEIPTS).glob("*.json")):
+        for receipt in sorted((self._job_path(job_id) / RECEIPTS).glob("*.json")):
             try:
                 output = json.loads(receipt.read_bytes()).get("output", {})
             except (OSError, ValueError, AttributeError):
@@ -290,7 +291,7 @@ class ArtifactStore:
     def _receipt_path(self, job_id: str, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
             raise InvalidRequest(f"invalid receipt name {name!r}")
-        return self.job_dir(job_id) / RECEIPTS / f"{name}.json"
+        return self._job_path(job_id) / RECEIPTS / f"{name}.json"
 
     # --- manifest ---
 
@@ -318,10 +319,10 @@ class ArtifactStore:
         """After an artifact is in place and listed: nothing more for a local store (S3: the upload)."""
 
     def _pending_path(self, job_id: str, name: str) -> Path:
-        return self.job_dir(job_id) / PENDING / f"{urllib.parse.quote(name, safe='')}.json"
+        return self._job_path(job_id) / PENDING / f"{urllib.parse.quote(name, safe='')}.json"
 
     def _has_notes(self, job_id: str) -> bool:
-        return any((self.job_dir(job_id) / PENDING).glob("*.json"))
+        return any((self._job_path(job_id) / PENDING).glob("*.json"))
 
     def _settle(self, job_id: str) -> Manifest:
         """After a crash between an artifact's rename and its manifest update (the job's lock held): list the

@@ -144,3 +144,11 @@ def test_a_replacement_that_never_happened_leaves_the_manifest_as_it_was(tmp_pat
     assert store.read_manifest("job").artifacts == {old.name: old}
     store.verify("job", old)
     assert not note.exists()
+
+
+def test_reading_a_job_that_is_not_there_leaves_no_folder(tmp_path):
+    store = ArtifactStore(tmp_path)
+    assert store.read_manifest("clip-nope").artifacts == {}
+    assert store.valid_ref("clip-nope", "report.md") is None
+    assert not store.path("clip-nope", "speakers.json").exists()
+    assert not (tmp_path / "jobs" / "clip-nope").exists()
