@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Per-stage defaults (retry policy, timeouts, pool, ETA rate) are declared once, in the stage table.
 from clipper.job.stages import DEFAULT_POLICIES, StagePolicy
+from clipper.job.status import NOTIFY_EVENTS
 from clipper.ops.breaker import BreakerPolicy
 
 # The AWS credential chain's secret environment variables: the S3 store uses them, the log redactor hides them.
@@ -227,7 +228,7 @@ class Settings(BaseSettings):
     @field_validator("notify_on")
     @classmethod
     def _known_events(cls, value: str) -> str:
-        known = ("failed", "waiting_for_retry", "done")
+        known = NOTIFY_EVENTS
         unknown = sorted({e.strip() for e in value.split(",") if e.strip()} - set(known))
         if unknown:
             raise ValueError(f"unknown event(s) {', '.join(unknown)}; known: {', '.join(known)}")

@@ -13,7 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from clipper.job.request import JobRequest
-from clipper.job.status import JobState
+from clipper.job.status import PRIORITY_DEFAULT, JobState
 from clipper.store.refs import ArtifactRef
 
 ITEMS_FILE = "items.json"
@@ -118,7 +118,7 @@ class BatchStatus(BaseModel):
     state: JobState = JobState.queued
     counts: BatchCounts = Field(default_factory=BatchCounts)
     items: list[BatchItem] = Field(default_factory=list)
-    priority: int = 3
+    priority: int = PRIORITY_DEFAULT
     concurrency: int = 3
     paused_since: datetime | None = None
     started_at: datetime | None = None

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from clipper.errors import InvalidRequest
 from clipper.job.stages import StagePolicy
-from clipper.job.status import JobState, JobStatus
+from clipper.job.status import NOTIFY_EVENTS, PRIORITY_DEFAULT, JobState, JobStatus
 from clipper.store.refs import ArtifactRef
 
 
@@ -44,7 +44,7 @@ class JobRequest(BaseModel):
     url: str
     options: JobOptions = Field(default_factory=JobOptions)
     policies: dict[str, StagePolicy] = Field(default_factory=dict)
-    priority: int = 3  # 1 (highest) … 5 (lowest)
+    priority: int = PRIORITY_DEFAULT  # PRIORITY_HIGHEST (1) … PRIORITY_LOWEST (5): check_priority
     # After a stage gives up, how long the job waits for a manual `retry` or `abandon` before failing.
     retry_wait_s: float = 7 * 24 * 3600
     rates: dict[str, float] = Field(default_factory=dict)  # measured s/audio-s per stage, for the ETA
@@ -53,7 +53,7 @@ class JobRequest(BaseModel):
     asr_chunk_s: float = 300.0
     # Events that send a notification (email/webhook, whichever the workers configure): failed,
     # waiting_for_retry, done. Set by the submitting client from CLIPPER_NOTIFY_ON.
-    notify_on: list[str] = Field(default_factory=lambda: ["failed", "waiting_for_retry"])
+    notify_on: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:2]))  # failed, waiting_for_retry
     # Stages run on the worker pools' task queues (`<queue>-io`, `-cpu`, `-llm`); False = all on the job's queue.
     # Set by the client from CLIPPER_WORKER_POOLS.
     worker_pools: bool = True

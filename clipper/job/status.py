@@ -1,5 +1,7 @@
 """A job's state as everyone reads it: the `status` query's `JobStatus`, and the rules about it that the
-workflow, the client and the CLI share (finished states, the priority range, progress and ETA).
+workflow, the client, the CLI and the pages share (finished states, the state a person reads, the priority
+range, progress and ETA). Each rule is written here once: the CLI's help, the REST API's bounds and the pages'
+selects and scripts are built from these names, never from copies of them.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from clipper.job.stages import ACTIVITY_STAGES
 from clipper.store.refs import ArtifactRef
 
 PRIORITY_HIGHEST, PRIORITY_LOWEST, PRIORITY_DEFAULT = 1, 5, 3
+PRIORITIES = range(PRIORITY_HIGHEST, PRIORITY_LOWEST + 1)  # every priority, highest first (the pages' selects)
+PRIORITY_RANGE = f"{PRIORITY_HIGHEST} (highest) … {PRIORITY_LOWEST} (lowest)"  # help texts and API docs
 STAGE_OVERHEAD_S = 1.0  # scheduling and start-up per stage, independent of the media's length
 DEFAULT_RATE = 0.01  # s of work per audio s of a stage with no declared or measured rate
 
 
 def check_priority(priority: Any) -> int:
-    """Jobs and batches take an integer priority from 1 (highest) to 5 (lowest): the client, the CLI and the
+    """Jobs and batches take an integer priority in `PRIORITY_RANGE` (1 is the highest): the client, the CLI and the
     workflows' `set_priority` validator all ask this."""
     whole = isinstance(priority, int) and not isinstance(priority, bool)
     if not whole or not PRIORITY_HIGHEST <= priority <= PRIORITY_LOWEST:
@@ -47,6 +51,39 @@ class JobState(str, Enum):
 
 
 FINISHED = frozenset({JobState.done, JobState.failed, JobState.cancelled})  # a job (or batch) in one has ended
+
+# The state a person reads. A job whose stage gave up is `failed` to the workflow, but it is still open and waits
+# for a manual retry or abandon (`waiting_since`): people see `waiting`, statistics and notifications call the
+# same moment `waiting_for_retry`. A job paused while it waits reads `waiting` (the decision it waits for matters
+# more than the pause).
+WAITING = "waiting"
+WAITING_FOR_RETRY = "waiting_for_retry"
+# The moments a job notifies people about (email, webhook), by name: CLIPPER_NOTIFY_ON picks among them.
+NOTIFY_EVENTS = (JobState.failed.value, WAITING_FOR_RETRY, JobState.done.value)
+SHOWN_STATES = (JobState.queued.value, JobState.running.value, JobState.paused.value, WAITING,
+                JobState.failed.value, JobState.done.value, JobState.cancelled.value)
+# The status fields that override `state`, in order: the first one set decides (`shown_state`).
+SHOWN_BY = (("waiting_since", WAITING), ("paused_since", JobState.paused.value))
+# The server-side state (the ClipperState search attribute) a shown state is listed under: a list of waiting jobs
+# is asked for as `failed` and the finished ones are left out by their shown state.
+LISTED_AS = {WAITING: JobState.failed.value}
+
+
+def shown_state(status: Any) -> str:
+    """One word for a job's state as people read it (`SHOWN_STATES`), from anything with the `JobStatus` fields
+    `state`, `waiting_since` and `paused_since` (a `JobStatus`, or its JSON read as a dict)."""
+    get = status.get if isinstance(status, dict) else lambda name: getattr(status, name, None)
+    for field, shown in SHOWN_BY:
+        if get(field) is not None:
+            return shown
+    return JobState(get("state") or JobState.queued).value
+
+
+def state_rules() -> dict[str, Any]:
+    """The rules above as plain JSON for the pages' script (rendered into the page, read by
+    clipper_app/web/static/common.js), so the browser decides states exactly as `shown_state` does."""
+    return {"shown": list(SHOWN_STATES), "shownBy": [list(pair) for pair in SHOWN_BY], "listedAs": LISTED_AS,
+            "initial": JobState.queued.value}
 
 
 class StageError(BaseModel):
@@ -86,7 +123,7 @@ class JobStatus(BaseModel):
     finished_at: datetime | None = None
     artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
     error: StageError | None = None
-    priority: int = 3
+    priority: int = PRIORITY_DEFAULT
     paused_since: datetime | None = None
     waiting_since: datetime | None = None  # failed, waiting for a manual retry or abandon
     waiting: str | None = None  # a running stage waits, e.g. "waiting: provider … unavailable since 10:02 UTC"

@@ -23,6 +23,7 @@ import structlog
 import yt_dlp
 from pydantic import BaseModel
 
+from clipper import clock
 from clipper.config import Settings
 from clipper.errors import (
     DownloadFailed,
@@ -35,7 +36,7 @@ from clipper.errors import (
     UnsupportedUrl,
 )
 from clipper.job.request import MediaInfo
-from clipper.media.probe import hms, probe_media
+from clipper.media.probe import probe_media
 from clipper.media.spaces import is_space_url, not_ready_wait
 from clipper.media.ssrf import GuardedYoutubeDL
 from clipper.media.transfer import TICK_S, TransferLimits, TransferWatch
@@ -156,7 +157,8 @@ def _download_until_ready(
             wait = not_ready_wait(url, err, elapsed, settings)
             if wait is None:
                 if err.http_status == 404 and is_space_url(url, settings):
-                    raise MediaNotFound(f"{err.message}, still {hms(elapsed)} after the first try; a Space without "
+                    waited = clock.duration(elapsed, hours=True)
+                    raise MediaNotFound(f"{err.message}, still {waited} after the first try; a Space without "
                                         "a recording stays missing (CLIPPER_SPACE_NOT_READY_S sets how long to wait)",
                                         err.http_status) from err
                 raise
@@ -316,7 +318,8 @@ def _check_info(url: str, info: dict[str, Any] | None, settings: Settings) -> No
 
 def _too_long(url: str, duration: float, settings: Settings) -> MediaTooLong:
     return MediaTooLong(
-        f"{short_url(url)} is {hms(duration)} long; the limit is {hms(settings.max_duration_s)} "
+        f"{short_url(url)} is {clock.duration(duration, hours=True)} long; the limit is "
+        f"{clock.duration(settings.max_duration_s, hours=True)} "
         "(set CLIPPER_MAX_DURATION_S to change it)"
     )
 

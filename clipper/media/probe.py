@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 from pydantic import BaseModel
 
+from clipper.clock import duration
 from clipper.config import Settings
 from clipper.errors import InvalidMedia, MediaNotFound, MediaTooLong, NoAudioStream
 
@@ -23,12 +24,6 @@ class ProbeResult(BaseModel):
     artist: str | None = None
     format_name: str | None = None
     size: int
-
-
-def hms(seconds: float) -> str:
-    """Seconds as h:mm:ss, for messages people read."""
-    total = int(round(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
 def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str | None:
@@ -86,6 +81,7 @@ def require_audio(probe: ProbeResult, settings: Settings) -> None:
         raise NoAudioStream(f"the media is {kind}; there is nothing to transcribe")
     if probe.duration_s is not None and probe.duration_s > settings.max_duration_s:
         raise MediaTooLong(
-            f"the media is {hms(probe.duration_s)} long; the limit is {hms(settings.max_duration_s)} "
+            f"the media is {duration(probe.duration_s, hours=True)} long; the limit is "
+            f"{duration(settings.max_duration_s, hours=True)} "
             "(set CLIPPER_MAX_DURATION_S to change it)"
         )

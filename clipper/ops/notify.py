@@ -34,7 +34,7 @@ from clipper.config import Settings
 from clipper.errors import ClipperError, DownloadFailed, NotificationFailed, NotificationRejected, UnsupportedUrl
 from clipper.media.urls import NETWORK_SCHEMES, check_url, check_url_syntax
 
-Event = Literal["failed", "waiting_for_retry", "done"]
+Event = Literal["failed", "waiting_for_retry", "done"]  # NOTIFY_EVENTS, spelled out for pydantic (a test compares)
 SIGNATURE_HEADER = "X-Clipper-Signature"
 EVENT_HEADER = "X-Clipper-Event"
 DELIVERY_HEADER = "X-Clipper-Delivery"

@@ -26,8 +26,9 @@ from pydantic import BaseModel, Field
 
 from clipper.errors import InvalidRequest
 from clipper.job.stages import STAGES
+from clipper.job.status import WAITING_FOR_RETRY
 
-WAITING = "waiting_for_retry"
+WAITING = WAITING_FOR_RETRY  # failed but still open, waiting for retry/abandon (clipper/job/status.py)
 STATE_ORDER = ("done", "failed", WAITING, "running", "paused", "queued", "cancelled", "unknown")
 
 # The worker pool (docker-compose service) that runs each stage: what to scale when a stage dominates.

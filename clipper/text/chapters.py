@@ -22,7 +22,7 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
-from clipper.asr.render import ts
+from clipper.clock import HOUR, clock
 from clipper.config import Settings
 from clipper.job.outputs import Chapter, Summary, Transcript
 from clipper.text.lexicon import TermStats, content_words, cosine, key_phrases
@@ -162,19 +162,9 @@ class ChapterList(BaseModel):
         return cls(chapters=chapters, description=description_lines(chapters))
 
 
-def stamp(seconds: float, hours: bool = False) -> str:
-    """The report's timestamp (`ts`: mm:ss, h:mm:ss from an hour on), or always `h:mm:ss` when `hours`, so the
-    chapters of a recording of an hour or more line up."""
-    if not hours:
-        return ts(seconds)
-    total = max(0, int(seconds))
-    h, rest = divmod(total, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-
-
 def description_lines(chapters: list[Chapter]) -> list[str]:
     """"00:00 Title" lines for a YouTube/X description: the first always at 00:00, h:mm:ss from an hour on."""
-    return [f"{ts(0.0 if i == 0 else c.start)} {c.title}" for i, c in enumerate(chapters)]
+    return [f"{clock(0.0 if i == 0 else c.start)} {c.title}" for i, c in enumerate(chapters)]
 
 
 def chapters_markdown(summary: Summary) -> str:
@@ -182,9 +172,9 @@ def chapters_markdown(summary: Summary) -> str:
     lines = ["# Chapters", ""]
     if not summary.chapters:
         return "\n".join(lines + ["_No chapters: no speech was detected._"]) + "\n"
-    hours = summary.chapters[-1].end >= 3600
+    hours = True if summary.chapters[-1].end >= HOUR else None  # h:mm:ss throughout, so the spans line up
     lines += ["```", *description_lines(summary.chapters), "```", ""]
     for c in summary.chapters:
-        lines += [f"## {stamp(c.start, hours)}–{stamp(c.end, hours)} {c.title}", ""]
+        lines += [f"## {clock(c.start, hours)}–{clock(c.end, hours)} {c.title}", ""]
         lines += [f"- {p}" for p in c.key_points] + [""]
     return "\n".join(lines).rstrip() + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from clipper.clock import clock
 from clipper.job.outputs import Segment, Transcript
 
 
@@ -34,12 +35,6 @@ class Chunk(BaseModel):
         )
 
 
-def mmss(seconds: float) -> str:
-    """`mm:ss`; minutes keep counting past 59 so a 2-hour talk reads `119:59`."""
-    total = max(0, int(seconds))
-    return f"{total // 60:02d}:{total % 60:02d}"
-
-
 def segment_text(segment: Segment) -> str:
     """The segment's words (their own spacing), else its text: one space between words either way."""
     words = " ".join(w.word.strip() for w in segment.words) if segment.words else segment.text
@@ -48,7 +43,7 @@ def segment_text(segment: Segment) -> str:
 
 def render_segment(segment: Segment) -> str:
     who = f"{segment.speaker}: " if segment.speaker else ""
-    return f"[#{segment.id} {mmss(segment.start)}] {who}{segment_text(segment)}"
+    return f"[#{segment.id} {clock(segment.start, hours=False)}] {who}{segment_text(segment)}"
 
 
 def render_chunk(chunk: Chunk) -> str:

@@ -14,7 +14,8 @@ from urllib.parse import quote as url_quote
 import srt
 import webvtt
 
-from clipper.asr.render import ts_range, voices
+from clipper.asr.render import voices
+from clipper.clock import clock_range
 from clipper.errors import InvalidMedia
 from clipper.job.outputs import QuoteSet, Summary, Transcript
 
@@ -138,7 +139,7 @@ def _quotes_body(qs: QuoteSet, names: dict[str, str] | None = None) -> list[str]
         lines.append("_No quotes to show._")
     for n, q in enumerate(sorted(qs.quotes, key=lambda q: q.rank), start=1):
         who = f"{_md(names.get(q.speaker, q.speaker))}: " if q.speaker else ""
-        line = f"{n}. **[{ts_range(q.start, q.end)}]** {who}“{_md(q.text)}”"
+        line = f"{n}. **[{clock_range(q.start, q.end)}]** {who}“{_md(q.text)}”"
         if q.clip:
             line += f" — {_link(q.clip, 'clip')}"
         lines.append(line)
@@ -162,14 +163,14 @@ def _summary_body(s: Summary, level: str = "##") -> list[str]:
     lines.append("")
     if not s.key_points:
         lines.append("_No key points to show._")
-    lines += [f"- **[{ts_range(k.start, k.end)}]** {_md(k.text)}" for k in s.key_points]
+    lines += [f"- **[{clock_range(k.start, k.end)}]** {_md(k.text)}" for k in s.key_points]
     if s.chapters:
         from clipper.text.chapters import description_lines
 
         lines += ["", f"{level} Chapters", "", "For a video or post description:", "", "```",
                   *description_lines(s.chapters), "```", ""]
         for c in s.chapters:
-            lines.append(f"- **[{ts_range(c.start, c.end)}] {_md(c.title)}**")
+            lines.append(f"- **[{clock_range(c.start, c.end)}] {_md(c.title)}**")
             lines += [f"  - {_md(p)}" for p in c.key_points]
     return lines
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from clipper.asr.render import ts, voices
+from clipper.asr.render import voices
+from clipper.clock import clock
 from clipper.job.outputs import AudiogramIndex, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.job.request import MediaInfo
 from clipper.text.formats import NO_SPEECH, _link, _md, _quotes_body, _summary_body, _url
@@ -28,7 +29,7 @@ def _speakers_body(speakers: SpeakerSet) -> list[str]:
     lines = ["| Speaker | Talk time | Share | Turns |", "|---|---|---|---|"]
     for s in speakers.speakers:
         who = f"{_md(s.name)} ({s.label})" if s.name else s.label
-        lines.append(f"| {who} | {ts(s.talk_time_s)} | {s.talk_time_s / total:.0%} | {s.turns} |")
+        lines.append(f"| {who} | {clock(s.talk_time_s)} | {s.talk_time_s / total:.0%} | {s.turns} |")
     if speakers.overlap_share:  # words in overlapped speech went to the dominant speaker
         lines += ["", f"Two or more people talk at once in {speakers.overlap_share:.0%} of the speech; "
                       "each word there is given to the one who dominates."]
@@ -63,7 +64,7 @@ def report_markdown(
     rows = [
         ("Source", _url(source)),
         ("Uploader", _md(info.uploader) if info.uploader else "—"),
-        ("Duration", ts(duration) if duration is not None else "unknown"),
+        ("Duration", clock(duration) if duration is not None else "unknown"),
         ("Speech to text", _md(asr)),
         ("Quotes", _md(_engine(quotes.engine, quotes.model, quotes.fallback))),
         ("Summary", _md(_engine(summary.engine, summary.model, summary.fallback))),
@@ -102,7 +103,7 @@ def report_markdown(
         for seg in transcript.segments:
             if seg.text.strip():
                 who = f"**{_md(shown[seg.speaker])}:** " if seg.speaker in shown else ""
-                lines += [f"[{ts(seg.start)}] {who}{_md(seg.text)}", ""]
+                lines += [f"[{clock(seg.start)}] {who}{_md(seg.text)}", ""]
     else:
         lines += [f"_{NO_SPEECH}_", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clipper.job.batch import BatchStatus
 from clipper.job.request import JobOptions
-from clipper.job.status import FINISHED, JobState
+from clipper.job.status import FINISHED, PRIORITY_DEFAULT, PRIORITY_RANGE, JobState
 from clipper_app.cli.render import console, print_batch_status
 from clipper_app.client import BatchFailed, ClipperClient
 from clipper_app.client.batches import source_or_file
@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--concurrency", type=int,
                    help="jobs of the batch running at once (default CLIPPER_BATCH_CONCURRENCY, 3)")
     b.add_argument("--wait", action="store_true", help="follow the batch until it ends")
-    b.add_argument("--priority", type=int, default=3, help="1 (highest) … 5 (lowest), default 3")
+    b.add_argument("--priority", type=int, default=PRIORITY_DEFAULT,
+                   help=f"{PRIORITY_RANGE}, default {PRIORITY_DEFAULT}")
     b.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
     b.add_argument("--asr-model", help="tiny.en | base (default from CLIPPER_ASR_MODEL)")
     b.add_argument("--language", help="spoken language code, e.g. en")

@@ -1,6 +1,8 @@
 """clipper CLI: submit media jobs, follow them, steer them, list them and read their audit log.
 Installed as the `clipper` console script (`python starter.py` from a checkout). Tables and printing live in
-`clipper_app/cli/render.py`, the batch commands in `clipper_app/cli/batch.py`.
+`clipper_app/cli/render.py`, the batch commands in `clipper_app/cli/batch.py`. Everything it reads comes through
+the client package: the server through `ClipperClient`, the store (`show`, `versions`, which need no server)
+through `JobFiles`.
 
 Progress and results go to stdout. Every failure — a refused request, an unknown job, a job that failed while
 `--wait` followed it — is one line on stderr, `error <Type>: <message>`, and a non-zero exit code (2 for a
@@ -19,62 +21,49 @@ from typing import Any, NoReturn
 from rich.markdown import Markdown
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from clipper.asr.render import ts
+from clipper.clock import clock, duration
 from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.job.request import JobOptions
 from clipper.job.stages import STAGES
-from clipper.job.status import FINISHED, JobState, JobStatus
+from clipper.job.status import FINISHED, PRIORITY_DEFAULT, PRIORITY_RANGE, JobState, JobStatus
 from clipper.ops.stats import parse_duration
 from clipper.speakers.names import parse_pairs
-from clipper.store.configured import open_store
 from clipper_app.cli import batch as batch_cli
 from clipper_app.cli import models as models_cli
 from clipper_app.cli import transfer as transfer_cli
 from clipper_app.cli import render
 from clipper_app.cli.render import (
-    console, err_console, eta_text, print_breakers, print_history, print_jobs, print_stats, print_status,
+    console, err_console, print_breakers, print_history, print_jobs, print_stats, print_status,
 )
-from clipper_app.client import ClipperClient, JobClosed, JobFailed
+from clipper_app.client import ClipperClient, JobClosed, JobFailed, JobFiles
 
 CONTROLS = ("pause", "resume", "cancel", "priority", "retry", "abandon")
 
 
-class ReportNotFound(ClipperError):
-    """No report for the job in this host's store: not finished, or written to another host's folder."""
-
-
-def print_report(job_id: str) -> int:
-    store = open_store(get_settings())
-    report = store.local_copy(job_id, "report.md")  # from the shared store (S3) when it is not on this host
-    if report is None:
-        raise ReportNotFound(f"no report for {job_id} in {store.uri(job_id)} (not finished, or another host's "
-                             "folder)")
-    console.print(Markdown(report.read_text(encoding="utf-8")))
+def print_report(job_id: str, files: JobFiles | None = None) -> int:
+    """The job's report.md as this host's store has it (`ReportNotFound` when there is none)."""
+    console.print(Markdown((files or JobFiles(get_settings())).report_markdown(job_id)))
     return 0
+
+
+def print_outputs(status: JobStatus, files: JobFiles | None = None) -> None:
+    """The job's artifacts and where they are (the store's folder or s3:// URI)."""
+    render.print_outputs(status, (files or JobFiles(get_settings())).folder(status.job_id))
 
 
 def show_versions(args: argparse.Namespace) -> int:
     """`clipper versions JOB [--json]`, `clipper show JOB --version N` (clipper/job/versions.py)."""
-    from clipper.job.versions import list_versions, version_file
-
-    store = open_store(get_settings())
+    files = JobFiles(get_settings())
     if args.command == "show":
-        ref = version_file(store, args.job_id, args.version, "report.md")
-        console.print(Markdown(store.path(args.job_id, ref.name).read_text(encoding="utf-8")))
+        console.print(Markdown(files.version_text(args.job_id, args.version, "report.md")))
         return 0
-    folder = store.uri(args.job_id)
-    # An unknown id on a local store: no folder to read (the manifest's reader would leave an empty one behind).
-    versions = [] if "://" not in folder and not os.path.isdir(folder) else list_versions(store, args.job_id)
+    versions = files.versions(args.job_id)
     if args.json:
         print(json.dumps([v.model_dump(mode="json") for v in versions], indent=2))
     else:
-        render.print_versions(args.job_id, versions, folder)
+        render.print_versions(args.job_id, versions, files.folder(args.job_id))
     return 0
-
-
-def print_outputs(status: JobStatus) -> None:
-    render.print_outputs(status, open_store(get_settings()).uri(status.job_id))
 
 
 async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> JobStatus:
@@ -87,7 +76,7 @@ async def watch(client: ClipperClient, job_id: str, interval: float = 0.5) -> Jo
         while True:
             for s in status.stages:
                 bars.update(tasks[s.name], completed=s.progress * 100, state=s.state.value)
-            eta = f" · ETA {eta_text(status.eta_s)}" if status.eta_s is not None else ""
+            eta = f" · ETA {duration(status.eta_s)}" if status.eta_s is not None else ""
             bars.update(overall, completed=status.progress * 100, state=status.state.value + eta)
             if status.state in FINISHED:
                 break
@@ -160,8 +149,8 @@ async def run(args: argparse.Namespace) -> int:
     print_status(status)
     if status.state == JobState.done:
         if args.command == "submit":
-            print_report(status.job_id)
-        print_outputs(status)
+            print_report(status.job_id, client.files)
+        print_outputs(status, client.files)
         return 0
     if status.state == JobState.failed and status.error:
         raise JobFailed(status.job_id, status.current_stage, status.error.type, status.error.message)
@@ -194,7 +183,7 @@ async def control(client: ClipperClient, args: argparse.Namespace) -> int:
     elif args.command == "cancel":
         await client.cancel(job)
         done = "cancellation requested: the running stage stops and the job ends as cancelled"
-    else:  # priority: the workflow's validator decides (1-5); its refusal is an InvalidRequest
+    else:  # priority: the workflow's validator decides (check_priority); its refusal is an InvalidRequest
         try:
             new = await asyncio.wait_for(client.set_priority(job, args.priority), UPDATE_WAIT_S)
         except asyncio.TimeoutError:
@@ -211,7 +200,7 @@ async def name_speakers(client: ClipperClient, args: argparse.Namespace) -> int:
         speakers = await client.speakers(args.job_id)
         for s in speakers.speakers:
             name = f" {s.name}" if s.name else ""
-            print(f"{s.label}{name}\t{ts(s.talk_time_s)} talking, {s.turns} turns")
+            print(f"{s.label}{name}\t{clock(s.talk_time_s)} talking, {s.turns} turns")
         if not speakers.speakers:
             print(f"no speakers labelled: {speakers.note or 'none found'}")
         return 0
@@ -254,7 +243,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("submit", help="submit a media URL or local path; prints the job id at once")
     s.add_argument("url")
     s.add_argument("--wait", action="store_true", help="follow the job with progress bars until it ends")
-    s.add_argument("--priority", type=int, default=3, help="1 (highest) … 5 (lowest), default 3")
+    s.add_argument("--priority", type=int, default=PRIORITY_DEFAULT,
+                   help=f"{PRIORITY_RANGE}, default {PRIORITY_DEFAULT}")
     s.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
     s.add_argument("--asr-model", help="tiny.en (English, fast) | base (multilingual; default from CLIPPER_ASR_MODEL)")
     s.add_argument("--language", help="spoken language code, e.g. en; with a multilingual model, unset = detect")
@@ -280,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text).add_argument("job_id")
     pr = sub.add_parser("priority", help="change a job's priority for the stages it starts from now on")
     pr.add_argument("job_id")
-    pr.add_argument("priority", type=int, help="1 (highest) … 5 (lowest)")
+    pr.add_argument("priority", type=int, help=PRIORITY_RANGE)
     r = sub.add_parser("retry", help="retry a job waiting after a failure, optionally with changed options")
     r.add_argument("job_id")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -323,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # temporalio/sdk-python#300: avoid a crash at interpreter exit
+    os._exit(code)  # avoid a crash at interpreter exit (the Temporal Python SDK's sdk-python#300)
 
 
 if __name__ == "__main__":

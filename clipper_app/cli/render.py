@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from clipper.clock import duration
 from clipper.job.batch import BatchStatus
 from clipper.job.status import JobStatus
 from clipper.ops.breaker import BreakerPhase, BreakerState
@@ -25,28 +26,22 @@ EVENT_STYLES = {"stage failed": "red", "stage timed out": "red", "job failed": "
                 "job completed": "bold green", "stage completed": "green"}
 
 
-def hms(value: datetime | None) -> str:
+def time_of_day(value: datetime | None) -> str:
+    """A moment's time of day (UTC), not a length: lengths are clipper/clock.py's `duration`."""
     return value.strftime("%H:%M:%S") if value else ""
-
-
-def eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
 def summary_line(status: JobStatus) -> str:
     """Progress, priority, ETA and why the job is waiting, if it is."""
     parts = [f"progress {status.progress:.0%}", f"priority {status.priority}"]
     if status.started_at:
-        parts.append(f"started {hms(status.started_at)} UTC")
+        parts.append(f"started {time_of_day(status.started_at)} UTC")
     if status.eta_s is not None:
-        parts.append(f"ETA {eta_text(status.eta_s)}")
+        parts.append(f"ETA {duration(status.eta_s)}")
     if status.paused_since:
-        parts.append(f"paused since {hms(status.paused_since)} UTC")
+        parts.append(f"paused since {time_of_day(status.paused_since)} UTC")
     if status.waiting_since:
-        parts.append(f"waiting for retry/abandon since {hms(status.waiting_since)} UTC")
+        parts.append(f"waiting for retry/abandon since {time_of_day(status.waiting_since)} UTC")
     return " · ".join(parts)
 
 
@@ -56,7 +51,7 @@ def print_status(status: JobStatus) -> None:
         table.add_column(col)
     for s in status.stages:
         table.add_row(
-            s.name, s.state.value, f"{s.progress:.0%}", str(s.attempt or ""), hms(s.started_at), hms(s.finished_at),
+            s.name, s.state.value, f"{s.progress:.0%}", str(s.attempt or ""), time_of_day(s.started_at), time_of_day(s.finished_at),
             Text(f"{s.error.type}: {s.error.message}") if s.error else "",
         )
     console.print(table)
@@ -152,7 +147,7 @@ def print_batch_status(status: BatchStatus) -> None:
             f"cancelled · {c.running} running · {c.queued} queued · concurrency {status.concurrency} · "
             f"priority {status.priority}")
     if status.paused_since:
-        line += f" · paused since {hms(status.paused_since)} UTC"
+        line += f" · paused since {time_of_day(status.paused_since)} UTC"
     console.print(line + (f" · run {status.run}" if status.run > 1 else ""), highlight=False)
     if status.error:
         console.print(f"[red]{escape(status.error)}[/]")

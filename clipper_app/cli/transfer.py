@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from clipper.store.archive import ArchiveSummary
-from clipper_app.client import ClipperClient
+from clipper_app.client import ArchiveSummary, ClipperClient
 
 IMPORT_WAIT_S = 10.0  # an imported job completes as soon as a worker of the task queue runs it
 

@@ -32,6 +32,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadConverter
 
+from clipper.job.status import PRIORITY_DEFAULT
 from clipper.media.urls import redact_credentials
 
 DEFAULT_CONVERTER = pydantic_data_converter.payload_converter
@@ -112,7 +113,7 @@ class _Auditor:
     def on_workflow_execution_started(self, event: HistoryEvent, attrs: Any) -> None:
         request = (self.values(attrs.input.payloads) or [None])[0]
         if isinstance(request, dict):
-            parts = [f"url={request.get('url')}", f"priority={request.get('priority', 3)}"]
+            parts = [f"url={request.get('url')}", f"priority={request.get('priority', PRIORITY_DEFAULT)}"]
             parts += [f"{k}={v}" for k, v in (request.get("options") or {}).items() if v is not None]
             detail = ", ".join(parts)
         else:

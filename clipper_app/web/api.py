@@ -8,7 +8,6 @@ its next boundary, so they answer 202 Accepted; `priority` and `speakers` are up
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -20,12 +19,9 @@ from clipper.config import Settings
 from clipper.errors import InvalidRequest, LocalPathNotAllowed
 from clipper.job.batch import BatchStatus
 from clipper.job.request import JobOptions
-from clipper.job.status import PRIORITY_DEFAULT
-from clipper.job.status import JobStatus
-from clipper.job.versions import ArtifactVersion, list_versions
+from clipper.job.status import PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, PRIORITY_RANGE, JobStatus
 from clipper.media.urls import check_url_syntax
-from clipper.store.refs import ArtifactRef
-from clipper_app.client import ArtifactNotFound, ClipperClient, JobClosed, JobNotFound, JobSummary
+from clipper_app.client import ArtifactRef, ArtifactVersion, ClipperClient, JobClosed, JobNotFound, JobSummary
 from clipper_app.web import artifacts, zips
 from clipper_app.web.problems import NotApplicable, Problem
 from clipper_app.web.security import require_reader, require_writer
@@ -58,7 +54,7 @@ class Options(JobOptions):
 
 class SubmitJob(Strict):
     url: str = Field(description="an http(s) link to audio or video")
-    priority: int = Field(PRIORITY_DEFAULT, ge=1, le=5, description="1 (highest) … 5 (lowest)")
+    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST, description=PRIORITY_RANGE)
     options: Options = Field(default_factory=Options)
     callback_url: str | None = Field(None, description="receives the signed webhook when the job is done or fails")
 
@@ -77,7 +73,7 @@ class Retry(Strict):
 
 
 class SetPriority(Strict):
-    priority: int = Field(ge=1, le=5)
+    priority: int = Field(ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST)
 
 
 class ControlAccepted(BaseModel):
@@ -93,7 +89,7 @@ class PriorityChanged(BaseModel):
 class SubmitBatch(Strict):
     source: str | None = Field(None, description="a playlist, channel or feed URL (or give `urls`)")
     urls: list[str] | None = Field(None, max_length=10_000)
-    priority: int = Field(PRIORITY_DEFAULT, ge=1, le=5)
+    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST)
     options: Options = Field(default_factory=Options)
     concurrency: int | None = Field(None, ge=1, le=100)
 
@@ -240,18 +236,14 @@ async def job_artifact(request: Request, name: str, job_id: str = JOB_ID,
                        clipper: ClipperClient = Depends(client)) -> Response:
     """One artifact by its manifest name (e.g. `clips/clip-01.mp3`), with HTTP Range and ETag = sha256."""
     ref = artifacts.lookup(job_id, await _job_manifest(clipper, job_id), name)
-    return await artifacts.serve(request, clipper.store, job_id, ref)
+    return await artifacts.serve(request, clipper, job_id, ref)
 
 
 @jobs.get("/{job_id}/clips.zip", dependencies=reads, response_class=StreamingResponse,
           responses={200: {"content": {"application/zip": {}}}})
 async def clips_zip(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> StreamingResponse:
     """Every audio clip of the job in one zip, streamed from the store (only names its manifest lists)."""
-    refs = await _job_manifest(clipper, job_id)
-    clips = [refs[name] for name in sorted(refs) if name.startswith("clips/") and name != "clips.json"]
-    if not clips:
-        raise ArtifactNotFound(f"{job_id} has no clips")
-    files = await asyncio.to_thread(zips.verified_paths, clipper.store, job_id, clips)
+    files = await clipper.clip_files(job_id, await _job_manifest(clipper, job_id))  # all verified first
     return StreamingResponse(zips.stream(files), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{job_id}-clips.zip"',
                                       **artifacts.SAFE_HEADERS})
@@ -264,8 +256,7 @@ async def clips_zip(job_id: str = JOB_ID, clipper: ClipperClient = Depends(clien
 async def job_versions(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> list[ArtifactVersion]:
     """The job's kept versions, oldest first: number, stage, reason, the options that produced the files, when,
     and the files (`versions/<N>/<name>`, each with its sha256). An unknown job is 404."""
-    await clipper.describe(job_id)
-    return await asyncio.to_thread(list_versions, clipper.store, job_id)
+    return await clipper.versions(job_id)
 
 
 # --- batches: a playlist or a list of URLs, one job per item; the same controls by the batch's id ---
@@ -324,22 +315,17 @@ async def batch_priority(body: SetPriority, batch_id: str = BATCH_ID,
     return PriorityChanged(job_id=batch_id, priority=await clipper.set_priority(batch_id, body.priority))
 
 
-async def _batch_manifest(clipper: ClipperClient, batch_id: str) -> dict[str, ArtifactRef]:
-    await _batch(clipper, batch_id)
-    return (await asyncio.to_thread(clipper.store.read_manifest, batch_id)).artifacts
-
-
 @batches.get("/{batch_id}/artifacts", dependencies=reads, response_model=list[ArtifactRef])
 async def batch_artifacts(batch_id: str = BATCH_ID, clipper: ClipperClient = Depends(client)) -> list[ArtifactRef]:
     """The batch folder's manifest (items.json); each item's outputs are its job's (`/api/jobs/{id}/artifacts`)."""
-    return artifacts.listing(await _batch_manifest(clipper, batch_id))
+    return artifacts.listing(await clipper.batch_artifacts(batch_id))
 
 
 @batches.get("/{batch_id}/artifacts/{name:path}", dependencies=reads, response_class=Response)
 async def batch_artifact(request: Request, name: str, batch_id: str = BATCH_ID,
                          clipper: ClipperClient = Depends(client)) -> Response:
-    ref = artifacts.lookup(batch_id, await _batch_manifest(clipper, batch_id), name)
-    return await artifacts.serve(request, clipper.store, batch_id, ref)
+    ref = artifacts.lookup(batch_id, await clipper.batch_artifacts(batch_id), name)
+    return await artifacts.serve(request, clipper, batch_id, ref)
 
 
 ROUTERS = (jobs, batches)

@@ -9,13 +9,16 @@ cannot send a bearer token, so a page for people needs open reads.
 
 Jinja2 autoescapes everything, and every page carries a Content-Security-Policy that allows only this origin
 and no inline script or style: the scripts and the stylesheet are static files.
+
+The pages hold no rule of their own: the state a person reads and the priority range come from
+clipper/job/status.py (the templates get them as globals, the scripts as JSON in the page's `data-rules`), clock
+text from clipper/clock.py, and every file from the client, which verifies it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
@@ -25,13 +28,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from clipper.asr.render import ts
+from clipper.clock import clock, duration
 from clipper.errors import ClipperError
 from clipper.job.outputs import AudiogramIndex, ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
-from clipper.job.status import FINISHED, JobState, JobStatus
-from clipper.store.refs import ArtifactRef
-from clipper_app.client import ClipperClient
-from clipper_app.web import artifacts
+from clipper.job.status import (
+    FINISHED, PRIORITIES, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, SHOWN_STATES, WAITING, JobState,
+    JobStatus, shown_state, state_rules,
+)
+from clipper_app.client import ArtifactRef, ClipperClient, clip_names
 from clipper_app.web.api import _job_manifest, client
 from clipper_app.web.problems import status_of
 from clipper_app.web.security import require_reader
@@ -46,7 +50,10 @@ FULL_AUDIO = ("audio.mp3", "audio.m4a", "audio.ogg", "audio.wav")
 DOWNLOADS = (("transcript.srt", "Subtitles (SRT)"), ("transcript.vtt", "Subtitles (VTT)"),
              ("transcript.json", "Transcript (JSON)"), ("transcript.txt", "Transcript (text)"),
              ("report.md", "Report (Markdown)"), ("quotes.md", "Quotes (Markdown)"))
-STATES = ("queued", "running", "paused", "waiting", "failed", "done", "cancelled")
+# A job page reloads when its job reaches one of these: it then has outputs (done) or an error (failed, waiting)
+# to show that the live parts do not (cancelled adds nothing).
+RELOAD_ON = (JobState.done.value, JobState.failed.value, WAITING)
+M = TypeVar("M", bound=BaseModel)
 
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
 pages = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
@@ -86,62 +93,43 @@ class Outputs(BaseModel):
     note: str | None = None
 
 
-def shown_state(state: str, paused_since: Any = None, waiting_since: Any = None) -> str:
-    """One word for a job's state as people read it: a job that failed but waits for a retry is `waiting`."""
-    if waiting_since is not None:
-        return "waiting"
-    if paused_since is not None:
-        return "paused"
-    return state
-
-
-def hms(seconds: float | None) -> str:
-    """A duration (ETA, length, talk time), rounded. Points in the media use the report's `ts` (truncated: a
-    jump lands at or before the words), so the page and the report show the same times."""
-    if seconds is None:
-        return ""
-    total = max(0, int(round(seconds)))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-templates.env.filters["hms"] = hms
-templates.env.filters["ts"] = ts
+# Durations (an ETA, the media's length, talk time) are rounded; points in the media (chapters, quotes,
+# transcript lines) are the report's clock text, truncated so a jump lands at or before the words.
+templates.env.filters["duration"] = duration
+templates.env.filters["clock"] = clock
 templates.env.filters["host"] = lambda url: urlsplit(url or "").hostname or ""
+templates.env.globals.update(
+    priorities=PRIORITIES, priority_default=PRIORITY_DEFAULT, priority_highest=PRIORITY_HIGHEST,
+    priority_lowest=PRIORITY_LOWEST, rules={**state_rules(), "reloadOn": list(RELOAD_ON)})
 
 
-def _read(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef], name: str, model: type[BaseModel]):
-    """The artifact as a model, verified against the manifest's sha256; None when the job has none (yet)."""
-    ref = refs.get(name)
-    if ref is None:
-        return None
-    path = artifacts._verified_path(clipper.store, job_id, ref)
-    return model.model_validate_json(path.read_bytes())
+async def read_outputs(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef]) -> Outputs:
+    """Everything the job page shows besides its status, each file verified by the client; a part is None when
+    the job has no such artifact (yet)."""
 
+    async def read(name: str, model: type[M]) -> M | None:
+        return await clipper.read_artifact(job_id, refs.get(name), model)
 
-def read_outputs(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef]) -> Outputs:
-    """Everything the job page shows besides its status (blocking: run in a thread)."""
     out = Outputs(names=sorted(refs))
     out.audio = next((n for n in FULL_AUDIO if n in refs), None)
-    out.summary = _read(clipper, job_id, refs, "summary.json", Summary)
-    out.speakers = _read(clipper, job_id, refs, "speakers.json", SpeakerSet)
+    out.summary = await read("summary.json", Summary)
+    out.speakers = await read("speakers.json", SpeakerSet)
     names = {s.label: s.name for s in out.speakers.speakers if s.name} if out.speakers else {}
-    transcript = _read(clipper, job_id, refs, "transcript.json", Transcript)
+    transcript = await read("transcript.json", Transcript)
     if transcript is not None:
         out.lines = [Line(start=s.start, end=s.end, text=s.text.strip(), label=s.speaker,
                           speaker=names.get(s.speaker or "", s.speaker)) for s in transcript.segments]
-    quotes = _read(clipper, job_id, refs, "quotes.json", QuoteSet)
-    index = _read(clipper, job_id, refs, "clips.json", ClipIndex)
+    quotes = await read("quotes.json", QuoteSet)
+    index = await read("clips.json", ClipIndex)
     clips = {c.rank: c.name for c in index.clips} if index is not None else {}  # the clip of each quote, by rank
     if quotes is not None:
         out.quotes = [QuoteView(rank=q.rank, text=q.text, start=q.start, end=q.end, speaker=names.get(q.speaker or "",
                                 q.speaker), clip=next((c for c in (clips.get(q.rank), q.clip) if c in refs), None))
                       for q in quotes.quotes]
-    out.audiograms = _read(clipper, job_id, refs, "audiograms.json", AudiogramIndex)
+    out.audiograms = await read("audiograms.json", AudiogramIndex)
     if out.audiograms is not None:
         out.audiograms.audiograms = [a for a in out.audiograms.audiograms if a.name in refs]
-    out.clips = sorted(n for n in refs if n.startswith("clips/") and n != "clips.json")
+    out.clips = clip_names(refs)
     out.downloads = [(n, label) for n, label in DOWNLOADS if n in refs]
     return out
 
@@ -157,7 +145,7 @@ async def jobs_page(request: Request, state: str | None = None,
                     clipper: ClipperClient = Depends(client)) -> HTMLResponse:
     """The first rows are rendered here; `jobs.js` then refreshes them every second from `GET /api/jobs`."""
     jobs = await clipper.list_jobs(limit=50)
-    return _page(request, "jobs.html", jobs=jobs, states=STATES, state=state if state in STATES else "")
+    return _page(request, "jobs.html", jobs=jobs, states=SHOWN_STATES, state=state if state in SHOWN_STATES else "")
 
 
 @pages.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -168,11 +156,10 @@ async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depen
         return _page(request, "error.html", status_code=status_of(err), error=err.type_name, detail=str(err))
     try:
         refs = await _job_manifest(clipper, job_id)
-        outputs = await asyncio.to_thread(read_outputs, clipper, job_id, refs)
+        outputs = await read_outputs(clipper, job_id, refs)
     except ClipperError as err:  # a failed or cancelled job has no outputs to show; a damaged artifact is named
         outputs = Outputs(note=None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}")
-    state = shown_state(status.state.value, status.paused_since, status.waiting_since)
-    return _page(request, "job.html", job=status, state=state, out=outputs)
+    return _page(request, "job.html", job=status, state=shown_state(status), out=outputs)
 
 
 def mount(app: FastAPI) -> None:

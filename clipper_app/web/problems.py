@@ -13,7 +13,8 @@ The status follows what went wrong, not where:
 - 422: invalid input: pydantic validation, bad JSON, `InvalidRequest` and its subclasses, and the URL errors
   (`UnsupportedUrl`, `ForbiddenAddress`, `CredentialsInUrl`, `LocalPathNotAllowed`), any other input error;
 - 401 a missing or wrong bearer token, 413 a body over the limit (clipper_app/web/security.py);
-- 503 a retryable error (the artifact store or Temporal unreachable); 500 a corrupt artifact.
+- 503 a retryable error (the artifact store or Temporal unreachable: the client turns the server's own failures
+  into `TemporalUnavailable`, so this module needs no Temporal SDK); 500 a corrupt artifact.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.service import RPCError
 
 from clipper.errors import ClipperError, CorruptArtifact
-from clipper_app.client import ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound
+from clipper_app.client import SERVER_ERRORS, ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound, unavailable
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://github.com/clipper/clipper/blob/main/docs/api.md#error-"
@@ -120,7 +120,10 @@ def install(app: FastAPI) -> None:
         name = {404: "NotFound", 405: "MethodNotAllowed"}.get(err.status_code, "HTTPError")
         return problem(err.status_code, name, str(err.detail), getattr(err, "headers", None))
 
-    @app.exception_handler(RPCError)
-    async def _temporal(_: Request, err: RPCError) -> JSONResponse:
-        structlog.get_logger().warning("web.temporal_error", status=err.status.name if err.status else None)
-        return problem(503, "TemporalUnavailable", "the Temporal server did not answer; try again")
+    async def _temporal(_: Request, err: Exception) -> JSONResponse:
+        typed = unavailable(err)  # TemporalUnavailable: retryable, so 503
+        structlog.get_logger().warning("web.temporal_error", status=typed.status)
+        return problem_for(typed)
+
+    for kind in SERVER_ERRORS:
+        app.add_exception_handler(kind, _temporal)

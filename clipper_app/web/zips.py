@@ -2,8 +2,8 @@
 
 `zipfile` writes to a stream it cannot seek (sizes go into data descriptors after each file), so the archive is
 produced piece by piece while it is sent. The files are checked against the manifest's sha256 before the first
-byte goes out (`verified_paths`), so a damaged clip is a 404 problem, never a truncated download. Clips are MP3s:
-stored, not deflated (compressing them again gains nothing and costs CPU).
+byte goes out (the client's `clip_files`), so a damaged clip is a problem answer, never a truncated download.
+Clips are MP3s: stored, not deflated (compressing them again gains nothing and costs CPU).
 """
 
 from __future__ import annotations
@@ -12,12 +12,6 @@ import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-
-from clipper.errors import InvalidRequest
-from clipper.store.local import ArtifactStore
-from clipper.store.refs import ArtifactRef
-from clipper_app.client import ArtifactNotFound
-from clipper_app.web.artifacts import _verified_path
 
 CHUNK = 256 * 1024
 
@@ -40,18 +34,8 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def verified_paths(store: ArtifactStore, job_id: str, refs: list[ArtifactRef]) -> list[tuple[str, Path]]:
-    """(name in the zip, local verified file) for each ref: a name is a manifest name, never a path from a user."""
-    out = []
-    for ref in refs:
-        try:
-            out.append((ref.name, _verified_path(store, job_id, ref)))
-        except InvalidRequest:
-            raise ArtifactNotFound(f"{job_id} has no artifact {ref.name!r} inside its folder") from None
-    return out
-
-
 def stream(files: list[tuple[str, Path]]) -> Iterator[bytes]:
+    """The zip of `files`: (name in the zip, a manifest name, never a path from a user; its verified local file)."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, path in files:

@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic import SecretStr
 
+from clipper.clock import clock
 from clipper.config import Settings
 from clipper.job.outputs import Chapter, Summary
 from clipper.llm.client import LLMEngine
@@ -15,7 +16,6 @@ from clipper.text.chapters import (
     chapters_markdown,
     description_lines,
     make_chapters,
-    stamp,
 )
 from clipper.text.offline import OfflineEngine
 from clipper.text.summary import summarize
@@ -66,7 +66,7 @@ def test_description_lines_and_markdown() -> None:
     chapters = [Chapter(start=3.2, end=60, title="Intro", key_points=["a"]),
                 Chapter(start=61.5, end=3599, title="Middle"), Chapter(start=3725, end=7300, title="Late")]
     assert description_lines(chapters) == ["00:00 Intro", "01:01 Middle", "1:02:05 Late"]
-    assert stamp(59.9) == "00:59" and stamp(7300, hours=True) == "2:01:40"
+    assert clock(59.9) == "00:59" and clock(7300, hours=True) == "2:01:40"
     md = chapters_markdown(Summary(engine="offline", overview="o", chapters=chapters))
     assert "```\n00:00 Intro\n01:01 Middle\n1:02:05 Late\n```" in md and "- a" in md
     assert "No chapters" in chapters_markdown(Summary(engine="offline", overview=""))

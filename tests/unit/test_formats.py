@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clipper.asr.render import ts, ts_range
+from clipper.clock import clock, clock_range
 from clipper.job.outputs import KeyPoint, Quote, QuoteSet, Segment, Summary, Transcript, Word
 from clipper.job.request import MediaInfo
 from clipper.text.formats import (
@@ -77,14 +77,14 @@ INFO = MediaInfo(
 ARTIFACTS = {"audio.wav": "a" * 64, "clips/01-durable-systems-are-boring-on-purpose.mp3": "b" * 64}
 
 
-def test_ts() -> None:
-    assert ts(0) == "00:00"
-    assert ts(None) == "00:00"
-    assert ts(65.9) == "01:05"  # truncated: a jump to it lands before the words, not after
-    assert ts(3599.99) == "59:59"
-    assert ts(3725.4) == "1:02:05"
-    assert ts(-3) == "00:00"
-    assert ts_range(10.5, 15.9) == "00:10–00:15"
+def test_the_report_clock() -> None:
+    assert clock(0) == "00:00"
+    assert clock(None) == "00:00"
+    assert clock(65.9) == "01:05"  # truncated: a jump to it lands before the words, not after
+    assert clock(3599.99) == "59:59"
+    assert clock(3725.4) == "1:02:05"
+    assert clock(-3) == "00:00"
+    assert clock_range(10.5, 15.9) == "00:10–00:15"
 
 
 @pytest.mark.parametrize(("render", "parse"), [(transcript_srt, parse_srt), (transcript_vtt, parse_vtt)])

@@ -101,3 +101,21 @@ def test_the_readme_layout_matches_the_tree():
     packages = {f"{top}/{p.name}" for top in ("clipper", "clipper_app") for p in (ROOT / top).iterdir()
                 if p.is_dir() and any(p.glob("*.py"))}
     assert tops | packages <= sketch, sorted((tops | packages) - sketch)
+
+
+def test_the_cli_and_the_pages_go_through_the_client():
+    """They read jobs, outputs and versions by asking the client; neither opens the store or talks to Temporal."""
+    for name, path in modules().items():
+        if name in ("clipper_app.cli", "clipper_app.web") or name.startswith(("clipper_app.cli.", "clipper_app.web.")):
+            below = {d for d in EDGES[name] if d.startswith(("clipper.store", "activities", "workflows"))}
+            assert not below, f"{name} imports {below}"
+            assert "temporalio" not in third_party(path), name
+
+
+def test_the_notification_events_are_the_job_states_ones():
+    from typing import get_args
+
+    from clipper.job.status import NOTIFY_EVENTS
+    from clipper.ops.notify import Event
+
+    assert get_args(Event) == NOTIFY_EVENTS

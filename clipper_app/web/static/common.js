@@ -1,10 +1,19 @@
-// Shared by the pages: calls to the JSON API (with the bearer token when the server has one), problem display.
-// No cookies: the token lives in sessionStorage and goes only into the Authorization header of our own calls.
+// Shared by the pages: calls to the JSON API (with the bearer token when the server has one), problem display,
+// the state a person reads and clock text. No cookies: the token lives in sessionStorage and goes only into the
+// Authorization header of our own calls. The state rules are the server's (clipper/job/status.py), rendered into
+// the page as `data-rules`, so this script holds no list of states of its own.
 "use strict";
 
 const clipper = (() => {
   const KEY = "clipper-token";
   const tokenRequired = () => document.body.dataset.tokenRequired === "true";
+  let parsed = null;
+
+  // {shown, shownBy, listedAs, initial, reloadOn}: see clipper/job/status.py `state_rules` and pages.py RELOAD_ON.
+  function rules() {
+    if (parsed === null) parsed = JSON.parse(document.body.dataset.rules || "{}");
+    return parsed;
+  }
 
   function askToken(again) {
     const given = window.prompt(again ? "That token was refused. CLIPPER_WEB_TOKEN:" : "This server needs its token (CLIPPER_WEB_TOKEN):");
@@ -44,19 +53,33 @@ const clipper = (() => {
     box.hidden = false;
   }
 
-  function hms(seconds) {
+  // A length (an ETA): m:ss, h:mm:ss from an hour on; "" for none. The one clock text of the pages' scripts, the
+  // same as clipper/clock.py `duration` (rounded half to even, like Python's round; tests/unit/test_page_script.py).
+  function duration(seconds) {
     if (seconds === null || seconds === undefined) return "";
-    const t = Math.max(0, Math.round(seconds));
+    let t = Math.round(seconds);
+    if (Math.abs(seconds % 1) === 0.5 && t % 2 !== 0) t -= 1;
+    t = Math.max(0, t);
     const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), s = t % 60;
     const mm = h ? String(m).padStart(2, "0") : String(m);
     return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
   }
 
-  // The state people read: a job that failed but waits for a retry is "waiting"; a paused one "paused".
+  // The state people read (clipper/job/status.py `shown_state`): the first of `shownBy`'s fields that is set
+  // decides (a job that failed but waits for a retry is "waiting", a paused one "paused"), else its state.
   function shownState(status) {
-    if (status.waiting_since) return "waiting";
-    if (status.paused_since) return "paused";
-    return status.state;
+    for (const [field, shown] of rules().shownBy || []) if (status[field]) return shown;
+    return status.state || rules().initial;
+  }
+
+  // The server-side state a shown state is listed under (the jobs list's filter): "waiting" jobs are "failed".
+  function listedAs(shown) {
+    return (rules().listedAs || {})[shown] || shown;
+  }
+
+  // Whether a job page that reaches `shown` has more to show than its live parts (outputs, an error).
+  function reloadsOn(shown) {
+    return (rules().reloadOn || []).includes(shown);
   }
 
   function setState(el, state) {
@@ -76,5 +99,5 @@ const clipper = (() => {
     return setInterval(tick, ms);
   }
 
-  return { api, showProblem, hms, shownState, setState, every };
+  return { api, showProblem, duration, shownState, listedAs, reloadsOn, rules, setState, every };
 })();

@@ -24,7 +24,7 @@
     const pct = Math.round(s.progress * 100);
     document.getElementById("progress").value = pct;
     document.getElementById("pct").textContent = pct + " %";
-    document.getElementById("eta").textContent = s.eta_s ? "about " + clipper.hms(s.eta_s) + " left" : "";
+    document.getElementById("eta").textContent = s.eta_s ? "about " + clipper.duration(s.eta_s) + " left" : "";
     document.getElementById("priority").textContent = s.priority;
     document.getElementById("waiting").textContent = s.waiting || "";  // e.g. a provider's open circuit breaker
     if (s.title) document.getElementById("title").textContent = s.title;
@@ -36,8 +36,8 @@
       tr.querySelector("progress").value = Math.round(stage.progress * 100);
     }
     const count = Object.keys(s.artifacts || {}).length;
-    // Done or failed: outputs or the error to show (cancelled adds nothing the live parts do not show).
-    const ended = ["done", "failed", "waiting"].includes(shown) && shown !== state;
+    // Done, failed or waiting (the server's RELOAD_ON): outputs or the error to show that the live parts do not.
+    const ended = clipper.reloadsOn(shown) && shown !== state;
     if ((count > artifacts || ended) && !playing()) window.location.reload();
     if (count > artifacts) artifacts = count;
     state = shown;

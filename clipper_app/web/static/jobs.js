@@ -16,7 +16,8 @@
 
   function row(job, status) {
     const tr = document.createElement("tr");
-    const state = status ? clipper.shownState(status) : (job.status === "running" ? (job.state || "queued") : (job.state || job.status));
+    // Without a status read: the search attribute's state; for a job no worker has picked up yet, the initial one.
+    const state = status ? clipper.shownState(status) : (job.status === "running" ? (job.state || clipper.rules().initial) : (job.state || job.status));
     tr.dataset.job = job.job_id;
     tr.dataset.state = state;
     const progress = status ? Math.round(status.progress * 100) : (job.progress || 0);
@@ -40,7 +41,7 @@
     pct.textContent = " " + progress + " %";
     pr.append(bar, pct);
     const started = cell(job.started_at ? new Date(job.started_at).toLocaleString() : "");
-    const eta = status && status.eta_s ? clipper.hms(status.eta_s) : "";
+    const eta = status && status.eta_s ? clipper.duration(status.eta_s) : "";
     tr.append(title, cell(job.source || ""), st, cell((status && status.current_stage) || job.stage || ""), pr, cell(eta),
       cell(String((status && status.priority) || job.priority || "")), started);
     return tr;
@@ -48,8 +49,9 @@
 
   async function refresh() {
     const wanted = filter.value;
-    // "waiting" is a failed state the job is still open in; the server's filter knows only its own states.
-    const query = wanted && wanted !== "waiting" ? "?state=" + encodeURIComponent(wanted) : (wanted ? "?state=failed" : "");
+    // A shown state is asked for as the server's state it is listed under ("waiting" jobs are "failed" and open);
+    // the rows are then kept by their shown state.
+    const query = wanted ? "?state=" + encodeURIComponent(clipper.listedAs(wanted)) : "";
     const jobs = await clipper.api("GET", "/api/jobs" + query);
     const open = jobs.filter((j) => j.status === "running").slice(0, DETAIL_MAX);
     const statuses = new Map();
@@ -62,7 +64,7 @@
       try { titles.set(j.job_id, (await clipper.api("GET", "/api/jobs/" + encodeURIComponent(j.job_id))).title || ""); } catch (e) { titles.set(j.job_id, ""); }
     }));
     const rows = jobs.map((j) => row(j, statuses.get(j.job_id)))
-      .filter((tr) => !wanted || tr.dataset.state === wanted || (wanted === "failed" && tr.dataset.state === "failed"));
+      .filter((tr) => !wanted || tr.dataset.state === wanted);
     tbody.replaceChildren(...rows);
     document.getElementById("empty").hidden = rows.length > 0;
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
