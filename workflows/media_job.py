@@ -156,6 +156,12 @@ class MediaJob(JobControl):
     def finish(self, state: JobState, failed: StageFailed | None = None) -> None:
         self.job.state, self.job.finished_at = state, workflow.now()
         self.job.error = failed.error if failed else None
+        if state != JobState.done:  # every stage shows how it ended (status fields only: no command changes)
+            for entry in self.job.stages:
+                if entry.state == StageState.running:
+                    entry.state, entry.finished_at = StageState.cancelled, workflow.now()
+                elif entry.state == StageState.pending:
+                    entry.state = StageState.skipped
         if state == JobState.done:
             self.job.current_stage = None
         self.stages.publish()

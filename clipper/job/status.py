@@ -39,6 +39,10 @@ class StageState(str, Enum):
     running = "running"
     done = "done"
     failed = "failed"
+    # How a job that ended otherwise than done leaves its stages: the one running when it was cancelled, and the
+    # ones it never reached (after a cancel or a failure), so no stage reads "running" or "pending" forever.
+    cancelled = "cancelled"
+    skipped = "skipped"
 
 
 class JobState(str, Enum):

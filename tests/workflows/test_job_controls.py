@@ -92,6 +92,11 @@ def test_cancel_ends_the_job_and_discards_scratch(settings, when):
     assert fakes.names() == ["download", "transcribe", "discard_scratch"]
     assert fakes.of("discard_scratch")[0].arg == job
     assert fakes.cancelled == (["transcribe"] if when == "running" else [])
+    # Every stage shows how it ended: none reads running or pending after the job is over.
+    states = {s.name: s.state for s in status.stages}
+    assert states == {"download": StageState.done,
+                      "transcribe": StageState.cancelled if when == "running" else StageState.done,
+                      **{name: StageState.skipped for name in after("transcribe")}}
 
 
 # --- 3. priority ---
@@ -156,10 +161,13 @@ def test_abandon_fails_the_job_with_the_stage_error(settings):
             await clipper.abandon(job)
             with pytest.raises(JobFailed) as failed:
                 await outcome(clipper, job)
-            return failed.value
+            return failed.value, await clipper.status(job)
 
-    failed = run(body())
+    failed, status = run(body())
     assert (failed.stage, failed.error_type, failed.error_message) == ("quotes", "SomeError", "no quotes today")
+    assert [(s.name, s.state) for s in status.stages] == [
+        *[(n, StageState.done) for n in through("speakers")], ("quotes", StageState.failed),
+        *[(n, StageState.skipped) for n in after("quotes")]]
     assert fakes.names() == ["download", "transcribe", "speakers", "quotes", "notify", "notify", "discard_scratch"]
     assert [c.arg.event for c in fakes.of("notify")] == ["waiting_for_retry", "failed"]
 
