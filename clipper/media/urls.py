@@ -250,6 +250,8 @@ def check_url(url: str, settings: Settings) -> None:
     url = url.strip()
 
     if scheme in ("", "file"):
+        if scheme == "" and not settings.allow_local_files:
+            check_submittable(url)  # a bare word that is no file here is not a URL at all: UnsupportedUrl
         if not settings.allow_local_files:
             raise LocalPathNotAllowed(
                 f"{_short(url)} is a local file (add https:// if it is a web address); "

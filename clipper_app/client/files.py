@@ -27,7 +27,7 @@ from clipper.job.versions import ArtifactVersion, list_versions, version_file
 from clipper.store.configured import open_store
 from clipper.store.local import ArtifactStore
 from clipper.store.refs import ArtifactRef
-from clipper_app.client.common import ArtifactNotFound
+from clipper_app.client.common import ArtifactNotFound, JobNotFound
 
 M = TypeVar("M", bound=BaseModel)
 VERIFIED_MAX = 1024  # files whose verification is remembered (a few jobs' clips, audio and outputs)
@@ -100,6 +100,9 @@ class JobFiles:
 
     def report_markdown(self, job_id: str) -> str:
         """report.md as this host has it (fetched from a shared S3 store when it is not here)."""
+        if not self.manifest(job_id):  # the store holds nothing of it: not a job (or one that wrote nothing yet)
+            raise JobNotFound(f"no job {job_id} in the store at {self.folder(job_id)}: check the id (`clipper list`), "
+                              "or the store (CLIPPER_STORAGE_DIR / CLIPPER_STORAGE_URL) the workers write to")
         report = self.store.local_copy(job_id, REPORT)
         if report is None:
             raise ReportNotFound(f"no report for {job_id} in {self.folder(job_id)} (not finished, or another "

@@ -234,9 +234,17 @@ async def job_artifacts(job_id: str = JOB_ID, clipper: ClipperClient = Depends(c
                      304: {"description": "not modified (ETag)"}, 416: {"description": "range not satisfiable"}})
 async def job_artifact(request: Request, name: str, job_id: str = JOB_ID,
                        clipper: ClipperClient = Depends(client)) -> Response:
-    """One artifact by its manifest name (e.g. `clips/clip-01.mp3`), with HTTP Range and ETag = sha256."""
+    """One artifact by its manifest name (e.g. `clips/clip-01.mp3`), with HTTP Range and ETag = sha256; HEAD
+    gives the same headers (size, type, ETag) without the body."""
     ref = artifacts.lookup(job_id, await _job_manifest(clipper, job_id), name)
     return await artifacts.serve(request, clipper, job_id, ref)
+
+
+@jobs.head("/{job_id}/artifacts/{name:path}", dependencies=reads, response_class=Response)
+async def job_artifact_head(request: Request, name: str, job_id: str = JOB_ID,
+                            clipper: ClipperClient = Depends(client)) -> Response:
+    """The artifact's headers (size, type, ETag) without its body."""
+    return await job_artifact(request, name, job_id, clipper)
 
 
 @jobs.get("/{job_id}/clips.zip", dependencies=reads, response_class=StreamingResponse,
@@ -326,6 +334,13 @@ async def batch_artifact(request: Request, name: str, batch_id: str = BATCH_ID,
                          clipper: ClipperClient = Depends(client)) -> Response:
     ref = artifacts.lookup(batch_id, await clipper.batch_artifacts(batch_id), name)
     return await artifacts.serve(request, clipper, batch_id, ref)
+
+
+@batches.head("/{batch_id}/artifacts/{name:path}", dependencies=reads, response_class=Response)
+async def batch_artifact_head(request: Request, name: str, batch_id: str = BATCH_ID,
+                              clipper: ClipperClient = Depends(client)) -> Response:
+    """The artifact's headers without its body."""
+    return await batch_artifact(request, name, batch_id, clipper)
 
 
 ROUTERS = (jobs, batches)

@@ -70,6 +70,10 @@ def test_a_job_end_to_end_over_http(settings, media_server, tmp_path):
                     r = await http.get(f"/api/jobs/{job}/artifacts/audio.wav", headers={"If-None-Match": r'"x", ' +
                                                                                            f'"{audio["sha256"]}"'})
                     assert r.status_code == 304
+                    head = await http.head(f"/api/jobs/{job}/artifacts/audio.wav")
+                    assert head.status_code == 200 and head.content == b""
+                    assert int(head.headers["content-length"]) == audio["size"]
+                    assert head.headers["etag"] == f'"{audio["sha256"]}"'
                     report = await http.get(f"/api/jobs/{job}/artifacts/report.md")
                     assert report.status_code == 200 and report.headers["content-type"].startswith("text/markdown")
                     assert report.content == store.path(job, "report.md").read_bytes()

@@ -183,3 +183,10 @@ def test_credentials_in_a_url_are_refused_without_echoing_them(url: str) -> None
         assert info.value.non_retryable
     with pytest.raises(CredentialsInUrl, match="needs no login"):
         check_url_syntax("https://user:s3cret@host.example/a.mp3")
+
+
+def test_a_string_that_is_no_url_nor_file_is_unsupported_not_a_local_path():
+    from clipper.errors import UnsupportedUrl
+
+    with pytest.raises(UnsupportedUrl, match="neither a URL nor a file"):
+        check_url("not-a-url", Settings(allow_local_files=False))

@@ -152,3 +152,14 @@ def test_reading_a_job_that_is_not_there_leaves_no_folder(tmp_path):
     assert store.valid_ref("clip-nope", "report.md") is None
     assert not store.path("clip-nope", "speakers.json").exists()
     assert not (tmp_path / "jobs" / "clip-nope").exists()
+
+
+def test_showing_a_job_the_store_does_not_have_is_job_not_found(tmp_path):
+    from clipper.config import Settings
+    from clipper_app.client import JobNotFound
+    from clipper_app.client.files import JobFiles
+
+    files = JobFiles(Settings(storage_dir=tmp_path))
+    with pytest.raises(JobNotFound, match="clip-nope"):
+        files.report_markdown("clip-nope")
+    assert not (tmp_path / "jobs" / "clip-nope").exists()
