@@ -165,8 +165,13 @@ def email_message(n: Notification, settings: Settings) -> EmailMessage:
 
 
 def webhook_body(n: Notification) -> bytes:
-    """The notification as JSON, plus `text`, a one-line summary chat webhooks (Slack, Mattermost) show."""
-    payload = {**n.model_dump(mode="json", exclude={"callback_url", "notify_operator"}), "text": subject(n)}
+    """The notification as JSON, plus `text`, a one-line summary chat webhooks (Slack, Mattermost) show.
+
+    A receiver elsewhere cannot use the workers' file paths (and should not learn them): the report is named as
+    the job's artifact (`report`: `report.md`, served at `/api/jobs/<job_id>/artifacts/report.md`), never by path.
+    """
+    payload = {**n.model_dump(mode="json", exclude={"callback_url", "notify_operator", "report_path"}),
+               "report": "report.md" if n.report_path else None, "text": subject(n)}
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -262,7 +262,9 @@ def test_done_notification_points_at_the_report(tmp_path, receiver):
         "webhook": "sent"}
     [(_, headers, body)] = receiver.requests
     assert headers[EVENT_HEADER] == "done" and SIGNATURE_HEADER not in headers  # no secret, no signature
-    assert json.loads(body)["report_path"] == str(report.resolve())
+    sent = json.loads(body)
+    assert sent["report"] == "report.md" and "report_path" not in sent  # an artifact name, never a worker's path
+    assert str(tmp_path) not in body.decode()
 
 
 # --- through Temporal: a test-only workflow runs the real activity with a fast retry policy ---
