@@ -29,7 +29,7 @@ from clipper.speakers.names import check_names
 from clipper_app.client.batches import BatchMethods
 from clipper_app.client.breakers import BreakerClient
 from clipper_app.client.common import (
-    NO_WORKER, SERVER_STATES, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
+    NO_WORKER, SERVER_STATES, ArtifactNotFound, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
 )
 from clipper_app.client.history import AuditEntry, audit_log, imported_from
 from clipper_app.client.listing import ListingMethods
@@ -165,6 +165,13 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
                     MediaJob.name_speakers, names))
             except WorkflowUpdateFailedError as err:
                 raise refused(err) from None
+        # A finished job: checked against the speakers it has before anything starts (a refusal starts nothing).
+        try:
+            labels = [s.label for s in (await self.speakers(job_id)).speakers]
+        except ArtifactNotFound:
+            raise InvalidRequest(f"{job_id} has no speakers to name (no speakers.json: it ran without the "
+                                 "speakers stage)") from None
+        check_names(names, labels)
         try:
             return await self.client.execute_workflow(
                 NameSpeakers.run, SpeakerNames(job_id=job_id, names=names, worker_pools=self.settings.worker_pools),

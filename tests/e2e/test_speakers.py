@@ -3,6 +3,7 @@ HTTP, ffmpeg, Whisper and the speaker encoder; then naming the speakers of the f
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import webvtt
@@ -30,9 +31,17 @@ def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
                 listed = await cli(settings, "speakers", job)
                 named = await cli(settings, "speakers", job, "S1=Diane", "S2=Sheila")
                 refused = await cli(settings, "speakers", job, "S7=Carl")
-                return job, result, listed, named, refused
+                namings: list[str] = []
+                for _ in range(50):  # the server's list lags its starts a little
+                    namings = [w.id async for w in clipper.client.list_workflows("WorkflowType = 'NameSpeakers'")
+                               if w.id.startswith(f"{job}/names-")]
+                    if namings:
+                        break
+                    await asyncio.sleep(0.1)
+                return job, result, listed, named, refused, namings
 
-    job, result, listed, named, refused = run(body())
+    job, result, listed, named, refused, namings = run(body())
+    assert len(namings) == 1, namings  # the refused naming started no workflow
     assert result.state == JobState.done and result.status.stage("speakers").state == StageState.done
     store = ArtifactStore(settings.storage_dir)
     asr = Transcript.model_validate_json(store.path(job, "asr.json").read_bytes())
