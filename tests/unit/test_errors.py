@@ -40,3 +40,14 @@ def test_every_type_name_is_unique_so_the_lookup_is_unambiguous():
     names = [cls.__name__ for cls in every_error()]
     assert len(names) == len(set(names))
     assert error_class("CorruptArtifact") is errors.CorruptArtifact and error_class("Nope") is None
+
+
+def test_troubleshooting_lists_exactly_the_errors_that_end_a_job():
+    import re
+
+    from tests.helpers import ROOT
+
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    bullet = page.split("- **Fails at once**", 1)[1].split("\n- **", 1)[0]
+    listed = set(re.findall(r"`([A-Z][A-Za-z]+)`", bullet)) - {"CorruptArtifact"}
+    assert listed == {cls.__name__ for cls in every_error() if cls.ends_job} - {"CorruptArtifact"}
