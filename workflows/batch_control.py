@@ -40,8 +40,8 @@ class BatchControl:
         if not job_ids:
             return
         try:
-            await self.activity("forward_priority", ForwardPriority(job_ids=job_ids, priority=self.book.status.priority),
-                                list[str])
+            forward = ForwardPriority(job_ids=job_ids, priority=self.book.status.priority)
+            await self.activity("forward_priority", forward, list[str])
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 raise asyncio.CancelledError() from None

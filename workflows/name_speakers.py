@@ -24,6 +24,7 @@ class NameSpeakers:
         policy = BY_NAME["names"].policy
         queue = pool_queue(workflow.info().task_queue, "io") if request.worker_pools else None
         return await workflow.execute_activity(
-            BY_NAME["names"].activity_types[0], request, result_type=dict[str, str], task_queue=queue, retry_policy=retry_policy(policy),
+            BY_NAME["names"].activity_types[0], request, result_type=dict[str, str], task_queue=queue,
+            retry_policy=retry_policy(policy),
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_s(None)),
             summary=f"names: {request.job_id}")

@@ -8,8 +8,8 @@ import asyncio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clipper.job.batch import BatchStatus
-from clipper.job.request import JobOptions
-from clipper.job.status import FINISHED, PRIORITY_DEFAULT, PRIORITY_RANGE, JobState
+from clipper.job.status import FINISHED, JobState
+from clipper_app.cli.options import add_job_options, job_options
 from clipper_app.cli.render import console, print_batch_status
 from clipper_app.client import BatchFailed, ClipperClient
 from clipper_app.client.batches import source_or_file
@@ -21,17 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("source", metavar="PLAYLIST_URL|FILE_OF_URLS")
     b.add_argument("--concurrency", type=int,
                    help="jobs of the batch running at once (default CLIPPER_BATCH_CONCURRENCY, 3)")
-    b.add_argument("--wait", action="store_true", help="follow the batch until it ends")
-    b.add_argument("--priority", type=int, default=PRIORITY_DEFAULT,
-                   help=f"{PRIORITY_RANGE}, default {PRIORITY_DEFAULT}")
-    b.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
-    b.add_argument("--asr-model", help="tiny.en | base (default from CLIPPER_ASR_MODEL)")
-    b.add_argument("--language", help="spoken language code, e.g. en")
+    add_job_options(b, "the batch")
 
 
 async def submit(client: ClipperClient, args: argparse.Namespace) -> int:
     source, urls = source_or_file(args.source)
-    options = JobOptions(asr_engine=args.asr_engine, asr_model=args.asr_model, language=args.language)
+    options = job_options(args)
     submitted = await client.submit_batch(source, urls, options=options, priority=args.priority,
                                           concurrency=args.concurrency)
     print(f"{submitted.job_id}" + (" (already submitted: existing batch)" if submitted.existing else ""), flush=True)

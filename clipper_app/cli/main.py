@@ -26,13 +26,14 @@ from clipper.config import get_settings
 from clipper.errors import ClipperError, InvalidRequest
 from clipper.job.request import JobOptions
 from clipper.job.stages import STAGES
-from clipper.job.status import FINISHED, PRIORITY_DEFAULT, PRIORITY_RANGE, JobState, JobStatus
+from clipper.job.status import FINISHED, PRIORITY_RANGE, JobState, JobStatus
 from clipper.ops.stats import parse_duration
 from clipper.speakers.names import parse_pairs
 from clipper_app.cli import batch as batch_cli
 from clipper_app.cli import models as models_cli
 from clipper_app.cli import transfer as transfer_cli
 from clipper_app.cli import render
+from clipper_app.cli.options import add_job_options, job_options
 from clipper_app.cli.render import (
     console, err_console, print_breakers, print_history, print_jobs, print_stats, print_status,
 )
@@ -105,7 +106,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.command in ("status", "watch") and (shown := await batch_cli.show(client, args)) is not None:
         return shown  # the id is a batch's
     if args.command == "submit":
-        options = JobOptions(asr_engine=args.asr_engine, asr_model=args.asr_model, language=args.language)
+        options = job_options(args)
         submitted = await client.submit(args.url, options, priority=args.priority)
         note = " (already submitted: existing job)" if submitted.existing else ""
         print(f"{submitted.job_id}{note}", flush=True)
@@ -242,12 +243,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="submit a media URL or local path; prints the job id at once")
     s.add_argument("url")
-    s.add_argument("--wait", action="store_true", help="follow the job with progress bars until it ends")
-    s.add_argument("--priority", type=int, default=PRIORITY_DEFAULT,
-                   help=f"{PRIORITY_RANGE}, default {PRIORITY_DEFAULT}")
-    s.add_argument("--asr-engine", help="local | openai (default from CLIPPER_ASR_ENGINE)")
-    s.add_argument("--asr-model", help="tiny.en (English, fast) | base (multilingual; default from CLIPPER_ASR_MODEL)")
-    s.add_argument("--language", help="spoken language code, e.g. en; with a multilingual model, unset = detect")
+    add_job_options(s, "the job with progress bars")
     batch_cli.add_parser(sub)
     transfer_cli.add_parser(sub)
     models_cli.add_parser(sub)
