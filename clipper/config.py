@@ -223,6 +223,10 @@ class Settings(BaseSettings):
     web_token: SecretStr | None = None
     web_protect_reads: bool = False
     web_max_body_bytes: int = 64 * 1024
+    # Host names the server answers for besides localhost, 127.0.0.1 and [::1] (and the address it is bound to):
+    # the names people reach it by on a network. Any other Host is refused (421), so a web page cannot reach a
+    # loopback server through a name it controls (DNS rebinding).
+    web_hosts: list[str] = Field(default_factory=list)
     # --- end web ---
 
     @field_validator("notify_on")

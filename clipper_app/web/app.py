@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from clipper.config import Settings, get_settings
 from clipper_app.client import ClipperClient
 from clipper_app.web import api, pages, problems
-from clipper_app.web.security import BodyLimit, check_bind
+from clipper_app.web.security import BodyLimit, HostGuard, check_bind, served_hosts
 
 ClientFactory = Callable[[Settings], Awaitable[ClipperClient]]
 
@@ -26,7 +26,9 @@ async def connect_client(settings: Settings) -> ClipperClient:
     return await ClipperClient.connect(settings)
 
 
-def create_app(settings: Settings | None = None, clipper_client_factory: ClientFactory = connect_client) -> FastAPI:
+def create_app(settings: Settings | None = None, clipper_client_factory: ClientFactory = connect_client,
+               bind: str | None = None) -> FastAPI:
+    """The app; `bind`: the address it will listen on (also a host name it answers for)."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None, clipper_client_factory: ClientF
     pages.mount(app)  # `/`, `/jobs/{id}` and `/static/…`: the pages for people, on the same client
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)
+    app.add_middleware(HostGuard, hosts=served_hosts(settings, bind or settings.web_host))  # outermost: first
     return app
 
 
@@ -53,7 +56,7 @@ def server(settings: Settings, host: str | None = None, port: int | None = None,
     """A uvicorn server for the app; refuses (`WebTokenRequired`) a non-loopback host without a token."""
     host = host or settings.web_host
     check_bind(host, settings)
-    config = uvicorn.Config(create_app(settings, clipper_client_factory), host=host,
+    config = uvicorn.Config(create_app(settings, clipper_client_factory, bind=host), host=host,
                             port=settings.web_port if port is None else port, log_config=None, access_log=False,
                             server_header=False, lifespan="on")
     return uvicorn.Server(config)
@@ -62,7 +65,8 @@ def server(settings: Settings, host: str | None = None, port: int | None = None,
 async def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     """`clipper web`: serve until interrupted."""
     srv = server(settings, host, port)
-    structlog.get_logger().info("web.started", url=f"http://{srv.config.host}:{srv.config.port}/",
+    shown = "127.0.0.1" if srv.config.host in ("0.0.0.0", "::") else srv.config.host  # a URL the server answers
+    structlog.get_logger().info("web.started", url=f"http://{shown}:{srv.config.port}/",
                                 token=bool(settings.web_token), protect_reads=settings.web_protect_reads)
     await srv.serve()
     return 0

@@ -69,6 +69,15 @@ class BodyTooLarge(ClipperError):
     """The request body is larger than CLIPPER_WEB_MAX_BODY_BYTES."""
 
 
+class UnknownHost(ClipperError):
+    """The request names a host this server does not answer for (421): a page on another site reaching a loopback
+    server by a name it controls (DNS rebinding) gets nothing. CLIPPER_WEB_HOSTS adds the names people use."""
+
+
+class CrossOrigin(ClipperError):
+    """A state-changing request sent by a page of another site (its Origin or Sec-Fetch-Site says so): 403."""
+
+
 def status_of(err: ClipperError) -> int:
     if isinstance(err, NOT_FOUND):
         return 404
@@ -78,6 +87,10 @@ def status_of(err: ClipperError) -> int:
         return 401
     if isinstance(err, BodyTooLarge):
         return 413
+    if isinstance(err, UnknownHost):
+        return 421
+    if isinstance(err, CrossOrigin):
+        return 403
     if isinstance(err, CorruptArtifact):
         return 500
     return 422 if err.non_retryable else 503

@@ -7,6 +7,10 @@
 - No cookies are read or set, so there is no CSRF surface: a browser never sends the token on its own.
 - The token is compared in constant time and never logged (it is in `Settings.secrets()` for the redactor).
 - `BodyLimit` refuses request bodies over CLIPPER_WEB_MAX_BODY_BYTES with 413 before the app reads them.
+- Loopback is not a trust boundary: any web page the user visits can send requests to 127.0.0.1. `HostGuard`
+  answers only for the server's own names (a foreign Host is 421: DNS rebinding gets nothing) and refuses
+  state-changing requests that a browser says come from another site (Origin, Sec-Fetch-Site: 403). Clients that
+  are not browsers send neither header and are not affected.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import hmac
 import ipaddress
 import json
 import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,7 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipper.config import Settings
 from clipper.errors import ClipperError
-from clipper_app.web.problems import PROBLEM_JSON, BodyTooLarge, Problem, Unauthorized, problem_for
+from clipper_app.web.problems import (
+    PROBLEM_JSON, BodyTooLarge, CrossOrigin, Problem, Unauthorized, UnknownHost, problem_for,
+)
 
 bearer = HTTPBearer(auto_error=False, description="CLIPPER_WEB_TOKEN; required off loopback")
 
@@ -144,3 +152,57 @@ class BodyLimit:
                     "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def served_hosts(settings: Settings, bind: str | None = None) -> set[str]:
+    """The host names the server answers for: loopback's, the address it is bound to, and CLIPPER_WEB_HOSTS."""
+    names = {*LOCAL_NAMES, *settings.web_hosts}
+    if bind and bind not in ("0.0.0.0", "::", ""):
+        names.add(bind)
+    return {_name(n) for n in names}
+
+
+def _name(host: str) -> str:
+    """`Example.com.:8080` → `example.com`; `[::1]:8080` → `::1`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
+
+
+class HostGuard:
+    """ASGI middleware: 421 for a Host the server does not answer for; 403 for a write from another site's page."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app, self.hosts = app, set(hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        host = _name(headers.get(b"host", ""))
+        if host not in self.hosts:
+            await _send(send, UnknownHost(f"this server does not answer for the host {host[:80]!r}: use "
+                                          f"http://127.0.0.1/ or add the name to CLIPPER_WEB_HOSTS"))
+            return
+        if scope["method"] not in SAFE_METHODS:
+            origin = headers.get(b"origin")
+            foreign = origin is not None and (origin == "null" or _name(urlsplit(origin).netloc) not in self.hosts)
+            if foreign or headers.get(b"sec-fetch-site") == "cross-site":
+                await _send(send, CrossOrigin("refused: this request comes from a page of another site; submit "
+                                              "and control jobs from clipper's own pages, the CLI or an API client"))
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send(send: Send, err: ClipperError) -> None:
+    response = problem_for(err)
+    await send({"type": "http.response.start", "status": response.status_code,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                            (b"content-length", str(len(response.body)).encode())]})
+    await send({"type": "http.response.body", "body": response.body})

@@ -241,3 +241,32 @@ def test_openapi_document_is_valid_and_complete(settings):
     submit = doc["paths"]["/api/jobs"]["post"]
     assert "202" in submit["responses"] and "422" in submit["responses"]
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_loopback_is_not_a_trust_boundary(settings):
+    """A page on another site cannot drive a loopback server: a foreign Host (DNS rebinding) is 421, a write from
+    another origin 403; the server's own names, clients without Origin, and same-origin pages keep working."""
+    fakes = StandIns(held={"transcribe"})
+
+    async def body():
+        async with harness(settings, fakes):
+            with web_server(standin_settings(settings)) as base:
+                port = base.rsplit(":", 1)[1]
+                async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                    evil = {"Host": "attacker.example", "Origin": "http://attacker.example"}
+                    problem(await http.get("/api/jobs", headers={"Host": "attacker.example"}), 421, "UnknownHost")
+                    problem(await http.post("/api/jobs", json={"url": "https://example.com/a.mp3"}, headers=evil),
+                            421, "UnknownHost")
+                    cross = {"Origin": "http://attacker.example"}
+                    problem(await http.post("/api/jobs", json={"url": "https://example.com/a.mp3"}, headers=cross),
+                            403, "CrossOrigin")
+                    problem(await http.post("/api/jobs", json={"url": "https://example.com/a.mp3"},
+                                            headers={"Sec-Fetch-Site": "cross-site"}), 403, "CrossOrigin")
+                    assert (await http.get("/api/jobs", headers={"Host": f"localhost:{port}"})).status_code == 200
+                    same = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+                    ok = await http.post("/api/jobs", json={"url": f"https://example.com/{uuid.uuid4().hex}.mp3"},
+                                         headers=same)
+                    assert ok.status_code == 202, ok.text
+                    assert (await http.get("/")).status_code == 200  # the pages from the printed URL
+
+    run(body())
