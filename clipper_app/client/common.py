@@ -28,6 +28,7 @@ from clipper.errors import ClipperError, InvalidRequest, JobCancelled
 from clipper.job.request import JobOptions
 from clipper.job.status import JobState
 from clipper.ops.rates import RateBook
+from clipper_app.client.unavailable import TemporalUnavailable
 
 
 class JobNotFound(ClipperError):
@@ -97,11 +98,19 @@ NO_WORKER = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatus
 
 
 async def connect(settings: Settings | None = None, runtime: Runtime | None = None) -> Client:
+    """A Temporal client for the settings' server; `TemporalUnavailable` saying where it looked when none answers."""
     settings = settings or get_settings()
-    return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+            runtime=runtime,
+        )
+    except RuntimeError as err:  # the SDK's bridge says "Failed client connect: …" with a transport error
+        if "connect" not in str(err).lower():
+            raise
+        raise TemporalUnavailable(
+            f"no Temporal server answers at {settings.temporal_address} (namespace {settings.temporal_namespace}): "
+            "start one (`make server`, or `temporal server start-dev`) or set TEMPORAL_ADDRESS") from None
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

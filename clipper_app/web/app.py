@@ -63,8 +63,14 @@ def server(settings: Settings, host: str | None = None, port: int | None = None,
 
 
 async def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    """`clipper web`: serve until interrupted."""
-    srv = server(settings, host, port)
+    """`clipper web`: serve until interrupted. The client connects first, so a missing Temporal server is one
+    typed line (`TemporalUnavailable`), not a failed application start-up."""
+    clipper = await connect_client(settings)
+
+    async def connected(_: Settings) -> ClipperClient:
+        return clipper
+
+    srv = server(settings, host, port, connected)
     shown = "127.0.0.1" if srv.config.host in ("0.0.0.0", "::") else srv.config.host  # a URL the server answers
     structlog.get_logger().info("web.started", url=f"http://{shown}:{srv.config.port}/",
                                 token=bool(settings.web_token), protect_reads=settings.web_protect_reads)

@@ -232,3 +232,21 @@ def test_audit_log_shows_retries_cancellations_and_timers():
     ]
     assert entries[1].detail == "attempt 2 failed: AsrUnavailable: model busy"
     assert "7 days" in entries[5].detail
+
+
+@pytest.mark.parametrize("command", [["list"], ["web", "--port", "0"]])
+def test_no_temporal_server_is_one_typed_line(command, tmp_path):
+    """A new user without a running server reads what to do, not a traceback (`clipper web` included)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    env = {**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1", "CLIPPER_STORAGE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(ROOT / "starter.py"), *command], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert done.stderr.strip().splitlines() == [
+        "error TemporalUnavailable: no Temporal server answers at 127.0.0.1:1 (namespace default): start one "
+        "(`make server`, or `temporal server start-dev`) or set TEMPORAL_ADDRESS"], done.stderr
