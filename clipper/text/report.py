@@ -33,7 +33,9 @@ def _speakers_body(speakers: SpeakerSet) -> list[str]:
     if speakers.overlap_share:  # words in overlapped speech went to the dominant speaker
         lines += ["", f"Two or more people talk at once in {speakers.overlap_share:.0%} of the speech; "
                       "each word there is given to the one who dominates."]
-    lines += ["", "_Name them: `clipper speakers JOB S1=Name S2=Name`._"]
+    unnamed = [s.label for s in speakers.speakers if not s.name]
+    if unnamed:  # once every speaker has a name, there is nothing left to ask
+        lines += ["", "_Name them: `clipper speakers JOB " + " ".join(f"{label}=Name" for label in unnamed) + "`._"]
     return lines
 
 

@@ -93,6 +93,10 @@ def test_quotes_and_report_show_speakers():
     assert "at once" not in md  # no overlap measured: nothing said about it
     overlapped = speakers.model_copy(update={"overlap_share": 0.12})
     assert "talk at once in 12% of the speech" in report_markdown(info, labelled, quotes, summary, {}, overlapped)
+    # The hint asks only for the names still missing, and goes once every speaker has one.
+    assert "_Name them: `clipper speakers JOB S1=Name`._" in md
+    named = speaker_set(labelled, turns, "neural", names={"S1": "Diane", "S2": "Sheila"})
+    assert "Name them" not in report_markdown(info, labelled, quotes, summary, {}, named)
 
 
 @pytest.mark.parametrize("names, message", [
