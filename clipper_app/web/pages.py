@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -166,3 +166,7 @@ def mount(app: FastAPI) -> None:
     """The pages and their static files (CSS, JS), on the app the JSON API is on."""
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:  # browsers ask here before they read the page's <link rel="icon">
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")

@@ -268,5 +268,7 @@ def test_loopback_is_not_a_trust_boundary(settings):
                                          headers=same)
                     assert ok.status_code == 202, ok.text
                     assert (await http.get("/")).status_code == 200  # the pages from the printed URL
+                    icon = await http.get("/favicon.ico")  # every browser asks for it: no 404 in the log
+                    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
     run(body())
