@@ -19,12 +19,14 @@ The status follows what went wrong, not where:
 
 from __future__ import annotations
 
+import html
+import inspect
 from http import HTTPStatus
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,7 +34,15 @@ from clipper.errors import ClipperError, CorruptArtifact
 from clipper_app.client import SERVER_ERRORS, ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound, unavailable
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://github.com/clipper/clipper/blob/main/docs/api.md#error-"
+TYPE_BASE = "/problems/"  # + the error's name: a page this app serves, saying what the error means (`problem_page`)
+# Problems that are not typed errors of ours: what their page says.
+OTHER_PROBLEMS = {
+    "ValidationError": "The request does not match the API's schema (see /openapi.json): a missing or unknown field, "
+                       "a value of the wrong type or out of range. `detail` names the field.",
+    "NotFound": "No such route or page.",
+    "MethodNotAllowed": "The route exists, but not for this HTTP method.",
+    "HTTPError": "An HTTP-level refusal; `status` and `detail` say which.",
+}
 
 NOT_FOUND = (JobNotFound, ArtifactNotFound)
 CONFLICT = (JobClosed, JobNotFinished)
@@ -98,7 +108,7 @@ def status_of(err: ClipperError) -> int:
 
 def problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     title = HTTPStatus(status).phrase
-    body = Problem(type=TYPE_BASE + error.lower(), title=title, status=status, detail=detail, error=error)
+    body = Problem(type=TYPE_BASE + error, title=title, status=status, detail=detail, error=error)
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -116,9 +126,30 @@ def _validation_detail(err: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def problem_text(name: str) -> str | None:
+    """What the problem `name` means: its typed error's docstring, or a line of `OTHER_PROBLEMS`; None if unknown."""
+    todo, seen = [ClipperError], set()
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name and cls is not ClipperError:
+            return " ".join((inspect.getdoc(cls) or name).split())
+        seen.add(cls)
+        todo.extend(c for c in cls.__subclasses__() if c not in seen)
+    return OTHER_PROBLEMS.get(name)
+
+
 def install(app: FastAPI) -> None:
     """Every error the app can meet answers as a problem: typed errors, validation, unknown routes, and an
     unexpected server error (logged, never shown)."""
+
+    @app.get(TYPE_BASE + "{name}", include_in_schema=False, response_class=HTMLResponse)
+    async def problem_page(name: str) -> HTMLResponse:
+        """What a problem `type` points at: the error's meaning, from its class's docstring."""
+        text = problem_text(name)
+        if text is None:
+            raise StarletteHTTPException(404, f"no problem type {name[:80]!r}")
+        return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{html.escape(name)}</title>"
+                            f"<h1>{html.escape(name)}</h1><p>{html.escape(text)}</p>")
 
     @app.exception_handler(ClipperError)
     async def _typed(_: Request, err: ClipperError) -> JSONResponse:

@@ -268,6 +268,13 @@ def test_loopback_is_not_a_trust_boundary(settings):
                                          headers=same)
                     assert ok.status_code == 202, ok.text
                     assert (await http.get("/")).status_code == 200  # the pages from the printed URL
+                    # A problem's type is a page of this app that says what the error means.
+                    refused = problem(await http.post("/api/jobs", json={"url": "ftp://example.com/a.mp3"}), 422,
+                                      "UnsupportedUrl")
+                    page = await http.get(refused["type"])
+                    assert refused["type"] == "/problems/UnsupportedUrl" and page.status_code == 200
+                    assert "scheme or shape" in page.text and "text/html" in page.headers["content-type"]
+                    assert (await http.get("/problems/NoSuchThing")).status_code == 404
                     icon = await http.get("/favicon.ico")  # every browser asks for it: no 404 in the log
                     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
