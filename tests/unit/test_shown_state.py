@@ -68,7 +68,7 @@ def test_the_jobs_page_is_built_from_the_rules(tmp_path):
         return NoJobs()
 
     app = create_app(Settings(storage_dir=tmp_path), clipper_client_factory=factory)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # a host the server answers for
         page = http.get("/?state=waiting").text
     rules = json.loads(html.unescape(re.search(r"data-rules='([^']*)'", page).group(1)))
     assert rules["shown"] == list(SHOWN_STATES) and set(rules["reloadOn"]) == {"done", "failed", WAITING}
