@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
-    _, collected = pytest("--collect-only", "-q")
+    _, collected = pytest("--collect-only")
     total = count(collected, "tests collected")
     print("| tier | tests | wall s (run) |")
     print("|---|---|---|")
