@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clipper.errors import ClipperError, CorruptArtifact
+from clipper.errors import ClipperError, CorruptArtifact, error_class
 from clipper_app.client import SERVER_ERRORS, ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound, unavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -128,13 +128,9 @@ def _validation_detail(err: RequestValidationError) -> str:
 
 def problem_text(name: str) -> str | None:
     """What the problem `name` means: its typed error's docstring, or a line of `OTHER_PROBLEMS`; None if unknown."""
-    todo, seen = [ClipperError], set()
-    while todo:
-        cls = todo.pop()
-        if cls.__name__ == name and cls is not ClipperError:
-            return " ".join((inspect.getdoc(cls) or name).split())
-        seen.add(cls)
-        todo.extend(c for c in cls.__subclasses__() if c not in seen)
+    cls = error_class(name)
+    if cls is not None and cls is not ClipperError:
+        return " ".join((inspect.getdoc(cls) or name).split())
     return OTHER_PROBLEMS.get(name)
 
 

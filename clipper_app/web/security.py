@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clipper.config import Settings
 from clipper.errors import ClipperError
 from clipper_app.web.problems import (
-    PROBLEM_JSON, BodyTooLarge, CrossOrigin, Problem, Unauthorized, UnknownHost, problem_for,
+    PROBLEM_JSON, BodyTooLarge, CrossOrigin, Unauthorized, UnknownHost, problem_for,
 )
 
 bearer = HTTPBearer(auto_error=False, description="CLIPPER_WEB_TOKEN; required off loopback")
@@ -146,12 +145,7 @@ class BodyLimit:
                 return
 
     async def _refuse(self, send: Send) -> None:
-        response = problem_for(BodyTooLarge(self._message()))
-        body = json.dumps(Problem.model_validate_json(response.body).model_dump()).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await _send(send, BodyTooLarge(self._message()), close=True)
 
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -200,9 +194,11 @@ class HostGuard:
         await self.app(scope, receive, send)
 
 
-async def _send(send: Send, err: ClipperError) -> None:
+async def _send(send: Send, err: ClipperError, close: bool = False) -> None:
+    """The typed error's problem JSON, sent from ASGI middleware (before any route runs); `close`: end the
+    connection after it (the rest of an oversized body is not read)."""
     response = problem_for(err)
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(response.body)).encode())]
     await send({"type": "http.response.start", "status": response.status_code,
-                "headers": [(b"content-type", PROBLEM_JSON.encode()),
-                            (b"content-length", str(len(response.body)).encode())]})
+                "headers": headers + ([(b"connection", b"close")] if close else [])})
     await send({"type": "http.response.body", "body": response.body})
