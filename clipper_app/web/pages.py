@@ -36,6 +36,7 @@ from clipper.job.status import (
     JobStatus, shown_state, state_rules,
 )
 from clipper_app.client import ArtifactRef, ClipperClient, clip_names
+from clipper_app.web import posters
 from clipper_app.web.api import _job_manifest, client
 from clipper_app.web.problems import status_of
 from clipper_app.web.security import require_reader
@@ -53,6 +54,13 @@ DOWNLOADS = (("transcript.srt", "Subtitles (SRT)"), ("transcript.vtt", "Subtitle
 # A job page reloads when its job reaches one of these: it then has outputs (done) or an error (failed, waiting)
 # to show that the live parts do not (cancelled adds nothing).
 RELOAD_ON = (JobState.done.value, JobState.failed.value, WAITING)
+# The controls a job page offers, by the state people read (`shown_state`): each one only where the job takes it
+# (a finished job takes none; retry and abandon only a job waiting after a failure). Rendered into the page with
+# the state rules, so the script shows and hides them by the same table as the job's state changes.
+_OPEN = (JobState.queued.value, JobState.running.value, JobState.paused.value, WAITING)
+CONTROLS = {"pause": [JobState.queued.value, JobState.running.value], "pause_now": [JobState.running.value],
+            "resume": [JobState.paused.value], "cancel": list(_OPEN), "priority": list(_OPEN), "retry": [WAITING],
+            "abandon": [WAITING]}
 M = TypeVar("M", bound=BaseModel)
 
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
@@ -100,7 +108,7 @@ templates.env.filters["clock"] = clock
 templates.env.filters["host"] = lambda url: urlsplit(url or "").hostname or ""
 templates.env.globals.update(
     priorities=PRIORITIES, priority_default=PRIORITY_DEFAULT, priority_highest=PRIORITY_HIGHEST,
-    priority_lowest=PRIORITY_LOWEST, rules={**state_rules(), "reloadOn": list(RELOAD_ON)})
+    priority_lowest=PRIORITY_LOWEST, rules={**state_rules(), "reloadOn": list(RELOAD_ON), "controls": CONTROLS})
 
 
 async def read_outputs(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef]) -> Outputs:
@@ -165,6 +173,7 @@ async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depen
 def mount(app: FastAPI) -> None:
     """The pages and their static files (CSS, JS), on the app the JSON API is on."""
     app.include_router(pages)
+    app.include_router(posters.router)  # `/jobs/{id}/posters/…`: a frame of each audiogram for its player
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/favicon.ico", include_in_schema=False)

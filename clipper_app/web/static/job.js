@@ -12,6 +12,15 @@
   let artifacts = Number(article.dataset.artifacts);
   let state = article.dataset.state;
 
+  // Only the controls the job takes in its state (pages.py CONTROLS); a control the table does not name stays.
+  function showControls(shown) {
+    const table = clipper.rules().controls || {};
+    for (const el of document.querySelectorAll("#controls [data-control], #controls [data-controls]")) {
+      const name = el.dataset.controls || el.dataset.control;
+      if (table[name]) el.hidden = !table[name].includes(shown);
+    }
+  }
+
   function playing() {
     return [...document.querySelectorAll("audio, video")].some((m) => !m.paused && !m.ended);
   }
@@ -21,6 +30,7 @@
     const shown = clipper.shownState(s);
     clipper.setState(document.getElementById("state"), shown);
     article.dataset.state = shown;
+    showControls(shown);
     const pct = Math.round(s.progress * 100);
     document.getElementById("progress").value = pct;
     document.getElementById("pct").textContent = pct + " %";
@@ -63,9 +73,20 @@
     } catch (problem) { clipper.showProblem(problem, result); }
   }
 
+  // Delete the ended job and everything it left (DELETE /api/jobs/{id}); a job not ended is refused (409).
+  async function remove() {
+    if (!window.confirm("Delete this job and everything it left (files, versions, history)? This cannot be undone.")) return;
+    result.className = "muted";
+    result.textContent = "deleting… (a job that has just ended takes the server about 30 s)";
+    try {
+      await clipper.api("DELETE", base);
+      window.location.href = "/";
+    } catch (problem) { clipper.showProblem(problem, result); }
+  }
+
   document.getElementById("controls").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-control]");
-    if (button) control(button.dataset.control);
+    if (button) (button.dataset.control === "delete" ? remove() : control(button.dataset.control));
   });
 
   document.getElementById("retry-form").addEventListener("submit", async (event) => {

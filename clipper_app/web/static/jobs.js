@@ -8,9 +8,11 @@
   const titles = new Map(); // job id -> title, read once for closed jobs
   const DETAIL_MAX = 20; // open jobs whose status is read per refresh
 
-  function cell(text) {
+  // A cell; `label` names it where the table is shown without its head (phones: app.css).
+  function cell(text, label) {
     const td = document.createElement("td");
     if (text !== undefined) td.textContent = text;
+    if (label) td.dataset.label = label;
     return td;
   }
 
@@ -28,22 +30,23 @@
     a.textContent = (status && status.title) || titles.get(job.job_id) || job.job_id;
     title.className = "title";
     title.append(a);
-    const st = cell();
+    const st = cell(undefined, "state");
     const badge = document.createElement("span");
     clipper.setState(badge, state);
     st.append(badge);
-    const pr = cell();
+    const pr = cell(undefined, "progress");
     const bar = document.createElement("progress");
     bar.max = 100;
+    bar.setAttribute("aria-label", "progress");
     bar.value = progress;
     const pct = document.createElement("span");
     pct.className = "pct";
     pct.textContent = " " + progress + " %";
     pr.append(bar, pct);
-    const started = cell(job.started_at ? new Date(job.started_at).toLocaleString() : "");
+    const started = cell(job.started_at ? new Date(job.started_at).toLocaleString() : "", "started");
     const eta = status && status.eta_s ? clipper.duration(status.eta_s) : "";
-    tr.append(title, cell(job.source || ""), st, cell((status && status.current_stage) || job.stage || ""), pr, cell(eta),
-      cell(String((status && status.priority) || job.priority || "")), started);
+    tr.append(title, cell(job.source || "", "from"), st, cell((status && status.current_stage) || job.stage || "", "stage"), pr,
+      cell(eta, "ETA"), cell(String((status && status.priority) || job.priority || ""), "priority"), started);
     return tr;
   }
 
