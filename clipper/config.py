@@ -211,7 +211,9 @@ class Settings(BaseSettings):
     smtp_from: str = "clipper@localhost"
     smtp_to: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "a@x.org,b@y.org" or a JSON list
     webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None  # signs each POST: X-Clipper-Signature: sha256=<HMAC of the body>
+    webhook_secret: SecretStr | None = None  # signs each POST (clipper/ops/signing.py); unset: a secret per job
+    # The random key the per-job secrets derive from, made once with mode 0600; None: webhook.key in storage_dir.
+    webhook_key_file: Path | None = None
     notify_timeout_s: float = 10.0
 
     # --- web app and REST API (web/, `clipper web`) ---

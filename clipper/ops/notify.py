@@ -6,9 +6,12 @@ No Temporal here: `send_email` and `send_webhook` are plain blocking functions, 
 reply, a setting that cannot work: not retried). Messages name the server (host and port only: a webhook
 URL's path and query often carry a token) and never carry a configured secret.
 
-Webhook receivers verify `X-Clipper-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body keyed with
-`CLIPPER_WEBHOOK_SECRET` (see `verify_signature`), and can drop duplicates by `X-Clipper-Delivery`, which is
-the same on every retry of one notification.
+Every webhook delivery is signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`; clipper/ops/signing.py), with `CLIPPER_WEBHOOK_SECRET` or, without one, the job's own
+secret, derived here in the worker and handed to the submitter at submit: never through the workflow. With a
+configured secret the older `X-Clipper-Signature: sha256=<hex HMAC-SHA256 of the body>` is sent too (see
+`verify_signature`), for receivers written before. Receivers drop duplicates by `webhook-id` (=
+`X-Clipper-Delivery`), the same on every retry of one notification.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pydantic import BaseModel, Field
 from clipper.config import Settings
 from clipper.errors import ClipperError, DownloadFailed, NotificationFailed, NotificationRejected, UnsupportedUrl
 from clipper.media.urls import NETWORK_SCHEMES, check_url, check_url_syntax
+from clipper.ops.signing import WebhookKeyUnusable, configured_secret, signature_headers, signing_secret
 
 Event = Literal["failed", "waiting_for_retry", "done"]  # NOTIFY_EVENTS, spelled out for pydantic (a test compares)
 SIGNATURE_HEADER = "X-Clipper-Signature"
@@ -255,10 +259,17 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def webhook_headers(n: Notification, body: bytes, settings: Settings) -> dict[str, str]:
+    """Always signed: Standard Webhooks headers with the configured secret or the job's own (derived here, in
+    the worker); plus `X-Clipper-Signature` with a configured secret. An unusable key file is not retried."""
+    delivery = delivery_id(n)
+    try:
+        signed = signature_headers(signing_secret(n.job_id, settings), delivery, body)
+    except WebhookKeyUnusable as err:
+        raise NotificationRejected(err.message) from None
     headers = {"Content-Type": "application/json", "User-Agent": "clipper-notify/1",
-               EVENT_HEADER: n.event, DELIVERY_HEADER: delivery_id(n)}
-    if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
-        headers[SIGNATURE_HEADER] = signature(body, settings.webhook_secret.get_secret_value())
+               EVENT_HEADER: n.event, DELIVERY_HEADER: delivery, **signed}
+    if (secret := configured_secret(settings)) is not None:
+        headers[SIGNATURE_HEADER] = signature(body, secret)
     return headers
 
 

@@ -107,9 +107,14 @@ async def run(args: argparse.Namespace) -> int:
         return shown  # the id is a batch's
     if args.command == "submit":
         options = job_options(args)
-        submitted = await client.submit(args.url, options, priority=args.priority)
-        note = " (already submitted: existing job)" if submitted.existing else ""
-        print(f"{submitted.job_id}{note}", flush=True)
+        submitted = await client.submit(args.url, options, priority=args.priority, callback_url=args.callback_url)
+        if args.json:  # the only place the job's webhook secret is shown: a receiver verifies with it
+            shown = {"job_id": submitted.job_id, "existing": submitted.existing}
+            print(json.dumps(shown | ({"webhook_secret": submitted.webhook_secret} if submitted.webhook_secret
+                                      else {})), flush=True)
+        else:
+            note = " (already submitted: existing job)" if submitted.existing else ""
+            print(f"{submitted.job_id}{note}", flush=True)
         if not args.wait:
             return 0
         status = await watch(client, submitted.job_id)
@@ -244,6 +249,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("submit", help="submit a media URL or local path; prints the job id at once")
     s.add_argument("url")
     add_job_options(s, "the job with progress bars")
+    s.add_argument("--callback-url", metavar="URL", help="receives the signed webhook when the job is done or fails")
+    s.add_argument("--json", action="store_true",
+                   help="print {job_id, existing, webhook_secret}: the secret the job's webhooks are signed with")
     batch_cli.add_parser(sub)
     transfer_cli.add_parser(sub)
     models_cli.add_parser(sub)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -69,6 +69,9 @@ class BatchFailed(ClipperError):
 class Submitted:
     job_id: str
     existing: bool  # True when the same media was already submitted: we return that job
+    # The secret the job's webhook deliveries are signed with (clipper/ops/signing.py), when they are signed with
+    # the job's own; None without a webhook or with CLIPPER_WEBHOOK_SECRET. Kept out of reprs (and so of logs).
+    webhook_secret: str | None = field(default=None, repr=False)
 
 
 def ended_badly(job_id: str, err: WorkflowFailureError) -> ClipperError:

@@ -25,6 +25,7 @@ from clipper.job.status import PRIORITY_DEFAULT, JobState, JobStatus, RunningAct
 from clipper.media.urls import canonical_url, check_submittable, job_id_for
 from clipper.ops.breaker import BreakerState
 from clipper.ops.notify import check_callback_url
+from clipper.ops.signing import submitter_secret
 from clipper.speakers.names import check_names
 from clipper_app.client.batches import BatchMethods
 from clipper_app.client.breakers import BreakerClient
@@ -68,6 +69,9 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
         canonical, job_id = canonical_url(url), job_id_for(url)
         request = JobRequest(url=canonical, options=options or JobOptions(), priority=priority,
                              callback_url=callback_url, **job_settings(self.settings))
+        # Derived here (before anything starts: a key file it cannot use is refused first), as the worker derives
+        # it when it sends: the secret never enters the workflow's input, so never its history.
+        secret = submitter_secret(job_id, self.settings, callback_url)
         existing = await self.exists(job_id)
         try:
             await self.client.start_workflow(
@@ -84,7 +88,7 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
             )
         except WorkflowAlreadyStartedError:
             existing = True
-        return Submitted(job_id=job_id, existing=existing)
+        return Submitted(job_id=job_id, existing=existing, webhook_secret=secret)
 
     async def status(self, job_id: str) -> JobStatus:
         """The job's status from its `status` query, with live progress from running stages' heartbeats.

@@ -62,6 +62,9 @@ class SubmitJob(Strict):
 class Accepted(BaseModel):
     job_id: str
     existing: bool = Field(description="true when the same media was already submitted: that job is returned")
+    webhook_secret: str | None = Field(None, description=(
+        "the job's own secret its webhook deliveries are signed with (Standard Webhooks, `whsec_…`); present only "
+        "when the job has a webhook and the server configures no CLIPPER_WEBHOOK_SECRET"))
 
 
 class Pause(Strict):
@@ -113,11 +116,11 @@ def check_media_url(url: str, settings: Settings) -> None:
 # --- jobs ---
 
 
-@jobs.post("", status_code=202, dependencies=writes, response_model=Accepted)
+@jobs.post("", status_code=202, dependencies=writes, response_model=Accepted, response_model_exclude_none=True)
 async def submit(body: SubmitJob, clipper: ClipperClient = Depends(client)) -> Accepted:
     check_media_url(body.url, clipper.settings)
     submitted = await clipper.submit(body.url, body.options.plain(), body.priority, callback_url=body.callback_url)
-    return Accepted(job_id=submitted.job_id, existing=submitted.existing)
+    return Accepted(job_id=submitted.job_id, existing=submitted.existing, webhook_secret=submitted.webhook_secret)
 
 
 @jobs.get("", dependencies=reads, response_model=list[JobSummary])
