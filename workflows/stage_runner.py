@@ -26,6 +26,10 @@ with workflow.unsafe.imports_passed_through():
     from clipper.ops.notify import CALLBACK_EVENTS, Notification
     from workflows import search_attributes as sa
 
+# A patch since the 1.0 baseline (docs/versions.md): the media's title as the search attribute `ClipperTitle`.
+TITLE_ATTRIBUTE = "title-attribute"
+
+
 class StageFailed(Exception):
     """A stage gave up: its retries are exhausted or its error is not retryable."""
 
@@ -275,7 +279,10 @@ class StageRunner:
             line += f" · {job.error.type}: {job.error.message[:120]}"
         line += f" · priority {job.priority}" + (f" · {job.title}" if job.title else "")
         workflow.set_current_details(line)
-        values = (job.state.value, job.current_stage or "", job.priority, int(job.progress * 100))
+        # The title joins the attributes once known (patch TITLE_ATTRIBUTE): asked only then, so a job that started
+        # before the patch, replayed, upserts exactly what it did.
+        title = job.title[:sa.TITLE_CHARS] if job.title and workflow.patched(TITLE_ATTRIBUTE) else ""
+        values = (job.state.value, job.current_stage or "", job.priority, int(job.progress * 100), title)
         if values != self.published:  # one history event per real change, not per call
             self.published = values
             workflow.upsert_search_attributes([
@@ -284,4 +291,5 @@ class StageRunner:
                 sa.CLIPPER_PRIORITY.value_set(values[2]),
                 sa.CLIPPER_PROGRESS.value_set(values[3]),
                 sa.CLIPPER_SOURCE.value_set(sa.source_host(job.url)),
+                *([sa.CLIPPER_TITLE.value_set(title)] if title else []),
             ])

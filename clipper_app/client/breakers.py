@@ -17,6 +17,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from clipper.ops.breaker import GAUGE, BreakerPolicy, BreakerReport, BreakerState, Permit
+from workflows import search_attributes as sa
 from workflows.provider_breaker import BreakerStart, ProviderBreaker, breaker_id
 
 GAUGE_NAME = "clipper_provider_breaker_state"
@@ -64,7 +65,8 @@ class BreakerClient:
                     ProviderBreaker.run, BreakerStart(provider=provider, policy=self.policy),
                     id=breaker_id(self.task_queue, provider), task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    static_summary=f"circuit breaker: {provider}")
+                    static_summary=f"helper: circuit breaker for {provider}",
+                    search_attributes=sa.HELPER_ATTRIBUTES)
                 self._started.add(provider)
             try:
                 return self.seen(await self._handle(provider).execute_update(

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from clipper.config import Settings
-from clipper_app.client import connect
+from clipper_app.client import ClipperClient, connect
 from clipper_app.workers.pools import build_worker
 from tests.helpers import SAMPLE, run
 from tests.helpers.httpserver import serve
@@ -75,6 +75,8 @@ def test_job_through_the_temporal_cli(settings, media_server):
             desc = json.loads((await temporal(settings, "workflow", "describe", "--workflow-id", job_id,
                                               "-o", "json")).stdout)
             final = await query_status(settings, job_id)  # a closed job is still queryable (replayed)
+            # Naming its speakers starts a helper workflow, marked so a list of jobs can leave it out.
+            await ClipperClient(client, settings).name_speakers(job_id, {"S1": "Narrator"})
 
         # Visibility is eventually consistent: the search attributes show up in lists a little later.
         deadline = time.monotonic() + 10
@@ -84,7 +86,12 @@ def test_job_through_the_temporal_cli(settings, media_server):
                 break
             await asyncio.sleep(0.3)
         mine = await listed(settings, f'WorkflowId="{job_id}" AND ClipperState="done" AND ClipperPriority=1')
-        return {"result": result, "desc": desc, "final": final, "done": done, "mine": mine}
+        title = result["result"]["title"]
+        titled = await listed(settings, f'ClipperTitle="{title}" AND WorkflowId STARTS_WITH "{job_id}"')
+        jobs_only = await listed(settings, f'WorkflowId STARTS_WITH "{job_id}" AND ClipperKind IS NULL')
+        helpers = await listed(settings, f'WorkflowId STARTS_WITH "{job_id}" AND ClipperKind="helper"')
+        return {"result": result, "desc": desc, "final": final, "done": done, "mine": mine, "titled": titled,
+                "jobs_only": jobs_only, "helpers": helpers}
 
     seen = run(body())
     result = seen["result"]
@@ -97,3 +104,7 @@ def test_job_through_the_temporal_cli(settings, media_server):
     assert seen["final"]["state"] == "done" and seen["final"]["priority"] == 1
     assert job_id in seen["done"], f"{job_id} never listed under ClipperState=\"done\""
     assert seen["mine"] == [job_id]
+    # What the Web UI's list can show as columns and filter on (docs/monitoring.md): the title, and helpers marked.
+    assert job["title"] and seen["titled"] == [job_id]
+    assert seen["jobs_only"] == [job_id]
+    assert len(seen["helpers"]) == 1 and seen["helpers"][0].startswith(f"{job_id}/names-"), seen["helpers"]
