@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +41,7 @@ MANIFEST = "manifest.json"
 TMP_DIR = ".tmp"
 PENDING = ".pending"  # <job>/.pending/<quoted name>.json: the ref of an artifact being put in place
 RECEIPTS = ".receipts"  # <job>/.receipts/<name>.json: what a finished stage attempt returned (activities/runtime.py)
+DELETING = ".deleting-"  # jobs/.deleting-<job>.<random>/: a job's folder being deleted (`delete_job`), no job's id
 
 
 class Manifest(BaseModel):
@@ -251,7 +254,7 @@ class ArtifactStore:
             return False
         return True
 
-    # --- removal: only for retention (clipper/job/versions.py); stages never remove, they replace ---
+    # --- removal: for retention (clipper/job/versions.py) and deleting a job; stages never remove, they replace ---
 
     def remove(self, job_id: str, names: list[str]) -> None:
         """Drop artifacts: out of the manifest first, then the files, so the manifest never vouches for bytes
@@ -263,8 +266,32 @@ class ArtifactStore:
                 self._write_manifest(job_id, manifest)
         self._discard_files(job_id, names)
 
-    def drop_shared(self, job_id: str) -> None:
-        """Remove the job from the store other hosts share; nothing here, where the job's folder is the store."""
+    def drop_shared(self, job_id: str) -> int:
+        """Remove the job from the store other hosts share (how many objects went); nothing here, where the job's
+        folder is the store."""
+        return 0
+
+    def delete_job(self, job_id: str) -> int:
+        """Remove everything the job left: in a shared store its objects first (`drop_shared`), then its folder here,
+        versions, receipts and scratch included. Returns how many files went (0: the store has nothing of it).
+
+        The folder is first renamed out of the way (atomic), so a delete cut short never leaves a half-emptied folder
+        that still reads as the job; the next delete of the job clears what an interrupted one left."""
+        removed = self.drop_shared(job_id)
+        folder = self._job_path(job_id)  # InvalidRequest for an id that would lead out of `jobs/`
+        for left in folder.parent.glob(f"{DELETING}{glob.escape(job_id)}.*"):
+            shutil.rmtree(left, ignore_errors=True)
+        if folder.is_symlink():  # the link goes, never what it points at
+            folder.unlink()
+            return removed
+        if not folder.is_dir():
+            return removed
+        trash = folder.with_name(f"{DELETING}{job_id}.{uuid.uuid4().hex[:8]}")
+        os.replace(folder, trash)
+        fsync_dir(folder.parent)
+        removed += sum(1 for p in trash.rglob("*") if not p.is_dir())
+        shutil.rmtree(trash)
+        return removed
 
     def _discard_files(self, job_id: str, names: list[str]) -> None:
         """Delete this host's copies of `names`, and the folders that leaves empty (e.g. `versions/3/`)."""

@@ -162,14 +162,17 @@ class S3ArtifactStore(ArtifactStore):
         self._discard_files(job_id, names)
         self._write_view(job_id)
 
-    def drop_shared(self, job_id: str) -> None:
-        """Every object of the job in the bucket (a failed import's: clipper/store/import_claim.py)."""
+    def drop_shared(self, job_id: str) -> int:
+        """Every object of the job in the bucket (a failed import's: clipper/store/import_claim.py; a deleted job's)."""
         keys: list[str] = []
         with self._s3_errors(f"listing the objects of {job_id}"):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                               Prefix=self._key(job_id) + "/"):
                 keys.extend(obj["Key"] for obj in page.get("Contents", []))
         self._delete(keys, f"removing the objects of {job_id}")
+        with self._refs_lock:
+            self._refs.pop(job_id, None)
+        return len(keys)
 
     def _delete(self, keys: list[str], doing: str) -> None:
         for start in range(0, len(keys), 1000):  # delete_objects takes at most 1000 keys

@@ -30,6 +30,7 @@ from clipper.job.status import FINISHED, PRIORITY_RANGE, JobState, JobStatus
 from clipper.ops.stats import parse_duration
 from clipper.speakers.names import parse_pairs
 from clipper_app.cli import batch as batch_cli
+from clipper_app.cli import delete as delete_cli
 from clipper_app.cli import models as models_cli
 from clipper_app.cli import transfer as transfer_cli
 from clipper_app.cli import render
@@ -99,6 +100,8 @@ async def run(args: argparse.Namespace) -> int:
     client = await ClipperClient.connect()
     if args.command in ("export", "import"):  # a finished job between deployments (clipper_app/cli/transfer.py)
         return await transfer_cli.run(client, args)
+    if args.command == "delete":  # an ended job and everything it left (clipper_app/cli/delete.py)
+        return await delete_cli.run(client, args)
     if args.command == "submit-batch":
         return await batch_cli.submit(client, args)
     if args.command == "status" and not args.job_id:  # the service itself: the providers' circuit breakers
@@ -254,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
                    help="print {job_id, existing, webhook_secret}: the secret the job's webhooks are signed with")
     batch_cli.add_parser(sub)
     transfer_cli.add_parser(sub)
+    delete_cli.add_parser(sub)
     models_cli.add_parser(sub)
     st = sub.add_parser("status", help="print a job's state; without a job: the providers' circuit breakers")
     st.add_argument("job_id", nargs="?")

@@ -18,15 +18,18 @@ from clipper_app.client.common import (
     ArtifactNotFound, BatchFailed, JobCancelled, JobClosed, JobFailed, JobNotFinished, JobNotFound, Submitted, connect,
     ensure_search_attributes,
 )
+from clipper_app.client.delete import Deleted, JobStillRunning
 from clipper_app.client.files import JobFiles, ReportNotFound, clip_names
 from clipper_app.client.history import AuditEntry, audit_log
 from clipper_app.client.jobs import ClipperClient
 from clipper_app.client.listing import JobSummary
+from clipper_app.client.remote import ApiError, ApiUnavailable, RemoteClipperClient
 from clipper_app.client.unavailable import SERVER_ERRORS, TemporalUnavailable, unavailable
 
 __all__ = [
     "ArtifactNotFound", "AuditEntry", "BatchFailed", "ClipperClient", "JobCancelled", "JobClosed", "JobFailed",
     "JobNotFinished", "JobNotFound", "JobSummary", "Submitted", "audit_log", "connect", "ensure_search_attributes",
     "ArchiveInvalid", "JobExists", "ArchiveSummary", "ArtifactRef", "ArtifactVersion", "JobFiles", "ReportNotFound",
-    "SERVER_ERRORS", "TemporalUnavailable", "clip_names", "unavailable",
+    "SERVER_ERRORS", "TemporalUnavailable", "clip_names", "unavailable", "Deleted", "JobStillRunning",
+    "ApiError", "ApiUnavailable", "RemoteClipperClient",
 ]

@@ -179,7 +179,9 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
         try:
             return await self.client.execute_workflow(
                 NameSpeakers.run, SpeakerNames(job_id=job_id, names=names, worker_pools=self.settings.worker_pools),
-                id=f"{job_id}/names-{uuid.uuid4().hex[:8]}", task_queue=self.settings.task_queue)
+                id=f"{job_id}/names-{uuid.uuid4().hex[:8]}", task_queue=self.settings.task_queue,
+                static_summary=f"helper: name the speakers of {job_id}",
+                search_attributes=sa.HELPER_ATTRIBUTES)
         except WorkflowFailureError as err:
             raise refused(err) from None
 

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from clipper.config import Settings
@@ -134,6 +134,19 @@ async def list_jobs(state: str | None = None, stage: str | None = None,
 @jobs.get("/{job_id}", dependencies=reads, response_model=JobStatus)
 async def job_status(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> JobStatus:
     return await clipper.status(job_id)
+
+
+@jobs.delete("/{job_id}", status_code=204, dependencies=writes, response_class=Response,
+             responses={202: {"model": ControlAccepted, "description": "deleted; the server is still removing its "
+                                                                       "history (listed a little longer)"}})
+async def delete_job(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> Response:
+    """Delete an ended job and everything it left: its files (every artifact, kept versions) and its workflow runs,
+    so it is no longer listed (204). 409 `JobStillRunning` while it has not ended (cancel it first), 404 for an
+    unknown or already deleted job."""
+    deleted = await clipper.delete_job(job_id)
+    if deleted.pending:
+        return JSONResponse(ControlAccepted(job_id=job_id, control="delete").model_dump(), status_code=202)
+    return Response(status_code=204)
 
 
 @jobs.post("/{job_id}/pause", status_code=202, dependencies=writes, response_model=ControlAccepted)

@@ -55,12 +55,12 @@ DOWNLOADS = (("transcript.srt", "Subtitles (SRT)"), ("transcript.vtt", "Subtitle
 # to show that the live parts do not (cancelled adds nothing).
 RELOAD_ON = (JobState.done.value, JobState.failed.value, WAITING)
 # The controls a job page offers, by the state people read (`shown_state`): each one only where the job takes it
-# (a finished job takes none; retry and abandon only a job waiting after a failure). Rendered into the page with
-# the state rules, so the script shows and hides them by the same table as the job's state changes.
+# (a finished job takes only `delete`; retry and abandon only a job waiting after a failure). Rendered into the
+# page with the state rules, so the script shows and hides them by the same table as the job's state changes.
 _OPEN = (JobState.queued.value, JobState.running.value, JobState.paused.value, WAITING)
 CONTROLS = {"pause": [JobState.queued.value, JobState.running.value], "pause_now": [JobState.running.value],
             "resume": [JobState.paused.value], "cancel": list(_OPEN), "priority": list(_OPEN), "retry": [WAITING],
-            "abandon": [WAITING]}
+            "abandon": [WAITING], "delete": sorted(s.value for s in FINISHED)}
 M = TypeVar("M", bound=BaseModel)
 
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))

@@ -6,7 +6,7 @@ name the CLI prints (`error JobClosed: ...`), so a caller can branch on it witho
 The status follows what went wrong, not where:
 - 404: `JobNotFound` (unknown job or batch id), `ArtifactNotFound`, and routes that do not exist;
 - 409: a control that does not apply to the job's current state: `JobClosed` (the job has ended),
-  `JobNotFinished` (outputs asked of a job still running), and `retry`/`abandon` on a job that is not waiting
+  `JobNotFinished` (outputs asked of a job still running), `JobStillRunning` (a delete of a job not ended), and `retry`/`abandon` on a job that is not waiting
   after a failure. The client raises `InvalidRequest` for that last one (`ClipperClient.ensure_waiting`): the
   request itself is well formed, the job is just not in the state for it, so the API answers 409 and keeps the
   error name the CLI shows (see `NotApplicable`);
@@ -31,7 +31,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clipper.errors import ClipperError, CorruptArtifact, error_class
-from clipper_app.client import SERVER_ERRORS, ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound, unavailable
+from clipper_app.client import (
+    SERVER_ERRORS, ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound, JobStillRunning, unavailable,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "/problems/"  # + the error's name: a page this app serves, saying what the error means (`problem_page`)
@@ -45,7 +47,7 @@ OTHER_PROBLEMS = {
 }
 
 NOT_FOUND = (JobNotFound, ArtifactNotFound)
-CONFLICT = (JobClosed, JobNotFinished)
+CONFLICT = (JobClosed, JobNotFinished, JobStillRunning)
 
 
 class Problem(BaseModel):
