@@ -171,10 +171,18 @@ async def scenario(page, http, base, url, held, other, shots, dialogs):
     await page.click("button[data-control=pause]")
     await seen_state(page, "paused")
     assert (await http.get(f"/api/jobs/{held}")).json()["paused_since"]
+    # Only the controls that apply: a paused job offers Resume, not Pause; a running one the reverse.
+    assert await page.locator("button[data-control=resume]").is_visible()
+    assert not await page.locator("button[data-control=pause]").is_visible()
     await page.click("button[data-control=resume]")
     await seen_state(page, "running")
-    # A control that does not apply: the problem's error and detail, as the CLI says it.
-    await page.click("button[data-control=abandon]")
+    await page.locator("button[data-control=pause]").wait_for(state="visible")
+    assert not await page.locator("button[data-control=resume]").is_visible()
+    # Abandon and retry are for a job waiting after a failure: a running job does not offer them.
+    assert not await page.locator("button[data-control=abandon]").is_visible()
+    assert not await page.locator('#controls [data-controls="retry"]').is_visible()
+    # Sent all the same (a page behind its job): the problem's error and detail, as the CLI says it.
+    await page.evaluate("document.querySelector('button[data-control=abandon]').click()")
     await page.wait_for_function("() => document.getElementById('control-result').textContent.includes('not waiting')")
     assert "InvalidRequest" in await page.locator("#control-result").inner_text()
     await page.screenshot(path=shots / "job-running.png", full_page=True)
