@@ -179,6 +179,10 @@ class ClientBase:
                 raise
             raise self.not_found(job_id, kind) from None
 
+    def forget(self, job_id: str) -> None:
+        """Drop whatever this client keeps of the job (after a write, a delete): nothing here; the client's reads
+        keep views of jobs and override it (clipper_app/client/reads.py)."""
+
     async def describe(self, job_id: str, kind: str = "job") -> WorkflowExecutionDescription:
         with self.translating(job_id, kind):
             return await self.handle(job_id).describe()

@@ -17,7 +17,6 @@ server has acknowledged the run's closing, about 30 s, for one that has just end
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -53,7 +52,6 @@ class Deleted:
 
 class DeleteMethods(ClientBase):
     store: ArtifactStore  # OutputMethods' (the configured store)
-    forget: Callable[[str], None]  # StatusMethods' (clipper_app/client/reads.py): drop what the client kept of a job
 
     async def delete_job(self, job_id: str, wait_s: float = DELETE_WAIT_S) -> Deleted:
         """Delete the ended job `job_id`: its files, versions and workflow runs. `JobNotFound` for an unknown (or
