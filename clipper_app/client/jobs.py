@@ -35,6 +35,7 @@ from clipper_app.client.common import (
 from clipper_app.client.history import AuditEntry, audit_log, imported_from
 from clipper_app.client.listing import ListingMethods
 from clipper_app.client.outputs import OutputMethods
+from clipper_app.client.remote import RemoteClipperClient
 from clipper_app.client.transfer import TransferMethods
 from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
@@ -56,6 +57,12 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
     async def connect(cls, settings: Settings | None = None) -> ClipperClient:
         settings = settings or get_settings()
         return cls(await connect(settings), settings)
+
+    @staticmethod
+    def over_http(base_url: str, token: str | None = None, **options: Any) -> RemoteClipperClient:
+        """A client of `clipper web` at `base_url`, for a machine without Temporal or the store: the everyday
+        methods, the same models and typed errors, over the REST API (clipper_app/client/remote.py)."""
+        return RemoteClipperClient(base_url, token, **options)
 
     async def submit(self, url: str, options: JobOptions | None = None,
                      priority: int = PRIORITY_DEFAULT, callback_url: str | None = None) -> Submitted:
