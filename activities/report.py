@@ -1,7 +1,7 @@
-"""Stage `report`: subtitles (SRT, VTT) and the report (Markdown, JSON) that ties every output together; and
-`render_names`, which renders the outputs that show speakers again after people named them.
+"""Stage `report`: subtitles (SRT, VTT) and the report (Markdown, JSON) that ties every output together.
 
-Both go through `render_outputs`: one place decides which files show names. The speakers' names live in
+`render_outputs` is also what `render_names` (activities/names.py) calls after people named speakers: one
+place decides which files show names. The speakers' names live in
 `speakers.json`, read and written through the manifest (the current version), never through a reference in
 the workflow's history, so re-rendering it never makes an earlier reference look corrupt.
 """
@@ -12,14 +12,12 @@ import asyncio
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.runtime import StageDeps, StageRun, run_stage
-from clipper.errors import InvalidRequest
 from clipper.job.messages import ReportInput, ReportOutput
 from clipper.job.outputs import AudiogramIndex, ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
-from clipper.job.request import MediaInfo, SpeakerNames
-from clipper.job.versions import VERSIONS, archive, job_options
+from clipper.job.request import MediaInfo
+from clipper.job.versions import VERSIONS
 from clipper.store.local import ArtifactStore
 from clipper.store.refs import ArtifactRef
 
@@ -104,40 +102,3 @@ class ReportActivity:
         output = render_outputs(self.deps.store, request.job_id, refs, STAGE, request.names)
         run.log.info("report.done", speakers=output.speakers is not None)
         return output
-
-
-class RenderNamesActivity:
-    """`render_names`: the names given to speakers (update `name_speakers`, workflow `NameSpeakers`) rendered
-    into the job's outputs. A bad label or name is refused (non-retryable) and changes nothing."""
-
-    def __init__(self, deps: StageDeps) -> None:
-        self.deps = deps
-
-    @activity.defn(name="render_names")
-    async def run(self, request: SpeakerNames) -> dict[str, str]:
-        return await asyncio.to_thread(self._render, request)
-
-    def _render(self, request: SpeakerNames) -> dict[str, str]:
-        store, job = self.deps.store, request.job_id or ""
-        log = structlog.get_logger().bind(job_id=job, stage="names")
-        try:
-            manifest = store.read_manifest(job).artifacts
-            if SPEAKERS not in manifest:
-                raise InvalidRequest(f"job {job} has no speakers to name (it ran before speaker labelling, or "
-                                     "has not reached that stage)")
-            refs = {n: store.valid_ref(job, n) for n in ("media.json", "transcript.json", "quotes.json",
-                                                          "summary.json", "clips.json")}
-            rendering = "report.json" in manifest and all(refs.values())
-            named_speakers(store, job, request.names)  # a refused name changes nothing, and cuts no version
-            archive(store, job, "names", list(RENDERED) if rendering else [SPEAKERS], "speaker names",
-                    job_options(store, job), self.deps.settings.keep_versions)
-            if rendering:
-                output = render_outputs(store, job, refs, "names", request.names)
-                speakers = store.read_model(job, output.speakers, SpeakerSet)
-            else:  # the report is still to come and renders the names itself
-                speakers = named_speakers(store, job, request.names)
-                store.put_model(job, SPEAKERS, speakers, "names")
-        except InvalidRequest as err:
-            raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from None
-        log.info("speakers.named", names=len(speakers.names()))
-        return speakers.names()

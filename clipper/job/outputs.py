@@ -137,6 +137,13 @@ class SpeakerSet(BaseModel):
         """The name people gave the speaker, else its label."""
         return None if label is None else self.names().get(label, label)
 
+    def caption(self, label: str | None) -> str | None:
+        """The speaker line of a video: the name people gave, else the label when two or more people speak (with
+        one voice, "S1" tells a viewer nothing)."""
+        if label is None:
+            return None
+        return self.names().get(label) or (label if len(self.speakers) > 1 else None)
+
 
 class AudiogramInfo(BaseModel):
     rank: int

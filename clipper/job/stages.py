@@ -120,10 +120,10 @@ HELPERS: tuple[Stage, ...] = (
     # A notification outlives an SMTP or webhook outage of about an hour; each attempt is bounded.
     Stage("notify", "io", StagePolicy(initial_interval_s=5, max_interval_s=300, max_attempts=20,
                                       timeout_base_s=60)),
-    # Names given to speakers (`name_speakers`) rendered into the outputs that show them; a bad name is refused
-    # before this runs, so a few attempts are enough.
+    # Names given to speakers (`name_speakers`) rendered into the outputs that show them, audiograms drawn again
+    # (a few videos: minutes at most); a bad name is refused before this runs, so a few attempts are enough.
     Stage("names", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
-                                     lost_worker_attempts=4, timeout_base_s=120),
+                                     lost_worker_attempts=4, timeout_base_s=600),
           activities=("render_names",)),
 )
 # The activities of a batch (workflow BatchJob): list the source, read the items in pages, pass a priority on.

@@ -8,7 +8,7 @@ import re
 
 import webvtt
 
-from clipper.job.outputs import QuoteSet, SpeakerSet, Transcript
+from clipper.job.outputs import AudiogramIndex, QuoteSet, SpeakerSet, Transcript
 from clipper.job.status import JobState, StageState
 from clipper.store.local import ArtifactStore
 from tests.helpers import run
@@ -28,6 +28,10 @@ def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
             async with steering(settings) as clipper:
                 job = (await clipper.submit(media.url("/call.mp3"))).job_id
                 result = await clipper.result(job)
+                before = AudiogramIndex.model_validate_json(
+                    ArtifactStore(settings.storage_dir).path(job, "audiograms.json").read_bytes())
+                videos = {a.name: ArtifactStore(settings.storage_dir).read_manifest(job).artifacts[a.name].sha256
+                          for a in before.audiograms}
                 listed = await cli(settings, "speakers", job)
                 named = await cli(settings, "speakers", job, "S1=Diane", "S2=Sheila")
                 refused = await cli(settings, "speakers", job, "S7=Carl")
@@ -38,9 +42,9 @@ def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
                     if namings:
                         break
                     await asyncio.sleep(0.1)
-                return job, result, listed, named, refused, namings
+                return job, result, listed, named, refused, namings, before, videos
 
-    job, result, listed, named, refused, namings = run(body())
+    job, result, listed, named, refused, namings, before, videos = run(body())
     assert len(namings) == 1, namings  # the refused naming started no workflow
     assert result.state == JobState.done and result.status.stage("speakers").state == StageState.done
     store = ArtifactStore(settings.storage_dir)
@@ -70,4 +74,13 @@ def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
     assert "## Speakers" in report and "Diane (S1)" in report and "Sheila (S2)" in report
     quotes = QuoteSet.model_validate_json(store.path(job, "quotes.json").read_bytes())
     assert all(q.speaker in {"S1", "S2"} for q in quotes.quotes)
+    # The audiograms showed who speaks (two voices: their labels) and are drawn again with the names; the
+    # videos as they were are kept as a version.
+    assert before.audiograms and {a.speaker for a in before.audiograms} <= {"S1", "S2"}, before
+    after = AudiogramIndex.model_validate_json(store.path(job, "audiograms.json").read_bytes())
+    assert {a.speaker for a in after.audiograms} <= {"Diane", "Sheila"} and None not in {a.speaker for a in after.audiograms}
+    manifest = store.read_manifest(job).artifacts
+    assert all(manifest[name].sha256 != sha for name, sha in videos.items()), "audiograms not redrawn"
+    kept = [n for n in manifest if n.startswith("versions/") and "/audiograms/" in n]
+    assert len(kept) == len(videos), kept
     assert_manifest_matches(store, job)

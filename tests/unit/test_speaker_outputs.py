@@ -165,3 +165,13 @@ def test_the_report_says_when_the_language_was_detected():
     given = transcript.model_copy(update={"language": "en"})
     md = report_markdown(info, given, QuoteSet(engine="o"), Summary(engine="o", overview="x"), {})
     assert "language en" in md and "detected" not in md
+
+
+def test_the_speaker_line_of_a_video_is_the_name_else_the_label_of_one_of_several_voices():
+    from clipper.job.outputs import Speaker, SpeakerSet
+
+    two = SpeakerSet(engine="x", speakers=[Speaker(label="S1", name="Diane"), Speaker(label="S2")])
+    assert two.caption("S1") == "Diane" and two.caption("S2") == "S2" and two.caption(None) is None
+    one = SpeakerSet(engine="x", speakers=[Speaker(label="S1")])
+    assert one.caption("S1") is None  # one voice: a label tells a viewer nothing
+    assert SpeakerSet(engine="x", speakers=[Speaker(label="S1", name="Host")]).caption("S1") == "Host"
