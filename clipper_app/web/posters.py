@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -30,6 +31,8 @@ WIDTH = 540  # pixels across: twice what the page shows, sharp on a phone's dens
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
 _cache: OrderedDict[str, bytes] = OrderedDict()
+_lock = threading.Lock()  # guards _cache and _drawing: the frames are drawn in worker threads
+_drawing: dict[str, threading.Lock] = {}  # one draw per video at a time: a page of many players asks at once
 
 
 def frame(video: Path, at_s: float = AT_S) -> bytes:
@@ -38,11 +41,14 @@ def frame(video: Path, at_s: float = AT_S) -> bytes:
         args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{seek:.3f}", "-i",
                 str(video), "-frames:v", "1", "-vf", f"scale={WIDTH}:-2", "-q:v", "4", "-f", "image2pipe",
                 "-c:v", "mjpeg", "pipe:1"]
-        done = subprocess.run(args, capture_output=True, timeout=30, check=False)
+        try:
+            done = subprocess.run(args, capture_output=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired as err:
+            done = subprocess.CompletedProcess(args, -1, b"", err.stderr or b"ffmpeg took over 30 s")
         if done.returncode == 0 and done.stdout:
             return done.stdout
     raise InvalidMedia(f"{video.name} has no frame to show as a poster ({first_error_line(done.stderr)}); "
-                       "its audiogram may be damaged: run the job's audiograms again")
+                       "the video itself may be broken: check that its artifact plays")
 
 
 @router.get("/jobs/{job_id}/posters/{name:path}", response_class=Response)
@@ -55,12 +61,32 @@ async def poster(request: Request, job_id: str, name: str, clipper: ClipperClien
     headers = {"ETag": etag, **artifacts.SAFE_HEADERS}
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    image = _cache.get(ref.sha256)
+    with _lock:
+        image = _cache.get(ref.sha256)
+        if image is not None:
+            _cache.move_to_end(ref.sha256)
     if image is None:
         path = await clipper.artifact_file(job_id, ref)  # verified: inside the job's folder, sha256 matches
-        image = await asyncio.to_thread(frame, path)
-        _cache[ref.sha256] = image
-        while len(_cache) > KEEP:
-            _cache.popitem(last=False)
-    _cache.move_to_end(ref.sha256)
+        image = await asyncio.to_thread(_drawn, ref.sha256, path)
     return Response(image, media_type="image/jpeg", headers=headers)
+
+
+def _drawn(key: str, video: Path) -> bytes:
+    """The poster of `video` (sha256 `key`) from the cache, or drawn once and kept, however many ask at once."""
+    with _lock:
+        drawing = _drawing.setdefault(key, threading.Lock())
+    with drawing:
+        with _lock:
+            image = _cache.get(key)
+        if image is not None:
+            return image
+        try:
+            image = frame(video)
+            with _lock:  # kept before the draw is let go of: whoever asks next finds it
+                _cache[key] = image
+                while len(_cache) > KEEP:
+                    _cache.popitem(last=False)
+        finally:
+            with _lock:
+                _drawing.pop(key, None)
+        return image
