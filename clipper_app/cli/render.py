@@ -1,11 +1,18 @@
-"""How the CLI prints things: rich tables for a job's status and outputs, job lists and audit logs."""
+"""How the CLI prints things: rich tables for a job's status and outputs, job lists and audit logs.
+
+Every table fits the terminal it is printed on, 80 columns included: no side borders, two spaces between columns,
+the short columns (states, numbers, times) never wrapped, so a narrow terminal wraps or shortens the one long
+column (an error, a detail, a title) instead of squashing `progress` into `progre…`."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -13,7 +20,7 @@ from rich.text import Text
 
 from clipper.clock import duration
 from clipper.job.batch import BatchStatus
-from clipper.job.status import JobStatus
+from clipper.job.status import JobState, JobStatus, controls_for, shown_state
 from clipper.ops.breaker import BreakerPhase, BreakerState
 from clipper.ops.stats import Stats
 from clipper_app.client import AuditEntry, JobSummary
@@ -24,6 +31,20 @@ err_console = Console(stderr=True)
 EVENT_STYLES = {"stage failed": "red", "stage timed out": "red", "job failed": "bold red", "retry": "yellow",
                 "signal": "cyan", "update accepted": "cyan", "update completed": "cyan",
                 "job completed": "bold green", "stage completed": "green"}
+
+
+def table(heading: str | None = None, /, **columns: dict) -> Table:
+    """A table as every command prints one (see the module's doc); `columns`: name → `Table.add_column` options,
+    `no_wrap` by default (a column that may wrap or fold says so)."""
+    t = Table(title=heading, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
+              show_edge=False, header_style="bold")
+    for name, options in columns.items():
+        t.add_column(name.replace("_", " "), **{"no_wrap": True, **options})
+    return t
+
+
+WRAP = {"no_wrap": False, "overflow": "fold"}  # the column that takes what is left, wrapped
+RIGHT = {"justify": "right"}
 
 
 def time_of_day(value: datetime | None) -> str:
@@ -46,56 +67,100 @@ def summary_line(status: JobStatus) -> str:
 
 
 def print_status(status: JobStatus) -> None:
-    table = Table(title=escape(f"{status.job_id} · {status.title or status.url}"), show_lines=False)
-    for col in ("stage", "state", "progress", "attempt", "started", "finished", "error"):
-        table.add_column(col)
+    t = table(escape(f"{status.job_id} · {status.title or status.url}"), stage={}, state={}, progress=RIGHT,
+              attempt=RIGHT, started={}, finished={}, error=WRAP)
     for s in status.stages:
-        table.add_row(
+        t.add_row(
             s.name, s.state.value, f"{s.progress:.0%}", str(s.attempt or ""), time_of_day(s.started_at), time_of_day(s.finished_at),
             Text(f"{s.error.type}: {s.error.message}") if s.error else "",
         )
-    console.print(table)
+    console.print(t)
     console.print(f"state: [bold]{status.state.value}[/] · {summary_line(status)}")
     if status.waiting:
         console.print(f"[yellow]{escape(status.waiting)}[/]")
     if status.error:
         console.print(f"[red]{escape(status.error.type)}[/]: {escape(status.error.message)}")
+    hints = control_hints(status)
+    if hints:
+        console.print("next: " + " · ".join(escape(h) for h in hints), highlight=False)
+
+
+# The command each control of the table (clipper.job.status.CONTROLS) is typed as.
+COMMANDS = {"pause": "clipper pause {id}", "pause_now": "clipper pause --now {id}", "resume": "clipper resume {id}",
+            "cancel": "clipper cancel {id}", "priority": "clipper priority {id} N", "retry": "clipper retry {id}",
+            "abandon": "clipper abandon {id}", "delete": "clipper delete {id}"}
+
+
+def control_hints(status: JobStatus) -> list[str]:
+    """The commands that act on the job in its state, and only those (a finished job is not offered a pause)."""
+    return [COMMANDS[name].format(id=status.job_id) for name in controls_for(shown_state(status))]
 
 
 def print_outputs(status: JobStatus, folder: Path | str) -> None:
-    table = Table(title=f"outputs in {folder}", title_justify="left")
-    for col, justify in (("artifact", "left"), ("bytes", "right"), ("stage", "left"), ("sha256", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+    t = table(escape(f"outputs in {folder}"), artifact=WRAP, bytes=RIGHT, stage={}, sha256={})
     for name, ref in sorted(status.artifacts.items()):
-        table.add_row(name, str(ref.size), ref.stage, ref.sha256[:12] + "…")
-    console.print(table)
+        t.add_row(Text(name), str(ref.size), ref.stage, ref.sha256[:12] + "…")
+    console.print(t)
 
 
-def print_jobs(jobs: list[JobSummary]) -> None:
-    """Blank cells: the job has no such search attribute (started before they existed, or not picked up yet)."""
-    table = Table(title=f"{len(jobs)} job(s)", title_justify="left")
-    for col, justify in (("job", "left"), ("state", "left"), ("stage", "left"), ("progress", "right"),
-                         ("priority", "right"), ("source", "left"), ("started (UTC)", "left")):
-        table.add_column(col, justify=justify, no_wrap=col == "job")
-    for job in jobs:
-        table.add_row(*(Text(cell) for cell in (
-            job.job_id, job.state or "", job.stage or "", "" if job.progress is None else f"{job.progress}%",
-            "" if job.priority is None else str(job.priority), job.source or "",
-            job.started_at.strftime("%Y-%m-%d %H:%M:%S") if job.started_at else "",
-        )))
-    console.print(table)
+TITLE_MIN = 12  # narrower than this, the age, the stage, then the state give up their columns to the title
+GAP = 2  # between two columns of a `table`
+
+
+def print_jobs(jobs: list[JobSummary], width: int | None = None) -> None:
+    """`clipper list`: one line per job, as wide as the terminal (80 columns when it says nothing)."""
+    console.print(jobs_table(jobs, width or shutil.get_terminal_size((80, 24)).columns, datetime.now(timezone.utc)))
+
+
+def jobs_table(jobs: list[JobSummary], width: int, now: datetime) -> Table:
+    """Id, state, stage and progress, age, and the title in what is left (shortened with …). The id is never
+    shortened: it is what every other command takes. Blank cells: the job has no such search attribute (started
+    before it existed, or not picked up yet); a job without a title shows its media's host."""
+    rows = [(job.job_id, _state(job), _stage(job), ago(job.started_at, now),
+             " ".join((job.title or job.source or "").split())) for job in jobs]
+    names = ["job", "state", "stage", "age"]
+    widths = [max([cell_len(name)] + [cell_len(row[i]) for row in rows]) for i, name in enumerate(names)]
+    keep = len(names)
+    while keep > 1 and sum(widths[:keep]) + GAP * keep + TITLE_MIN > width:
+        keep -= 1
+    title_width = width - sum(widths[:keep]) - GAP * keep
+    titled = {"title": {"width": title_width, "overflow": "ellipsis"}} if title_width >= GAP else {}
+    t = table(f"{len(jobs)} job(s)", **{name: {"width": w} for name, w in zip(names[:keep], widths)}, **titled)
+    for row in rows:
+        t.add_row(*(Text(cell) for cell in row[:keep]), *([Text(row[-1])] if titled else []))
+    return t
+
+
+def _state(job: JobSummary) -> str:
+    return job.state or (JobState.queued.value if job.status == "running" else job.status)
+
+
+def _stage(job: JobSummary) -> str:
+    """Where the job is (or stopped): `transcribe 45%`; nothing for a job that is done."""
+    if job.state == JobState.done.value:
+        return ""
+    return " ".join(part for part in (job.stage, None if job.progress is None else f"{job.progress}%") if part)
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """How long ago, in its largest whole unit: `12s ago`, `3m ago`, `2h ago`, `5d ago`, `1y ago`."""
+    if moment is None:
+        return ""
+    seconds = max(0, int((now - moment).total_seconds()))
+    for size, unit in ((365 * 86400, "y"), (86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
 
 
 def print_history(job_id: str, entries: list[AuditEntry]) -> None:
-    table = Table(title=escape(f"{job_id} · audit log (UTC)"), title_justify="left")
-    for col in ("time", "event", "stage", "attempt", "detail"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("time", "event"))
+    t = table(escape(f"{job_id} · audit log (UTC)"), time={}, event={}, stage={}, attempt=RIGHT, detail=WRAP)
     days = {e.time.date() for e in entries}
     fmt = "%H:%M:%S.%f" if len(days) <= 1 else "%Y-%m-%d %H:%M:%S.%f"
     for e in entries:
-        table.add_row(e.time.strftime(fmt)[:-3], Text(e.event, style=EVENT_STYLES.get(e.event, "")),
-                      Text(e.stage or ""), str(e.attempt or ""), Text(e.detail or ""))
-    console.print(table)
+        t.add_row(e.time.strftime(fmt)[:-3], Text(e.event, style=EVENT_STYLES.get(e.event, "")),
+                  Text(e.stage or ""), str(e.attempt or ""), Text(e.detail or ""))
+    console.print(t)
 
 
 def _secs(value: float | None) -> str:
@@ -120,13 +185,12 @@ def print_stats(stats: Stats, window: str) -> None:
                   f" · job time mean {_secs(stats.job_mean_s)} · p50 {_secs(stats.job_p50_s)}"
                   f" · p95 {_secs(stats.job_p95_s)} · {stats.retried_jobs} job(s) with retries", highlight=False)
     if stats.stages:
-        table = Table(title="stages (wall time of the last run, retries included)", title_justify="left")
-        for col in ("stage", "runs", "mean", "p50", "p95", "share", "retried", "extra attempts"):
-            table.add_column(col, justify="left" if col == "stage" else "right")
+        t = table("stages (wall time of the last run, retries included)", stage={}, runs=RIGHT, mean=RIGHT, p50=RIGHT,
+                  p95=RIGHT, share=RIGHT, retried=RIGHT, extra_attempts=RIGHT)
         for s in stats.stages:
-            table.add_row(s.name, str(s.runs), _secs(s.mean_s), _secs(s.p50_s), _secs(s.p95_s),
-                          "–" if s.share is None else f"{s.share * 100:.0f} %", str(s.retried), str(s.extra_attempts))
-        console.print(table)
+            t.add_row(s.name, str(s.runs), _secs(s.mean_s), _secs(s.p50_s), _secs(s.p95_s),
+                      "–" if s.share is None else f"{s.share * 100:.0f} %", str(s.retried), str(s.extra_attempts))
+        console.print(t)
     console.print("[bold]suggestions[/]")
     for line in stats.suggestions:
         console.print(Text(f"  • {line}"))
@@ -134,14 +198,12 @@ def print_stats(stats: Stats, window: str) -> None:
 
 def print_batch_status(status: BatchStatus) -> None:
     """A batch: counts, and its running, failed and latest finished items (`clipper status <job>` for one)."""
-    table = Table(title=escape(f"{status.batch_id} · {status.title or status.source or 'list of URLs'}"),
-                  title_justify="left")
-    for col in ("#", "job", "state", "item", "error"):
-        table.add_column(col, overflow="fold", no_wrap=col == "job")
+    t = table(escape(f"{status.batch_id} · {status.title or status.source or 'list of URLs'}"),
+              **{"#": RIGHT}, job={}, state={}, item=WRAP, error=WRAP)
     for item in sorted(status.items, key=lambda i: i.index):
-        table.add_row(str(item.index), item.job_id, item.state.value + (" (earlier)" if item.existing else ""),
-                      Text(item.title or item.url), Text(item.error or ""))
-    console.print(table)
+        t.add_row(str(item.index), item.job_id, item.state.value + (" (earlier)" if item.existing else ""),
+                  Text(item.title or item.url), Text(item.error or ""))
+    console.print(t)
     c = status.counts
     line = (f"state: [bold]{status.state.value}[/] · {c.done}/{c.total} done · {c.failed} failed · {c.cancelled} "
             f"cancelled · {c.running} running · {c.queued} queued · concurrency {status.concurrency} · "
@@ -158,14 +220,13 @@ def print_breakers(breakers: list[BreakerState], as_json: bool = False) -> int:
     if as_json:
         print(json.dumps([b.model_dump(mode="json") for b in breakers], indent=2))
         return 0
-    table = Table(title="providers (circuit breakers)", title_justify="left")
-    for col in ("provider", "state", "since (UTC)", "failures", "opened", "probes", "last error"):
-        table.add_column(col)
+    t = table("providers (circuit breakers)", provider=WRAP, state={}, **{"since (UTC)": {}}, failures=RIGHT, opened=RIGHT,
+              probes=RIGHT, last_error=WRAP)
     for b in breakers:
-        since = b.opened_at.strftime("%Y-%m-%d %H:%M:%S") if b.opened_at and b.phase != BreakerPhase.closed else ""
-        table.add_row(*(Text(c) for c in (b.provider, b.phase.value, since, str(b.failures), str(b.opens),
-                                          str(b.probes), b.last_error or "")))
-    console.print(table if breakers else "no provider has failed: every circuit breaker is closed")
+        since = b.opened_at.strftime("%m-%d %H:%M:%S") if b.opened_at and b.phase != BreakerPhase.closed else ""
+        t.add_row(*(Text(c) for c in (b.provider, b.phase.value, since, str(b.failures), str(b.opens),
+                                      str(b.probes), b.last_error or "")))
+    console.print(t if breakers else "no provider has failed: every circuit breaker is closed")
     return 0
 
 
@@ -189,12 +250,10 @@ def print_versions(job_id: str, versions: list, folder: str) -> None:
                       "again: a retry, a rebuild, speakers named)", highlight=False)
         return
     defaults = JobOptions().model_dump(mode="json")
-    table = Table(title=escape(f"{job_id} · versions in {folder}"), title_justify="left")
-    for col, justify in (("N", "right"), ("stage", "left"), ("reason", "left"), ("kept (UTC)", "left"),
-                         ("options", "left"), ("files", "left"), ("size", "right")):
-        table.add_column(col, justify=justify, overflow="fold", no_wrap=col in ("N", "kept (UTC)"))
+    t = table(escape(f"{job_id} · versions in {folder}"), N=RIGHT, stage={}, reason=WRAP, **{"kept (UTC)": {}},
+              options=WRAP, files=WRAP, size=RIGHT)
     for v in versions:
         options = " ".join(f"{k}={val}" for k, val in v.options.items() if val != defaults.get(k, None))
-        table.add_row(str(v.number), v.stage, v.reason, v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      Text(options or "defaults"), Text(", ".join(v.original(r) for r in v.artifacts)), _bytes(v.size))
-    console.print(table)
+        t.add_row(str(v.number), v.stage, Text(v.reason), v.created_at.strftime("%Y-%m-%d %H:%M"),
+                  Text(options or "defaults"), Text(", ".join(v.original(r) for r in v.artifacts)), _bytes(v.size))
+    console.print(t)

@@ -61,6 +61,7 @@ class ListingMethods(ClientBase):
                 state=attrs.get(sa.CLIPPER_STATE), stage=attrs.get(sa.CLIPPER_STAGE) or None,
                 progress=attrs.get(sa.CLIPPER_PROGRESS), priority=attrs.get(sa.CLIPPER_PRIORITY),
                 source=attrs.get(sa.CLIPPER_SOURCE), started_at=wf.start_time, closed_at=wf.close_time,
+                title=attrs.get(sa.CLIPPER_TITLE) or None,
             ))
         return jobs
 
@@ -155,5 +156,6 @@ class JobSummary(BaseModel):
     progress: int | None = None  # 0-100
     priority: int | None = None
     source: str | None = None  # the media's host
+    title: str | None = None  # the media's title (ClipperTitle), once the download knows it
     started_at: datetime | None = None
     closed_at: datetime | None = None
