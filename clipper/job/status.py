@@ -73,6 +73,20 @@ SHOWN_BY = (("waiting_since", WAITING), ("paused_since", JobState.paused.value))
 LISTED_AS = {WAITING: JobState.failed.value}
 
 
+# The controls a job takes, by the state people read: each only where it applies (a finished job takes only
+# `delete`; retry and abandon only a job waiting after a failure). The pages show and hide their buttons by it
+# (`state_rules`), the CLI's status prints its hints from it (`controls_for`).
+_OPEN = (JobState.queued.value, JobState.running.value, JobState.paused.value, WAITING)
+CONTROLS = {"pause": [JobState.queued.value, JobState.running.value], "pause_now": [JobState.running.value],
+            "resume": [JobState.paused.value], "cancel": list(_OPEN), "priority": list(_OPEN), "retry": [WAITING],
+            "abandon": [WAITING], "delete": sorted(s.value for s in FINISHED)}
+
+
+def controls_for(shown: str) -> list[str]:
+    """The controls (`CONTROLS`) a job in the shown state `shown` takes, in the table's order."""
+    return [name for name, states in CONTROLS.items() if shown in states]
+
+
 def shown_state(status: Any) -> str:
     """One word for a job's state as people read it (`SHOWN_STATES`), from anything with the `JobStatus` fields
     `state`, `waiting_since` and `paused_since` (a `JobStatus`, or its JSON read as a dict)."""
@@ -87,7 +101,7 @@ def state_rules() -> dict[str, Any]:
     """The rules above as plain JSON for the pages' script (rendered into the page, read by
     clipper_app/web/static/common.js), so the browser decides states exactly as `shown_state` does."""
     return {"shown": list(SHOWN_STATES), "shownBy": [list(pair) for pair in SHOWN_BY], "listedAs": LISTED_AS,
-            "initial": JobState.queued.value}
+            "initial": JobState.queued.value, "controls": CONTROLS}
 
 
 class StageError(BaseModel):

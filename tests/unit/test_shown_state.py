@@ -13,10 +13,11 @@ from fastapi.testclient import TestClient
 
 from clipper.config import Settings
 from clipper.job.status import (
-    LISTED_AS, PRIORITIES, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, SHOWN_STATES, WAITING,
+    CONTROLS, LISTED_AS, PRIORITIES, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, SHOWN_STATES, WAITING,
     WAITING_FOR_RETRY, JobState, JobStatus, shown_state, state_rules,
 )
 from clipper.ops.stats import WAITING as STATS_WAITING
+from clipper_app.cli.render import COMMANDS, control_hints
 from clipper_app.web.app import create_app
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -80,3 +81,17 @@ def test_the_jobs_page_is_built_from_the_rules(tmp_path):
         assert values == list(PRIORITIES) == list(range(PRIORITY_HIGHEST, PRIORITY_LOWEST + 1))
         assert re.findall(r'<option value="(\d+)" selected', select) == [str(PRIORITY_DEFAULT)]
     assert f">{PRIORITY_HIGHEST} (highest)<" in page and f">{PRIORITY_LOWEST} (lowest)<" in page
+
+
+def test_the_cli_offers_only_the_controls_that_apply():
+    assert set(COMMANDS) == set(CONTROLS)  # every control the pages know has its command
+    job = JobStatus(job_id="clip-1", url="https://example.com/a.mp3")
+    job.state = JobState.done
+    assert control_hints(job) == ["clipper delete clip-1"]
+    job.state = JobState.running
+    assert "clipper pause clip-1" in control_hints(job) and "clipper delete clip-1" not in control_hints(job)
+    assert "clipper resume clip-1" not in control_hints(job)
+    job.paused_since = datetime.now(UTC)
+    assert "clipper resume clip-1" in control_hints(job) and "clipper pause clip-1" not in control_hints(job)
+    job.waiting_since, job.state = datetime.now(UTC), JobState.failed
+    assert {"clipper retry clip-1", "clipper abandon clip-1"} <= set(control_hints(job))
