@@ -9,19 +9,17 @@ heartbeat details (no history events).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from clipper.asr.models import check_job_model
 from clipper.config import Settings, get_settings
 from clipper.errors import DownloadFailed, InvalidRequest
 from clipper.job.request import JobOptions, JobRequest, JobResult, PauseRequest, RetryRequest, SpeakerNames
-from clipper.job.status import PRIORITY_DEFAULT, JobState, JobStatus, RunningActivity, StageProgress, check_priority
+from clipper.job.status import PRIORITY_DEFAULT, JobState, check_priority
 from clipper.media.urls import canonical_url, check_submittable, job_id_for
 from clipper.ops.breaker import BreakerState
 from clipper.ops.notify import check_callback_url
@@ -30,7 +28,7 @@ from clipper.speakers.names import check_names
 from clipper_app.client.batches import BatchMethods
 from clipper_app.client.breakers import BreakerClient
 from clipper_app.client.common import (
-    NO_WORKER, SERVER_STATES, ArtifactNotFound, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
+    ArtifactNotFound, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
 )
 from clipper_app.client.history import AuditEntry, audit_log, imported_from
 from clipper_app.client.listing import ListingMethods
@@ -50,13 +48,17 @@ def refused(err: WorkflowUpdateFailedError | WorkflowFailureError) -> InvalidReq
 
 
 class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods):
-    def __init__(self, client: Client, settings: Settings | None = None) -> None:
+    """`read_max_age_s`: how long a job's status (and a jobs list) is reused (clipper_app/client/reads.py); by
+    default only concurrent reads share one, the web app keeps them a second."""
+
+    def __init__(self, client: Client, settings: Settings | None = None, read_max_age_s: float = 0.0) -> None:
         super().__init__(client, settings)
+        self.read_max_age_s = read_max_age_s
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> ClipperClient:
+    async def connect(cls, settings: Settings | None = None, read_max_age_s: float = 0.0) -> ClipperClient:
         settings = settings or get_settings()
-        return cls(await connect(settings), settings)
+        return cls(await connect(settings), settings, read_max_age_s)
 
     @staticmethod
     def over_http(base_url: str, token: str | None = None, **options: Any) -> RemoteClipperClient:
@@ -95,48 +97,21 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
             )
         except WorkflowAlreadyStartedError:
             existing = True
+        self.forget(job_id)  # a failed job's id may have started a new run
         return Submitted(job_id=job_id, existing=existing, webhook_secret=secret)
-
-    async def status(self, job_id: str) -> JobStatus:
-        """The job's status from its `status` query, with live progress from running stages' heartbeats.
-        Progress and ETA are the workflow's own formula (`JobStatus.refresh`) over the fresher progress."""
-        try:
-            with self.translating(job_id):
-                status = await self.handle(job_id).query(
-                    MediaJob.status, rpc_timeout=timedelta(seconds=self.query_timeout_s))
-        except RPCError as err:
-            if err.status not in NO_WORKER:
-                raise
-            # No worker is answering queries: say what the server knows instead of hanging.
-            desc = await self.describe(job_id)
-            return JobStatus(job_id=job_id, url=await desc.static_summary() or "",
-                             state=SERVER_STATES.get(desc.status, JobState.queued),
-                             started_at=desc.start_time, finished_at=desc.close_time)
-        # The pending activities are read after the query: a chunk the workflow has counted as finished is no
-        # longer pending, so it is never counted twice (one finishing in between is missed for one look).
-        desc = await self.describe(job_id)
-        # Every running activity counts for its stage: chunks, plan and merge for `transcribe` (fold_running).
-        status.fold_running([RunningActivity(activity_type=p.activity_type.name, attempt=p.attempt,
-                                             progress=await self._heartbeat(p))
-                             for p in desc.raw_description.pending_activities])
-        return status
-
-    async def _heartbeat(self, pending: Any) -> StageProgress | None:
-        """The progress in a pending activity's last heartbeat; None without one (or with details that are no
-        `StageProgress`: an activity of another program, say)."""
-        if not pending.heartbeat_details.payloads:
-            return None
-        try:
-            details = await self.client.data_converter.decode(pending.heartbeat_details.payloads, [StageProgress])
-        except (ValueError, TypeError):
-            return None
-        return details[0] if details and isinstance(details[0], StageProgress) else None
 
     async def breakers(self) -> list[BreakerState]:
         """Every provider's circuit breaker on this deployment (`clipper status` without a job)."""
         return await BreakerClient(self.client, self.settings.task_queue).all()
 
     # --- control: plain-JSON signals and updates, the same any Temporal client can send ---
+
+    async def signalling(self, job_id: str, send: Any) -> Any:
+        """Every write to a job goes through here: what this client kept of the job is dropped once it is sent."""
+        try:
+            return await super().signalling(job_id, send)
+        finally:
+            self.forget(job_id)
 
     async def pause(self, job_id: str, now: bool = False) -> None:
         await self.signalling(job_id, lambda: self.handle(job_id).signal(MediaJob.pause, PauseRequest(now=now)))
@@ -183,6 +158,7 @@ class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods
             raise InvalidRequest(f"{job_id} has no speakers to name (no speakers.json: it ran without the "
                                  "speakers stage)") from None
         check_names(names, labels)
+        self.forget(job_id)  # its outputs are rendered again
         try:
             return await self.client.execute_workflow(
                 NameSpeakers.run, SpeakerNames(job_id=job_id, names=names, worker_pools=self.settings.worker_pools),

@@ -16,11 +16,11 @@ from clipper.job.request import JobResult
 from clipper.job.stages import STAGES
 from clipper.job.status import JobState, StageState, StageStatus
 from clipper.ops.stats import WAITING, JobRecord, StageRecord, Stats, compute_stats
-from clipper_app.client.common import ClientBase
+from clipper_app.client.reads import StatusMethods
 from workflows import search_attributes as sa
 
 
-class ListingMethods(ClientBase):
+class ListingMethods(StatusMethods):
     async def list_jobs(self, state: str | None = None, stage: str | None = None, source: str | None = None,
                         limit: int = 50) -> list[JobSummary]:
         """Jobs from a visibility query on clipper's search attributes, newest first. A job no worker has
@@ -53,8 +53,13 @@ class ListingMethods(ClientBase):
     async def _summaries(self, clauses: list[str], limit: int) -> list[JobSummary]:
         if limit < 1:
             raise InvalidRequest(f"limit must be at least 1, got {limit}")
+        query = " AND ".join(clauses)
+        # Many pages refresh the same list every second: one visibility query answers those asking at once.
+        return list(await self.reads.lists.get((query, limit), lambda: self._list(query, limit)))
+
+    async def _list(self, query: str, limit: int) -> list[JobSummary]:
         jobs = []
-        async for wf in self.client.list_workflows(" AND ".join(clauses), limit=limit):
+        async for wf in self.client.list_workflows(query, limit=limit):
             attrs = wf.typed_search_attributes
             jobs.append(JobSummary(
                 job_id=wf.id, run_id=wf.run_id, status=wf.status.name.lower() if wf.status else "unknown",

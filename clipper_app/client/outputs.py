@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowExecutionStatus
-
 from clipper.job.outputs import ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.job.request import JobResult
 from clipper.job.versions import ArtifactVersion
@@ -27,13 +25,14 @@ from clipper.store.local import ArtifactStore
 from clipper.store.refs import ArtifactRef
 from clipper.text.report import Report
 from clipper_app.client.batches import BATCH_TYPE
-from clipper_app.client.common import ArtifactNotFound, ClientBase, JobNotFinished
+from clipper_app.client.common import ArtifactNotFound, JobNotFinished
 from clipper_app.client.files import JobFiles, clip_names
+from clipper_app.client.reads import StatusMethods
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class OutputMethods(ClientBase):
+class OutputMethods(StatusMethods):
     @functools.cached_property
     def files(self) -> JobFiles:
         """The configured store, read by job id (its verified files are remembered across calls)."""
@@ -49,13 +48,12 @@ class OutputMethods(ClientBase):
         return self.files.folder(job_id)
 
     async def artifacts(self, job_id: str) -> JobResult:
-        """The finished job's result: its media info and every artifact's reference (name, sha256, size)."""
-        desc = await self.describe(job_id)
-        if desc.status != WorkflowExecutionStatus.COMPLETED:
-            state = desc.status.name.lower() if desc.status else "unknown"
-            raise JobNotFinished(f"{job_id} is {state}: its outputs are read once it has finished")
-        with self.translating(job_id):
-            return await self.handle(job_id, result_type=JobResult).result()
+        """The finished job's result: its media info and every artifact's reference (name, sha256, size). Read
+        from the history once, then kept (a finished job's result never changes)."""
+        view = await self.job_view(job_id)
+        if view.result is None:
+            raise JobNotFinished(f"{job_id} is {view.execution}: its outputs are read once it has finished")
+        return view.result
 
     async def artifact_path(self, job_id: str, name: str) -> Path:
         """A local, checksum-verified file of the artifact (downloaded into the cache from an S3 store)."""

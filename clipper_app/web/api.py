@@ -8,7 +8,6 @@ its next boundary, so they answer 202 Accepted; `priority` and `speakers` are up
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -102,7 +101,7 @@ class BatchAccepted(BaseModel):
     existing: bool
 
 
-def client(request: Request) -> ClipperClient:
+async def client(request: Request) -> ClipperClient:  # async: a plain function would run in a thread per request
     return request.app.state.clipper
 
 
@@ -133,7 +132,7 @@ async def list_jobs(state: str | None = None, stage: str | None = None,
 
 @jobs.get("/{job_id}", dependencies=reads, response_model=JobStatus)
 async def job_status(job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> JobStatus:
-    return await clipper.status(job_id)
+    return (await clipper.job_view(job_id)).status  # shared, only serialized: no copy
 
 
 @jobs.delete("/{job_id}", status_code=204, dependencies=writes, response_class=Response,
@@ -218,25 +217,9 @@ async def _job_manifest(clipper: ClipperClient, job_id: str) -> dict[str, Artifa
     """The job's artifacts: the names its result lists (a running job: those its finished stages recorded, so
     the audio can be heard while it is transcribed, and everything once it is done but still notifying), each
     with the store manifest's current ref (naming speakers renders the transcript and report again after the
-    job's result was recorded)."""
-    key = (clipper.settings.temporal_address, clipper.settings.temporal_namespace, clipper.settings.task_queue, job_id)
-    cached = _FINISHED.get(key)
-    if cached is not None and time.monotonic() - cached[0] < FINISHED_TTL_S:
-        listed = cached[1]
-    elif (await clipper.describe(job_id)).close_time is None:
-        listed = (await clipper.status(job_id)).artifacts
-    else:
-        listed = (await clipper.artifacts(job_id)).artifacts
-        _FINISHED[key] = (time.monotonic(), listed)
-        while len(_FINISHED) > 256:
-            _FINISHED.pop(next(iter(_FINISHED)))
-    return await clipper.current(job_id, listed)
-
-
-# A finished job's result never changes: kept a little while, so that seeking in its audio (a Range request per
-# seek) does not fetch its history each time.
-_FINISHED: dict[tuple[str, ...], tuple[float, dict[str, ArtifactRef]]] = {}
-FINISHED_TTL_S = 60.0
+    job's result was recorded). The client keeps a finished job's result, so seeking in its audio (a Range request
+    per seek) does not fetch it each time."""
+    return await clipper.current(job_id, await clipper.listed_artifacts(job_id))
 
 
 @jobs.get("/{job_id}/artifacts", dependencies=reads, response_model=list[ArtifactRef])

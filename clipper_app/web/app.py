@@ -20,10 +20,13 @@ from clipper_app.web import api, pages, problems
 from clipper_app.web.security import BodyLimit, HostGuard, check_bind, served_hosts
 
 ClientFactory = Callable[[Settings], Awaitable[ClipperClient]]
+# A job's status and the jobs list are reused this long (clipper_app/client/reads.py): pages poll every second, and
+# many of them (or many API clients) on one job then cost one query per job per second, not one each.
+READ_MAX_AGE_S = 1.0
 
 
 async def connect_client(settings: Settings) -> ClipperClient:
-    return await ClipperClient.connect(settings)
+    return await ClipperClient.connect(settings, read_max_age_s=READ_MAX_AGE_S)
 
 
 def create_app(settings: Settings | None = None, clipper_client_factory: ClientFactory = connect_client,

@@ -36,6 +36,7 @@ from clipper.job.status import (
     JobStatus, shown_state, state_rules,
 )
 from clipper_app.client import ArtifactRef, ClipperClient, clip_names
+from clipper_app.client.recent import Recent
 from clipper_app.web import posters
 from clipper_app.web.api import _job_manifest, client
 from clipper_app.web.problems import status_of
@@ -61,6 +62,9 @@ _OPEN = (JobState.queued.value, JobState.running.value, JobState.paused.value, W
 CONTROLS = {"pause": [JobState.queued.value, JobState.running.value], "pause_now": [JobState.running.value],
             "resume": [JobState.paused.value], "cancel": list(_OPEN), "priority": list(_OPEN), "retry": [WAITING],
             "abandon": [WAITING], "delete": sorted(s.value for s in FINISHED)}
+# Job pages whose outputs are kept, read, per app: what a page shows of its files depends only on the files, so
+# outputs read once are kept by the names and sha256s they were read from (a new version of a file is a new key).
+OUTPUTS_KEPT = 32
 M = TypeVar("M", bound=BaseModel)
 
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
@@ -159,12 +163,13 @@ async def jobs_page(request: Request, state: str | None = None,
 @pages.get("/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depends(client)) -> HTMLResponse:
     try:
-        status: JobStatus = await clipper.status(job_id)
+        status: JobStatus = (await clipper.job_view(job_id)).status  # shared, only read: no copy
     except ClipperError as err:
         return _page(request, "error.html", status_code=status_of(err), error=err.type_name, detail=str(err))
     try:
         refs = await _job_manifest(clipper, job_id)
-        outputs = await read_outputs(clipper, job_id, refs)
+        key = (job_id, tuple(sorted((name, ref.sha256) for name, ref in refs.items())))
+        outputs = await request.app.state.page_outputs.get(key, lambda: read_outputs(clipper, job_id, refs))
     except ClipperError as err:  # a failed or cancelled job has no outputs to show; a damaged artifact is named
         outputs = Outputs(note=None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}")
     return _page(request, "job.html", job=status, state=shown_state(status), out=outputs)
@@ -172,6 +177,7 @@ async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depen
 
 def mount(app: FastAPI) -> None:
     """The pages and their static files (CSS, JS), on the app the JSON API is on."""
+    app.state.page_outputs = Recent(None, size=OUTPUTS_KEPT)  # many at once of one page: one read (job_page)
     app.include_router(pages)
     app.include_router(posters.router)  # `/jobs/{id}/posters/…`: a frame of each audiogram for its player
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
