@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo check test browser worker server stop clean
+.PHONY: venv demo check test browser tools worker server stop clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml clipper/speakers/models.py
@@ -21,7 +21,7 @@ demo: venv
 check: venv
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not crash and not long" tests/unit tests/workflows tests/e2e/test_web_api.py
 
-test: venv browser
+test: venv browser tools
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The browser tests drive Debian's chromium (never `playwright install`): installed when missing and we are root
@@ -29,6 +29,11 @@ test: venv browser
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser tests fail without it)"
+
+# The docs' shell examples (tests/e2e/test_docs_examples.py) call curl and pipe into jq: installed the same way.
+tools:
+	@{ command -v jq && command -v curl; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& apt-get install -y -qq jq curl; } || echo "jq or curl is missing: run 'sudo apt-get install -y jq curl'"
 
 server: venv
 	$(PY) -m scripts.demo --server-only
