@@ -14,7 +14,8 @@ from clipper.errors import ClipperError, InvalidRequest, UnsupportedUrl
 from clipper.job.status import JobState
 from clipper.store.local import ArtifactStore
 from clipper_app.client import (
-    ApiUnavailable, ClipperClient, JobCancelled, JobClosed, JobFailed, JobNotFound, RemoteClipperClient, connect,
+    ApiUnavailable, ClipperClient, JobCancelled, JobClosed, JobFailed, JobNotFound, JobStillRunning,
+    RemoteClipperClient, connect,
 )
 from clipper_app.workers.pools import build_worker
 from tests.helpers import run
@@ -41,8 +42,12 @@ def test_a_remote_client_does_what_the_local_one_does(settings, media_server, tm
                         assert refused.value.type_name == "Unauthorized" and TOKEN not in str(refused.value)
                 async with ClipperClient.over_http(base, token=TOKEN, poll_s=0.3) as clipper:
                     assert TOKEN not in repr(clipper)
-                    await outputs_and_errors(clipper, episode, store)
+                    done = await outputs_and_errors(clipper, episode, store)
                     await controls(clipper, media_server)
+                    await clipper.delete(done)  # an ended job: its files and runs are gone
+                    assert not await clipper.exists(done) and not (store.root / "jobs" / done).exists()
+                    with pytest.raises(JobNotFound):
+                        await clipper.delete(done)
         async with RemoteClipperClient(f"http://127.0.0.1:{free_port()}", TOKEN) as nobody:
             with pytest.raises(ApiUnavailable, match="could not reach clipper web"):
                 await nobody.status("clip-0000000000000000")
@@ -50,7 +55,7 @@ def test_a_remote_client_does_what_the_local_one_does(settings, media_server, tm
     run(body())
 
 
-async def outputs_and_errors(clipper: RemoteClipperClient, episode: str, store: ArtifactStore) -> None:
+async def outputs_and_errors(clipper: RemoteClipperClient, episode: str, store: ArtifactStore) -> str:
     job = await clipper.submit(episode, priority=2)
     assert not job.existing and job.job_id.startswith("clip-") and job.webhook_secret is None  # no webhook set
     assert (await clipper.submit(episode)).existing
@@ -92,6 +97,7 @@ async def outputs_and_errors(clipper: RemoteClipperClient, episode: str, store: 
     with pytest.raises(ClipperError) as missing:
         await clipper.artifact_bytes(job.job_id, "no-such-file.txt")
     assert missing.value.type_name == "ArtifactNotFound"
+    return job.job_id
 
 
 async def controls(clipper: RemoteClipperClient, media_server) -> None:
@@ -103,6 +109,8 @@ async def controls(clipper: RemoteClipperClient, media_server) -> None:
     await clipper.resume(job)
     await until(lambda: _state(clipper, job, JobState.running), what="the job to resume", timeout=60)
     assert await clipper.set_priority(job, 1) == 1
+    with pytest.raises(JobStillRunning):
+        await clipper.delete(job)
     await clipper.cancel(job)
     with pytest.raises(JobCancelled):
         await clipper.result(job)
