@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import subprocess
@@ -72,7 +73,7 @@ class Row:
         values = sorted(self.latencies_ms)
         if not values:
             return float("nan")
-        return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
+        return values[min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))]
 
     @property
     def rate(self) -> float:

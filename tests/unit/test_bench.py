@@ -81,3 +81,24 @@ def test_control_latency_measures_a_cancel(tmp_path):
     lines = table(measures)
     assert_markdown_table(lines, rows=1)
     assert lines[2].startswith("| quotes | cancel | quotes |")
+
+
+def test_web_load_table():
+    from bench.web_load import Row, table
+
+    rows = [Row("status", 10, 4, 0.5, [40.0, 10.0, 30.0, 20.0], 0, {"web": 1.25, "worker": 0.0, "temporal": 0.1}),
+            Row("page", 1, 2, 1.0, [5.0, 7.0], 1)]
+    lines = table(rows)
+    assert_markdown_table(lines, rows=2)
+    assert lines[2] == "| status | 10 | 8 | 20 | 40 | 40 | 0 | 1.25 | 0.00 | 0.10 |"  # nearest-rank percentiles
+    assert lines[3] == "| page | 1 | 2 | 5 | 7 | 7 | 1 | – | – | – |"
+
+
+@pytest.mark.slow
+def test_web_load_answers_every_route(tmp_path):
+    """bench/web_load.py end to end on a few requests: a real job, `clipper web`, every route answered."""
+    from bench.web_load import ROUTES, run_web_load, table
+
+    rows = run_web_load(concurrency=[2], requests=4, workdir=tmp_path, quiet=True)
+    assert [(r.route, r.concurrency, len(r.latencies_ms), r.errors) for r in rows] == [(r, 2, 4, 0) for r in ROUTES]
+    assert_markdown_table(table(rows), rows=len(ROUTES))
