@@ -1,7 +1,7 @@
 """One finished job behind a running `clipper web`, for the browser tests of its pages: the committed phone call
 (tests/data/real/call.mp3) through the real pipeline once (a worker process, real ffmpeg and Whisper tiny.en),
 which leaves a transcript, quotes, chapters, clips and audiograms; the worker stays up while the pages are
-read (a finished job's status is answered by a query that a worker replays)."""
+read, for what they send (naming speakers runs on it)."""
 
 from __future__ import annotations
 
