@@ -55,13 +55,6 @@ DOWNLOADS = (("transcript.srt", "Subtitles (SRT)"), ("transcript.vtt", "Subtitle
 # A job page reloads when its job reaches one of these: it then has outputs (done) or an error (failed, waiting)
 # to show that the live parts do not (cancelled adds nothing).
 RELOAD_ON = (JobState.done.value, JobState.failed.value, WAITING)
-# The controls a job page offers, by the state people read (`shown_state`): each one only where the job takes it
-# (a finished job takes only `delete`; retry and abandon only a job waiting after a failure). Rendered into the
-# page with the state rules, so the script shows and hides them by the same table as the job's state changes.
-_OPEN = (JobState.queued.value, JobState.running.value, JobState.paused.value, WAITING)
-CONTROLS = {"pause": [JobState.queued.value, JobState.running.value], "pause_now": [JobState.running.value],
-            "resume": [JobState.paused.value], "cancel": list(_OPEN), "priority": list(_OPEN), "retry": [WAITING],
-            "abandon": [WAITING], "delete": sorted(s.value for s in FINISHED)}
 # Job pages whose outputs are kept, read, per app: what a page shows of its files depends only on the files, so
 # outputs read once are kept by the names and sha256s they were read from (a new version of a file is a new key).
 OUTPUTS_KEPT = 32
@@ -112,7 +105,7 @@ templates.env.filters["clock"] = clock
 templates.env.filters["host"] = lambda url: urlsplit(url or "").hostname or ""
 templates.env.globals.update(
     priorities=PRIORITIES, priority_default=PRIORITY_DEFAULT, priority_highest=PRIORITY_HIGHEST,
-    priority_lowest=PRIORITY_LOWEST, rules={**state_rules(), "reloadOn": list(RELOAD_ON), "controls": CONTROLS})
+    priority_lowest=PRIORITY_LOWEST, rules={**state_rules(), "reloadOn": list(RELOAD_ON)})
 
 
 async def read_outputs(clipper: ClipperClient, job_id: str, refs: dict[str, ArtifactRef]) -> Outputs:
