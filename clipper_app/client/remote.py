@@ -190,7 +190,8 @@ class RemoteClipperClient:
         return TypeAdapter(list[ArtifactRef]).validate_python(await self._json("GET", self._job(job_id, "/artifacts")))
 
     async def versions(self, job_id: str) -> list[ArtifactVersion]:
-        return TypeAdapter(list[ArtifactVersion]).validate_python(await self._json("GET", self._job(job_id, "/versions")))
+        versions = await self._json("GET", self._job(job_id, "/versions"))
+        return TypeAdapter(list[ArtifactVersion]).validate_python(versions)
 
     # --- control ---
 

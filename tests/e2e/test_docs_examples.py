@@ -111,7 +111,8 @@ class Stack:
         self.media = self.exits.enter_context(serve(media_files))
         self.media.files["/feed.xml"] = (feed(self.media), "application/rss+xml")
         self.receiver = self.exits.enter_context(serving(Receiver()))
-        self.env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        path = f"{ROOT / '.venv' / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+        self.env = {**os.environ, "PATH": path,
                     "TEMPORAL_ADDRESS": server.address, "TEMPORAL_NAMESPACE": self.namespace,
                     "CLIPPER_TASK_QUEUE": "clipper", "CLIPPER_STORAGE_DIR": str(self.store),
                     "CLIPPER_ALLOW_PRIVATE_ADDRESSES": "true", "CLIPPER_AUDIOGRAMS_ENABLED": "false",
