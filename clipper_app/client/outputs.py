@@ -15,24 +15,19 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
-from typing import TypeVar
 
-from pydantic import BaseModel
-from clipper.job.outputs import ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.job.request import JobResult
 from clipper.job.versions import ArtifactVersion
 from clipper.store.local import ArtifactStore
 from clipper.store.refs import ArtifactRef
-from clipper.text.report import Report
 from clipper_app.client.batches import BATCH_TYPE
 from clipper_app.client.common import ArtifactNotFound, JobNotFinished
 from clipper_app.client.files import JobFiles, clip_names
 from clipper_app.client.reads import StatusMethods
+from clipper_app.client.typed import M, TypedOutputs
 
-M = TypeVar("M", bound=BaseModel)
 
-
-class OutputMethods(StatusMethods):
+class OutputMethods(StatusMethods, TypedOutputs):
     @functools.cached_property
     def files(self) -> JobFiles:
         """The configured store, read by job id (its verified files are remembered across calls)."""
@@ -102,39 +97,9 @@ class OutputMethods(StatusMethods):
             raise self.not_found(batch_id, "batch")
         return await asyncio.to_thread(self.files.manifest, batch_id)
 
-    async def _model(self, job_id: str, name: str, model: type[M]) -> M:
-        path = await self.artifact_path(job_id, name)
-        return model.model_validate_json(path.read_bytes())
-
-    async def transcript(self, job_id: str) -> Transcript:
-        return await self._model(job_id, "transcript.json", Transcript)
-
-    async def speakers(self, job_id: str) -> SpeakerSet:
-        """speakers.json: who speaks when, talk time, and the names people gave."""
-        return await self._model(job_id, "speakers.json", SpeakerSet)
-
-    async def quotes(self, job_id: str) -> QuoteSet:
-        return await self._model(job_id, "quotes.json", QuoteSet)
-
-    async def summary(self, job_id: str) -> Summary:
-        return await self._model(job_id, "summary.json", Summary)
-
-    async def report(self, job_id: str) -> Report:
-        return await self._model(job_id, "report.json", Report)
-
-    async def report_markdown(self, job_id: str) -> str:
-        return (await self.artifact_path(job_id, "report.md")).read_text(encoding="utf-8")
-
-    async def clips(self, job_id: str) -> ClipIndex:
-        return await self._model(job_id, "clips.json", ClipIndex)
+    async def artifact_bytes(self, job_id: str, name: str) -> bytes:
+        return await asyncio.to_thread((await self.artifact_path(job_id, name)).read_bytes)
 
     async def clip_path(self, job_id: str, rank: int) -> Path:
         """The audio clip of the quote ranked `rank` (1 = the best)."""
-        index = await self.clips(job_id)
-        clip = next((c for c in index.clips if c.rank == rank), None)
-        if clip is None:
-            raise ArtifactNotFound(f"{job_id} has no clip ranked {rank}; ranks: {[c.rank for c in index.clips]}")
-        return await self.artifact_path(job_id, clip.name)
-
-    async def clip_bytes(self, job_id: str, rank: int) -> bytes:
-        return (await self.clip_path(job_id, rank)).read_bytes()
+        return await self.artifact_path(job_id, await self.clip_name(job_id, rank))

@@ -20,23 +20,21 @@ import asyncio
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, SecretStr, TypeAdapter
+from pydantic import SecretStr, TypeAdapter
 
 from clipper.errors import ClipperError, CorruptArtifact, error_class
-from clipper.job.outputs import ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.job.request import JobOptions, JobResult, MediaInfo
 from clipper.job.status import FINISHED, PRIORITY_DEFAULT, JobState, JobStatus, check_priority
 from clipper.job.versions import ArtifactVersion
 from clipper.store.refs import ArtifactRef
-from clipper.text.report import Report
-from clipper_app.client.common import ArtifactNotFound, JobCancelled, JobFailed, Submitted
+from clipper_app.client.common import JobCancelled, JobFailed, Submitted
 from clipper_app.client.listing import JobSummary
+from clipper_app.client.typed import TypedOutputs
 
-M = TypeVar("M", bound=BaseModel)
 CHUNK = 1 << 16
 
 
@@ -78,7 +76,7 @@ def problem_error(response: httpx.Response) -> ClipperError:
     return ApiError(detail, name or f"HTTP{response.status_code}", response.status_code)
 
 
-class RemoteClipperClient:
+class RemoteClipperClient(TypedOutputs):
     """`ClipperClient`'s everyday methods over the REST API: base URL and (when the server has one) its token."""
 
     def __init__(self, base_url: str, token: str | SecretStr | None = None, *, timeout_s: float = 30.0,
@@ -254,38 +252,6 @@ class RemoteClipperClient:
         finally:
             part.unlink(missing_ok=True)
         return dest
-
-    async def _model(self, job_id: str, name: str, model: type[M]) -> M:
-        return model.model_validate_json(await self.artifact_bytes(job_id, name))
-
-    async def transcript(self, job_id: str) -> Transcript:
-        return await self._model(job_id, "transcript.json", Transcript)
-
-    async def speakers(self, job_id: str) -> SpeakerSet:
-        return await self._model(job_id, "speakers.json", SpeakerSet)
-
-    async def quotes(self, job_id: str) -> QuoteSet:
-        return await self._model(job_id, "quotes.json", QuoteSet)
-
-    async def summary(self, job_id: str) -> Summary:
-        return await self._model(job_id, "summary.json", Summary)
-
-    async def report(self, job_id: str) -> Report:
-        return await self._model(job_id, "report.json", Report)
-
-    async def report_markdown(self, job_id: str) -> str:
-        return (await self.artifact_bytes(job_id, "report.md")).decode("utf-8")
-
-    async def clips(self, job_id: str) -> ClipIndex:
-        return await self._model(job_id, "clips.json", ClipIndex)
-
-    async def clip_bytes(self, job_id: str, rank: int) -> bytes:
-        """The audio clip of the quote ranked `rank` (1 = the best)."""
-        index = await self.clips(job_id)
-        clip = next((c for c in index.clips if c.rank == rank), None)
-        if clip is None:
-            raise ArtifactNotFound(f"{job_id} has no clip ranked {rank}; ranks: {[c.rank for c in index.clips]}")
-        return await self.artifact_bytes(job_id, clip.name)
 
 
 def _check(job_id: str, name: str, etag: str | None, sha256: str) -> None:
