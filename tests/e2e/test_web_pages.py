@@ -11,7 +11,6 @@ Without Chromium the test fails with how to install it: `make test` installs it 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 
 import httpx
@@ -22,20 +21,13 @@ from clipper_app.workers.pools import build_worker
 from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
+from tests.helpers.pagejob import chromium
 from tests.helpers.real import REAL
 from tests.helpers.standins import StandIns, harness, standin_settings
 from tests.helpers.webserver import web_server
 
 CALL = REAL / "call.mp3"
 TIMEOUT_MS = 60_000
-
-
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("the browser tests need Debian's chromium: `apt-get install -y chromium` as root "
-                    "(`make test` does it), then run again", pytrace=False)
-    return path
 
 
 async def seen_state(page, state: str) -> None:
