@@ -23,6 +23,7 @@ class QuotesActivity:
 
     def _quotes(self, request: TextStageInput, run: StageRun) -> QuotesOutput:
         from clipper.llm import get_text_engine
+        from clipper.llm.budget import fit, tokens_noted
         from clipper.text.formats import quotes_markdown
         from clipper.text.quotes import extract_quotes
 
@@ -32,6 +33,9 @@ class QuotesActivity:
         gate = gate_for(self.deps.breakers, run, waits=settings.llm_fallback != "offline")
         engine = get_text_engine(settings, request.options.text_engine, gate)
         run.progress = StageProgress(unit="chunks")
+        # The chunk budget in the model's tokens where its server counts them; tokens arriving are progress (in
+        # the heartbeat), and a cancel closes the request being read.
+        settings = fit(settings, engine, transcript, run.stop.is_set, tokens_noted(run.progress))
         quotes = extract_quotes(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set)
         run.log.info("quotes.done", engine=quotes.engine, count=len(quotes.quotes), candidates=quotes.candidates,
                      ungrounded=quotes.ungrounded, failed_chunks=quotes.failed_chunks)

@@ -52,7 +52,7 @@ from clipper.job.stages import BY_NAME  # noqa: E402
 from clipper_app.client import ClipperClient, connect  # noqa: E402
 from tests.helpers import SAMPLE  # noqa: E402
 from tests.helpers.httpserver import serve  # noqa: E402
-from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt  # noqa: E402
+from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, task_prompt  # noqa: E402
 from tests.helpers.real import long_real_speech  # noqa: E402
 
 SIGNALS = ("pause --now", "cancel")
@@ -98,7 +98,7 @@ def llm_handler(slow: dict[str, str | None]):
     waits SLOW_LLM_S first."""
 
     def handle(request: dict) -> Reply:
-        stage = "quotes" if "quote" in system_prompt(request).lower() else "summary"
+        stage = "quotes" if "quote" in task_prompt(request).lower() else "summary"
         lines = excerpt_lines(request)
         if stage == "quotes":
             reply = answer({"quotes": [{"text": text, "reason": "memorable"} for _, text in lines]})

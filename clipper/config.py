@@ -120,10 +120,13 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_temperature: float = 0.2
     llm_max_tokens: int = 2000
-    llm_timeout_s: float = 120.0
-    llm_context_chars: int = 50_000  # transcript characters per request (chunk size)
+    llm_timeout_s: float = 120.0  # the longest silence while answering (answers stream): no total limit
+    llm_context_chars: int = 50_000  # transcript characters per request (chunk size; the upper bound)
+    # The model's context window in tokens (0: unknown): chunks are then sized in tokens where the server counts
+    # them (a 1-token probe learns its characters per token), never above llm_context_chars.
+    llm_context_tokens: int = 0
     llm_concurrency: int = 4  # chunks in flight at once
-    llm_max_bad_output_retries: int = 2  # same request again when the JSON is malformed, inside the engine
+    llm_max_bad_output_retries: int = 1  # asked again with the bad answer and its error, inside the engine
     # A circuit breaker per provider (clipper/ops/breaker.py, workflows/provider_breaker.py), shared by every worker:
     # after breaker_failures consecutive failures (429, 5xx, timeouts) within breaker_window_s nobody calls the
     # provider for breaker_cooldown_s; then one probe goes, and its success closes it. Meanwhile the text stages

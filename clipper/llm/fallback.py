@@ -33,6 +33,16 @@ class FallbackEngine:
                 self.reason = self.reason or exc.message
             return getattr(self.offline, method)(*args)
 
+    def watch(self, should_stop: Any, on_tokens: Any = None) -> None:
+        self.primary.watch(should_stop, on_tokens)
+
+    def chunk_chars(self, transcript: Any) -> int:
+        """The primary's budget; while its provider is down, the chars budget (the offline engine's)."""
+        try:
+            return self.primary.chunk_chars(transcript)
+        except ProviderUnavailable:
+            return self.primary.settings.llm_context_chars
+
     @property
     def fallback_note(self) -> str | None:
         if not self.fell_back:

@@ -46,10 +46,13 @@ def render_segment(segment: Segment) -> str:
     return f"[#{segment.id} {clock(segment.start, hours=False)}] {who}{segment_text(segment)}"
 
 
-def render_chunk(chunk: Chunk) -> str:
-    lines = [] if chunk.continues_chapter is None else [f"=== chapter {chunk.continues_chapter} (continued) ==="]
+def render_chunk(chunk: Chunk, marks: bool = True) -> str:
+    """The chunk's lines; `marks=False`: without the chapter lines (the LLM engine tells chapters after the
+    excerpt, so the excerpt is the same bytes in every request about it)."""
+    show = marks and chunk.continues_chapter is not None
+    lines = [f"=== chapter {chunk.continues_chapter} (continued) ==="] if show else []
     for s in chunk.segments:
-        if s.id in chunk.chapter_marks:
+        if marks and s.id in chunk.chapter_marks:
             lines.append(f"=== chapter {chunk.chapter_marks[s.id]} ===")
         lines.append(render_segment(s))
     return "\n".join(lines)

@@ -81,7 +81,7 @@ from scripts.devserver import DevServer
 from tests.helpers import PIPELINE, REFERENCE, SAMPLE, run, through
 from tests.helpers import httpserver
 from tests.helpers.jobs import assert_manifest_matches, normalise
-from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.llmserver import Reply, answer, excerpt_lines, serve_llm, task_prompt
 from tests.helpers.reports import add_report
 
 pytestmark = pytest.mark.crash
@@ -139,7 +139,7 @@ class LLMScript:
 
     def __call__(self, request: dict) -> Reply:
         lines = excerpt_lines(request)
-        if "quote" in system_prompt(request).lower():
+        if "quote" in task_prompt(request).lower():
             stage, reply = "quotes", answer({"quotes": [{"text": t, "reason": "memorable"} for _, t in lines[:10]]})
         else:
             points = [{"text": text, "segments": [sid, sid]} for sid, text in lines[:3]]

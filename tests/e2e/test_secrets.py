@@ -38,7 +38,7 @@ from clipper.store.configured import open_store
 from clipper_app.client import ClipperClient, connect
 from tests.helpers import FAST_POLICIES, run
 from tests.helpers.jobs import history_json, wait_for_state
-from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, system_prompt
+from tests.helpers.llmserver import Reply, answer, completion, error, excerpt_lines, serve_llm, task_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-planted-3f9c2a7d41e84b06a5d1c8e2f7b9d0aa"
@@ -65,7 +65,7 @@ class EchoingLLM:
         }
 
     def __call__(self, request: dict) -> Reply:
-        stage = "quotes" if "quote" in system_prompt(request).lower() else "summary"
+        stage = "quotes" if "quote" in task_prompt(request).lower() else "summary"
         if self.script[stage]:
             return self.script[stage].popleft()
         lines = excerpt_lines(request)

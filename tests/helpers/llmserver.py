@@ -4,6 +4,11 @@ The `openai` SDK talks to it over HTTP exactly as it would to OpenAI or DeepSeek
 answers: a queue of `Reply`s consumed in order, then (or instead) a `handler` that gets the parsed request
 JSON and returns a `Reply`, a response body (dict) or the assistant's content (str). The server records every
 request with its Authorization header, and the maximum number of requests in flight at once.
+
+A request with `"stream": true` gets its answer as server-sent events, one word per event, like a real server:
+at `tokens_per_s` (the reply's, else the server's; 0: at once), with the usage last when the client asked for
+it (`stream_options.include_usage`). With `chars_per_token` set the server reports token counts like a model
+(prompt tokens: the messages' characters / chars_per_token); `aborted` counts streams the client hung up on.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pydantic import SecretStr
 
 import contextlib
 import json
+import math
 import re
 import threading
 import time
@@ -32,6 +38,7 @@ class Reply:
     body: Any = None  # dict -> JSON, str/bytes -> sent as is
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    tokens_per_s: float | None = None  # streamed answers: words per second (None: the server's pace)
 
 
 @dataclass
@@ -80,6 +87,12 @@ def user_prompt(request: dict[str, Any]) -> str:
     return next((m["content"] for m in request["messages"] if m["role"] == "user"), "")
 
 
+def task_prompt(request: dict[str, Any]) -> str:
+    """What a request asks: the task after a chunk's excerpt (shared prefix, task last), else the system prompt."""
+    user = user_prompt(request)
+    return user[user.rfind("\n\nTask: ") + 2:] if "\n\nTask: " in user else system_prompt(request)
+
+
 def excerpt_lines(request: dict[str, Any]) -> list[tuple[int, str]]:
     """(segment id, text) of every `[#id mm:ss] text` line in the user prompt."""
     out = []
@@ -97,8 +110,13 @@ class LLMServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, replies: list[Reply] | None = None, handler: Handler | None = None,
-                 models: tuple[str, ...] = ("test-model",)) -> None:
+                 models: tuple[str, ...] = ("test-model",), tokens_per_s: float = 0.0,
+                 chars_per_token: float | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.tokens_per_s = tokens_per_s
+        self.chars_per_token = chars_per_token
+        self.aborted = 0  # streams the client closed before their end
+        self.stream_ended: list[float] = []  # monotonic time each stream stopped being written (done or aborted)
         self.replies: deque[Reply] = deque(replies or [])
         self.handler = handler
         self.models = models
@@ -159,6 +177,52 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _stream(self, reply: Reply, request: dict[str, Any]) -> None:
+        """The completion `reply.body` as server-sent events, a word at a time."""
+        body = reply.body
+        choice = body["choices"][0]
+        words = re.findall(r"\s*\S+\s*", choice["message"].get("content") or "") or [""]
+        pace = reply.tokens_per_s if reply.tokens_per_s is not None else self.server.tokens_per_s
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        base = {"id": body.get("id", "chatcmpl-test"), "object": "chat.completion.chunk",
+                "created": body.get("created", 0), "model": body.get("model", "test-model")}
+
+        def event(data: Any) -> None:
+            self.wfile.write(f"data: {json.dumps(data) if not isinstance(data, str) else data}\n\n".encode())
+            self.wfile.flush()
+
+        try:
+            for i, word in enumerate(words):
+                if pace and i:
+                    time.sleep(1.0 / pace)
+                delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
+                event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason")}]})
+            if (request.get("stream_options") or {}).get("include_usage") and body.get("usage"):
+                event({**base, "choices": [], "usage": body["usage"]})
+            event("[DONE]")
+        except (BrokenPipeError, ConnectionResetError):
+            with self.server.lock:
+                self.server.aborted += 1
+        finally:
+            with self.server.lock:
+                self.server.stream_ended.append(time.monotonic())
+
+    def _usage(self, reply: Reply, request: dict[str, Any]) -> None:
+        """Token counts like a model's, when the server is set to report them."""
+        per = self.server.chars_per_token
+        body = reply.body
+        if not per or reply.status != 200 or not isinstance(body, dict) or not body.get("choices"):
+            return
+        prompt = sum(len(m.get("content") or "") for m in request.get("messages", []))
+        content = body["choices"][0]["message"].get("content") or ""
+        body["usage"] = {"prompt_tokens": math.ceil(prompt / per), "completion_tokens": len(content.split()),
+                         "total_tokens": math.ceil(prompt / per) + len(content.split())}
+
     def do_GET(self) -> None:  # noqa: N802
         self._record(None)
         if self.path.rstrip("/").endswith("/models"):
@@ -187,16 +251,21 @@ class _Handler(BaseHTTPRequestHandler):
             reply = srv.next_reply(payload)
             if reply.delay_s:
                 time.sleep(reply.delay_s)
+            self._usage(reply, payload)
+            if payload.get("stream") and reply.status == 200 and isinstance(reply.body, dict) \
+                    and reply.body.get("choices"):
+                self._stream(reply, payload)
+                return
+            self._send(reply)
         finally:
             with srv.lock:
                 srv.in_flight -= 1
-        self._send(reply)
 
 
 @contextlib.contextmanager
 def serve_llm(replies: list[Reply] | None = None, handler: Handler | None = None,
-              models: tuple[str, ...] = ("test-model",)) -> Iterator[LLMServer]:
-    with serving(LLMServer(replies, handler, models)) as server:
+              models: tuple[str, ...] = ("test-model",), **pace: Any) -> Iterator[LLMServer]:
+    with serving(LLMServer(replies, handler, models, **pace)) as server:
         yield server
 
 
@@ -206,7 +275,7 @@ KEY = "sk-test-planted-4f1d2c9e"  # the stand-in's API key: a test looks for it 
 def model_answers(request: dict):
     """Like a model: quote two lines of the excerpt verbatim; summarise citing real segment ids."""
     lines = excerpt_lines(request)
-    if "quote" in system_prompt(request).lower():
+    if "quote" in task_prompt(request).lower():
         return answer({"quotes": [{"text": text, "reason": "memorable"} for _, text in lines[3:5]]})
     points = [{"text": text, "segments": [sid, sid]} for sid, text in lines[:3]]
     return answer({"overview": "A talk about durable software.", "key_points": points})

@@ -107,14 +107,27 @@ def test_unreachable_server_is_retryable() -> None:
         LLMEngine(llm_settings(url)).summarize_chunk(chunk_transcript(sample_transcript(), 10_000)[0])
 
 
-def test_malformed_json_is_asked_again_inside_the_engine() -> None:
+def test_malformed_json_is_repaired_with_the_validation_error() -> None:
     good = answer({"quotes": [{"text": TEST_QUOTE, "reason": "x"}]})
-    garbage = Reply(body=completion("Sure! Here are the quotes: {not json"))
-    with serve_llm([garbage, Reply(body=completion('{"quotez": []}')), good]) as server:
+    with serve_llm([Reply(body=completion('{"quotez": []}')), good]) as server:
         engine, chunk = one_chunk_engine(server)
         quotes = engine.propose_quotes(chunk, 5)
-        assert len(server.chat_requests) == 3
+        first, second = (r.json["messages"] for r in server.chat_requests)
     assert [q.text for q in quotes] == [TEST_QUOTE]
+    # The repair is the same request, then the bad answer and what was wrong with it.
+    assert second[: len(first)] == first and second[len(first)] == {"role": "assistant", "content": '{"quotez": []}'}
+    assert "quotes: Field required" in second[-1]["content"] and engine.usage["bad_answers"] == 1
+
+
+def test_invalid_json_twice_is_a_typed_error() -> None:
+    with serve_llm([Reply(body=completion("Sure! Here are the quotes: {not json")),
+                    Reply(body=completion("```json\n{still not json\n```"))]) as server:
+        engine, chunk = one_chunk_engine(server)  # the default: one repair
+        with pytest.raises(LLMBadOutput) as info:
+            engine.propose_quotes(chunk, 5)
+        assert len(server.chat_requests) == 2
+        assert "not valid JSON" in server.chat_requests[1].json["messages"][-1]["content"]
+    assert "after 2 attempts" in str(info.value) and not info.value.non_retryable
 
 
 def test_malformed_json_forever_is_bad_output() -> None:
