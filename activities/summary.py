@@ -1,5 +1,6 @@
-"""Stage `summary`: overview and key points, map-reduced over transcript chunks, each point with its times, and
-the chapters (chapters.json with the "00:00 Title" description lines, chapters.md)."""
+"""Stage `summary`: overview and key points, map-reduced over transcript chunks, each point with its times (the
+offline overview also says who speaks and how much, from speakers.json), and the chapters (chapters.json with
+the "00:00 Title" description lines, chapters.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from temporalio import activity
 from activities.breaker import gate_for
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from clipper.job.messages import SummaryOutput, TextStageInput
-from clipper.job.outputs import Transcript
+from clipper.job.outputs import SpeakerSet, Transcript
 from clipper.job.status import StageProgress
 
 STAGE = "summary"
@@ -24,21 +25,22 @@ class SummaryActivity:
 
     def _summarize(self, request: TextStageInput, run: StageRun) -> SummaryOutput:
         from clipper.llm import get_text_engine
-        from clipper.llm.budget import fit, tokens_noted
         from clipper.text.chapters import ChapterList, chapters_markdown
         from clipper.text.formats import summary_markdown
         from clipper.text.summary import summarize
 
         store, job = self.deps.store, request.job_id
         transcript = store.read_model(job, request.transcript, Transcript)
+        # Who speaks and how much, for the offline overview: the speakers stage's output when it ran (read
+        # from the store, so the workflow's input stays as it is).
+        known = store.valid_ref(job, "speakers.json")
+        speakers = store.read_model(job, known, SpeakerSet) if known else None
         settings = settings_for(self.deps.settings, request.options)
         gate = gate_for(self.deps.breakers, run, waits=settings.llm_fallback != "offline")
         engine = get_text_engine(settings, request.options.text_engine, gate)
         run.progress = StageProgress(unit="chunks")
-        # The chunk budget in the model's tokens where its server counts them; tokens arriving are progress (in
-        # the heartbeat), and a cancel closes the request being read.
-        settings = fit(settings, engine, transcript, run.stop.is_set, tokens_noted(run.progress))
-        summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set)
+        summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set,
+                            speakers=speakers)
         run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points),
                      chapters=len(summary.chapters))
         return SummaryOutput(

@@ -1,14 +1,19 @@
 """Chapters: topic segments over the utterances, with times from the transcript, a title and 1-3 key points.
 
-Segmentation is TextTiling-like lexical cohesion (Hearst 1997), on utterances rather than sentences so it
-works without punctuation: at every gap between two utterances, compare the content words of the ~`window`
-words before it with the ~`window` words after it (cosine); a topic shift is a valley of that similarity, and
-its *depth* (how far the similarity climbs again on both sides) says how sharp the shift is. The deepest
-valleys become chapter boundaries, as long as every chapter stays at least `min_chapter_s` long and there
-are at most `max_chapters` (about one per 4 minutes, 15 at most): a 30-second call is one chapter, a 1-3 h
-Space 5-15. Titles are the chapter's key phrases (YAKE, unsupervised and offline); key points its most
-central, quotable utterances. With an LLM the segmentation stays (times must come from the transcript and
-a model only ever sees one chunk of a long recording) and the model only titles the chapters.
+A boundary is placed where the evidence that holds for speech agrees (no punctuation needed):
+  * lexical cohesion (TextTiling, Hearst 1997): at every gap, the content-word stems (Snowball stemmer, YAKE's
+    stopword list: `lexicon.py`) of ~`window` words before it against ~`window` words after it (cosine); a
+    topic shift is a valley of that similarity, and its *depth* (how far it climbs again on both sides) says
+    how sharp the shift is;
+  * who speaks: the talk handed over to voices not heard before (speaker labels from the `speakers` stage;
+    none known = no evidence);
+  * a long pause before the gap.
+Their weighted sum (`WEIGHTS`) must reach `MIN_SCORE`; the strongest gaps win while every chapter stays at
+least `limits()`'s shortest (scaled to the recording) and there are at most one per `SECONDS_PER_CHAPTER`.
+Only gaps between ASR segments are candidates, so no boundary falls inside a segment or an utterance.
+Titles are key phrases as spoken (`titles.py`); key points the chapter's most central, quotable utterances.
+With an LLM the segmentation stays (times must come from the transcript and a model only ever sees one chunk
+of a long recording) and the model's titles are kept only when the chapter's words support them.
 
 Renderers: `chapters_markdown(summary)` and `description_lines(chapters)` ("00:00 Title", the YouTube/X
 description format).
@@ -25,43 +30,75 @@ from pydantic import BaseModel, Field
 from clipper.clock import HOUR, clock
 from clipper.config import Settings
 from clipper.job.outputs import Chapter, Summary, Transcript
-from clipper.text.lexicon import TermStats, content_words, cosine, key_phrases
+from clipper.text.lexicon import TermStats, content_words, cosine
 from clipper.text.offline import quotability
+from clipper.text.titles import phrase_title
 from clipper.text.utterances import Utterance, utterances
 
-MIN_CHAPTER_S = 60.0  # a chapter is at least this long (YouTube wants 10 s; readers want more)
-SECONDS_PER_CHAPTER = 240.0  # at most one chapter per this much audio ...
+# Every threshold of the segmentation has its home here (tuned on bench/chapters.py's tuning joins only).
+MIN_CHAPTER_S = 60.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
+SHORTEST_SHARE = 1 / 45  # ... and at least this share of the recording
+SECONDS_PER_CHAPTER = 120.0  # at most one chapter per this much audio ...
 MAX_CHAPTERS = 15  # ... and never more than this
-TITLE_MAX_CHARS = 60
+WINDOW_WORDS = (60, 250, 8)  # words compared on each side of a gap: total/8, within 60..250
+WEIGHTS = {"lexical": 1.0, "speakers": 0.5, "pause": 0.3}  # how much each kind of evidence counts
+MIN_SCORE = 0.6  # a gap whose weighted evidence is below this never starts a chapter
+PAUSE_S = (1.0, 4.0)  # a pause counts from the first figure and fully from the second
 
 
 def limits(duration_s: float) -> tuple[int, float]:
     """(most chapters, shortest chapter in seconds) for a recording of `duration_s`."""
     most = min(MAX_CHAPTERS, max(1, math.ceil(duration_s / SECONDS_PER_CHAPTER)))
-    return most, max(MIN_CHAPTER_S, duration_s / (3 * MAX_CHAPTERS))
+    return most, max(MIN_CHAPTER_S, duration_s * SHORTEST_SHARE)
 
 
 def _window_words(total_words: int) -> int:
-    return max(60, min(300, total_words // 8))
+    lo, hi, share = WINDOW_WORDS
+    return max(lo, min(hi, total_words // share))
+
+
+def _sides(units: list[Utterance], i: int, window: int) -> tuple[range, range]:
+    """Units of about `window` words before gap i (which lies before unit i) and after it."""
+    j, n = i - 1, 0
+    while j >= 0 and n < window:
+        n, j = n + units[j].words, j - 1
+    k, n = i, 0
+    while k < len(units) and n < window:
+        n, k = n + units[k].words, k + 1
+    return range(j + 1, i), range(i, k)
 
 
 def cohesion(units: list[Utterance], window: int) -> list[float]:
     """Similarity across each gap (gap i lies before unit i, i = 1..n-1): cosine of the content-word counts
     of about `window` words on either side."""
     bags = [Counter(content_words(u.text)) for u in units]
-    sizes = [u.words for u in units]
     out = []
     for i in range(1, len(units)):
         left, right = Counter(), Counter()
-        j, n = i - 1, 0
-        while j >= 0 and n < window:
-            left.update(bags[j])
-            n, j = n + sizes[j], j - 1
-        j, n = i, 0
-        while j < len(units) and n < window:
-            right.update(bags[j])
-            n, j = n + sizes[j], j + 1
+        for side, span in zip((left, right), _sides(units, i, window)):
+            for j in span:
+                side.update(bags[j])
         out.append(cosine(left, right))
+    return out
+
+
+def handover(units: list[Utterance], window: int) -> list[float]:
+    """0-1 at each gap: how completely the talk passes to other people — the share of the ~`window` words after
+    it said by voices not heard before it, times the share of the words just before it said by voices not
+    heard after it. A guest arriving as the host leaves scores 1; a meeting's people taking turns, ~0; no
+    speaker known, 0."""
+    if all(u.speaker is None for u in units):
+        return [0.0] * (len(units) - 1)
+    out = []
+    heard: set[str | None] = set()  # None: a voice the speakers stage left unlabelled, one like any other
+    for i in range(1, len(units)):
+        heard.add(units[i - 1].speaker)
+        left, right = _sides(units, i, window)
+        after = {units[j].speaker for j in right}
+        new = sum(units[j].words for j in right if units[j].speaker not in heard)
+        gone = sum(units[j].words for j in left if units[j].speaker not in after)
+        out.append((new / max(1, sum(units[j].words for j in right)))
+                   * (gone / max(1, sum(units[j].words for j in left))))
     return out
 
 
@@ -82,35 +119,42 @@ def depths(scores: list[float]) -> list[float]:
     return out
 
 
+def evidence(units: list[Utterance]) -> list[float]:
+    """The weighted evidence for a chapter starting at each unit (index 0: none; inside a segment: none)."""
+    if len(units) < 2:
+        return [0.0] * len(units)
+    window = _window_words(sum(u.words for u in units))
+    scores = cohesion(units, window)
+    smooth = [statistics.fmean(scores[max(0, i - 1) : i + 2]) for i in range(len(scores))]
+    lexical = depths(smooth)
+    speakers = handover(units, window)
+    lo, hi = PAUSE_S
+    out = [0.0]
+    for i in range(1, len(units)):
+        if units[i].first_segment == units[i - 1].last_segment:
+            out.append(0.0)  # never inside a segment
+            continue
+        pause = min(1.0, max(0.0, (units[i].start - units[i - 1].end - lo) / (hi - lo)))
+        out.append(WEIGHTS["lexical"] * lexical[i - 1] + WEIGHTS["speakers"] * speakers[i - 1]
+                   + WEIGHTS["pause"] * pause)
+    return out
+
+
 def boundaries(units: list[Utterance], duration_s: float) -> list[int]:
     """Indices of the utterances that start a chapter (always 0 first)."""
     most, shortest = limits(duration_s)
     if most <= 1 or len(units) < 4:
         return [0]
-    scores = cohesion(units, _window_words(sum(u.words for u in units)))
-    smooth = [statistics.fmean(scores[max(0, i - 1) : i + 2]) for i in range(len(scores))]
-    depth = depths(smooth)
-    cutoff = statistics.fmean(depth) - statistics.pstdev(depth) / 2
+    score = evidence(units)
     start, end = units[0].start, units[-1].end
     chosen: list[int] = []
-    for g in sorted(range(len(depth)), key=lambda g: (-depth[g], g)):
-        if len(chosen) >= most - 1 or depth[g] <= max(cutoff, 0.0):
+    for i in sorted(range(1, len(units)), key=lambda i: (-score[i], i)):
+        if len(chosen) >= most - 1 or score[i] < MIN_SCORE:
             break
-        at = units[g + 1].start
-        edges = [start, end] + [units[c].start for c in chosen]
-        if all(abs(at - e) >= shortest for e in edges):
-            chosen.append(g + 1)
+        at = units[i].start
+        if all(abs(at - e) >= shortest for e in [start, end] + [units[c].start for c in chosen]):
+            chosen.append(i)
     return [0, *sorted(chosen)]
-
-
-def title_of(text: str, taken: set[str]) -> str:
-    """A short title from the best one or two key phrases not already used by an earlier chapter."""
-    phrases = [p for p in key_phrases(text, 6) if p.lower() not in taken] or key_phrases(text, 1) or ["Untitled"]
-    title, second = phrases[0], (phrases[1] if len(phrases) > 1 else None)
-    if second and len(title) + len(second) + 5 <= TITLE_MAX_CHARS:
-        title = f"{title} and {second}"
-    taken.update(p.lower() for p in (phrases[0], second) if p)
-    return title[:1].upper() + title[1:TITLE_MAX_CHARS]
 
 
 def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:
@@ -139,13 +183,19 @@ def make_chapters(transcript: Transcript, settings: Settings) -> tuple[list[Chap
         return [], units
     duration = transcript.duration_s or units[-1].end
     starts = boundaries(units, duration)
+    parts = [units[a:b] for a, b in zip(starts, starts[1:] + [len(units)])]
+    others = [[u.text for u in p] for p in parts]
     chapters, taken = [], set()
-    for a, b in zip(starts, starts[1:] + [len(units)]):
-        part = units[a:b]
-        title = title_of(" ".join(u.text for u in part), taken)
+    for part in parts:
+        title = phrase_title([u.text for u in part], others, taken)
         chapters.append(Chapter(start=part[0].start, end=part[-1].end, title=title,
                                 key_points=chapter_points(part, settings)))
     return chapters, units
+
+
+def chapter_text(chapter: Chapter, units: list[Utterance]) -> str:
+    """The words spoken in `chapter` (its utterances)."""
+    return " ".join(u.text for u in units if chapter.start <= u.start and u.end <= chapter.end)
 
 
 # --- renderers ---

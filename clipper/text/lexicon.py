@@ -2,8 +2,8 @@
 
 Libraries, not hand-written lists: the Snowball English stemmer (`snowballstemmer`, which uses PyStemmer's
 C implementation when installed) and YAKE's English stopword list (the SMART list, shipped inside the `yake`
-wheel, which also titles chapters), extended with the fillers of spoken conversation that no written-text
-list has ("yeah", "gonna", "mhm"). Everything here runs offline: no corpus is downloaded (nltk would).
+wheel, whose key phrases also name what a very short partial summary is about), extended with the fillers of
+spoken conversation that no written-text list has ("yeah", "gonna", "mhm"). Everything here runs offline: no corpus is downloaded (nltk would).
 """
 
 from __future__ import annotations

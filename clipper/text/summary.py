@@ -6,8 +6,10 @@ the exact times the engine knew (offline), else the cited segments, else the poi
 transcript, else the span it was written from.
 
 Chapters (`chapters.py`) are always cut offline from the utterances; their numbers are marked in the
-chunks, so an LLM engine titles them in the same map calls (no extra request) and the offline titles stay
-wherever it gave none.
+chunks, so an LLM engine titles them in the same map calls (no extra request); a model's title is kept only
+where the chapter's words support it (`titles.supported`), and the offline phrase title stays wherever it gave
+none or an unsupported one. Without an LLM the overview states facts (`overview.py`) instead of gluing
+utterances together.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from clipper.config import Settings
-from clipper.job.outputs import Chapter, KeyPoint, Segment, Summary, Transcript
+from clipper.job.outputs import Chapter, KeyPoint, Segment, SpeakerSet, Summary, Transcript
 from clipper.llm import CitedPoint, PartialSummary, TextEngine
 from clipper.llm.prompts import render_parts
-from clipper.text.chapters import make_chapters
+from clipper.text.chapters import chapter_text, make_chapters
 from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks
 from clipper.text.grounding import WordIndex, align
+from clipper.text.overview import facts_overview
+from clipper.text.titles import supported
+from clipper.text.utterances import Utterance
 
 # Key points paraphrase the transcript, so aligning one needs far less than a verbatim quote does.
 POINT_MIN_MATCH = 55.0
@@ -98,8 +103,9 @@ def _mark(chunks: list[Chunk], transcript: Transcript, chapters: list[Chapter]) 
             chunk.continues_chapter = before[-1]
 
 
-def _titled(chapters: list[Chapter], parts: list[PartialSummary]) -> list[Chapter]:
-    """The engine's titles and points for the numbered chapters (the first part to name a chapter wins)."""
+def _titled(chapters: list[Chapter], parts: list[PartialSummary], units: list[Utterance]) -> list[Chapter]:
+    """The engine's titles and points for the numbered chapters (the first part to name a chapter wins); a title
+    the chapter's words do not support is not taken (the offline one stays, with the engine's points)."""
     notes = {}
     for part in parts:
         for note in part.chapters:
@@ -112,7 +118,9 @@ def _titled(chapters: list[Chapter], parts: list[PartialSummary]) -> list[Chapte
             out.append(c)
             continue
         points = [p.strip() for p in note.key_points if p.strip()][:3] or c.key_points
-        out.append(c.model_copy(update={"title": " ".join(note.title.split())[:80], "key_points": points}))
+        title = " ".join(note.title.split())[:80]
+        title = title if supported(title, chapter_text(c, units)) else c.title
+        out.append(c.model_copy(update={"title": title, "key_points": points}))
     return out
 
 
@@ -122,17 +130,18 @@ def summarize(
     settings: Settings,
     on_chunk_done: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    speakers: SpeakerSet | None = None,
 ) -> Summary:
     summary = Summary(engine=engine.name, model=engine.model, overview="")
     chunks = chunk_transcript(transcript, settings.llm_context_chars)
     if not chunks:
         return summary
-    chapters, _ = make_chapters(transcript, settings)
+    chapters, units = make_chapters(transcript, settings)
     _mark(chunks, transcript, chapters)
     parts, failed = map_chunks(chunks, engine.summarize_chunk, settings.llm_concurrency, on_chunk_done, should_stop)
     summary.failed_chunks = [chunks[i].index for i in failed]
     ordered = sorted(parts)
-    summary.chapters = _titled(chapters, [parts[i] for i in ordered])
+    summary.chapters = _titled(chapters, [parts[i] for i in ordered], units)
     if len(ordered) == 1:
         final = parts[ordered[0]]
         span = (chunks[ordered[0]].start, chunks[ordered[0]].end)
@@ -147,7 +156,11 @@ def summarize(
             continue
         start, end = locator.locate(p, span)
         points.append(KeyPoint(text=p.text.strip(), start=start, end=end))
-    summary.overview = final.overview.strip()
     summary.key_points = sorted(points, key=lambda k: (k.start, k.end))
+    summary.overview = final.overview.strip()
+    # No model wrote it (the offline engine, or its units came back through a fallback): state what is known
+    # and quote the rest.
+    if engine.name == "offline" or final.overview_points:
+        summary.overview = facts_overview(transcript, summary.chapters, summary.key_points, speakers)
     summary.fallback = getattr(engine, "fallback_note", None)
     return summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from clipper.job.outputs import Quote, Segment, Transcript, Word
 from clipper.text.grounding import tokens
 from tests.helpers import REFERENCE
@@ -41,3 +43,25 @@ def assert_verbatim(q: Quote, t: Transcript) -> None:
     ]
     assert spans, f"not a verbatim span of the transcript: {q.text!r}"
     assert (q.start, q.end) in spans, (q, spans)  # the times of (one occurrence of) those words
+
+
+QUOTED = re.compile(r"“([^”]*)”")
+
+
+def quoted_parts(text: str) -> tuple[list[str], str]:
+    """The parts of `text` inside “…” and what is left outside them."""
+    return QUOTED.findall(text), QUOTED.sub(" ", text)
+
+
+def longest_shared_run(text: str, transcript: Transcript) -> int:
+    """Words in the longest run of `text` (normalised) that the transcript says word for word."""
+    from clipper.text.grounding import normalise_text
+
+    said = f" {normalise_text(transcript.text)} "
+    words = normalise_text(text).split()
+    best = 0
+    for i in range(len(words)):
+        n = best + 1
+        while i + n <= len(words) and f" {' '.join(words[i:i + n])} " in said:
+            best, n = n, n + 1
+    return best

@@ -12,7 +12,8 @@ from pydantic import SecretStr
 
 from clipper.config import Settings
 from clipper.errors import EngineNotConfigured
-from clipper.job.outputs import Quote, Transcript
+from clipper.clock import clock
+from clipper.job.outputs import Quote, Speaker, SpeakerSet, Transcript
 from clipper.llm import get_text_engine
 from clipper.llm.client import LLMEngine
 from clipper.text.chunking import chunk_transcript, render_chunk
@@ -23,7 +24,14 @@ from clipper.text.quotes import extract_quotes
 from clipper.text.summary import summarize
 from clipper.text.utterances import speech_seconds, utterances
 from tests.helpers.llmserver import answer, excerpt_lines, serve_llm
-from tests.helpers.text import BORING, TEST_QUOTE, assert_verbatim, sample_transcript
+from tests.helpers.text import (
+    BORING,
+    TEST_QUOTE,
+    assert_verbatim,
+    longest_shared_run,
+    quoted_parts,
+    sample_transcript,
+)
 from tests.helpers.transcripts import labelled, unpunctuated
 
 REFERENCE = Path(__file__).parent.parent / "data" / "sample.txt"
@@ -145,6 +153,24 @@ def test_offline_summary_on_the_sample() -> None:
         assert k.text in t.text
 
 
+def test_offline_overview_states_facts_and_quotes() -> None:
+    """Length, who speaks and how much (names from speakers.json), the chapter titles, then quoted key points
+    with their times; no sentence glued from the transcript's pieces."""
+    t = sample_transcript()
+    half = len(t.segments) // 2
+    t = t.model_copy(update={"segments": [s.model_copy(update={"speaker": "S1" if s.id < half else "S2"})
+                                          for s in t.segments]})
+    speakers = SpeakerSet(engine="test", speakers=[Speaker(label="S1", name="Diane", talk_time_s=30.0),
+                                                   Speaker(label="S2", talk_time_s=10.0)])
+    settings = Settings()
+    s = summarize(t, OfflineEngine(settings), settings, speakers=speakers)
+    assert s.overview.startswith(f"A {clock(t.duration_s)} recording with 2 speakers: Diane (S1) 75%, S2 25%.")
+    assert_facts_overview(s, t)
+    assert re.search(r"“[^”]+” \(\d\d:\d\d\)", s.overview)  # a quote, with the time it is said
+    unnamed = summarize(t, OfflineEngine(settings), settings)  # no speakers.json: the transcript's labels
+    assert " with 2 speakers: S1 " in unnamed.overview
+
+
 def test_offline_engine_maps_and_reduces_long_transcripts() -> None:
     t = sample_transcript(repeat=6)
     settings = Settings(llm_context_chars=1500, quotes_max=8)
@@ -213,15 +239,23 @@ def test_offline_summary_is_short_and_made_of_utterances(work, name, bare) -> No
     t = unpunctuated(t) if bare else t
     settings = Settings()
     s = summarize(t, OfflineEngine(settings), settings)
-    words = len(tokens(t))
-    assert s.overview and len(s.overview.split()) <= max(8, 0.15 * words)
     units = {normalise_text(u.text) for u in utterances(t)}
-    text = normalise_text(" ".join(tok.text for tok in tokens(t)))
     for k in s.key_points:
         assert normalise_text(k.text) in units  # one utterance each, never a longer slice
-    for piece in re.split(r"(?<=[.!?])\s+", s.overview):
-        assert normalise_text(piece) in text  # the overview's sentences are the transcript's words
     assert 1 <= len(s.key_points) <= 7 and len(s.chapters) >= 1
+    assert_facts_overview(s, t)
+
+
+def assert_facts_overview(s, t: Transcript) -> None:
+    """The offline overview states facts and quotes: what is inside “…” is a key point word for word; outside
+    them no run of the transcript's words is longer than a title (6 words) or as long as any key point."""
+    assert s.overview.startswith("A ") and " recording" in s.overview
+    quotes, outside = quoted_parts(s.overview)
+    assert quotes and set(quotes) <= {k.text for k in s.key_points}
+    shortest = min(len(k.text.split()) for k in s.key_points)
+    assert longest_shared_run(outside, t) <= min(6, shortest - 1), outside
+    for c in s.chapters:
+        assert c.title in outside  # the chapters are the topics
 
 
 @pytest.mark.slow
