@@ -8,20 +8,24 @@ its next boundary, so they answer 202 Accepted; `priority` and `speakers` are up
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from clipper.config import Settings
 from clipper.errors import InvalidRequest, LocalPathNotAllowed
 from clipper.job.batch import BatchStatus
 from clipper.job.request import JobOptions
-from clipper.job.status import PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, PRIORITY_RANGE, JobStatus
+from clipper.job.stages import STAGES
+from clipper.job.status import JobState, JobStatus
 from clipper.media.urls import check_url_syntax
 from clipper_app.client import ArtifactRef, ArtifactVersion, ClipperClient, JobClosed, JobNotFound, JobSummary
 from clipper_app.web import artifacts, zips
+from clipper_app.web.inputs import (
+    HOST_PATTERN, NAMES_SCHEMA, Pause, Retry, SetPriority, SubmitBatch, SubmitJob, check_speaker_names,
+)
 from clipper_app.web.problems import NotApplicable, Problem
 from clipper_app.web.security import require_reader, require_writer
 
@@ -38,44 +42,12 @@ batches = APIRouter(prefix="/api/batches", tags=["batches"], responses=ERRORS)
 reads, writes = [Depends(require_reader)], [Depends(require_writer)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Options(JobOptions):
-    """JobOptions with unknown keys refused (422), as the CLI's `--set` refuses them: a typo is never ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    def plain(self) -> JobOptions:
-        return JobOptions.model_validate(self.model_dump(exclude_unset=True))
-
-
-class SubmitJob(Strict):
-    url: str = Field(description="an http(s) link to audio or video")
-    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST, description=PRIORITY_RANGE)
-    options: Options = Field(default_factory=Options)
-    callback_url: str | None = Field(None, description="receives the signed webhook when the job is done or fails")
-
-
 class Accepted(BaseModel):
     job_id: str
     existing: bool = Field(description="true when the same media was already submitted: that job is returned")
     webhook_secret: str | None = Field(None, description=(
         "the job's own secret its webhook deliveries are signed with (Standard Webhooks, `whsec_…`); present only "
         "when the job has a webhook and the server configures no CLIPPER_WEBHOOK_SECRET"))
-
-
-class Pause(Strict):
-    now: bool = Field(False, description="stop the running stage at once (it resumes from saved progress)")
-
-
-class Retry(Strict):
-    options: dict[str, Any] = Field(default_factory=dict, description="JobOptions fields to change for the retry")
-
-
-class SetPriority(Strict):
-    priority: int = Field(ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST)
 
 
 class ControlAccepted(BaseModel):
@@ -86,14 +58,6 @@ class ControlAccepted(BaseModel):
 class PriorityChanged(BaseModel):
     job_id: str
     priority: int
-
-
-class SubmitBatch(Strict):
-    source: str | None = Field(None, description="a playlist, channel or feed URL (or give `urls`)")
-    urls: list[str] | None = Field(None, max_length=10_000)
-    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST)
-    options: Options = Field(default_factory=Options)
-    concurrency: int | None = Field(None, ge=1, le=100)
 
 
 class BatchAccepted(BaseModel):
@@ -122,12 +86,17 @@ async def submit(body: SubmitJob, clipper: ClipperClient = Depends(client)) -> A
     return Accepted(job_id=submitted.job_id, existing=submitted.existing, webhook_secret=submitted.webhook_secret)
 
 
+STATE = Query(None, description="only jobs in this state")
+LIMIT = Query(50, ge=1, le=1000, description="at most this many, newest first")
+
+
 @jobs.get("", dependencies=reads, response_model=list[JobSummary])
-async def list_jobs(state: str | None = None, stage: str | None = None,
-                    source: str | None = Query(None, description="the media's host"),
-                    limit: int = Query(50, ge=1, le=1000),
-                    clipper: ClipperClient = Depends(client)) -> list[JobSummary]:
-    return await clipper.list_jobs(state=state, stage=stage, source=source, limit=limit)
+async def list_jobs(state: JobState | None = STATE,
+                    stage: Literal[STAGES] | None = Query(None, description="only jobs at this stage"),
+                    source: str | None = Query(None, description="only media from this host, e.g. example.com",
+                                               max_length=253, pattern=HOST_PATTERN),
+                    limit: int = LIMIT, clipper: ClipperClient = Depends(client)) -> list[JobSummary]:
+    return await clipper.list_jobs(state=state and state.value, stage=stage, source=source, limit=limit)
 
 
 @jobs.get("/{job_id}", dependencies=reads, response_model=JobStatus)
@@ -186,7 +155,7 @@ async def _waiting(clipper: ClipperClient, job_id: str) -> None:
 @jobs.post("/{job_id}/retry", status_code=202, dependencies=writes, response_model=ControlAccepted)
 async def retry(job_id: str = JOB_ID, body: Retry | None = Body(None),
                 clipper: ClipperClient = Depends(client)) -> ControlAccepted:
-    options = body.options if body else {}
+    options = body.options.model_dump(exclude_unset=True) if body else {}
     JobOptions().changed(options)  # a bad option is the caller's input (422), whatever the job's state
     await _waiting(clipper, job_id)
     await clipper.retry(job_id, options)
@@ -207,10 +176,15 @@ async def set_priority(body: SetPriority, job_id: str = JOB_ID,
 
 
 @jobs.post("/{job_id}/speakers", dependencies=writes, response_model=dict[str, str])
-async def name_speakers(names: dict[str, str] = Body(..., examples=[{"S1": "Diane"}]), job_id: str = JOB_ID,
-                        clipper: ClipperClient = Depends(client)) -> dict[str, str]:
-    """Name speakers ({"S1": "Diane"}; "" removes a name); answers with all the job's names."""
-    return await clipper.name_speakers(job_id, names)
+async def name_speakers(names: dict[str, str] = Body(..., examples=[{"S1": "Diane"}], json_schema_extra=NAMES_SCHEMA),
+                        job_id: str = JOB_ID, clipper: ClipperClient = Depends(client)) -> dict[str, str]:
+    """Name speakers ({"S1": "Diane"}; "" removes a name); answers with all the job's names. A label the job does
+    not have, or a job without speakers, is 409."""
+    check_speaker_names(names)
+    try:
+        return await clipper.name_speakers(job_id, names)
+    except InvalidRequest as err:  # the form passed: what refuses it is the job's own speakers
+        raise NotApplicable(err) from None
 
 
 async def _job_manifest(clipper: ClipperClient, job_id: str) -> dict[str, ArtifactRef]:
@@ -228,9 +202,12 @@ async def job_artifacts(job_id: str = JOB_ID, clipper: ClipperClient = Depends(c
     return artifacts.listing(await _job_manifest(clipper, job_id))
 
 
-@jobs.get("/{job_id}/artifacts/{name:path}", dependencies=reads, response_class=Response,
-          responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a byte range"},
-                     304: {"description": "not modified (ETag)"}, 416: {"description": "range not satisfiable"}})
+FILE = {200: {"content": {"*/*": {}}, "description": "the file, as its own type (audio/mpeg, application/json, …)"},
+        206: {"description": "a byte range"}, 304: {"description": "not modified (ETag)"},
+        416: {"content": {"text/plain": {}}, "description": "range not satisfiable"}}
+
+
+@jobs.get("/{job_id}/artifacts/{name:path}", dependencies=reads, response_class=Response, responses=FILE)
 async def job_artifact(request: Request, name: str, job_id: str = JOB_ID,
                        clipper: ClipperClient = Depends(client)) -> Response:
     """One artifact by its manifest name (e.g. `clips/clip-01.mp3`), with HTTP Range and ETag = sha256; HEAD
@@ -284,11 +261,10 @@ async def submit_batch(body: SubmitBatch, clipper: ClipperClient = Depends(clien
 
 
 @batches.get("", dependencies=reads, response_model=list[JobSummary])
-async def list_batches(state: str | None = Query(None, description="queued running paused failed done cancelled"),
-                       limit: int = Query(50, ge=1, le=1000),
+async def list_batches(state: JobState | None = STATE, limit: int = LIMIT,
                        clipper: ClipperClient = Depends(client)) -> list[JobSummary]:
     """Batches, newest first (`job_id` is the batch id)."""
-    return await clipper.list_batches(state=state, limit=limit)
+    return await clipper.list_batches(state=state and state.value, limit=limit)
 
 
 @batches.get("/{batch_id}", dependencies=reads, response_model=BatchStatus)
@@ -328,7 +304,7 @@ async def batch_artifacts(batch_id: str = BATCH_ID, clipper: ClipperClient = Dep
     return artifacts.listing(await clipper.batch_artifacts(batch_id))
 
 
-@batches.get("/{batch_id}/artifacts/{name:path}", dependencies=reads, response_class=Response)
+@batches.get("/{batch_id}/artifacts/{name:path}", dependencies=reads, response_class=Response, responses=FILE)
 async def batch_artifact(request: Request, name: str, batch_id: str = BATCH_ID,
                          clipper: ClipperClient = Depends(client)) -> Response:
     ref = artifacts.lookup(batch_id, await clipper.batch_artifacts(batch_id), name)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from clipper.config import Settings, get_settings
 from clipper_app.client import ClipperClient
-from clipper_app.web import api, pages, problems
+from clipper_app.web import api, openapi, pages, problems
 from clipper_app.web.security import BodyLimit, HostGuard, check_bind, served_hosts
 
 ClientFactory = Callable[[Settings], Awaitable[ClipperClient]]
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, clipper_client_factory: ClientF
         app.include_router(router)
     pages.mount(app)  # `/`, `/jobs/{id}` and `/static/…`: the pages for people, on the same client
     problems.install(app)
+    openapi.install(app, settings)  # the document says what this server enforces (its token, its URL rules)
     app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)
     app.add_middleware(HostGuard, hosts=served_hosts(settings, bind or settings.web_host))  # outermost: first
     return app

@@ -44,6 +44,7 @@ OTHER_PROBLEMS = {
     "NotFound": "No such route or page.",
     "MethodNotAllowed": "The route exists, but not for this HTTP method.",
     "HTTPError": "An HTTP-level refusal; `status` and `detail` say which.",
+    "InternalError": "An error the server did not expect: a bug. The server's log has what happened.",
 }
 
 NOT_FOUND = (JobNotFound, ArtifactNotFound)
@@ -169,3 +170,8 @@ def install(app: FastAPI) -> None:
 
     for kind in SERVER_ERRORS:
         app.add_exception_handler(kind, _temporal)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, err: Exception) -> JSONResponse:
+        # Starlette still raises the error after this answer, so the server logs it with its traceback.
+        return problem(500, "InternalError", "the server met an error it did not expect; its log says which")

@@ -4,6 +4,7 @@ bearer token, the body limit, and the OpenAPI document. The real end-to-end job 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,7 @@ from openapi_spec_validator import validate
 from pydantic import SecretStr
 
 from clipper.job.status import JobState, StageState
+from clipper_app.web.app import create_app
 from clipper_app.web.security import WebTokenRequired, check_bind
 from tests.helpers import ROOT, run
 from tests.helpers.standins import StandIns, harness, standin_settings, until
@@ -77,7 +79,7 @@ def test_every_job_control_over_http(settings):
                         body = problem(await http.post(f"/api/jobs/{job}/{control}"), 409, "InvalidRequest")
                         assert "not waiting" in body["detail"]
                     problem(await http.post(f"/api/jobs/{job}/retry", json={"options": {"nope": 1}}), 422,
-                            "InvalidRequest")
+                            "ValidationError")
 
                     r = await http.post(f"/api/jobs/{job}/pause", json={"now": True})
                     assert r.status_code == 202 and r.json()["control"] == "pause_now"
@@ -130,7 +132,7 @@ def test_bad_input_is_422_and_oversized_is_413(settings):
                 r = await http.post("/api/jobs", content=b'{"url": ', headers={"content-type": "application/json"})
                 problem(r, 422, "ValidationError")
                 problem(await http.post("/api/jobs", json={}), 422, "ValidationError")
-                problem(await http.get("/api/batches", params={"state": "bogus"}), 422, "InvalidRequest")
+                problem(await http.get("/api/batches", params={"state": "bogus"}), 422, "ValidationError")
                 listed = await http.get("/api/batches", params={"state": "done", "limit": 5})
                 assert listed.status_code == 200 and isinstance(listed.json(), list)
                 problem(await http.post("/api/jobs", json={"url": "https://e.com/a.mp3", "x": 1}), 422,
@@ -151,7 +153,7 @@ def test_bad_input_is_422_and_oversized_is_413(settings):
                 assert "Pw-9z" not in body["detail"]
                 problem(await http.post("/api/jobs", json={**hook, "callback_url": "file:///etc/passwd"}), 422,
                         "UnsupportedUrl")
-                problem(await http.get("/api/jobs", params={"state": "sleepy"}), 422, "InvalidRequest")
+                problem(await http.get("/api/jobs", params={"state": "sleepy"}), 422, "ValidationError")
                 problem(await http.get("/api/jobs", params={"limit": 0}), 422, "ValidationError")
                 problem(await http.post("/api/batches", json={"source": "https://e.com/p", "urls": ["https://e.com/a"]}),
                         422, "InvalidRequest")
@@ -277,5 +279,90 @@ def test_loopback_is_not_a_trust_boundary(settings):
                     assert (await http.get("/problems/NoSuchThing")).status_code == 404
                     icon = await http.get("/favicon.ico")  # every browser asks for it: no 404 in the log
                     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+    run(body())
+
+
+# --- the document and the API agree (tests/e2e/test_openapi.py runs Schemathesis over every route; each case
+# below is one place where it once found them disagreeing) ---
+
+
+def operations(doc: dict):
+    return [(method, path, op) for path, item in doc["paths"].items() for method, op in item.items()]
+
+
+def param(doc: dict, path: str, name: str) -> dict:
+    schema = next(p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == name)["schema"]
+    refs = [s["$ref"].rsplit("/", 1)[1] for s in schema.get("anyOf", []) if "$ref" in s]
+    return doc["components"]["schemas"][refs[0]] if refs else schema["anyOf"][0]
+
+
+def test_the_document_says_what_the_api_takes(settings):
+    doc = create_app(settings).openapi()
+    schemas = doc["components"]["schemas"]
+    url = schemas["SubmitJob"]["properties"]["url"]  # {"url": ""} was valid in the document
+    assert url["minLength"] == 1 and re.match(url["pattern"], " https://e.com/a.mp3") and not re.match(url["pattern"], "")
+    batch = schemas["SubmitBatch"]  # {} was valid
+    assert [alt["required"] for alt in batch["oneOf"]] == [["source"], ["urls"]]
+    assert batch["properties"]["urls"]["anyOf"][0]["minItems"] == 1
+    for path in ("/api/jobs", "/api/batches"):  # ?state= was valid
+        assert param(doc, path, "state")["enum"] == [s.value for s in JobState]
+    assert not re.match(param(doc, "/api/jobs", "source")["pattern"], "")  # ?source= was valid
+    names = doc["paths"]["/api/jobs/{job_id}/speakers"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert names["additionalProperties"] is False and list(names["patternProperties"]) == ["^S[1-9][0-9]{0,2}$"]
+    assert schemas["Options"]["additionalProperties"] is False and "$ref" in str(schemas["Retry"]["properties"]["options"])
+    # Auth as the server enforces it: a loopback server without a token asks for none (and answers no 401).
+    assert not [(m, p) for m, p, op in operations(doc) if "security" in op or "401" in op["responses"]]
+    guarded = create_app(settings.model_copy(update={"web_token": SecretStr(TOKEN)})).openapi()
+    needs = {(m, p) for m, p, op in operations(guarded) if op.get("security") == [{"HTTPBearer": []}]}
+    assert needs == {(m, p) for m, p, _ in operations(guarded) if m not in ("get", "head")}
+    assert all("401" in op["responses"] for m, p, op in operations(guarded) if (m, p) in needs)
+    reads_too = create_app(settings.model_copy(update={"web_token": SecretStr(TOKEN), "web_protect_reads": True}))
+    assert all(op.get("security") == [{"HTTPBearer": []}] for _, _, op in operations(reads_too.openapi()))
+    for _, _, op in operations(doc):  # every refusal is problem JSON
+        assert all(list(r["content"]) == ["application/problem+json"] for s, r in op["responses"].items()
+                   if int(s) >= 400 and s != "416")
+
+
+def test_the_api_takes_what_the_document_allows_and_refuses_the_rest(settings):
+    unknown = "clip-0000000000000000"
+    refused = [  # (method, path, body, query, error)
+        ("POST", "/api/jobs", {"url": ""}, None, "ValidationError"),
+        ("POST", "/api/batches", {}, None, "InvalidRequest"),
+        ("POST", "/api/batches", {"urls": []}, None, "ValidationError"),
+        ("GET", "/api/batches", None, {"state": ""}, "ValidationError"),
+        ("GET", "/api/jobs", None, {"state": ""}, "ValidationError"),
+        ("GET", "/api/jobs", None, {"source": ""}, "ValidationError"),
+        ("POST", f"/api/jobs/{unknown}/speakers", {"S1": "Diane", "x": ""}, None, "InvalidRequest"),
+        ("POST", f"/api/jobs/{unknown}/retry", {"options": {"nope": 1}}, None, "ValidationError"),
+        ("POST", f"/api/jobs/{unknown}/pause", {"now": 0}, None, "ValidationError"),  # a boolean, not 0
+        ("PUT", f"/api/jobs/{unknown}/priority", {"priority": "2"}, None, "ValidationError"),  # a number
+        ("POST", "/api/jobs", {"url": "https://e.com/a.mp3", "options": {"language": "de"}}, None,
+         "LanguageNotSupported"),  # English-only tiny.en: the document's rule for options says so too
+    ]
+
+    async def body():
+        with web_server(settings) as base:
+            async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+                for method, path, json, query, error in refused:
+                    problem(await http.request(method, path, json=json, params=query), 422, error)
+                for path in ("/api/jobs", "/api/batches"):  # no Authorization: the document asks for none
+                    assert (await http.get(path, params={"state": "done", "source": "example.com"}
+                                           if path == "/api/jobs" else {"state": "done"})).status_code == 200
+                fresh = f"https://example.com/{uuid.uuid4().hex}.mp3"
+                ok = await http.post("/api/jobs", json={"url": fresh, "callback_url": "", "priority": 2.0,
+                                                        "options": {"language": "de", "asr_model": "base"}})
+                assert ok.status_code == 202, ok.text
+                assert (await http.put(f"/api/jobs/{unknown}/priority", json={"priority": 2.0})).status_code == 404
+                batch = await http.post("/api/batches", json={"urls": [fresh]})
+                assert batch.status_code == 202, batch.text
+                batch_id = batch.json()["batch_id"]
+                for route in ("", "/artifacts", "/clips.zip"):  # a batch is no job: 404, never a 500
+                    problem(await http.get(f"/api/jobs/{batch_id}{route}"), 404, "JobNotFound")
+                allowed = problem(await http.request("OPTIONS", "/api/jobs"), 405, "MethodNotAllowed")
+                assert allowed and (await http.request("PATCH", "/api/jobs")).headers["allow"] == "GET, POST"
+                garbled = await http.post(f"/api/jobs/{unknown}/pause", content=b"\xff\xfe{",
+                                          headers={"content-type": "application/json"})
+                assert garbled.status_code == 400  # documented: not text at all
 
     run(body())
