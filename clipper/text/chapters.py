@@ -36,13 +36,13 @@ from clipper.text.titles import phrase_title
 from clipper.text.utterances import Utterance, utterances
 
 # Every threshold of the segmentation has its home here (tuned on bench/chapters.py's tuning joins only).
-MIN_CHAPTER_S = 60.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
+MIN_CHAPTER_S = 45.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
 SHORTEST_SHARE = 1 / 45  # ... and at least this share of the recording
-SECONDS_PER_CHAPTER = 120.0  # at most one chapter per this much audio ...
+SECONDS_PER_CHAPTER = 90.0  # at most one chapter per this much audio ...
 MAX_CHAPTERS = 15  # ... and never more than this
 WINDOW_WORDS = (60, 250, 8)  # words compared on each side of a gap: total/8, within 60..250
-WEIGHTS = {"lexical": 1.0, "speakers": 0.5, "pause": 0.3}  # how much each kind of evidence counts
-MIN_SCORE = 0.6  # a gap whose weighted evidence is below this never starts a chapter
+WEIGHTS = {"lexical": 1.0, "speakers": 0.3, "pause": 0.3}  # how much each kind of evidence counts
+MIN_SCORE = 0.3  # a gap whose weighted evidence is below this never starts a chapter
 PAUSE_S = (1.0, 4.0)  # a pause counts from the first figure and fully from the second
 
 

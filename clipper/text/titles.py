@@ -19,6 +19,7 @@ from clipper.text.lexicon import content_words, stem, stopwords
 
 MIN_WORDS, MAX_WORDS = 2, 6
 TITLE_MAX_CHARS = 60
+UNTITLED = "Untitled"
 SUPPORTED_SHARE = 0.6  # share of an LLM title's content words the chapter must say
 _BREAK = (".", "!", "?", "…", ",", ";", ":")
 
@@ -75,9 +76,8 @@ def phrase_title(texts: list[str], chapters: list[list[str]], taken: set[str]) -
         score = sum(weight(s) for s in set(stems)) / math.sqrt(len(run)) * (1 + 0.5 * math.log(said[key]))
         if score > best_score or (score == best_score and best is not None and key < best):
             best, best_score = key, score
-    if best is None:
-        words = [_clean(w) for t in texts for w in t.split() if normalise(w)]
-        return _cap(" ".join(words[:MAX_WORDS])) if words else "Untitled"
+    if best is None:  # nothing two words long worth naming (a chapter of a few stray words): no made-up title
+        return UNTITLED
     taken.add(best)
     return _cap(" ".join(found[best]))
 

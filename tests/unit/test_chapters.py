@@ -23,7 +23,7 @@ from clipper.text.lexicon import stopwords
 from clipper.text.offline import OfflineEngine
 from clipper.text.summary import summarize
 from clipper.text.titles import supported
-from tests.helpers.llmserver import answer, excerpt_lines, serve_llm, system_prompt, user_prompt
+from tests.helpers.llmserver import answer, excerpt_lines, serve_llm, task_prompt, user_prompt
 from tests.helpers.text import sample_transcript
 from tests.helpers.transcripts import labelled, shifted, unpunctuated
 
@@ -87,12 +87,16 @@ def test_description_lines_and_markdown() -> None:
 
 
 def _spoken_title(req: dict, line: str | None) -> str:
-    """Three of the longest words of the line a chapter starts at (the excerpt's first line when none)."""
-    lines = dict(excerpt_lines(req))
-    text = lines.get(int(line)) if line else next(iter(lines.values()))
-    words = sorted({w for w in normalise_text(text.split(": ", 1)[-1]).split() if w not in stopwords()},
-                   key=lambda w: (-len(w), w))
-    return " ".join(words[:3])
+    """Three of the longest words of the first line from the chapter's start on (the excerpt's first line when
+    none is given) that has any word beyond stopwords."""
+    lines = excerpt_lines(req)
+    first = next((k for k, (sid, _) in enumerate(lines) if line and sid == int(line)), 0)
+    for _, text in lines[first:]:
+        words = sorted({w for w in normalise_text(text.split(": ", 1)[-1]).split() if w not in stopwords()},
+                       key=lambda w: (-len(w), w))
+        if words:
+            return " ".join(words[:3])
+    return INVENTED
 
 
 @pytest.mark.slow
@@ -104,7 +108,7 @@ def test_llm_titles_the_offline_chapters_over_the_wire(work) -> None:
     said: dict[int, str] = {}
 
     def handler(req: dict) -> dict:
-        assert "quote" not in system_prompt(req).lower()
+        assert "quote" not in task_prompt(req).lower()
         notes = []
         for m in MARK.finditer(user_prompt(req)):
             n = int(m.group(1))

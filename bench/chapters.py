@@ -1,0 +1,193 @@
+"""Chapters on joined real recordings: the joins are the truth.
+
+Each input is several DIFFERENT real recordings laid end to end (1.5 s of silence between them) as one audio
+track, transcribed once by the real local engine (Whisper tiny.en through faster-whisper, beam 5) and cached
+as JSON under the work folder (not in git), so reruns only re-segment. Speakers come from the reference turns
+(bench/corpus.py: RTTM for the call and the AMI excerpts, exact placements for the built recordings, one voice
+for allison.mp3), with each voice keeping its own label across the join — what a speakers stage that tells
+the voices apart would give. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
+are topic changes too short for a chapter, so a boundary near them is neither required nor counted as extra.
+
+Inputs follow bench/corpus.py's split (by voice and source package): thresholds are tuned on the `tune`
+inputs only, and the `test` inputs are reported beside them, never used to choose anything.
+
+    .venv/bin/python -m bench.chapters [--work DIR]    # the table: per split, joins found within 20 s, extras
+                                                        # per 10 min, and each input's chapters and titles
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench import corpus  # noqa: E402
+from clipper.config import Settings  # noqa: E402
+from clipper.job.outputs import SpeakerTurn, Transcript  # noqa: E402
+
+GAP_S = 1.5  # silence laid between two recordings
+FOUND_WITHIN_S = 20.0
+# name -> pieces; a piece is an " & "-joined list of corpus recordings (or "allison": tests/data/real/allison.mp3).
+JOINS = {
+    "tune": {
+        "tune-a": ["solo-carlo-2m", "ami-trn00 & ami-trn08", "solo-cs-m-5m", "solo-armelle-2m"],
+        "tune-b": ["duo-cs-v+june-2m", "duo-carlo+armelle-3m", "duo-cs-m+cs-v-4m-noisy", "solo-june-0.5m & solo-carlo-2m"],
+    },
+    "test": {
+        "test-a": ["allison", "call & ami-tst00 & ami-dev00", "solo-paola-2m", "solo-july-2m"],
+        "test-b": ["duo-nl-m+nl-v-4m-noisy", "duo-ivrvoice+july-3m-ov", "duo-paola+allison-3m"],
+    },
+}
+
+
+@dataclass
+class Joined:
+    name: str
+    split: str
+    pieces: list[str]
+    transcript: Transcript
+    joins: list[float]  # where each piece after the first starts: the truth
+    inner: list[float]  # joins inside a glued piece: neither required nor extra
+
+
+def _allison() -> corpus.Recording:
+    data = json.loads((corpus.REAL / "allison.json").read_text(encoding="utf-8"))
+    turns = [corpus.Turn(p["start"], p["end"], "allison") for p in data["prompts"]]
+    return corpus.Recording("allison", "test", data["source"], corpus.decode(corpus.REAL / "allison.mp3"), turns)
+
+
+def _recordings(split: str) -> dict[str, corpus.Recording]:
+    out = {r.name: r for r in corpus.recordings(split)}
+    if split == "test":
+        out["allison"] = _allison()
+    return out
+
+
+def _wav(samples: np.ndarray, path: Path) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(corpus.SR)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def _transcribe(wav: Path) -> Transcript:
+    from clipper.asr import get_engine
+    from clipper.asr.base import wav_duration
+
+    settings = Settings(asr_engine="local", asr_model_path=None, asr_beam_size=5, asr_cpu_threads=0,
+                        asr_compute_type="int8", asr_language="en")
+    engine = get_engine(settings, "local")
+    engine.load()
+    segments = [seg.model_copy(update={"id": i}) for i, seg in enumerate(engine.transcribe(wav, language="en"))]
+    return Transcript(engine=engine.name, model=engine.model, language="en", duration_s=wav_duration(wav),
+                      segments=segments)
+
+
+def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recording], work: Path) -> Joined:
+    """The joined input: audio laid end to end, transcribed once (cached), speakers from the reference."""
+    from clipper.speakers.assign import assign_speakers
+
+    gap = np.zeros(int(GAP_S * corpus.SR), np.float32)
+    audio, turns, joins, inner, t = [], [], [], [], 0.0
+    for k, piece in enumerate(pieces):
+        for j, part in enumerate(piece.split(" & ")):
+            rec = recs[part]
+            if t:
+                (inner if j else joins).append(round(t, 3))
+            audio += [rec.samples, gap]
+            turns += [SpeakerTurn(start=t + a, end=t + b, speaker=who) for a, b, who in rec.turns]
+            t += rec.duration_s + GAP_S
+    cached = work / f"{name}.transcript.json"
+    if cached.exists():
+        raw = Transcript.model_validate_json(cached.read_text(encoding="utf-8"))
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        wav = work / f"{name}.wav"
+        _wav(np.concatenate(audio), wav)
+        raw = _transcribe(wav)
+        cached.write_text(raw.model_dump_json(), encoding="utf-8")
+        wav.unlink(missing_ok=True)
+    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner)
+
+
+def inputs(work: Path, split: str | None = None) -> list[Joined]:
+    out = []
+    for s, joins in JOINS.items():
+        if split in (None, s):
+            recs = _recordings(s)
+            out += [build(n, s, pieces, recs, work) for n, pieces in joins.items()]
+    return out
+
+
+def default_work() -> Path:
+    return Path(tempfile.gettempdir()) / "clipper-bench-chapters"
+
+
+@dataclass
+class Result:
+    name: str
+    split: str
+    minutes: float
+    joins: int
+    found: int
+    extra: int
+    starts: list[float]
+    titles: list[str]
+    missed: list[float]
+
+
+def evaluate(j: Joined, settings: Settings | None = None) -> Result:
+    """Chapter starts against the joins: a join is found when a chapter starts within FOUND_WITHIN_S of it;
+    a start near no join (and near no join inside a glued piece) is extra."""
+    from clipper.text.chapters import make_chapters
+
+    chapters, _ = make_chapters(j.transcript, settings or Settings())
+    starts = [c.start for c in chapters[1:]]
+    near = lambda at, marks: any(abs(at - m) <= FOUND_WITHIN_S for m in marks)  # noqa: E731
+    found = [m for m in j.joins if near(m, starts)]
+    extra = [s for s in starts if not near(s, j.joins + j.inner)]
+    return Result(j.name, j.split, (j.transcript.duration_s or 0.0) / 60, len(j.joins), len(found), len(extra),
+                  [c.start for c in chapters], [c.title for c in chapters], [m for m in j.joins if m not in found])
+
+
+def table(results: list[Result]) -> str:
+    """Per split: joins found within 20 s, extra boundaries per 10 minutes."""
+    from clipper.clock import clock
+
+    lines = ["| split | inputs | minutes | joins found (≤ 20 s) | extra boundaries | extra per 10 min |",
+             "|---|---|---|---|---|---|"]
+    for split in JOINS:
+        rs = [r for r in results if r.split == split]
+        if not rs:
+            continue
+        minutes = sum(r.minutes for r in rs)
+        joins, found, extra = (sum(getattr(r, k) for r in rs) for k in ("joins", "found", "extra"))
+        lines.append(f"| {split} | {len(rs)} | {minutes:.1f} | {found} / {joins} | {extra} | {10 * extra / minutes:.2f} |")
+    lines += ["", "| input | split | pieces | chapters (start: title) | missed joins |", "|---|---|---|---|---|"]
+    for r in results:
+        pieces = " · ".join(JOINS[r.split][r.name])
+        chapters = "<br>".join(f"{clock(s)} {t}" for s, t in zip(r.starts, r.titles))
+        missed = ", ".join(clock(m) for m in r.missed) or "—"
+        lines.append(f"| {r.name} | {r.split} | {pieces} | {chapters} | {missed} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=default_work(), help="transcript cache (not in git)")
+    parser.add_argument("--split", choices=corpus.SPLITS, default=None)
+    args = parser.parse_args()
+    print(table([evaluate(j) for j in inputs(args.work, args.split)]))
+
+
+if __name__ == "__main__":
+    main()
