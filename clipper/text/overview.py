@@ -14,6 +14,7 @@ from clipper.job.outputs import Chapter, KeyPoint, SpeakerSet, Transcript
 from clipper.text.lexicon import content_words
 
 OVERVIEW_QUOTES = 3  # key points quoted in the overview (all of them are in the summary's list)
+LISTED_SPEAKERS = 6  # speakers named with their share; the rest are counted together
 
 
 def talk_shares(transcript: Transcript, speakers: SpeakerSet | None) -> list[tuple[str, float]]:
@@ -37,7 +38,11 @@ def _speakers_sentence(shares: list[tuple[str, float]]) -> str:
         return " (speakers not labelled)"
     if len(shares) == 1:
         return f" with one speaker ({shares[0][0]})"
-    return f" with {len(shares)} speakers: " + ", ".join(f"{who} {share:.0%}" for who, share in shares)
+    shown = [f"{who} {share:.0%}" for who, share in shares[:LISTED_SPEAKERS]]
+    if len(shares) > LISTED_SPEAKERS:
+        rest = shares[LISTED_SPEAKERS:]
+        shown.append(f"{len(rest)} others {sum(share for _, share in rest):.0%}")
+    return f" with {len(shares)} speakers: " + ", ".join(shown)
 
 
 def quoted(point: KeyPoint) -> str:
