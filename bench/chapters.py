@@ -143,6 +143,7 @@ class Result:
     starts: list[float]
     titles: list[str]
     missed: list[float]
+    pieces: list[str]
 
 
 def evaluate(j: Joined, settings: Settings | None = None) -> Result:
@@ -156,7 +157,8 @@ def evaluate(j: Joined, settings: Settings | None = None) -> Result:
     found = [m for m in j.joins if near(m, starts)]
     extra = [s for s in starts if not near(s, j.joins + j.inner)]
     return Result(j.name, j.split, (j.transcript.duration_s or 0.0) / 60, len(j.joins), len(found), len(extra),
-                  [c.start for c in chapters], [c.title for c in chapters], [m for m in j.joins if m not in found])
+                  [c.start for c in chapters], [c.title for c in chapters], [m for m in j.joins if m not in found],
+                  j.pieces)
 
 
 def table(results: list[Result]) -> str:
@@ -174,7 +176,7 @@ def table(results: list[Result]) -> str:
         lines.append(f"| {split} | {len(rs)} | {minutes:.1f} | {found} / {joins} | {extra} | {10 * extra / minutes:.2f} |")
     lines += ["", "| input | split | pieces | chapters (start: title) | missed joins |", "|---|---|---|---|---|"]
     for r in results:
-        pieces = " · ".join(JOINS[r.split][r.name])
+        pieces = " · ".join(r.pieces)
         chapters = "<br>".join(f"{clock(s)} {t}" for s, t in zip(r.starts, r.titles))
         missed = ", ".join(clock(m) for m in r.missed) or "—"
         lines.append(f"| {r.name} | {r.split} | {pieces} | {chapters} | {missed} |")

@@ -102,3 +102,33 @@ def test_web_load_answers_every_route(tmp_path):
     rows = run_web_load(concurrency=[2], requests=4, workdir=tmp_path, quiet=True)
     assert [(r.route, r.concurrency, len(r.latencies_ms), r.errors) for r in rows] == [(r, 2, 4, 0) for r in ROUTES]
     assert_markdown_table(table(rows), rows=len(ROUTES))
+
+
+@pytest.mark.slow  # about 1 s on 2 shared cores (a segmentation, the text libraries' first load)
+def test_chapters_bench_scores_boundaries_against_the_joins():
+    """A join is found by a chapter start within 20 s; a start near no join (nor a glued piece's inner join) is
+    extra. Two made-up recordings joined: different words, different speakers."""
+    from bench.chapters import Joined, evaluate, table
+    from clipper.job.outputs import Segment, Transcript, Word
+
+    segments, t = [], 0.0
+    for part, (who, line) in enumerate([("A", "the harbour boats sail out at dawn with nets"),
+                                         ("B", "our compiler emits bytecode for the virtual machine")]):
+        for _ in range(30):
+            words = []
+            for w in line.split():
+                words.append(Word(start=round(t, 2), end=round(t + 0.3, 2), word=w, speaker=who))
+                t += 0.4
+            segments.append(Segment(id=len(segments), start=words[0].start, end=words[-1].end, text=line,
+                                    words=words, speaker=who))
+            t += 0.6
+        if part == 0:
+            join, t = t + 0.75, t + 1.5
+    joined = Joined("made-up", "tune", ["a", "b"], Transcript(engine="test", duration_s=t, segments=segments),
+                    [join], [])
+    r = evaluate(joined)
+    assert (r.joins, r.found, r.extra, r.missed) == (1, 1, 0, [])
+    assert len(r.titles) == 2 and r.titles[0] != r.titles[1]
+    lines = table([r]).splitlines()
+    assert_markdown_table(lines[:3], 1)
+    assert "1 / 1" in lines[2]
