@@ -39,7 +39,8 @@ FOUND_WITHIN_S = 20.0
 JOINS = {
     "tune": {
         "tune-a": ["solo-carlo-2m", "ami-trn00 & ami-trn08", "solo-cs-m-5m", "solo-armelle-2m"],
-        "tune-b": ["duo-cs-v+june-2m", "duo-carlo+armelle-3m", "duo-cs-m+cs-v-4m-noisy", "solo-june-0.5m & solo-carlo-2m"],
+        "tune-b": ["duo-cs-v+june-2m", "duo-carlo+armelle-3m", "duo-cs-m+cs-v-4m-noisy",
+                   "solo-june-0.5m & solo-carlo-2m"],
     },
     "test": {
         "test-a": ["allison", "call & ami-tst00 & ami-dev00", "solo-paola-2m", "solo-july-2m"],
@@ -173,7 +174,8 @@ def table(results: list[Result]) -> str:
             continue
         minutes = sum(r.minutes for r in rs)
         joins, found, extra = (sum(getattr(r, k) for r in rs) for k in ("joins", "found", "extra"))
-        lines.append(f"| {split} | {len(rs)} | {minutes:.1f} | {found} / {joins} | {extra} | {10 * extra / minutes:.2f} |")
+        per10 = 10 * extra / minutes
+        lines.append(f"| {split} | {len(rs)} | {minutes:.1f} | {found} / {joins} | {extra} | {per10:.2f} |")
     lines += ["", "| input | split | pieces | chapters (start: title) | missed joins |", "|---|---|---|---|---|"]
     for r in results:
         pieces = " · ".join(r.pieces)
