@@ -34,15 +34,24 @@ from clipper_app.web.inputs import SPACES
 from clipper_app.web.problems import problem
 from clipper_app.web.security import SAFE_METHODS, require_reader, require_writer, token_of
 
-# An http(s) URL as `check_url_syntax` takes it (surrounding spaces are trimmed): a host without user name,
-# password or brackets, nor any of the characters whose NFKC form holds a URL delimiter (Python refuses those in
-# a host); a port 0-65535; then anything without spaces or control characters.
+# An http(s) URL as `check_url_syntax` takes it (surrounding spaces are trimmed): a host name without user name or
+# password, nor any of the characters whose NFKC form holds a URL delimiter (Python refuses those in a host), or
+# an IPv6 address (with a zone) or IPvFuture in brackets; a port 0-65535; then anything without spaces or control
+# characters. Spelled out for JSON Schema validators and Python alike: no \s, \d or \w.
+_NFKC = r"\u2047-\u2049\u2100\u2101\u2105\u2106\u2a74\ufe13\ufe16\ufe55\ufe56\ufe5f\ufe6b\uff03\uff0f\uff1a\uff1f\uff20"
+_NOT_IN_HOST = SPACES + r"/?#@\[\]\x00-\x1f\x7f" + _NFKC
+_H16, _OCTET = "[0-9A-Fa-f]{1,4}", "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = f"({_H16}:{_H16}|{_OCTET}(\\.{_OCTET}){{3}})"
+_IPV6 = "|".join([  # RFC 3986's IPv6address, the forms Python's ipaddress reads
+    f"({_H16}:){{6}}{_LS32}", f"::({_H16}:){{5}}{_LS32}", f"({_H16})?::({_H16}:){{4}}{_LS32}",
+    *(f"(({_H16}:){{0,{n}}}{_H16})?::({_H16}:){{{3 - n}}}{_LS32}" for n in (1, 2)),
+    f"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}", f"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+    f"(({_H16}:){{0,5}}{_H16})?::{_H16}", f"(({_H16}:){{0,6}}{_H16})?::"])
+_HOST = (f"([^:{_NOT_IN_HOST}]+|\\[(({_IPV6})(%[^%{_NOT_IN_HOST}]+)?|v[0-9A-Fa-f]+\\.[^{_NOT_IN_HOST}]+)\\])")
 URL_PATTERN = (
-    "^[" + SPACES + "]*[Hh][Tt][Tt][Pp][Ss]?://"
-    "[^" + SPACES + r"/?#@:\[\]\x00-\x1f\x7f\u2047-\u2049\u2100\u2101\u2105\u2106\u2a74\ufe13\ufe16\ufe55\ufe56"
-    r"\ufe5f\ufe6b\uff03\uff0f\uff1a\uff1f\uff20]+"
+    f"^[{SPACES}]*[Hh][Tt][Tt][Pp][Ss]?://{_HOST}"
     r"(:0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})?)?"
-    "([/?#][^" + SPACES + r"\x00-\x1f\x7f]*)?[" + SPACES + "]*$"
+    f"([/?#][^{SPACES}\\x00-\\x1f\\x7f]*)?[{SPACES}]*$"
 )
 SCHEME = "HTTPBearer"
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
