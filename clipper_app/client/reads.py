@@ -30,6 +30,7 @@ from clipper.job.status import JobState, JobStatus, RunningActivity, StageProgre
 from clipper.store.refs import ArtifactRef
 from clipper_app.client.common import NO_WORKER, SERVER_STATES, ClientBase, JobNotFinished, JobNotFound
 from clipper_app.client.recent import Recent
+from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
 
 RESULT_TYPES = ("MediaJob", "ImportedJob")  # workflows whose result is a JobResult
@@ -144,10 +145,20 @@ class StatusMethods(ClientBase):
         return status
 
     async def _server_status(self, job_id: str, desc: WorkflowExecutionDescription) -> JobStatus:
-        """No worker is answering queries: what the server knows, instead of hanging."""
-        return JobStatus(job_id=job_id, url=await desc.static_summary() or "",
-                         state=SERVER_STATES.get(desc.status, JobState.queued),
-                         started_at=desc.start_time, finished_at=desc.close_time)
+        """No worker is answering queries: what the server knows, instead of hanging — the execution's status and
+        times, and the job's last search attributes (state, stage, progress, priority, title), so a reader that
+        saw the job at 75 % does not see it drop to 0 while a query cannot be answered."""
+        attrs = desc.typed_search_attributes
+        state = SERVER_STATES.get(desc.status, JobState.queued)
+        if desc.close_time is None and attrs.get(sa.CLIPPER_STATE) in {s.value for s in JobState}:
+            state = JobState(attrs.get(sa.CLIPPER_STATE))
+        status = JobStatus(job_id=job_id, url=await desc.static_summary() or "", state=state,
+                           started_at=desc.start_time, finished_at=desc.close_time,
+                           current_stage=attrs.get(sa.CLIPPER_STAGE) or None, title=attrs.get(sa.CLIPPER_TITLE))
+        status.progress = (attrs.get(sa.CLIPPER_PROGRESS) or 0) / 100
+        if attrs.get(sa.CLIPPER_PRIORITY) is not None:
+            status.priority = attrs.get(sa.CLIPPER_PRIORITY)
+        return status
 
     async def _heartbeat(self, pending: Any) -> StageProgress | None:
         """The progress in a pending activity's last heartbeat; None without one (or with details that are no

@@ -14,8 +14,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from clipper.job.status import JobState, StageState
 from clipper_app.client import ClipperClient, JobFailed, JobNotFinished
 from tests.helpers import run
+from tests.helpers.jobs import until
 from tests.helpers.standins import StandIns, fail, harness, outcome, standin_settings, wait_for_retry
 from tests.helpers.webserver import web_server
+from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
 
 
@@ -80,3 +82,30 @@ def test_a_failed_job_queried_once_is_still_read_when_no_worker_runs(settings):
     assert after == while_running
     assert after.state == JobState.failed and after.error is not None and after.error.type == "SomeError"
     assert after.stage("quotes").state == StageState.failed
+
+
+@pytest.mark.slow
+def test_a_running_job_no_worker_answers_for_shows_where_it_was(settings):
+    """Its query cannot be answered: the status says what the server knows — the job's last state, stage,
+    progress and priority from its search attributes — not a job back at 0 %."""
+    settings = standin_settings(settings)
+    fakes = StandIns(held={"quotes"})
+
+    async def body():
+        async with harness(settings, fakes, priority=2) as (clipper, job):
+            await until(lambda: fakes.of("quotes"), what="the quotes stage to start")
+
+            async def published():
+                attrs = (await clipper.describe(job)).typed_search_attributes
+                return attrs.get(sa.CLIPPER_STAGE) == "quotes" and attrs
+            attrs = await until(published, what="the quotes stage in the search attributes")
+            live = await clipper.status(job)
+        reader = ClipperClient(clipper.client, settings)
+        reader.query_timeout_s = 1.0
+        await no_worker_answers(reader, job)
+        return live, attrs, await reader.status(job)
+
+    live, attrs, seen = run(body())
+    assert live.current_stage == "quotes" and live.progress > 0
+    assert seen.state == JobState.running and seen.current_stage == "quotes" and seen.priority == 2
+    assert seen.progress == attrs.get(sa.CLIPPER_PROGRESS) / 100 > 0
