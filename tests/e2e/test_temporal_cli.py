@@ -86,7 +86,7 @@ def test_job_through_the_temporal_cli(settings, media_server):
                 break
             await asyncio.sleep(0.3)
         mine = await listed(settings, f'WorkflowId="{job_id}" AND ClipperState="done" AND ClipperPriority=1')
-        title = result["result"]["title"]
+        title = result["result"]["status"]["title"]
         titled = await listed(settings, f'ClipperTitle="{title}" AND WorkflowId STARTS_WITH "{job_id}"')
         jobs_only = await listed(settings, f'WorkflowId STARTS_WITH "{job_id}" AND ClipperKind IS NULL')
         helpers = await listed(settings, f'WorkflowId STARTS_WITH "{job_id}" AND ClipperKind="helper"')
@@ -105,6 +105,6 @@ def test_job_through_the_temporal_cli(settings, media_server):
     assert job_id in seen["done"], f"{job_id} never listed under ClipperState=\"done\""
     assert seen["mine"] == [job_id]
     # What the Web UI's list can show as columns and filter on (docs/monitoring.md): the title, and helpers marked.
-    assert job["title"] and seen["titled"] == [job_id]
+    assert job["status"]["title"] and seen["titled"] == [job_id]
     assert seen["jobs_only"] == [job_id]
     assert len(seen["helpers"]) == 1 and seen["helpers"][0].startswith(f"{job_id}/names-"), seen["helpers"]
