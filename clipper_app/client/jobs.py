@@ -30,6 +30,7 @@ from clipper_app.client.breakers import BreakerClient
 from clipper_app.client.common import (
     ArtifactNotFound, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
 )
+from clipper_app.client.delete import DeleteMethods
 from clipper_app.client.history import AuditEntry, audit_log, imported_from
 from clipper_app.client.listing import ListingMethods
 from clipper_app.client.outputs import OutputMethods
@@ -47,7 +48,7 @@ def refused(err: WorkflowUpdateFailedError | WorkflowFailureError) -> InvalidReq
     return InvalidRequest(getattr(cause, "message", None) or str(cause))
 
 
-class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods):
+class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods, DeleteMethods):
     """`read_max_age_s`: how long a job's status (and a jobs list) is reused (clipper_app/client/reads.py); by
     default only concurrent reads share one, the web app keeps them a second."""
 
