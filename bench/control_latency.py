@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:  # `python bench/control_latency.py` as well as `p
 
 from temporalio.api.enums.v1 import PendingActivityState  # noqa: E402
 
+from bench.options import names_from  # noqa: E402
 from bench.load import event_time, json_log_events  # noqa: E402
 from bench.worker_process import bench_worker_env, start_dev_server, start_worker, stop_worker  # noqa: E402
 from clipper.config import Settings  # noqa: E402
@@ -279,10 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="runs per case and signal (default 2)")
     parser.add_argument("--keep", type=Path, help="keep the server's database, the storage and the worker's log here")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.cases.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+    names = names_from(parser, args.cases, CASES, "case")
     signals = tuple(s for s in SIGNALS if s.split()[0] in args.signals.split(","))
     load = os.getloadavg()[0]
     measures = run_control_latency(names, signals, args.runs, args.keep)

@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # `python bench/web_load.py` as well as `python -
 
 import httpx  # noqa: E402
 
+from bench.options import names_from  # noqa: E402
 from bench.worker_process import bench_worker_env, kill_worker, start_dev_server, stop_worker, wait_for_log  # noqa: E402
 from clipper.config import Settings  # noqa: E402
 from clipper_app.client import ClipperClient, connect  # noqa: E402
@@ -238,10 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--app-root", type=Path, default=ROOT, help="the checkout whose worker and web server run")
     ap.add_argument("--workdir", type=Path, help="keep the dev server's database, the store and the logs here")
     args = ap.parse_args(argv)
-    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
-    unknown = [r for r in routes if r not in ROUTES]
-    if unknown:
-        ap.error(f"unknown route(s) {', '.join(unknown)}; known: {', '.join(ROUTES)}")
+    routes = names_from(ap, args.routes, ROUTES, "route")
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     print(f"# {os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} at start",
           flush=True)
