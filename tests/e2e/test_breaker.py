@@ -13,7 +13,7 @@ from clipper.job.outputs import QuoteSet, Summary
 from clipper.job.request import JobResult
 from clipper.ops.breaker import BreakerPhase, BreakerReport, provider_key
 from clipper.store.local import ArtifactStore
-from clipper_app.client import ClipperClient, connect
+from clipper_app.client import ClipperClient, connect, ensure_search_attributes
 from clipper_app.client.breakers import BreakerClient
 from clipper_app.workers.pools import build_worker
 from scripts.devserver import DevServer, free_port
@@ -132,6 +132,7 @@ def test_the_breaker_survives_worker_and_server_restarts(settings, tmp_path: Pat
 
     async def open_it():
         client = await connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)  # as a worker does at start
         breakers = BreakerClient(client, settings.task_queue, policy)
         async with build_worker(client, settings):
             await breakers.report("api.example.com", failure)
