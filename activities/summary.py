@@ -25,6 +25,7 @@ class SummaryActivity:
 
     def _summarize(self, request: TextStageInput, run: StageRun) -> SummaryOutput:
         from clipper.llm import get_text_engine
+        from clipper.llm.budget import fit, tokens_noted
         from clipper.text.chapters import ChapterList, chapters_markdown
         from clipper.text.formats import summary_markdown
         from clipper.text.summary import summarize
@@ -39,6 +40,9 @@ class SummaryActivity:
         gate = gate_for(self.deps.breakers, run, waits=settings.llm_fallback != "offline")
         engine = get_text_engine(settings, request.options.text_engine, gate)
         run.progress = StageProgress(unit="chunks")
+        # The chunk budget in the model's tokens where its server counts them; tokens arriving are progress (in
+        # the heartbeat), and a cancel closes the request being read.
+        settings = fit(settings, engine, transcript, run.stop.is_set, tokens_noted(run.progress))
         summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set,
                             speakers=speakers)
         run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points),
