@@ -60,6 +60,21 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def own_temporal_server(tmp_path_factory: pytest.TempPathFactory):
+    """A dev server for one module alone: for the modules that load a server hard (Schemathesis' thousand
+    requests) or time what a page shows, so neither their load nor what earlier tests left running on the
+    session's server reaches the other."""
+    server = DevServer(tmp_path_factory.mktemp("temporal-own") / "temporal.db").start()
+
+    async def register() -> None:
+        await ensure_search_attributes(await Client.connect(server.address), "default")
+
+    run(register())
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def settings(temporal_server: DevServer, tmp_path: Path) -> Settings:
     return Settings(

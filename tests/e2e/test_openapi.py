@@ -45,8 +45,8 @@ RECEIVER = "http://127.0.0.1:9/hook"  # allowed by CLIPPER_ALLOWED_HOSTS (tests/
 
 
 @pytest.fixture(scope="module")
-def api(temporal_server, tmp_path_factory) -> LiveApi:
-    with live_api(temporal_server.address, tmp_path_factory.mktemp("api")) as running:
+def api(own_temporal_server, tmp_path_factory) -> LiveApi:
+    with live_api(own_temporal_server.address, tmp_path_factory.mktemp("api")) as running:
         yield running
 
 

@@ -23,8 +23,8 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def job(temporal_server, tmp_path_factory) -> PageJob:
-    with finished_job(temporal_server.address, tmp_path_factory.mktemp("pages")) as finished:
+def job(own_temporal_server, tmp_path_factory) -> PageJob:
+    with finished_job(own_temporal_server.address, tmp_path_factory.mktemp("pages")) as finished:
         yield finished
 
 
