@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -48,16 +50,25 @@ def s3_endpoint():
         yield endpoint
 
 
-@pytest.fixture(scope="session")
-def temporal_server(tmp_path_factory: pytest.TempPathFactory):
-    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db").start()
+@contextlib.contextmanager
+def dev_server(folder: Path) -> Iterator[DevServer]:
+    """A dev server on free ports with the search attributes registered (as a worker does at start)."""
+    server = DevServer(folder / "temporal.db").start()
 
     async def register() -> None:
         await ensure_search_attributes(await Client.connect(server.address), "default")
 
-    run(register())
-    yield server
-    server.stop()
+    try:
+        run(register())
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory):
+    with dev_server(tmp_path_factory.mktemp("temporal")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +76,8 @@ def own_temporal_server(tmp_path_factory: pytest.TempPathFactory):
     """A dev server for one module alone: for the modules that load a server hard (Schemathesis' thousand
     requests) or time what a page shows, so neither their load nor what earlier tests left running on the
     session's server reaches the other."""
-    server = DevServer(tmp_path_factory.mktemp("temporal-own") / "temporal.db").start()
-
-    async def register() -> None:
-        await ensure_search_attributes(await Client.connect(server.address), "default")
-
-    run(register())
-    yield server
-    server.stop()
+    with dev_server(tmp_path_factory.mktemp("temporal-own")) as server:
+        yield server
 
 
 @pytest.fixture
