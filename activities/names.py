@@ -45,19 +45,19 @@ class RenderNamesActivity:
             refs = {n: store.valid_ref(job, n) for n in SOURCES}
             rendering = "report.json" in manifest and all(refs.values())
             speakers = named_speakers(store, job, request.names)  # a refused name changes nothing, cuts no version
-            if not rendering:  # the report (and the audiograms) are still to come and render the names themselves
-                store.put_model(job, SPEAKERS, speakers, STAGE)
-                log.info("speakers.named", names=len(speakers.names()))
-                return speakers.names()
-            videos = self._videos(job, refs, speakers) if INDEX in manifest else None
-            kept = list(RENDERED) + ([INDEX, *videos.changing()] if videos and videos.changing() else [])
+            # The report (and the audiograms) still to come render the names themselves: only speakers.json now.
+            videos = self._videos(job, refs, speakers) if rendering and INDEX in manifest else None
+            redraw = videos.changing() if videos is not None else []
+            kept = (list(RENDERED) + ([INDEX, *redraw] if redraw else [])) if rendering else [SPEAKERS]
             archive(store, job, STAGE, kept, "speaker names", job_options(store, job), settings.keep_versions)
-            store.put_model(job, SPEAKERS, speakers, STAGE)  # the audiograms read the names from here
-            if videos is not None and videos.changing():
-                draw_audiograms(store, settings, job, videos, STAGE, lambda: False, lambda: None)
-                log.info("audiograms.redrawn", count=len(videos.changing()))
-            output = render_outputs(store, job, refs, STAGE, request.names)
-            speakers = store.read_model(job, output.speakers, SpeakerSet)
+            if not rendering:
+                store.put_model(job, SPEAKERS, speakers, STAGE)
+            else:
+                if redraw:  # the plan carries the new speaker lines; render_outputs then writes speakers.json
+                    draw_audiograms(store, settings, job, videos, STAGE, lambda: False, lambda: None)
+                    log.info("audiograms.redrawn", count=len(redraw))
+                output = render_outputs(store, job, refs, STAGE, request.names)
+                speakers = store.read_model(job, output.speakers, SpeakerSet)
         except InvalidRequest as err:
             raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from None
         log.info("speakers.named", names=len(speakers.names()))
