@@ -102,7 +102,7 @@ class StatusMethods(ClientBase):
         if desc.workflow_type not in RESULT_TYPES:  # a batch or a helper workflow: its status is no job's
             raise JobNotFound(f"{job_id} is not a job but a {desc.workflow_type} workflow")
         if desc.close_time is None:
-            return JobView(status=await self._live_status(job_id))
+            return JobView(status=await self._live_status(job_id, desc))
         key = (job_id, desc.run_id or "")
         view = await self.reads.closed.get(key, lambda: self._closed_view(job_id, desc))
         if not view.final:
@@ -112,7 +112,7 @@ class StatusMethods(ClientBase):
     async def _closed_view(self, job_id: str, desc: WorkflowExecutionDescription) -> JobView:
         execution = desc.status.name.lower() if desc.status else "closed"
         handle = self.client.get_workflow_handle(job_id, run_id=desc.run_id, result_type=JobResult)
-        if desc.status == WorkflowExecutionStatus.COMPLETED and desc.workflow_type in RESULT_TYPES:
+        if desc.status == WorkflowExecutionStatus.COMPLETED:  # a job's workflow (`_view`): its result is a JobResult
             with self.translating(job_id):
                 result = await handle.result(follow_runs=False)
             return JobView(status=result.status, closed=True, execution=execution, result=result)
@@ -126,7 +126,8 @@ class StatusMethods(ClientBase):
                            final=False)
         return JobView(status=status, closed=True, execution=execution)
 
-    async def _live_status(self, job_id: str) -> JobStatus:
+    async def _live_status(self, job_id: str, desc: WorkflowExecutionDescription) -> JobStatus:
+        """`desc`: the describe that found the job running, what the server knows if no worker answers."""
         try:
             with self.translating(job_id):
                 status = await self.handle(job_id).query(
@@ -134,7 +135,7 @@ class StatusMethods(ClientBase):
         except RPCError as err:
             if err.status not in NO_WORKER:
                 raise
-            return await self._server_status(job_id, await self.describe(job_id))
+            return await self._server_status(job_id, desc)
         # The pending activities are read after the query: a chunk the workflow has counted as finished is no
         # longer pending, so it is never counted twice (one finishing in between is missed for one look).
         desc = await self.describe(job_id)
