@@ -62,7 +62,7 @@ class OutputMethods(StatusMethods, TypedOutputs):
     async def current(self, job_id: str, listed: dict[str, ArtifactRef]) -> dict[str, ArtifactRef]:
         """Each listed artifact as the store's manifest has it now: naming speakers renders the transcript, quotes
         and report again after the job's result recorded them, and the manifest vouches for the new files."""
-        manifest = await asyncio.to_thread(self.files.manifest, job_id)
+        manifest = await self.reads.manifests.get(job_id, lambda: asyncio.to_thread(self.files.manifest, job_id))
         return {name: manifest.get(name, ref) for name, ref in listed.items()}
 
     # --- files of listed artifacts: what a caller that lists them (the web app) reads and serves ---

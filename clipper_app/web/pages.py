@@ -156,21 +156,44 @@ async def jobs_page(request: Request, state: str | None = None,
 @pages.get("/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depends(client)) -> HTMLResponse:
     try:
-        status: JobStatus = (await clipper.job_view(job_id)).status  # shared, only read: no copy
+        view = await clipper.job_view(job_id)  # shared, only read: no copy
     except ClipperError as err:
         return _page(request, "error.html", status_code=status_of(err), error=err.type_name, detail=str(err))
+    status: JobStatus = view.status
     try:
         refs = await _job_manifest(clipper, job_id)
-        key = (job_id, tuple(sorted((name, ref.sha256) for name, ref in refs.items())))
-        outputs = await request.app.state.page_outputs.get(key, lambda: read_outputs(clipper, job_id, refs))
+        files = tuple(sorted((name, ref.sha256) for name, ref in refs.items()))
     except ClipperError as err:  # a failed or cancelled job has no outputs to show; a damaged artifact is named
-        outputs = Outputs(note=None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}")
-    return _page(request, "job.html", job=status, state=shown_state(status), out=outputs)
+        note = None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}"
+        return _page(request, "job.html", job=status, state=shown_state(status), out=Outputs(note=note))
+    if not (view.closed and view.final):  # its status changes: rendered afresh each time
+        return (await _job_page(request, clipper, status, refs, files))[0]
+    # A closed job's page depends only on its end status and its files: rendered once per version of them.
+    key = (job_id, view.execution, status.finished_at, files, str(request.base_url),
+           bool(request.app.state.settings.web_token))
+    kept = request.app.state.closed_pages
+    page, whole = await kept.get(key, lambda: _job_page(request, clipper, status, refs, files))
+    if not whole:
+        kept.forget(key)  # a damaged file is looked at again next time
+    return HTMLResponse(page.body, status_code=page.status_code, headers=PAGE_HEADERS)
+
+
+async def _job_page(request: Request, clipper: ClipperClient, status: JobStatus, refs: dict[str, ArtifactRef],
+                    files: tuple[tuple[str, str], ...]) -> tuple[HTMLResponse, bool]:
+    """The job's page, and whether every output it shows was read whole."""
+    try:
+        outputs = await request.app.state.page_outputs.get(
+            (status.job_id, files), lambda: read_outputs(clipper, status.job_id, refs))
+    except ClipperError as err:  # a damaged artifact is named
+        note = None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}"
+        return _page(request, "job.html", job=status, state=shown_state(status), out=Outputs(note=note)), False
+    return _page(request, "job.html", job=status, state=shown_state(status), out=outputs), True
 
 
 def mount(app: FastAPI) -> None:
     """The pages and their static files (CSS, JS), on the app the JSON API is on."""
     app.state.page_outputs = Recent(None, size=OUTPUTS_KEPT)  # many at once of one page: one read (job_page)
+    app.state.closed_pages = Recent(None, size=OUTPUTS_KEPT)  # a closed job's page, rendered once (job_page)
     app.include_router(pages)
     app.include_router(posters.router)  # `/jobs/{id}/posters/…`: a frame of each audiogram for its player
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
