@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from clipper.follow.every import EVERY_DEFAULT_S
 from clipper.job.batch import JobTemplate
+from clipper.job.stages import FOLLOW, StagePolicy
 
 RECORD_FILE = "follow.json"
 FOLLOW_STAGE = "follow"  # the `stage` recorded in the follow folder's manifest
@@ -64,6 +65,8 @@ class FollowRequest(BaseModel):
     max_failures: int = Field(MAX_FAILURES_DEFAULT, ge=1, le=1000)
     concurrency: int = Field(3, ge=1, le=100)  # job starts in flight at once
     max_starts: int = Field(MAX_STARTS_DEFAULT, ge=1, le=10_000)
+    # The check's retry policy: the stage table's row `follow`, with the client's CLIPPER_POLICIES__FOLLOW__….
+    policy: StagePolicy = Field(default_factory=lambda: FOLLOW.policy)
 
 
 class FollowJob(BaseModel):

@@ -1,0 +1,146 @@
+"""Follows on a real dev server: a local HTTP server serves an RSS feed the test edits, an in-process worker runs
+the follow's checks. The jobs the checks start stay queued at their download (only the workflow pool runs here),
+so a test counts them without running a pipeline, and terminates them at its end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from temporalio.client import Client
+
+from clipper.errors import FollowNotFound
+from clipper.job.stages import StagePolicy
+from clipper_app.client import ClipperClient, connect
+from clipper_app.workers.pools import build_worker
+from tests.helpers.feeds import rss
+from tests.helpers.httpserver import serve
+from tests.helpers.jobs import until
+
+pytestmark = pytest.mark.slow
+
+FEED = "/show/feed.xml"
+QUICK = StagePolicy(initial_interval_s=0.2, max_interval_s=0.5, max_attempts=2, heartbeat_timeout_s=10,
+                    timeout_base_s=60)
+
+
+def items(server, *guids: str) -> list[tuple[str, str]]:
+    return [(g, server.url(f"/media/{g}.mp3")) for g in guids]
+
+
+def publish(server, *guids: str) -> None:
+    server.files[FEED] = (rss(items(server, *guids)), "application/rss+xml")
+
+
+async def media_jobs(client: Client, queue: str) -> list[str]:
+    return [w.id async for w in client.list_workflows(f'WorkflowType="MediaJob" AND TaskQueue="{queue}"')]
+
+
+async def checks(clipper: ClipperClient, follow_id: str, more_than: int) -> int:
+    """Waits for a check after the `more_than`th (the record counts them) and returns the count."""
+    async def counted():
+        info = await clipper.follow_info(follow_id)
+        return info.last_check_at and (await asyncio.to_thread(clipper._record, follow_id)).checks > more_than
+
+    await until(counted, timeout=30, what=f"check {more_than + 1} of {follow_id}")
+    return (await asyncio.to_thread(clipper._record, follow_id)).checks
+
+
+@contextlib.asynccontextmanager
+async def following(settings):
+    client = await connect(settings)
+    clipper = ClipperClient(client, settings)
+    try:
+        async with build_worker(client, settings, pools=["workflow"]):
+            yield clipper, client
+    finally:
+        for job_id in await media_jobs(client, settings.task_queue):
+            with contextlib.suppress(Exception):
+                await client.get_workflow_handle(job_id).terminate("test over")
+
+
+async def jobs_settle(client: Client, queue: str, count: int) -> list[str]:
+    """The MediaJobs on the queue once visibility shows `count` (it lags the starts a little)."""
+    return await until(lambda: _exactly(client, queue, count), timeout=20, what=f"{count} jobs listed")
+
+
+async def _exactly(client: Client, queue: str, count: int) -> list[str] | None:
+    found = await media_jobs(client, queue)
+    assert len(found) <= count, f"more jobs than items: {found}"
+    return found if len(found) == count else None
+
+
+def test_items_become_one_job_each_and_pause_and_unfollow_stop_it(settings):
+    settings = settings.model_copy(update={"policies": {**settings.policies, "follow": QUICK}})
+
+    async def main():
+        with serve({}) as server:
+            publish(server, "ep2", "ep1")
+            async with following(settings) as (clipper, client):
+                queue = settings.task_queue
+                follow_id = (await clipper.follow(server.url(FEED), every_s=10)).job_id
+                assert (await clipper.follow(server.url(FEED), every_s=10)).existing  # the same source: one follow
+                n = await checks(clipper, follow_id, 0)
+                first = await jobs_settle(client, queue, 2)
+                info = await clipper.follow_info(follow_id)
+                assert info.jobs_started == 2 and info.items_seen == 2 and info.title == "A show"
+                assert info.last_result == "ok: 2 new" and not info.paused
+
+                # A new item, listed twice (a duplicate guid): one job; the old ones are not started again.
+                server.files[FEED] = (rss(items(server, "ep3", "ep3", "ep2", "ep1")), "application/rss+xml")
+                await clipper.check_follow_now(follow_id)
+                n = await checks(clipper, follow_id, n)
+                assert set(first) < set(await jobs_settle(client, queue, 3))
+
+                # Paused: no check, whatever the feed lists.
+                assert (await clipper.pause_follow(follow_id)).paused
+                n = (await asyncio.to_thread(clipper._record, follow_id)).checks
+                publish(server, "ep4", "ep3", "ep2", "ep1")
+                await asyncio.sleep(12)  # longer than --every
+                assert (await asyncio.to_thread(clipper._record, follow_id)).checks == n
+                assert len(await media_jobs(client, queue)) == 3
+
+                # Resumed: the next check takes what came meanwhile.
+                assert not (await clipper.resume_follow(follow_id)).paused
+                await clipper.check_follow_now(follow_id)
+                n = await checks(clipper, follow_id, n)
+                await jobs_settle(client, queue, 4)
+                assert [f.follow_id for f in await clipper.follows()].count(follow_id) == 1
+
+                # Unfollowed: no more checks, no more jobs.
+                await clipper.unfollow(follow_id)
+                publish(server, "ep5", "ep4", "ep3", "ep2", "ep1")
+                await asyncio.sleep(12)
+                assert len(await media_jobs(client, queue)) == 4
+                with pytest.raises(FollowNotFound):
+                    await clipper.follow_info(follow_id)
+
+    asyncio.run(main())
+
+
+def test_a_feed_that_404s_shows_its_error_and_pauses_itself(settings):
+    settings = settings.model_copy(update={"policies": {**settings.policies, "follow": QUICK},
+                                           "follow_max_failures": 2})
+
+    async def main():
+        with serve({}) as server:
+            server.set_status(FEED, 404)
+            async with following(settings) as (clipper, client):
+                follow_id = (await clipper.follow(server.url(FEED), every_s=10)).job_id
+                await checks(clipper, follow_id, 0)
+                info = await clipper.follow_info(follow_id)
+                assert info.failures == 1 and "MediaNotFound" in info.last_result and "404" in info.last_result
+                assert not info.paused
+                assert len(server.seen(FEED)) == 2  # the check asked again (its retry policy) before giving up
+                await clipper.check_follow_now(follow_id)
+                info = await until(lambda: _paused(clipper, follow_id), timeout=30, what="the follow pausing itself")
+                assert info.failures == 2 and "failed checks in a row" in (info.note or "")
+                assert not await media_jobs(client, settings.task_queue)
+
+    asyncio.run(main())
+
+
+async def _paused(clipper: ClipperClient, follow_id: str):
+    info = await clipper.follow_info(follow_id)
+    return info if info.paused else None
