@@ -38,6 +38,14 @@ from clipper.follow.model import (
 from clipper.job.request import JobRequest
 from clipper.store.local import now_utc
 
+HEARTBEAT_EVERY_S = 2.0
+
+
+async def _heartbeats() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY_S)
+
 
 def load_record(deps: StageDeps, request: FollowRequest) -> FollowRecord:
     ref = deps.store.valid_ref(request.follow_id, RECORD_FILE)
@@ -52,6 +60,15 @@ class CheckFollowActivity:
 
     @activity.defn(name="check_follow")
     async def run(self, request: FollowRequest) -> FollowCheckResult:
+        # Heartbeats all along (listing a long feed included): a check whose worker died is retried within the
+        # row's short heartbeat timeout, not held until its start-to-close timeout (the schedule skips meanwhile).
+        beating = asyncio.create_task(_heartbeats())
+        try:
+            return await self.check(request)
+        finally:
+            beating.cancel()
+
+    async def check(self, request: FollowRequest) -> FollowCheckResult:
         log = structlog.get_logger().bind(follow_id=request.follow_id, attempt=activity.info().attempt)
         try:
             record = await asyncio.to_thread(load_record, self.deps, request)
@@ -100,7 +117,6 @@ class CheckFollowActivity:
                 except WorkflowAlreadyStartedError:
                     pass  # started by an earlier attempt of this check that died before its record was written
                 jobs.append(FollowJob(job_id=job_id, url=item.url, title=item.title, at=now_utc()))
-                activity.heartbeat(len(jobs))
 
         await asyncio.gather(*(start(key, item) for key, item in plan.start))
         return jobs

@@ -133,7 +133,7 @@ BATCH = Stage("batch", "workflow", StagePolicy(initial_interval_s=2, max_interva
 # a check that gave up (and pause the follow after too many). A source that fails is asked again with backoff
 # within the check; the schedule asks again at the next interval.
 FOLLOW = Stage("follow", "workflow", StagePolicy(initial_interval_s=2, max_interval_s=30, max_attempts=3,
-                                                 lost_worker_attempts=3, heartbeat_timeout_s=60, timeout_base_s=900),
+                                                 lost_worker_attempts=3, heartbeat_timeout_s=10, timeout_base_s=900),
                activities=("check_follow", "follow_failed"))
 POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
 
