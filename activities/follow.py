@@ -39,6 +39,25 @@ from clipper.job.request import JobRequest
 from clipper.store.local import now_utc
 
 HEARTBEAT_EVERY_S = 2.0
+# Prometheus (the SDK's meter, as the stages' metrics: activities/metrics.py), each with the activity's namespace,
+# task queue and type; `clipper_follow_items_seen` per follow, so `count()` of it is the follows checked.
+CHECKS = "clipper_follow_checks_total"  # result: ok | failed
+ITEMS_FOUND = "clipper_follow_items_found_total"  # new items a check found (started, skipped or left)
+JOBS_STARTED = "clipper_follow_jobs_started_total"
+FAILURES = "clipper_follow_failures_total"  # failed checks by error type (one per check that gave up)
+ITEMS_SEEN = "clipper_follow_items_seen"
+
+
+def record_metrics(follow_id: str, result: FollowCheckResult, seen: int) -> None:
+    meter = activity.metric_meter()
+    meter.create_counter(CHECKS, "Follow checks").add(1, {"result": "failed" if result.error else "ok"})
+    if result.error:
+        kind = result.error.partition(":")[0] or "Error"
+        meter.create_counter(FAILURES, "Follow checks that gave up").add(1, {"error_type": kind})
+    else:
+        meter.create_counter(ITEMS_FOUND, "New items follow checks found").add(result.new + result.skipped)
+        meter.create_counter(JOBS_STARTED, "Jobs follow checks started").add(result.started)
+    meter.create_gauge(ITEMS_SEEN, "Items a follow has seen").set(seen, {"follow_id": follow_id})
 
 
 async def _heartbeats() -> None:
@@ -91,8 +110,10 @@ class CheckFollowActivity:
                                                                         if plan.left else "")
         await asyncio.to_thread(self.deps.store.put_model, request.follow_id, RECORD_FILE, record, FOLLOW_STAGE)
         log.info("follow.checked", listed=plan.listed, started=len(jobs), skipped=len(plan.skip), left=plan.left)
-        return FollowCheckResult(follow_id=request.follow_id, listed=plan.listed, new=len(plan.start) + plan.left,
-                                 started=len(jobs), skipped=len(plan.skip), left=plan.left)
+        result = FollowCheckResult(follow_id=request.follow_id, listed=plan.listed, new=len(plan.start) + plan.left,
+                                   started=len(jobs), skipped=len(plan.skip), left=plan.left)
+        record_metrics(request.follow_id, result, record.items_seen)
+        return result
 
     def plan(self, request: FollowRequest, record: FollowRecord) -> tuple[CheckPlan, str | None]:
         listing = list_source(request.source, self.deps.settings)
@@ -141,5 +162,7 @@ class FollowFailedActivity:
         await asyncio.to_thread(self.deps.store.put_model, request.follow_id, RECORD_FILE, record, FOLLOW_STAGE)
         structlog.get_logger().warning("follow.check_failed", follow_id=request.follow_id, error=failure.error,
                                        failures=record.failures, paused=pause)
-        return FollowCheckResult(follow_id=request.follow_id, error=failure.error, failures=record.failures,
-                                 paused=pause)
+        result = FollowCheckResult(follow_id=request.follow_id, error=failure.error, failures=record.failures,
+                                   paused=pause)
+        record_metrics(request.follow_id, result, record.items_seen)
+        return result

@@ -65,8 +65,6 @@ class FollowMethods(ClientBase):
         scheme, _, _ = check_url_syntax(source)
         if scheme not in NETWORK_SCHEMES:
             raise InvalidRequest(f"a followed source must be an http(s) URL, got {source!r}")
-        if since is not None and new_only:
-            raise InvalidRequest("give --since DATE or --new-only, not both")
         options = options or JobOptions()
         check_engines(options)
         check_job_model(options, self.settings)

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.request
 
+import httpx
 import pytest
 from temporalio.client import Client
 
+from activities.metrics import prometheus_runtime
 from clipper.errors import FollowNotFound
 from clipper.job.stages import StagePolicy
 from clipper_app.client import ClipperClient, connect
 from clipper_app.workers.pools import build_worker
+from scripts.devserver import free_port
 from tests.helpers.feeds import rss
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
+from tests.helpers.prometheus import samples
+from tests.helpers.webserver import web_server
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +54,8 @@ async def checks(clipper: ClipperClient, follow_id: str, more_than: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def following(settings):
-    client = await connect(settings)
+async def following(settings, runtime=None):
+    client = await connect(settings, runtime) if runtime else await connect(settings)
     clipper = ClipperClient(client, settings)
     try:
         async with build_worker(client, settings, pools=["workflow"]):
@@ -144,3 +150,51 @@ def test_a_feed_that_404s_shows_its_error_and_pauses_itself(settings):
 async def _paused(clipper: ClipperClient, follow_id: str):
     info = await clipper.follow_info(follow_id)
     return info if info.paused else None
+
+
+def test_follows_over_rest(settings):
+    """The same follow through `clipper web`: made, listed, paused, resumed, removed; an unknown id is a 404 problem."""
+    async def main():
+        with serve({}) as server, web_server(settings) as base:
+            publish(server, "ep1")
+            async with following(settings) as (clipper, _), httpx.AsyncClient(base_url=base, timeout=15) as http:
+                made = await http.post("/api/follows", json={"source": server.url(FEED), "every_s": 10})
+                assert made.status_code == 201, made.text
+                follow_id = made.json()["follow_id"]
+                assert (await http.post("/api/follows", json={"source": server.url(FEED)})).json()["existing"]
+                await checks(clipper, follow_id, 0)
+                listed = (await http.get("/api/follows")).json()
+                mine = next(f for f in listed if f["follow_id"] == follow_id)
+                assert mine["jobs_started"] == 1 and mine["every_s"] == 10 and mine["recent_jobs"][0]["job_id"]
+                assert (await http.post(f"/api/follows/{follow_id}/pause")).json()["paused"] is True
+                assert (await http.post(f"/api/follows/{follow_id}/resume")).json()["paused"] is False
+                assert (await http.delete(f"/api/follows/{follow_id}")).status_code == 204
+                gone = await http.get(f"/api/follows/{follow_id}")
+                assert gone.status_code == 404 and gone.json()["error"] == "FollowNotFound"
+                bad = await http.post("/api/follows", json={"source": server.url(FEED), "every_s": 5})
+                assert bad.status_code == 422
+
+    asyncio.run(main())
+
+
+def scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
+def test_follow_metrics(settings):
+    """Checks, items found, jobs started and failures on the worker's /metrics, as the stages' are."""
+    port = free_port()
+
+    async def main() -> str:
+        with serve({}) as server:
+            publish(server, "ep2", "ep1")
+            async with following(settings, prometheus_runtime(port, "127.0.0.1")[0]) as (clipper, _):
+                follow_id = (await clipper.follow(server.url(FEED), every_s=3600)).job_id
+                await checks(clipper, follow_id, 0)
+                return follow_id, await asyncio.to_thread(scrape, port)
+
+    follow_id, text = asyncio.run(main())
+    assert [v for labels, v in samples(text, "clipper_follow_checks_total") if labels["result"] == "ok"] == [1]
+    assert sum(v for _, v in samples(text, "clipper_follow_items_found_total")) == 2
+    assert sum(v for _, v in samples(text, "clipper_follow_jobs_started_total")) == 2
+    assert [v for labels, v in samples(text, "clipper_follow_items_seen") if labels["follow_id"] == follow_id] == [2]
