@@ -10,6 +10,7 @@ in the store (`follow.json`), read here for `follows`.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 
 from temporalio.client import (
@@ -49,6 +50,7 @@ from clipper_app.client.common import ClientBase, Submitted, check_engines, job_
 from workflows.follow_check import FollowCheck
 
 FOLLOW_PREFIX = "follow-"
+FOLLOW_ID = re.compile(FOLLOW_PREFIX + "[0-9a-f]{16}")  # follow_id_for's shape: nothing else is asked of the server
 
 
 class FollowMethods(ClientBase):
@@ -127,7 +129,7 @@ class FollowMethods(ClientBase):
         return self.store.read_model(follow_id, ref, FollowRecord) if ref else None
 
     async def _describe(self, follow_id: str):
-        if not follow_id.startswith(FOLLOW_PREFIX):
+        if not FOLLOW_ID.fullmatch(follow_id):
             raise FollowNotFound(f"{follow_id!r} is not a follow id (follow-<hex>): clipper follows lists them")
         try:
             return await self.client.get_schedule_handle(follow_id).describe()
