@@ -21,6 +21,7 @@ from scripts.devserver import free_port
 from tests.helpers.feeds import rss
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
+from tests.helpers.pagejob import chromium
 from tests.helpers.prometheus import samples
 from tests.helpers.webserver import web_server
 
@@ -166,6 +167,8 @@ def test_follows_over_rest(settings):
                 listed = (await http.get("/api/follows")).json()
                 mine = next(f for f in listed if f["follow_id"] == follow_id)
                 assert mine["jobs_started"] == 1 and mine["every_s"] == 10 and mine["recent_jobs"][0]["job_id"]
+                page = (await http.get("/follows")).text  # the Follows view: the follow, its job, its controls
+                assert follow_id in page and mine["recent_jobs"][0]["job_id"] in page and 'data-action="pause"' in page
                 assert (await http.post(f"/api/follows/{follow_id}/pause")).json()["paused"] is True
                 assert (await http.post(f"/api/follows/{follow_id}/resume")).json()["paused"] is False
                 assert (await http.delete(f"/api/follows/{follow_id}")).status_code == 204
@@ -198,3 +201,40 @@ def test_follow_metrics(settings):
     assert sum(v for _, v in samples(text, "clipper_follow_items_found_total")) == 2
     assert sum(v for _, v in samples(text, "clipper_follow_jobs_started_total")) == 2
     assert [v for labels, v in samples(text, "clipper_follow_items_seen") if labels["follow_id"] == follow_id] == [2]
+
+
+def test_the_follows_view_in_a_real_browser(settings):
+    """Add a follow from the form, see its check's result and job, pause it, remove it: in Chromium."""
+    from playwright.async_api import async_playwright
+
+    executable = chromium()
+
+    async def main():
+        with serve({}) as server, web_server(settings) as base:
+            publish(server, "ep1")
+            async with following(settings) as (clipper, _), async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+                page = await browser.new_page()
+                problems = []
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+                await page.goto(base + "/follows")
+                await page.fill("#follow-form input[name=source]", server.url(FEED))
+                await page.select_option("#follow-form select[name=every_s]", "10")
+                await page.click("#follow-form button[type=submit]")
+                row = page.locator("#follows tr[data-follow]")
+                await row.wait_for()
+                follow_id = await row.get_attribute("data-follow")
+                await checks(clipper, follow_id, 0)
+                await page.reload()
+                assert "ok: 1 new" in await row.inner_text() and await row.locator("a[href^='/jobs/']").count() == 1
+                await row.locator("button[data-action=pause]").click()
+                await page.wait_for_selector("#follows tr[data-paused=true]")
+                assert (await clipper.follow_info(follow_id)).paused
+                await page.locator("#follows button[data-action=remove]").click()
+                await page.wait_for_selector("#empty:not([hidden])")
+                assert not [f for f in await clipper.follows() if f.follow_id == follow_id]
+                await browser.close()
+                assert not problems, problems
+
+    asyncio.run(main())
