@@ -12,11 +12,12 @@ Everything through `ClipperClient` (clipper_app/client/follows.py), as the CLI d
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from clipper.follow.every import EVERY_DEFAULT_S, EVERY_MAX_S, EVERY_MIN_S
 from clipper.follow.model import FollowInfo
@@ -40,10 +41,24 @@ async def client(request: Request) -> ClipperClient:
     return request.app.state.clipper
 
 
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _date_text(value: Any) -> Any:
+    """A date as the document says it (an RFC 3339 string), never a number a lax datetime would take."""
+    if value is not None and not isinstance(value, datetime) and not (isinstance(value, str)
+                                                                       and RFC3339.fullmatch(value)):
+        raise ValueError("a date-time string (RFC 3339), e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
+DateText = Annotated[datetime, BeforeValidator(_date_text)]
+
+
 class Follow(Strict):
     source: MediaUrl = Field(description="a podcast feed (RSS/Atom), a channel, playlist or account URL (http(s))")
     every_s: whole(EVERY_MIN_S, EVERY_MAX_S) = Field(EVERY_DEFAULT_S, description="seconds between checks")
-    since: datetime | None = Field(None, description="clip only items published from then on")
+    since: DateText | None = Field(None, description="clip only items published from then on")
     new_only: StrictBool = Field(False, description="skip what the source lists now: clip only what comes")
     priority: Priority = Field(PRIORITY_DEFAULT, description=PRIORITY_RANGE)
     options: Options = Field(default_factory=Options)

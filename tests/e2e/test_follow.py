@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import urllib.request
 
 import httpx
@@ -22,6 +23,7 @@ from tests.helpers.feeds import rss
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
 from tests.helpers.pagejob import chromium
+from tests.helpers.processes import cli
 from tests.helpers.prometheus import samples
 from tests.helpers.webserver import web_server
 
@@ -236,5 +238,30 @@ def test_the_follows_view_in_a_real_browser(settings):
                 assert not [f for f in await clipper.follows() if f.follow_id == follow_id]
                 await browser.close()
                 assert not problems, problems
+
+    asyncio.run(main())
+
+
+def test_the_cli_follows_lists_pauses_and_unfollows(settings):
+    """`clipper follow`, `follows`, `follow --pause/--resume`, `unfollow` as a user types them; refusals are one line."""
+    async def main():
+        with serve({}) as server:
+            publish(server, "ep2", "ep1")
+            async with following(settings) as (clipper, _):
+                made = await cli(settings, "follow", server.url(FEED), "--every", "10s", "--language", "en", "--json")
+                assert made.code == 0, made.err
+                follow_id = json.loads(made.out)["follow_id"]
+                await checks(clipper, follow_id, 0)
+                listed = json.loads((await cli(settings, "follows", "--json")).out)
+                assert [(f["follow_id"], f["jobs_started"], f["paused"]) for f in listed] == [(follow_id, 2, False)]
+                table = await cli(settings, "follows", columns=160)
+                assert follow_id in table.out and "ok: " in table.out and "10s" in table.out and "A show" in table.out
+                assert (await cli(settings, "follow", "--pause", follow_id)).out.strip() == f"{follow_id}: paused"
+                assert (await cli(settings, "follow", "--resume", follow_id)).out.strip() == f"{follow_id}: following"
+                assert (await cli(settings, "unfollow", follow_id)).code == 0
+                unknown = await cli(settings, "unfollow", follow_id)
+                assert unknown.code == 2 and unknown.one_line_error().startswith("error FollowNotFound:")
+                fast = await cli(settings, "follow", server.url(FEED), "--every", "5s")
+                assert fast.code == 2 and "error InvalidRequest: --every '5s'" in fast.one_line_error()
 
     asyncio.run(main())
