@@ -23,7 +23,10 @@ import yt_dlp
 from clipper.config import Settings
 from clipper.errors import (
     ClipperError,
+    CredentialsInUrl,
     FeedEmpty,
+    ForbiddenAddress,
+    LocalPathNotAllowed,
     NoMediaFound,
     NotAFeed,
     UnsupportedUrl,
@@ -200,6 +203,6 @@ def _chain(ydl: GuardedYoutubeDL, response, head: bytes, url: str) -> Iterator[b
 
 
 def passes_with_time(err: ClipperError) -> bool:
-    """Whether a source's error may pass with time (retried, counted as a failed check) or never will."""
-    return not isinstance(err, (NotAFeed, UnsupportedUrl)) and type(err).__name__ not in (
-        "ForbiddenAddress", "CredentialsInUrl", "LocalPathNotAllowed")
+    """Whether a source's error may pass with time (a 404 may be a feed moving; retried within the check) or never
+    will (not a feed, an address or URL the guard refuses: the check gives up at once)."""
+    return not isinstance(err, (NotAFeed, UnsupportedUrl, ForbiddenAddress, CredentialsInUrl, LocalPathNotAllowed))
