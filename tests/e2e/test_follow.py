@@ -15,7 +15,9 @@ from temporalio.client import Client
 
 from activities.metrics import prometheus_runtime
 from clipper.errors import FollowNotFound
+from clipper.follow.model import follow_id_for
 from clipper.job.stages import StagePolicy
+from clipper.media.urls import canonical_url
 from clipper_app.client import ClipperClient, connect
 from clipper_app.workers.pools import build_worker
 from scripts.devserver import free_port
@@ -63,7 +65,12 @@ async def following(settings, runtime=None):
     try:
         async with build_worker(client, settings, pools=["workflow"]):
             yield clipper, client
-    finally:
+    finally:  # schedules are the server's, not the queue's: the session's other tests must not see these
+        async for listed in await client.list_schedules():
+            handle = client.get_schedule_handle(listed.id)
+            with contextlib.suppress(Exception):
+                if (await handle.describe()).schedule.action.task_queue == settings.task_queue:
+                    await handle.delete()
         for job_id in await media_jobs(client, settings.task_queue):
             with contextlib.suppress(Exception):
                 await client.get_workflow_handle(job_id).terminate("test over")
@@ -224,17 +231,17 @@ def test_the_follows_view_in_a_real_browser(settings):
                 await page.fill("#follow-form input[name=source]", server.url(FEED))
                 await page.select_option("#follow-form select[name=every_s]", "10")
                 await page.click("#follow-form button[type=submit]")
-                row = page.locator("#follows tr[data-follow]")
+                follow_id = follow_id_for(canonical_url(server.url(FEED)))
+                row = page.locator(f'#follows tr[data-follow="{follow_id}"]')
                 await row.wait_for()
-                follow_id = await row.get_attribute("data-follow")
                 await checks(clipper, follow_id, 0)
                 await page.reload()
                 assert "ok: 1 new" in await row.inner_text() and await row.locator("a[href^='/jobs/']").count() == 1
                 await row.locator("button[data-action=pause]").click()
-                await page.wait_for_selector("#follows tr[data-paused=true]")
+                await page.wait_for_selector(f'#follows tr[data-follow="{follow_id}"][data-paused=true]')
                 assert (await clipper.follow_info(follow_id)).paused
-                await page.locator("#follows button[data-action=remove]").click()
-                await page.wait_for_selector("#empty:not([hidden])")
+                await page.locator(f'#follows tr[data-follow="{follow_id}"] button[data-action=remove]').click()
+                await page.locator(f'#follows tr[data-follow="{follow_id}"]').wait_for(state="detached")
                 assert not [f for f in await clipper.follows() if f.follow_id == follow_id]
                 await browser.close()
                 assert not problems, problems
@@ -253,7 +260,8 @@ def test_the_cli_follows_lists_pauses_and_unfollows(settings):
                 follow_id = json.loads(made.out)["follow_id"]
                 await checks(clipper, follow_id, 0)
                 listed = json.loads((await cli(settings, "follows", "--json")).out)
-                assert [(f["follow_id"], f["jobs_started"], f["paused"]) for f in listed] == [(follow_id, 2, False)]
+                mine = [(f["follow_id"], f["jobs_started"], f["paused"]) for f in listed if f["follow_id"] == follow_id]
+                assert mine == [(follow_id, 2, False)]
                 table = await cli(settings, "follows", columns=160)
                 assert follow_id in table.out and "ok: " in table.out and "10s" in table.out and "A show" in table.out
                 assert (await cli(settings, "follow", "--pause", follow_id)).out.strip() == f"{follow_id}: paused"
