@@ -81,6 +81,8 @@ class StageDeps:
     # The providers' circuit breakers (clipper_app/client/breakers.py `BreakerClient`), set by a worker that has a Temporal
     # client; None: engines call their providers unguarded (activities/breaker.py `gate_for`).
     breakers: Any = None
+    # The worker's Temporal client, for activities that start or steer workflows (a follow's check starts jobs).
+    client: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageDeps:

@@ -172,6 +172,8 @@ class Settings(BaseSettings):
     retry_wait_s: float = 7 * 24 * 3600
     # Batches (`clipper submit-batch`): jobs of one batch running at once, unless --concurrency says otherwise.
     batch_concurrency: int = 3
+    # Follows (`clipper follow`): failed checks in a row after which a follow pauses itself and notifies.
+    follow_max_failures: int = Field(5, ge=1, le=1000)
     # Artifact versions (clipper/job/versions.py): a stage run again keeps its earlier outputs as versions/<N>/; at most
     # this many versions per job are kept, the oldest dropped first (0 = keep none).
     keep_versions: int = Field(5, ge=0)

@@ -311,6 +311,26 @@ class ImportNotRegistered(ClipperError):
     says, then import again."""
 
 
+# Follows (`clipper follow`): a feed or account watched on a schedule.
+
+
+class NotAFeed(ClipperError):
+    """A followed URL is not something that lists media: an HTML page with no feed or playlist in it, an XML
+    document that is no RSS/Atom feed, a feed that stopped parsing, or a single media (submit that instead).
+    Check the URL in a browser: a podcast's feed URL usually ends in .xml, /rss or /feed."""
+
+
+class FeedEmpty(ClipperError):
+    """A followed feed or playlist lists no item with a media URL (yet). A follow counts it as a failed check and
+    pauses itself after CLIPPER_FOLLOW_MAX_FAILURES of them; resume it once the source has items."""
+
+    non_retryable = False
+
+
+class FollowNotFound(ClipperError):
+    """No follow by that id on this server: `clipper follows` lists them."""
+
+
 def _subclasses(cls: type[ClipperError]) -> list[type[ClipperError]]:
     return [cls, *(d for sub in cls.__subclasses__() for d in _subclasses(sub))]
 

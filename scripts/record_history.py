@@ -19,6 +19,8 @@ Since then (each with its patch, docs/versions.md):
     python -m scripts.record_history 1.3-imported-done --imported               # new: ImportedJob
     python -m scripts.record_history 1.4-media-failed-cleaned --url https://10.0.0.1/episode.mp3  # failed-cleanup
     python -m scripts.record_history 1.5-media-titled                           # title-attribute
+    python -m scripts.record_history 1.6-follow-checked --follow                # new: FollowCheck
+    python -m scripts.record_history 1.6-follow-paused --follow-404             # ... a failing source pauses it
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versions.md).
@@ -140,6 +142,60 @@ async def record_imported(name: str, tmp: Path) -> Path:
     return save(name, history, tmp)
 
 
+FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>A show</title>'
+        b'<item><guid>ep2</guid><title>Two</title><enclosure url="https://example.com/2.mp3"/></item>'
+        b'<item><guid>ep1</guid><title>One</title><enclosure url="https://example.com/1.mp3"/></item></channel></rss>')
+
+
+async def record_follow(name: str, tmp: Path, missing: bool = False) -> Path:
+    """A FollowCheck's history: the first check of a follow of a two-item feed (two jobs started); or, with
+    `missing`, of a feed that answers 404: the check gives up, the follow pauses itself (limit 1) and notifies."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from clipper.job.stages import StagePolicy
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404 if missing else 200)
+            self.send_header("Content-Length", "0" if missing else str(len(FEED)))
+            self.end_headers()
+            if not missing:
+                self.wfile.write(FEED)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    server = DevServer(tmp / "temporal.db").start()
+    try:
+        quick = StagePolicy(initial_interval_s=0.2, max_interval_s=0.5, max_attempts=2, lost_worker_attempts=0)
+        settings = Settings(temporal_address=server.address, task_queue=f"record-{uuid.uuid4().hex[:6]}",
+                            storage_dir=tmp / "storage", allow_private_addresses=True, follow_max_failures=1,
+                            policies={"follow": quick})
+        client = await connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        clipper = ClipperClient(client, settings)
+        async with build_worker(client, settings, pools=["workflow", "io"]):
+            follow_id = (await clipper.follow(f"http://127.0.0.1:{http.server_address[1]}/feed.xml",
+                                              every_s=3600)).job_id
+            for _ in range(600):
+                runs = [w async for w in client.list_workflows('WorkflowType="FollowCheck" AND '
+                                                               'ExecutionStatus="Completed"')]
+                if runs:
+                    break
+                await asyncio.sleep(0.1)
+            history = await client.get_workflow_handle(runs[0].id, run_id=runs[0].run_id).fetch_history()
+            await clipper.unfollow(follow_id)
+            async for w in client.list_workflows('WorkflowType="MediaJob"'):
+                await client.get_workflow_handle(w.id).terminate("recorded")
+        return save(name, history, tmp)
+    finally:
+        server.stop()
+        http.shutdown()
+
+
 def save(name: str, history: WorkflowHistory, tmp: Path | None = None) -> Path:
     out = ROOT / "tests" / "histories" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
@@ -183,8 +239,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, metavar="N", help="a BatchJob of N copies of the sample")
     parser.add_argument("--breaker", action="store_true", help="a provider's circuit breaker opening and closing")
     parser.add_argument("--imported", action="store_true", help="a finished job exported and imported elsewhere")
+    parser.add_argument("--follow", action="store_true", help="a follow's first check of a two-item feed")
+    parser.add_argument("--follow-404", action="store_true", help="a follow's check of a feed that 404s")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.follow or args.follow_404:
+            print(asyncio.run(record_follow(args.name, Path(tmp), missing=args.follow_404)))
+            os._exit(0)
         if args.breaker or args.imported:
             print(asyncio.run((record_breaker if args.breaker else record_imported)(args.name, Path(tmp))))
             os._exit(0)

@@ -129,15 +129,21 @@ HELPERS: tuple[Stage, ...] = (
 # The activities of a batch (workflow BatchJob): list the source, read the items in pages, pass a priority on.
 BATCH = Stage("batch", "workflow", StagePolicy(initial_interval_s=2, max_interval_s=60, max_attempts=5),
               activities=("expand_batch", "read_batch_items", "forward_priority"))
+# The activities of a follow's check (workflow FollowCheck): list the source and start the new items' jobs; record
+# a check that gave up (and pause the follow after too many). A source that fails is asked again with backoff
+# within the check; the schedule asks again at the next interval.
+FOLLOW = Stage("follow", "workflow", StagePolicy(initial_interval_s=2, max_interval_s=30, max_attempts=3,
+                                                 lost_worker_attempts=3, heartbeat_timeout_s=10, timeout_base_s=900),
+               activities=("check_follow", "follow_failed"))
 POOLS: tuple[str, ...] = ("workflow", "io", "cpu", "llm")
 
 # Views of the table, for the places that need one column of it.
 STAGES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
-BY_NAME: dict[str, Stage] = {s.name: s for s in (*PIPELINE, *HELPERS, BATCH)}
+BY_NAME: dict[str, Stage] = {s.name: s for s in (*PIPELINE, *HELPERS, BATCH, FOLLOW)}
 DEFAULT_POLICIES: dict[str, StagePolicy] = {s.name: s.policy for s in PIPELINE}
 DEFAULT_RATES: dict[str, float] = {s.name: s.rate for s in PIPELINE}
 STAGE_POOLS: dict[str, str] = {s.name: s.pool for s in (*PIPELINE, *HELPERS)}
-ACTIVITY_STAGES: dict[str, Stage] = {a: s for s in (*PIPELINE, *HELPERS, BATCH) for a in s.activity_types}
+ACTIVITY_STAGES: dict[str, Stage] = {a: s for s in (*PIPELINE, *HELPERS, BATCH, FOLLOW) for a in s.activity_types}
 
 
 def pool_queue(job_queue: str, pool: str) -> str:

@@ -31,6 +31,7 @@ from clipper.ops.stats import parse_duration
 from clipper.speakers.names import parse_pairs
 from clipper_app.cli import batch as batch_cli
 from clipper_app.cli import delete as delete_cli
+from clipper_app.cli import follow as follow_cli
 from clipper_app.cli import models as models_cli
 from clipper_app.cli import transfer as transfer_cli
 from clipper_app.cli import render
@@ -104,6 +105,8 @@ async def run(args: argparse.Namespace) -> int:
         return await delete_cli.run(client, args)
     if args.command == "submit-batch":
         return await batch_cli.submit(client, args)
+    if args.command in ("follow", "follows", "unfollow"):  # clipper_app/cli/follow.py
+        return await follow_cli.run(client, args)
     if args.command == "status" and not args.job_id:  # the service itself: the providers' circuit breakers
         return print_breakers(await client.breakers(), args.json)
     if args.command in ("status", "watch") and (shown := await batch_cli.show(client, args)) is not None:
@@ -256,6 +259,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true",
                    help="print {job_id, existing, webhook_secret}: the secret the job's webhooks are signed with")
     batch_cli.add_parser(sub)
+    follow_cli.add_parser(sub)
     transfer_cli.add_parser(sub)
     delete_cli.add_parser(sub)
     models_cli.add_parser(sub)

@@ -26,6 +26,7 @@ from clipper.ops.notify import check_callback_url
 from clipper.ops.signing import submitter_secret
 from clipper.speakers.names import check_names
 from clipper_app.client.batches import BatchMethods
+from clipper_app.client.follows import FollowMethods
 from clipper_app.client.breakers import BreakerClient
 from clipper_app.client.common import (
     ArtifactNotFound, JobClosed, Submitted, check_engines, connect, ended_badly, job_settings,
@@ -48,7 +49,7 @@ def refused(err: WorkflowUpdateFailedError | WorkflowFailureError) -> InvalidReq
     return InvalidRequest(getattr(cause, "message", None) or str(cause))
 
 
-class ClipperClient(BatchMethods, ListingMethods, OutputMethods, TransferMethods, DeleteMethods):
+class ClipperClient(BatchMethods, FollowMethods, ListingMethods, OutputMethods, TransferMethods, DeleteMethods):
     """`read_max_age_s`: how long a job's status (and a jobs list) is reused (clipper_app/client/reads.py); by
     default only concurrent reads share one, the web app keeps them a second."""
 

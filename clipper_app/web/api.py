@@ -23,6 +23,7 @@ from clipper.job.status import JobState, JobStatus
 from clipper.media.urls import check_url_syntax
 from clipper_app.client import ArtifactRef, ArtifactVersion, ClipperClient, JobClosed, JobNotFound, JobSummary
 from clipper_app.web import artifacts, zips
+from clipper_app.web.follows import follows
 from clipper_app.web.inputs import (
     HOST_PATTERN, NAMES_SCHEMA, Pause, Retry, SetPriority, SubmitBatch, SubmitJob, check_speaker_names,
 )
@@ -318,5 +319,5 @@ async def batch_artifact_head(request: Request, name: str, batch_id: str = BATCH
     return await batch_artifact(request, name, batch_id, clipper)
 
 
-ROUTERS = (jobs, batches)
+ROUTERS = (jobs, batches, follows)
 

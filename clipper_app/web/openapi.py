@@ -104,10 +104,11 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 _url_pattern(schemas[name]["properties"][field])
     else:
         _url_pattern(schemas["SubmitJob"]["properties"]["callback_url"])
+    _url_pattern(schemas["Follow"]["properties"]["source"])  # a followed source is http(s) whatever the settings
     callback = schemas["SubmitJob"]["properties"]["callback_url"]  # empty (or spaces only) means no webhook
     callback["anyOf"].insert(-1, {"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": f"^[{SPACES}]*$"})
     if rule := language_rule(settings):
-        for name in ("SubmitJob", "SubmitBatch"):
+        for name in ("SubmitJob", "SubmitBatch", "Follow"):
             schemas[name]["properties"]["options"] = {"allOf": [schemas[name]["properties"]["options"]],
                                                       "anyOf": rule}
     return doc

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from clipper.clock import clock, duration
 from clipper.errors import ClipperError
+from clipper.follow.every import EVERY_DEFAULT_S, EVERY_MIN_S, format_every
 from clipper.job.outputs import AudiogramIndex, ClipIndex, QuoteSet, SpeakerSet, Summary, Transcript
 from clipper.job.status import (
     FINISHED, PRIORITIES, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, SHOWN_STATES, WAITING, JobState,
@@ -102,6 +103,7 @@ class Outputs(BaseModel):
 # transcript lines) are the report's clock text, truncated so a jump lands at or before the words.
 templates.env.filters["duration"] = duration
 templates.env.filters["clock"] = clock
+templates.env.filters["every"] = format_every
 templates.env.filters["host"] = lambda url: urlsplit(url or "").hostname or ""
 templates.env.globals.update(
     priorities=PRIORITIES, priority_default=PRIORITY_DEFAULT, priority_highest=PRIORITY_HIGHEST,
@@ -188,6 +190,16 @@ async def _job_page(request: Request, clipper: ClipperClient, status: JobStatus,
         note = None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}"
         return _page(request, "job.html", job=status, state=shown_state(status), out=Outputs(note=note)), False
     return _page(request, "job.html", job=status, state=shown_state(status), out=outputs), True
+
+
+EVERIES = [(s, format_every(s)) for s in (EVERY_MIN_S, 60, 300, EVERY_DEFAULT_S, 3600, 6 * 3600, 86400)]
+
+
+@pages.get("/follows", response_class=HTMLResponse)
+async def follows_page(request: Request, clipper: ClipperClient = Depends(client)) -> HTMLResponse:
+    """Every follow with its last check; `follows.js` makes, pauses, resumes and removes them through the API."""
+    return _page(request, "follows.html", follows=await clipper.follows(), everies=EVERIES,
+                 every_default=EVERY_DEFAULT_S)
 
 
 def mount(app: FastAPI) -> None:

@@ -4,7 +4,7 @@ Every refusal carries `type`, `title`, `status`, `detail`, and `error`: the type
 name the CLI prints (`error JobClosed: ...`), so a caller can branch on it without parsing text.
 
 The status follows what went wrong, not where:
-- 404: `JobNotFound` (unknown job or batch id), `ArtifactNotFound`, and routes that do not exist;
+- 404: `JobNotFound` (unknown job or batch id), `ArtifactNotFound`, `FollowNotFound`, and routes that do not exist;
 - 409: a control that does not apply to the job's current state: `JobClosed` (the job has ended),
   `JobNotFinished` (outputs asked of a job still running), `JobStillRunning` (a delete of a job not ended), and `retry`/`abandon` on a job that is not waiting
   after a failure. The client raises `InvalidRequest` for that last one (`ClipperClient.ensure_waiting`): the
@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clipper.errors import ClipperError, CorruptArtifact, error_class
+from clipper.errors import ClipperError, CorruptArtifact, FollowNotFound, error_class
 from clipper_app.client import (
     SERVER_ERRORS, ArtifactNotFound, JobClosed, JobNotFinished, JobNotFound, JobStillRunning, unavailable,
 )
@@ -47,7 +47,7 @@ OTHER_PROBLEMS = {
     "InternalError": "An error the server did not expect: a bug. The server's log has what happened.",
 }
 
-NOT_FOUND = (JobNotFound, ArtifactNotFound)
+NOT_FOUND = (JobNotFound, ArtifactNotFound, FollowNotFound)
 CONFLICT = (JobClosed, JobNotFinished, JobStillRunning)
 
 

@@ -26,6 +26,7 @@ from clipper.job.stages import ACTIVITY_STAGES, POOLS, pool_queue
 from clipper_app.client.breakers import BreakerClient
 from clipper_app.workers.retry_budget import RetryBudgetInterceptor
 from workflows.batch_job import BatchJob
+from workflows.follow_check import FollowCheck
 from workflows.imported_job import ImportedJob
 from workflows.media_job import MediaJob
 from workflows.name_speakers import NameSpeakers
@@ -78,6 +79,7 @@ def build_worker(
     pools: Sequence[str] = POOLS,
 ) -> WorkerPools:
     deps, queue = StageDeps.from_settings(settings), task_queue or settings.task_queue
+    deps.client = client
     if settings.breaker_enabled:  # the providers' breakers live on the job's queue, shared by its workers
         deps.breakers = BreakerClient(client, queue, settings.breaker_policy())
     workers = {}
@@ -94,7 +96,7 @@ def build_worker(
         )
         if pool == "workflow":
             workers[pool] = Worker(
-                client, workflows=[MediaJob, BatchJob, NameSpeakers, ProviderBreaker, ImportedJob],
+                client, workflows=[MediaJob, BatchJob, NameSpeakers, ProviderBreaker, ImportedJob, FollowCheck],
                 activities=[a(deps).run for a in STAGE_ACTIVITIES],
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 # After a worker dies, its jobs' next workflow task waits this long on the dead worker's sticky

@@ -288,17 +288,19 @@ def test_a_finished_job_offers_no_controls(job, open_page):
 
 @pytest.mark.slow
 def test_no_serious_accessibility_violation(job, open_page):
-    """axe-core on the jobs list and a finished job's page, on a desktop and a phone: nothing serious or
+    """axe-core on the jobs list, a finished job's page and the follows, on a desktop and a phone: nothing serious or
     critical (colour contrast, names of controls, headings, …); the list has its h1."""
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
     for width in (1280, 360):
-        for url in (job.base + "/", job.page):
+        for url in (job.base + "/", job.page, job.base + "/follows"):
             page = open_page(url, width=width, height=900)
             if url.endswith("/"):
                 page.locator(f'#jobs tr[data-job="{job.job}"]').wait_for()
                 assert page.locator("h1").count() == 1 and page.locator("h1").is_visible()
+            elif url.endswith("/follows"):
+                page.locator("#follow-form").wait_for()
             else:
                 page.locator("#transcript .line").first.wait_for()
             violations = axe.run(page).response["violations"]

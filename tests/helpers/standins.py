@@ -22,7 +22,7 @@ from clipper.job.messages import (
     SummaryOutput, TextStageInput, TranscribeInput, TranscribeOutput,
 )
 from clipper.job.request import JobResult, MediaInfo, SpeakerNames
-from clipper.job.stages import ACTIVITY_STAGES, BATCH, STAGES, StagePolicy
+from clipper.job.stages import ACTIVITY_STAGES, BATCH, FOLLOW, STAGES, StagePolicy
 from clipper.job.status import JobState, JobStatus, StageProgress, StageState
 from clipper.ops.notify import Notification, NotifyResult
 from clipper.store.refs import ArtifactRef
@@ -178,9 +178,9 @@ class StandIns:
         return NotifyResult(event=notification.event)
 
     def activities(self) -> list[Any]:
-        """One stand-in per activity type of a job in the stage table (the batch's are not a job's): a new type
-        without one fails here, loudly."""
-        return [getattr(self, name) for name, stage in ACTIVITY_STAGES.items() if stage is not BATCH]
+        """One stand-in per activity type of a job in the stage table (the batch's and a follow's are not a job's):
+        a new type without one fails here, loudly."""
+        return [getattr(self, name) for name, stage in ACTIVITY_STAGES.items() if stage not in (BATCH, FOLLOW)]
 
 
 def standin_settings(settings, **changes: Any):

@@ -39,6 +39,11 @@ METRICS = (
     "clipper_audio_seconds_total",
     "clipper_download_bytes_total",
     "approximate_backlog_count",
+    "clipper_follow_checks_total",
+    "clipper_follow_items_found_total",
+    "clipper_follow_jobs_started_total",
+    "clipper_follow_failures_total",
+    "clipper_follow_items_seen",
 )
 
 

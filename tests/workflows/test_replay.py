@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from tests.helpers import run
 from workflows.batch_job import BatchJob
+from workflows.follow_check import FollowCheck
 from workflows.imported_job import ImportedJob
 from workflows.media_job import AUDIOGRAMS, FAILED_CLEANUP, SPEAKERS, MediaJob
 from workflows.provider_breaker import ProviderBreaker
@@ -32,7 +33,7 @@ def test_the_baseline_is_there():
     assert set(BASELINE) <= names
     types = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
              for p in HISTORIES}
-    assert {"MediaJob", "BatchJob", "ProviderBreaker", "ImportedJob"} <= types
+    assert {"MediaJob", "BatchJob", "ProviderBreaker", "ImportedJob", "FollowCheck"} <= types
 
 
 def patches(path: Path) -> set[str]:
@@ -56,6 +57,7 @@ def test_every_patch_since_the_baseline_has_a_recorded_history():
 def test_replay(path: Path):
     # `NAME@WORKFLOW_ID.json`: the workflow id matters where the workflow derives ids from it (BatchJob's children).
     history = WorkflowHistory.from_json(path.stem.partition("@")[2] or path.stem, path.read_text())
-    replayer = Replayer(workflows=[MediaJob, BatchJob, ProviderBreaker, ImportedJob], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[MediaJob, BatchJob, ProviderBreaker, ImportedJob, FollowCheck],
+                        data_converter=pydantic_data_converter)
     result = run(replayer.replay_workflow(history, raise_on_replay_failure=True))
     assert result.replay_failure is None
