@@ -13,10 +13,12 @@ import math
 import random
 import re
 import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 
 from tests.helpers import DATA
 
@@ -75,3 +77,35 @@ def long_real_speech(out: Path, minutes: float, gap_s: float = 0.8, seed: int = 
                     "-filter_complex", ";".join(graph), "-map", "[out]", "-ac", "1", "-ar", "16000",
                     "-c:a", "libmp3lame", "-b:a", "32k", str(out)], check=True)
     return out, " ".join(p.text for p in order)
+
+
+VOICES = REAL / "voices"
+SR = 16_000
+
+
+def decode(path: Path, seconds: float | None = None) -> np.ndarray:
+    """16 kHz mono float32 samples of a media file (its first `seconds`, or all), by the product's ffmpeg."""
+    limit = ["-t", str(seconds)] if seconds else []
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), *limit, "-ac", "1",
+                          "-ar", str(SR), "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32).copy()
+
+
+def joined_recordings(pieces: list[tuple[Path, float | None]], out: Path, gap_s: float = 1.5) -> list[float]:
+    """Different real recordings laid end to end (`gap_s` of silence between them) as a 16 kHz mono 16-bit WAV
+    in `out`; returns where each piece after the first starts (the joins: the truth for chapters)."""
+    audio, joins, t = [], [], 0.0
+    for k, (path, seconds) in enumerate(pieces):
+        x = decode(path, seconds)
+        if k:
+            audio.append(np.zeros(int(gap_s * SR), np.float32))
+            t += gap_s
+            joins.append(round(t, 3))
+        audio.append(x)
+        t += len(x) / SR
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(np.concatenate(audio), -1, 1) * 32767).astype("<i2").tobytes())
+    return joins
