@@ -39,29 +39,31 @@ from clipper.text.utterances import Utterance, utterances
 
 @dataclass(frozen=True)
 class Tuning:
-    """Every threshold of the segmentation (chosen on bench/chapters.py's tuning joins only)."""
+    """Every threshold of the segmentation (chosen on bench/chapters.py's tuning joins only: docs/quality.md)."""
 
-    min_chapter_s: float = 45.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
+    min_chapter_s: float = 60.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
     shortest_share: float = 1 / 45  # ... and at least this share of the recording
     seconds_per_chapter: float = 90.0  # at most one chapter per this much audio ...
     max_chapters: int = 15  # ... and never more than this
     window_words: tuple[int, int, int] = (60, 250, 8)  # words compared each side of a gap: total/8, in 60..250
     lexical: float = 1.0  # how much each kind of evidence counts
-    speakers: float = 0.3
-    pause: float = 0.3
-    sound: float = 0.0
-    min_score: float = 0.3  # a gap whose weighted evidence is below this never starts a chapter
+    speakers: float = 1.5
+    pause: float = 0.0
+    sound: float = 1.0
+    min_score: float = 0.4  # a gap whose weighted evidence is below this never starts a chapter
     pause_s: tuple[float, float] = (1.0, 4.0)  # a pause counts from the first figure and fully from the second
-    sound_window_s: float = 15.0  # audio compared each side of a gap
-    sound_change: tuple[float, float] = (0.9, 1.8)  # a sound change counts from the first and fully from the second
+    sound_window_s: float = 40.0  # audio compared each side of a gap
+    sound_change: tuple[float, float] = (0.7, 1.7)  # a sound change counts from the first and fully from the second
     wordless_s: float = 5.0  # in a gap longer than this a chapter starts where the sound changes, not at the words
-    in_segment_pause_s: float = 99.0  # a pause inside an ASR segment this long may start a chapter (its longest)
+    in_segment_pause_s: float = 1.0  # a pause inside an ASR segment this long may start a chapter (its longest)
 
 
 # With the recording's sound (the product: the summary stage reads the job's audio) ...
 TUNING = Tuning()
-# ... and without it (a transcript alone): the words, who speaks and the pauses.
-WORDS_ONLY = Tuning(sound=0.0)
+# ... and without it (a transcript alone): the words, who speaks and the pauses, as tuned before the sound was
+# known (on the first two tuning joins, reference speaker turns).
+WORDS_ONLY = Tuning(min_chapter_s=45.0, speakers=0.3, pause=0.3, sound=0.0, min_score=0.3,
+                    in_segment_pause_s=math.inf)
 MIN_CHAPTER_S = min(TUNING.min_chapter_s, WORDS_ONLY.min_chapter_s)
 
 
