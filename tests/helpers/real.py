@@ -83,20 +83,20 @@ VOICES = REAL / "voices"
 SR = 16_000
 
 
-def decode(path: Path, seconds: float | None = None) -> np.ndarray:
-    """16 kHz mono float32 samples of a media file (its first `seconds`, or all), by the product's ffmpeg."""
-    limit = ["-t", str(seconds)] if seconds else []
-    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), *limit, "-ac", "1",
+def decode(path: Path, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """16 kHz mono float32 samples of a media file (`seconds` from `start`, or all), by the product's ffmpeg."""
+    limit = ["-ss", str(start), *(["-t", str(seconds)] if seconds else [])]
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *limit, "-i", str(path), "-ac", "1",
                           "-ar", str(SR), "-f", "f32le", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.float32).copy()
 
 
-def joined_recordings(pieces: list[tuple[Path, float | None]], out: Path, gap_s: float = 1.5) -> list[float]:
-    """Different real recordings laid end to end (`gap_s` of silence between them) as a 16 kHz mono 16-bit WAV
-    in `out`; returns where each piece after the first starts (the joins: the truth for chapters)."""
+def joined_recordings(pieces: list[tuple[Path, float, float | None]], out: Path, gap_s: float = 1.5) -> list[float]:
+    """Real recordings (path, from, seconds or None: to the end) laid end to end (`gap_s` of silence between
+    them) as a 16 kHz mono 16-bit WAV in `out`; returns where each piece after the first starts (the joins)."""
     audio, joins, t = [], [], 0.0
-    for k, (path, seconds) in enumerate(pieces):
-        x = decode(path, seconds)
+    for k, (path, start, seconds) in enumerate(pieces):
+        x = decode(path, start, seconds)
         if k:
             audio.append(np.zeros(int(gap_s * SR), np.float32))
             t += gap_s
