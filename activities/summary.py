@@ -57,7 +57,7 @@ class SummaryActivity:
             chapters_markdown=store.put_text(job, "chapters.md", chapters_markdown(summary), STAGE, "text/markdown"),
         )
 
-    def _sound(self, job: str):  # noqa: ANN202 - a SoundProfile or None
+    def _sound(self, job: str):
         """Where the recording's sound changes, for the chapters: from the download stage's audio, read from the
         store by the job id (the workflow's input stays as it is). Gone or damaged: chapters from the words."""
         from clipper.errors import CorruptArtifact

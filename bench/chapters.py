@@ -30,9 +30,9 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import corpus  # noqa: E402
-from clipper.config import Settings  # noqa: E402
-from clipper.job.outputs import SpeakerTurn, Transcript  # noqa: E402
+from bench import corpus
+from clipper.config import Settings
+from clipper.job.outputs import SpeakerTurn, Transcript
 
 GAP_S = 1.5  # silence laid between two recordings
 FOUND_WITHIN_S = 20.0
@@ -66,7 +66,7 @@ class Joined:
     samples: np.ndarray | None = None  # the joined audio, 16 kHz mono
 
     @cached_property
-    def sound(self):  # noqa: ANN201 - a SoundProfile (imported late, like the rest of clipper here)
+    def sound(self):
         from clipper.speakers.audio import AudioSource
         from clipper.speakers.changes import SoundProfile
 
@@ -186,7 +186,7 @@ def evaluate(j: Joined, settings: Settings | None = None, tuning=None, sound: bo
 
     chapters, _ = make_chapters(j.transcript, settings or Settings(), j.sound if sound else None, tuning)
     starts = [c.start for c in chapters[1:]]
-    near = lambda at, marks: any(abs(at - m) <= FOUND_WITHIN_S for m in marks)  # noqa: E731
+    near = lambda at, marks: any(abs(at - m) <= FOUND_WITHIN_S for m in marks)
     found = [m for m in j.joins if near(m, starts)]
     extra = [s for s in starts if not near(s, j.joins + j.inner)]
     return Result(j.name, j.split, (j.transcript.duration_s or 0.0) / 60, len(j.joins), len(found), len(extra),

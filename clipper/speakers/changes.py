@@ -7,8 +7,8 @@ microphone and room (the spectral envelope of the speech), the band the line car
 nothing (speech in a language the model does not know, music under talk) and where it ran one segment across
 the seam.
 
-`SoundProfile.of(audio)` reads the audio once (a block at a time: memory is per frame, 2 × 24 numbers per
-10 ms), keeping per 10 ms frame the log mel spectrum and whether it is speech (loud enough). `change(t)` then
+`SoundProfile.of(audio)` reads the audio a block at a time, and keeps per half second the sums of the speech
+frames' log mel spectrum (24 bands, 25 ms frames every 10 ms; speech: loud enough) and of the other frames'. `change(t)` then
 compares the `window_s` before `t` with the `window_s` after it, in O(bands) from running sums: per band the
 difference of the speech frames' means in units of their spread (a Fisher distance: how many standard
 deviations the two sides' voices/channels lie apart), averaged over the bands, plus the same for the pauses'
@@ -32,6 +32,8 @@ SPEECH_FLOOR_DB = -55.0  # ... and above this (dBFS)
 DIGITAL_SILENCE_DB = -90.0  # frames quieter than this are an editor's silence: neither speech nor noise floor
 MIN_SPEECH_S = 3.0  # a side needs this much speech to say how it sounds
 BLOCK_S = 60.0  # audio read at once
+TICK = 50  # frames summed together: windows are placed to half a second
+TICK_S = TICK * HOP / SAMPLE_RATE
 
 
 def _mel(bands: int = BANDS, lo: float = 60.0, hi: float = SAMPLE_RATE / 2) -> np.ndarray:
@@ -63,44 +65,56 @@ def _frames_db(x: np.ndarray, filters: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 @dataclass
 class SoundProfile:
-    """Running sums over the frames, so any window's statistics cost O(bands)."""
+    """Running sums per tick (`TICK` frames: half a second), so any window's statistics cost O(bands) and three
+    hours keep ~25 MB."""
 
-    speech_n: np.ndarray  # (frames+1,) running count of speech frames
-    speech_sum: np.ndarray  # (frames+1, bands) running sum of their log mel
-    speech_sq: np.ndarray  # (frames+1, bands) ... of its square
+    speech_n: np.ndarray  # (ticks+1,) running count of speech frames
+    speech_sum: np.ndarray  # (ticks+1, bands) running sum of their log mel
+    speech_sq: np.ndarray  # (ticks+1, bands) ... of its square
     floor_n: np.ndarray  # the same for the frames between speech (not digital silence)
     floor_sum: np.ndarray
     floor_sq: np.ndarray
 
     @classmethod
     def of(cls, audio: AudioSource) -> SoundProfile:
+        """Two passes a block at a time: the frames' loudness (what counts as speech is relative to the
+        recording's loud frames), then per tick the sums of the speech and floor frames' log mel."""
         filters = _mel()
-        block = int(BLOCK_S * SAMPLE_RATE)
-        energies, mels = [], []
-        for start in range(0, len(audio), block):
-            x = audio.read(start, min(block, len(audio) - start) + FRAME - HOP)
-            e, m = _frames_db(x, filters)
-            keep = min(len(e), -(-min(block, len(audio) - start) // HOP))
-            energies.append(e[:keep])
-            mels.append(m[:keep])
-        energy = np.concatenate(energies) if energies else np.zeros(0)
-        mel = np.concatenate(mels) if mels else np.zeros((0, BANDS))
+        block = int(BLOCK_S * SAMPLE_RATE)  # a whole number of ticks
+        starts = range(0, len(audio), block)
+
+        def frames(start: int, spectra: bool) -> tuple[np.ndarray, np.ndarray]:
+            size = min(block, len(audio) - start)
+            e, m = _frames_db(audio.read(start, size + FRAME - HOP), filters if spectra else filters[:1])
+            keep = min(len(e), -(-size // HOP))
+            return e[:keep], m[:keep]
+
+        energy = np.concatenate([frames(s, False)[0] for s in starts] or [np.zeros(0)])
         real = energy > DIGITAL_SILENCE_DB
         loud = np.percentile(energy[real], 95) if real.any() else 0.0
-        speech = real & (energy > max(loud - SPEECH_BELOW_PEAK_DB, SPEECH_FLOOR_DB))
-        floor = real & ~speech
+        speech_all = real & (energy > max(loud - SPEECH_BELOW_PEAK_DB, SPEECH_FLOOR_DB))
+        ticks = -(-len(energy) // TICK)
+        out = {k: np.zeros((ticks, BANDS)) for k in ("ss", "sq", "fs", "fq")}
+        counts = {k: np.zeros(ticks) for k in ("s", "f")}
+        for s in starts:
+            e, mel = frames(s, True)
+            f0 = s // HOP
+            speech = speech_all[f0 : f0 + len(e)]
+            tick = (f0 + np.arange(len(e))) // TICK
+            floor = real[f0 : f0 + len(e)] & ~speech
+            for mask, n, total, square in ((speech, "s", "ss", "sq"), (floor, "f", "fs", "fq")):
+                np.add.at(counts[n], tick[mask], 1)
+                np.add.at(out[total], tick[mask], mel[mask])
+                np.add.at(out[square], tick[mask], mel[mask] ** 2)
 
-        def sums(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            m = np.where(mask[:, None], mel, 0.0)
-            zero = np.zeros((1, mel.shape[1]))
-            return (np.concatenate([[0], np.cumsum(mask)]), np.concatenate([zero, np.cumsum(m, axis=0)]),
-                    np.concatenate([zero, np.cumsum(m**2, axis=0)]))
+        def run(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([np.zeros((1, *x.shape[1:])), np.cumsum(x, axis=0)])
 
-        return cls(*sums(speech), *sums(floor))
+        return cls(run(counts["s"]), run(out["ss"]), run(out["sq"]), run(counts["f"]), run(out["fs"]), run(out["fq"]))
 
     @property
     def duration_s(self) -> float:
-        return (len(self.speech_n) - 1) * HOP / SAMPLE_RATE
+        return (len(self.speech_n) - 1) * TICK_S
 
     def _side(self, n: np.ndarray, s: np.ndarray, q: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray, np.ndarray]:
         count = float(n[b] - n[a])
@@ -112,8 +126,8 @@ class SoundProfile:
     def change(self, t: float, window_s: float) -> float:
         """How far apart the `window_s` before `t` and the `window_s` after it sound (0: no evidence)."""
         last = len(self.speech_n) - 1
-        at = round(t * SAMPLE_RATE / HOP)
-        w = round(window_s * SAMPLE_RATE / HOP)
+        at = round(t / TICK_S)
+        w = round(window_s / TICK_S)
         a, b = max(0, at - w), max(0, min(last, at))
         c = min(last, at + w)
         need = MIN_SPEECH_S * SAMPLE_RATE / HOP

@@ -7,10 +7,16 @@ A boundary is placed where the evidence that holds for speech agrees (no punctua
     how sharp the shift is;
   * who speaks: the talk handed over to voices not heard before (speaker labels from the `speakers` stage;
     none known = no evidence);
+  * where the recording's sound changes (`clipper/speakers/changes.py`: voices, microphone, line and noise
+    compared over `sound_window_s` either side), so a join of recordings is found where the transcript has no
+    words at all (speech the model does not know): in a long wordless gap the chapter starts where the sound
+    changes most, not where the words resume;
   * a long pause before the gap.
-Their weighted sum (`WEIGHTS`) must reach `MIN_SCORE`; the strongest gaps win while every chapter stays at
-least `limits()`'s shortest (scaled to the recording) and there are at most one per `SECONDS_PER_CHAPTER`.
-Only gaps between ASR segments are candidates, so no boundary falls inside a segment or an utterance.
+Their weighted sum (`Tuning`) must reach `min_score`; the strongest gaps win while every chapter stays at
+least `limits()`'s shortest (scaled to the recording) and there are at most one per `seconds_per_chapter`.
+Candidates are the gaps between utterances; inside an ASR segment only its longest pause between words, and
+only a clear one (`in_segment_pause_s`), so an ASR segment run across a join does not hide it, and no boundary
+ever falls inside a sentence. Without the audio (`sound` None) the `WORDS_ONLY` settings apply.
 Titles are key phrases as spoken (`titles.py`); key points the chapter's most central, quotable utterances.
 With an LLM the segmentation stays (times must come from the transcript and a model only ever sees one chunk
 of a long recording) and the model's titles are kept only when the chapter's words support them.
@@ -25,6 +31,7 @@ import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +43,7 @@ from clipper.text.lexicon import TermStats, content_words, cosine
 from clipper.text.offline import quotability
 from clipper.text.titles import phrase_title
 from clipper.text.utterances import Utterance, utterances
+
 
 @dataclass(frozen=True)
 class Tuning:
@@ -150,7 +158,7 @@ def sound_changes(units: list[Utterance], sound: SoundProfile | None, tuning: Tu
     second before the gap to a second after it, every half second: in a long wordless stretch the change is
     found where it is, not where the words resume. No audio: (0, the next words' start)."""
     out = []
-    for a, b in zip(units, units[1:]):
+    for a, b in pairwise(units):
         if sound is None:
             out.append((0.0, b.start))
             continue

@@ -17,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from clipper.config import Settings
-from clipper.job.outputs import Chapter, KeyPoint, Segment, SpeakerSet, Summary, Transcript
+from clipper.job.outputs import (
+    Chapter,
+    KeyPoint,
+    Segment,
+    SpeakerSet,
+    Summary,
+    Transcript,
+)
 from clipper.llm import CitedPoint, PartialSummary, TextEngine
 from clipper.llm.prompts import render_parts
 from clipper.speakers.changes import SoundProfile

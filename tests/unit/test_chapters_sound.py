@@ -5,6 +5,7 @@ segment at its clear pause. The joins are the truth."""
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ def test_the_speakers_stage_and_the_sound_find_every_join(joined) -> None:
     assert _found(starts, joins) == joins, starts
     assert len(starts) == len(joins), starts
     assert chapters[0].start == units[0].start and chapters[-1].end == units[-1].end
-    for a, b in zip(chapters, chapters[1:]):
+    for a, b in pairwise(chapters):
         assert a.end <= b.start
 
 
@@ -94,7 +95,7 @@ def test_a_boundary_may_fall_inside_a_segment_at_its_clear_pause(joined) -> None
     wav, joins, raw = joined
     sound = sound_profile(wav)
     merged, before, after = _merged_across(raw, joins[1])  # the Czech (its last words, if any) into the English
-    in_pause = lambda c: before <= c.start <= after  # noqa: E731
+    in_pause = lambda c: before <= c.start <= after
     chapters, _ = make_chapters(merged, Settings(), sound)
     assert any(in_pause(c) for c in chapters[1:]), [c.start for c in chapters]
     strict, _ = make_chapters(merged, Settings(), sound, replace(TUNING, in_segment_pause_s=float("inf")))
