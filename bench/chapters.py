@@ -2,17 +2,18 @@
 
 Each input is several DIFFERENT real recordings laid end to end (1.5 s of silence between them) as one audio
 track, transcribed once by the real local engine (Whisper tiny.en through faster-whisper, beam 5) and cached
-as JSON under the work folder (not in git), so reruns only re-segment. Speakers come from the reference turns
-(bench/corpus.py: RTTM for the call and the AMI excerpts, exact placements for the built recordings, one voice
-for allison.mp3), with each voice keeping its own label across the join — what a speakers stage that tells
-the voices apart would give. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
+as JSON under the work folder (not in git), so reruns only re-segment. Speakers come from the product's
+`speakers` engine run on the joined audio (cached the same way), or with `--speakers reference` from the reference
+turns (bench/corpus.py: RTTM for the call and the AMI excerpts, exact placements for the built recordings, one
+voice for allison.mp3), each voice keeping its own label across the joins. The joined audio's sound profile
+(clipper/speakers/changes.py) is evidence too, as in the summary stage; `--words-only` leaves it out. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
 are topic changes too short for a chapter, so a boundary near them is neither required nor counted as extra.
 
 Inputs follow bench/corpus.py's split (by voice and source package): thresholds are tuned on the `tune`
 inputs only, and the `test` inputs are reported beside them, never used to choose anything.
 
-    .venv/bin/python -m bench.chapters [--work DIR]    # the table: per split, joins found within 20 s, extras
-                                                        # per 10 min, and each input's chapters and titles
+    .venv/bin/python -m bench.chapters [--work DIR] [--split tune|test] [--speakers engine|reference] [--words-only]
+    # the table: per split, joins found within 20 s, extras per 10 min, and each input's chapters and titles
 """
 
 from __future__ import annotations
