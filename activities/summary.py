@@ -7,6 +7,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.breaker import gate_for
+from activities.download import AUDIO
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
 from clipper.job.messages import SummaryOutput, TextStageInput
 from clipper.job.outputs import SpeakerSet, Transcript
@@ -36,6 +37,7 @@ class SummaryActivity:
         # from the store, so the workflow's input stays as it is).
         known = store.valid_ref(job, "speakers.json")
         speakers = store.read_model(job, known, SpeakerSet) if known else None
+        sound = self._sound(job)
         settings = settings_for(self.deps.settings, request.options)
         gate = gate_for(self.deps.breakers, run, waits=settings.llm_fallback != "offline")
         engine = get_text_engine(settings, request.options.text_engine, gate)
@@ -44,9 +46,9 @@ class SummaryActivity:
         # the heartbeat), and a cancel closes the request being read.
         settings = fit(settings, engine, transcript, run.stop.is_set, tokens_noted(run.progress))
         summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set,
-                            speakers=speakers)
+                            speakers=speakers, sound=sound)
         run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points),
-                     chapters=len(summary.chapters))
+                     chapters=len(summary.chapters), sound=sound is not None)
         return SummaryOutput(
             summary=store.put_model(job, "summary.json", summary, STAGE),
             markdown=store.put_text(job, "summary.md", summary_markdown(summary), STAGE, "text/markdown"),
@@ -54,3 +56,17 @@ class SummaryActivity:
             chapters=store.put_model(job, "chapters.json", ChapterList.of(summary.chapters), STAGE),
             chapters_markdown=store.put_text(job, "chapters.md", chapters_markdown(summary), STAGE, "text/markdown"),
         )
+
+    def _sound(self, job: str):
+        """Where the recording's sound changes, for the chapters: from the download stage's audio, read from the
+        store by the job id (the workflow's input stays as it is). Gone or damaged: chapters from the words."""
+        from clipper.errors import CorruptArtifact
+        from clipper.speakers.changes import sound_profile
+
+        ref = self.deps.store.read_manifest(job).artifacts.get(AUDIO)
+        if ref is None:
+            return None
+        try:
+            return sound_profile(self.deps.store.verify(job, ref))
+        except CorruptArtifact:
+            return None

@@ -2,17 +2,18 @@
 
 Each input is several DIFFERENT real recordings laid end to end (1.5 s of silence between them) as one audio
 track, transcribed once by the real local engine (Whisper tiny.en through faster-whisper, beam 5) and cached
-as JSON under the work folder (not in git), so reruns only re-segment. Speakers come from the reference turns
-(bench/corpus.py: RTTM for the call and the AMI excerpts, exact placements for the built recordings, one voice
-for allison.mp3), with each voice keeping its own label across the join — what a speakers stage that tells
-the voices apart would give. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
+as JSON under the work folder (not in git), so reruns only re-segment. Speakers come from the product's
+`speakers` engine run on the joined audio (cached the same way), or with `--speakers reference` from the reference
+turns (bench/corpus.py: RTTM for the call and the AMI excerpts, exact placements for the built recordings, one
+voice for allison.mp3), each voice keeping its own label across the joins. The joined audio's sound profile
+(clipper/speakers/changes.py) is evidence too, as in the summary stage; `--words-only` leaves it out. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
 are topic changes too short for a chapter, so a boundary near them is neither required nor counted as extra.
 
 Inputs follow bench/corpus.py's split (by voice and source package): thresholds are tuned on the `tune`
 inputs only, and the `test` inputs are reported beside them, never used to choose anything.
 
-    .venv/bin/python -m bench.chapters [--work DIR]    # the table: per split, joins found within 20 s, extras
-                                                        # per 10 min, and each input's chapters and titles
+    .venv/bin/python -m bench.chapters [--work DIR] [--split tune|test] [--speakers engine|reference] [--words-only]
+    # the table: per split, joins found within 20 s, extras per 10 min, and each input's chapters and titles
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ import os
 import tempfile
 import wave
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import corpus  # noqa: E402
-from clipper.config import Settings  # noqa: E402
-from clipper.job.outputs import SpeakerTurn, Transcript  # noqa: E402
+from bench import corpus
+from clipper.config import Settings
+from clipper.job.outputs import SpeakerTurn, Transcript
 
 GAP_S = 1.5  # silence laid between two recordings
 FOUND_WITHIN_S = 20.0
@@ -41,10 +43,15 @@ JOINS = {
         "tune-a": ["solo-carlo-2m", "ami-trn00 & ami-trn08", "solo-cs-m-5m", "solo-armelle-2m"],
         "tune-b": ["duo-cs-v+june-2m", "duo-carlo+armelle-3m", "duo-cs-m+cs-v-4m-noisy",
                    "solo-june-0.5m & solo-carlo-2m"],
+        # added later, the mirror of test-c: conversations whose voices come back in the next piece
+        "tune-c": ["trio-carlo+june+cs-v-3m", "duo-carlo+cs-m-5m-ov-noisy", "trio-armelle+cs-m+cs-v-4m-ov",
+                   "quartet-cs-m+cs-v+june+carlo-4m"],
     },
     "test": {
         "test-a": ["allison", "call & ami-tst00 & ami-dev00", "solo-paola-2m", "solo-july-2m"],
         "test-b": ["duo-nl-m+nl-v-4m-noisy", "duo-ivrvoice+july-3m-ov", "duo-paola+allison-3m"],
+        "test-c": ["trio-nl-m+ivrvoice+allison-3m", "duo-allison+nl-v-5m-ov-noisy", "trio-paola+july+nl-v-4m-ov",
+                   "quartet-nl-m+nl-v+paola+ivrvoice-4m"],
     },
 }
 
@@ -54,9 +61,17 @@ class Joined:
     name: str
     split: str
     pieces: list[str]
-    transcript: Transcript
+    transcript: Transcript  # speakers from the reference turns or from the speakers stage (`speakers`)
     joins: list[float]  # where each piece after the first starts: the truth
     inner: list[float]  # joins inside a glued piece: neither required nor extra
+    samples: np.ndarray | None = None  # the joined audio, 16 kHz mono
+
+    @cached_property
+    def sound(self):
+        from clipper.speakers.audio import AudioSource
+        from clipper.speakers.changes import SoundProfile
+
+        return None if self.samples is None else SoundProfile.of(AudioSource(samples=self.samples))
 
 
 def _allison() -> corpus.Recording:
@@ -93,8 +108,23 @@ def _transcribe(wav: Path) -> Transcript:
                       segments=segments)
 
 
-def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recording], work: Path) -> Joined:
-    """The joined input: audio laid end to end, transcribed once (cached), speakers from the reference."""
+def _engine_turns(name: str, samples: np.ndarray, work: Path) -> list[SpeakerTurn]:
+    """Who speaks when by the product's `speakers` engine (segmentation + CAM++ + clustering), cached."""
+    cached = work / f"{name}.speakers.json"
+    if cached.exists():
+        return [SpeakerTurn.model_validate(t) for t in json.loads(cached.read_text(encoding="utf-8"))]
+    from clipper.speakers import neural
+    from clipper.speakers.audio import AudioSource
+
+    turns = neural.diarize(AudioSource(samples=samples), Settings()).exclusive
+    cached.write_text(json.dumps([t.model_dump() for t in turns]), encoding="utf-8")
+    return turns
+
+
+def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recording], work: Path,
+          speakers: str = "engine") -> Joined:
+    """The joined input: audio laid end to end, transcribed once (cached), speakers from the `speakers` engine
+    (cached) or from the reference turns."""
     from clipper.speakers.assign import assign_speakers
 
     gap = np.zeros(int(GAP_S * corpus.SR), np.float32)
@@ -107,25 +137,28 @@ def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recor
             audio += [rec.samples, gap]
             turns += [SpeakerTurn(start=t + a, end=t + b, speaker=who) for a, b, who in rec.turns]
             t += rec.duration_s + GAP_S
+    samples = np.concatenate(audio)
     cached = work / f"{name}.transcript.json"
+    work.mkdir(parents=True, exist_ok=True)
     if cached.exists():
         raw = Transcript.model_validate_json(cached.read_text(encoding="utf-8"))
     else:
-        work.mkdir(parents=True, exist_ok=True)
         wav = work / f"{name}.wav"
-        _wav(np.concatenate(audio), wav)
+        _wav(samples, wav)
         raw = _transcribe(wav)
         cached.write_text(raw.model_dump_json(), encoding="utf-8")
         wav.unlink(missing_ok=True)
-    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner)
+    if speakers == "engine":
+        turns = _engine_turns(name, samples, work)
+    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner, samples)
 
 
-def inputs(work: Path, split: str | None = None) -> list[Joined]:
+def inputs(work: Path, split: str | None = None, speakers: str = "engine") -> list[Joined]:
     out = []
     for s, joins in JOINS.items():
         if split in (None, s):
             recs = _recordings(s)
-            out += [build(n, s, pieces, recs, work) for n, pieces in joins.items()]
+            out += [build(n, s, pieces, recs, work, speakers) for n, pieces in joins.items()]
     return out
 
 
@@ -147,14 +180,14 @@ class Result:
     pieces: list[str]
 
 
-def evaluate(j: Joined, settings: Settings | None = None) -> Result:
+def evaluate(j: Joined, settings: Settings | None = None, tuning=None, sound: bool = True) -> Result:
     """Chapter starts against the joins: a join is found when a chapter starts within FOUND_WITHIN_S of it;
     a start near no join (and near no join inside a glued piece) is extra."""
     from clipper.text.chapters import make_chapters
 
-    chapters, _ = make_chapters(j.transcript, settings or Settings())
+    chapters, _ = make_chapters(j.transcript, settings or Settings(), j.sound if sound else None, tuning)
     starts = [c.start for c in chapters[1:]]
-    near = lambda at, marks: any(abs(at - m) <= FOUND_WITHIN_S for m in marks)  # noqa: E731
+    near = lambda at, marks: any(abs(at - m) <= FOUND_WITHIN_S for m in marks)
     found = [m for m in j.joins if near(m, starts)]
     extra = [s for s in starts if not near(s, j.joins + j.inner)]
     return Result(j.name, j.split, (j.transcript.duration_s or 0.0) / 60, len(j.joins), len(found), len(extra),
@@ -189,8 +222,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=default_work(), help="transcript cache (not in git)")
     parser.add_argument("--split", choices=corpus.SPLITS, default=None)
+    parser.add_argument("--speakers", choices=("engine", "reference"), default="engine",
+                        help="labels from the product's speakers engine (default) or the reference turns")
+    parser.add_argument("--words-only", action="store_true", help="without the audio (no sound evidence)")
     args = parser.parse_args()
-    print(table([evaluate(j) for j in inputs(args.work, args.split)]))
+    print(table([evaluate(j, sound=not args.words_only) for j in inputs(args.work, args.split, args.speakers)]))
 
 
 if __name__ == "__main__":

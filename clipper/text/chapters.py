@@ -7,10 +7,16 @@ A boundary is placed where the evidence that holds for speech agrees (no punctua
     how sharp the shift is;
   * who speaks: the talk handed over to voices not heard before (speaker labels from the `speakers` stage;
     none known = no evidence);
+  * where the recording's sound changes (`clipper/speakers/changes.py`: voices, microphone, line and noise
+    compared over `sound_window_s` either side), so a join of recordings is found where the transcript has no
+    words at all (speech the model does not know): in a long wordless gap the chapter starts where the sound
+    changes most, not where the words resume;
   * a long pause before the gap.
-Their weighted sum (`WEIGHTS`) must reach `MIN_SCORE`; the strongest gaps win while every chapter stays at
-least `limits()`'s shortest (scaled to the recording) and there are at most one per `SECONDS_PER_CHAPTER`.
-Only gaps between ASR segments are candidates, so no boundary falls inside a segment or an utterance.
+Their weighted sum (`Tuning`) must reach `min_score`; the strongest gaps win while every chapter stays at
+least `limits()`'s shortest (scaled to the recording) and there are at most one per `seconds_per_chapter`.
+Candidates are the gaps between utterances; inside an ASR segment only its longest pause between words, and
+only a clear one (`in_segment_pause_s`), so an ASR segment run across a join does not hide it, and no boundary
+ever falls inside a sentence. Without the audio (`sound` None) the `WORDS_ONLY` settings apply.
 Titles are key phrases as spoken (`titles.py`); key points the chapter's most central, quotable utterances.
 With an LLM the segmentation stays (times must come from the transcript and a model only ever sees one chunk
 of a long recording) and the model's titles are kept only when the chapter's words support them.
@@ -24,36 +30,59 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
 
 from pydantic import BaseModel, Field
 
 from clipper.clock import HOUR, clock
 from clipper.config import Settings
 from clipper.job.outputs import Chapter, Summary, Transcript
+from clipper.speakers.changes import SoundProfile
 from clipper.text.lexicon import TermStats, content_words, cosine
 from clipper.text.offline import quotability
 from clipper.text.titles import phrase_title
 from clipper.text.utterances import Utterance, utterances
 
-# Every threshold of the segmentation has its home here (tuned on bench/chapters.py's tuning joins only).
-MIN_CHAPTER_S = 45.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
-SHORTEST_SHARE = 1 / 45  # ... and at least this share of the recording
-SECONDS_PER_CHAPTER = 90.0  # at most one chapter per this much audio ...
-MAX_CHAPTERS = 15  # ... and never more than this
-WINDOW_WORDS = (60, 250, 8)  # words compared on each side of a gap: total/8, within 60..250
-WEIGHTS = {"lexical": 1.0, "speakers": 0.3, "pause": 0.3}  # how much each kind of evidence counts
-MIN_SCORE = 0.3  # a gap whose weighted evidence is below this never starts a chapter
-PAUSE_S = (1.0, 4.0)  # a pause counts from the first figure and fully from the second
+
+@dataclass(frozen=True)
+class Tuning:
+    """Every threshold of the segmentation (chosen on bench/chapters.py's tuning joins only: docs/quality.md)."""
+
+    min_chapter_s: float = 60.0  # a chapter is at least this long (YouTube wants 10 s; readers want more) ...
+    shortest_share: float = 1 / 45  # ... and at least this share of the recording
+    seconds_per_chapter: float = 90.0  # at most one chapter per this much audio ...
+    max_chapters: int = 15  # ... and never more than this
+    window_words: tuple[int, int, int] = (60, 250, 8)  # words compared each side of a gap: total/8, in 60..250
+    lexical: float = 1.0  # how much each kind of evidence counts
+    speakers: float = 1.5
+    pause: float = 0.0
+    sound: float = 1.0
+    min_score: float = 0.4  # a gap whose weighted evidence is below this never starts a chapter
+    pause_s: tuple[float, float] = (1.0, 4.0)  # a pause counts from the first figure and fully from the second
+    sound_window_s: float = 40.0  # audio compared each side of a gap
+    sound_change: tuple[float, float] = (0.7, 1.7)  # a sound change counts from the first and fully from the second
+    wordless_s: float = 5.0  # in a gap longer than this a chapter starts where the sound changes, not at the words
+    in_segment_pause_s: float = 1.0  # a pause inside an ASR segment this long may start a chapter (its longest)
 
 
-def limits(duration_s: float) -> tuple[int, float]:
+# With the recording's sound (the product: the summary stage reads the job's audio) ...
+TUNING = Tuning()
+# ... and without it (a transcript alone): the words, who speaks and the pauses, as tuned before the sound was
+# known (on the first two tuning joins, reference speaker turns).
+WORDS_ONLY = Tuning(min_chapter_s=45.0, speakers=0.3, pause=0.3, sound=0.0, min_score=0.3,
+                    in_segment_pause_s=math.inf)
+MIN_CHAPTER_S = min(TUNING.min_chapter_s, WORDS_ONLY.min_chapter_s)
+
+
+def limits(duration_s: float, tuning: Tuning = TUNING) -> tuple[int, float]:
     """(most chapters, shortest chapter in seconds) for a recording of `duration_s`."""
-    most = min(MAX_CHAPTERS, max(1, math.ceil(duration_s / SECONDS_PER_CHAPTER)))
-    return most, max(MIN_CHAPTER_S, duration_s * SHORTEST_SHARE)
+    most = min(tuning.max_chapters, max(1, math.ceil(duration_s / tuning.seconds_per_chapter)))
+    return most, max(tuning.min_chapter_s, duration_s * tuning.shortest_share)
 
 
-def _window_words(total_words: int) -> int:
-    lo, hi, share = WINDOW_WORDS
+def _window_words(total_words: int, tuning: Tuning = TUNING) -> int:
+    lo, hi, share = tuning.window_words
     return max(lo, min(hi, total_words // share))
 
 
@@ -119,42 +148,80 @@ def depths(scores: list[float]) -> list[float]:
     return out
 
 
-def evidence(units: list[Utterance]) -> list[float]:
-    """The weighted evidence for a chapter starting at each unit (index 0: none; inside a segment: none)."""
+def _ramp(x: float, span: tuple[float, float]) -> float:
+    lo, hi = span
+    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+
+
+def sound_changes(units: list[Utterance], sound: SoundProfile | None, tuning: Tuning = TUNING) -> list[tuple[float, float]]:
+    """(how far apart the sound is before and after, where it changes most) at each gap, looked for from a
+    second before the gap to a second after it, every half second: in a long wordless stretch the change is
+    found where it is, not where the words resume. No audio: (0, the next words' start)."""
+    out = []
+    for a, b in pairwise(units):
+        if sound is None:
+            out.append((0.0, b.start))
+            continue
+        lo, hi = a.end - 1.0, max(a.end, b.start) + 1.0
+        steps = max(1, int((hi - lo) / 0.5))
+        best = max((sound.change(lo + k * (hi - lo) / steps, tuning.sound_window_s), lo + k * (hi - lo) / steps)
+                   for k in range(steps + 1))
+        out.append(best)
+    return out
+
+
+def _in_segment(units: list[Utterance], i: int) -> bool:
+    return units[i].first_segment == units[i - 1].last_segment
+
+
+def evidence(units: list[Utterance], sound: SoundProfile | None = None,
+             tuning: Tuning = TUNING) -> list[tuple[float, float]]:
+    """(the weighted evidence for a chapter starting at each unit, where it would start); index 0: none.
+    Inside an ASR segment only a clear pause, the segment's longest, may start one: never inside a sentence."""
     if len(units) < 2:
-        return [0.0] * len(units)
-    window = _window_words(sum(u.words for u in units))
+        return [(0.0, u.start) for u in units]
+    window = _window_words(sum(u.words for u in units), tuning)
     scores = cohesion(units, window)
     smooth = [statistics.fmean(scores[max(0, i - 1) : i + 2]) for i in range(len(scores))]
     lexical = depths(smooth)
     speakers = handover(units, window)
-    lo, hi = PAUSE_S
-    out = [0.0]
+    changes = sound_changes(units, sound, tuning)
+    pauses = [units[i].start - units[i - 1].end for i in range(1, len(units))]
+    longest: dict[int, float] = {}
     for i in range(1, len(units)):
-        if units[i].first_segment == units[i - 1].last_segment:
-            out.append(0.0)  # never inside a segment
+        if _in_segment(units, i):
+            seg = units[i].first_segment
+            longest[seg] = max(longest.get(seg, 0.0), pauses[i - 1])
+    out = [(0.0, units[0].start)]
+    for i in range(1, len(units)):
+        gap = pauses[i - 1]
+        if _in_segment(units, i) and (gap < tuning.in_segment_pause_s or gap < longest[units[i].first_segment]):
+            out.append((0.0, units[i].start))  # never inside a segment but at its one clear pause
             continue
-        pause = min(1.0, max(0.0, (units[i].start - units[i - 1].end - lo) / (hi - lo)))
-        out.append(WEIGHTS["lexical"] * lexical[i - 1] + WEIGHTS["speakers"] * speakers[i - 1]
-                   + WEIGHTS["pause"] * pause)
+        change, at = changes[i - 1]
+        score = (tuning.lexical * lexical[i - 1] + tuning.speakers * speakers[i - 1]
+                 + tuning.pause * _ramp(gap, tuning.pause_s) + tuning.sound * _ramp(change, tuning.sound_change))
+        start = min(max(at, units[i - 1].end), units[i].start) if gap > tuning.wordless_s and change else units[i].start
+        out.append((score, start))
     return out
 
 
-def boundaries(units: list[Utterance], duration_s: float) -> list[int]:
-    """Indices of the utterances that start a chapter (always 0 first)."""
-    most, shortest = limits(duration_s)
+def boundaries(units: list[Utterance], duration_s: float, sound: SoundProfile | None = None,
+               tuning: Tuning = TUNING) -> list[tuple[int, float]]:
+    """(index of the utterance that starts a chapter, when the chapter starts), the first always (0, its start)."""
+    most, shortest = limits(duration_s, tuning)
     if most <= 1 or len(units) < 4:
-        return [0]
-    score = evidence(units)
+        return [(0, units[0].start)]
+    score = evidence(units, sound, tuning)
     start, end = units[0].start, units[-1].end
     chosen: list[int] = []
-    for i in sorted(range(1, len(units)), key=lambda i: (-score[i], i)):
-        if len(chosen) >= most - 1 or score[i] < MIN_SCORE:
+    for i in sorted(range(1, len(units)), key=lambda i: (-score[i][0], i)):
+        if len(chosen) >= most - 1 or score[i][0] < tuning.min_score:
             break
-        at = units[i].start
-        if all(abs(at - e) >= shortest for e in [start, end] + [units[c].start for c in chosen]):
+        at = score[i][1]
+        if all(abs(at - e) >= shortest for e in [start, end] + [score[c][1] for c in chosen]):
             chosen.append(i)
-    return [0, *sorted(chosen)]
+    return [(0, units[0].start), *sorted((i, score[i][1]) for i in chosen)]
 
 
 def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:
@@ -176,19 +243,23 @@ def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:
     return [texts[i] for i in sorted(kept)]
 
 
-def make_chapters(transcript: Transcript, settings: Settings) -> tuple[list[Chapter], list[Utterance]]:
-    """The transcript's chapters (offline titles and points) and the utterances they were cut from."""
+def make_chapters(transcript: Transcript, settings: Settings, sound: SoundProfile | None = None,
+                  tuning: Tuning | None = None) -> tuple[list[Chapter], list[Utterance]]:
+    """The transcript's chapters (offline titles and points) and the utterances they were cut from; with the
+    recording's `sound`, where it changes counts as evidence too (`TUNING`, else `WORDS_ONLY`)."""
+    tuning = tuning or (WORDS_ONLY if sound is None else TUNING)
     units = utterances(transcript, settings.quote_max_chars)
     if not units:
         return [], units
     duration = transcript.duration_s or units[-1].end
-    starts = boundaries(units, duration)
+    cuts = boundaries(units, duration, sound, tuning)
+    starts = [i for i, _ in cuts]
     parts = [units[a:b] for a, b in zip(starts, starts[1:] + [len(units)])]
     others = [[u.text for u in p] for p in parts]
     chapters, taken = [], set()
-    for part in parts:
+    for part, (_, at) in zip(parts, cuts):
         title = phrase_title([u.text for u in part], others, taken)
-        chapters.append(Chapter(start=part[0].start, end=part[-1].end, title=title,
+        chapters.append(Chapter(start=at, end=part[-1].end, title=title,
                                 key_points=chapter_points(part, settings)))
     return chapters, units
 

@@ -17,9 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from clipper.config import Settings
-from clipper.job.outputs import Chapter, KeyPoint, Segment, SpeakerSet, Summary, Transcript
+from clipper.job.outputs import (
+    Chapter,
+    KeyPoint,
+    Segment,
+    SpeakerSet,
+    Summary,
+    Transcript,
+)
 from clipper.llm import CitedPoint, PartialSummary, TextEngine
 from clipper.llm.prompts import render_parts
+from clipper.speakers.changes import SoundProfile
 from clipper.text.chapters import chapter_text, make_chapters
 from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks
@@ -131,12 +139,15 @@ def summarize(
     on_chunk_done: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     speakers: SpeakerSet | None = None,
+    sound: SoundProfile | None = None,
 ) -> Summary:
+    """The summary and chapters of `transcript`; `sound`, the recording's sound profile, lets the chapters start
+    where the sound changes too (clipper/speakers/changes.py)."""
     summary = Summary(engine=engine.name, model=engine.model, overview="")
     chunks = chunk_transcript(transcript, settings.llm_context_chars)
     if not chunks:
         return summary
-    chapters, units = make_chapters(transcript, settings)
+    chapters, units = make_chapters(transcript, settings, sound)
     _mark(chunks, transcript, chapters)
     parts, failed = map_chunks(chunks, engine.summarize_chunk, settings.llm_concurrency, on_chunk_done, should_stop)
     summary.failed_chunks = [chunks[i].index for i in failed]

@@ -13,10 +13,12 @@ import math
 import random
 import re
 import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 
 from tests.helpers import DATA
 
@@ -75,3 +77,35 @@ def long_real_speech(out: Path, minutes: float, gap_s: float = 0.8, seed: int = 
                     "-filter_complex", ";".join(graph), "-map", "[out]", "-ac", "1", "-ar", "16000",
                     "-c:a", "libmp3lame", "-b:a", "32k", str(out)], check=True)
     return out, " ".join(p.text for p in order)
+
+
+VOICES = REAL / "voices"
+SR = 16_000
+
+
+def decode(path: Path, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """16 kHz mono float32 samples of a media file (`seconds` from `start`, or all), by the product's ffmpeg."""
+    limit = ["-ss", str(start), *(["-t", str(seconds)] if seconds else [])]
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *limit, "-i", str(path), "-ac", "1",
+                          "-ar", str(SR), "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32).copy()
+
+
+def joined_recordings(pieces: list[tuple[Path, float, float | None]], out: Path, gap_s: float = 1.5) -> list[float]:
+    """Real recordings (path, from, seconds or None: to the end) laid end to end (`gap_s` of silence between
+    them) as a 16 kHz mono 16-bit WAV in `out`; returns where each piece after the first starts (the joins)."""
+    audio, joins, t = [], [], 0.0
+    for k, (path, start, seconds) in enumerate(pieces):
+        x = decode(path, start, seconds)
+        if k:
+            audio.append(np.zeros(int(gap_s * SR), np.float32))
+            t += gap_s
+            joins.append(round(t, 3))
+        audio.append(x)
+        t += len(x) / SR
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(np.concatenate(audio), -1, 1) * 32767).astype("<i2").tobytes())
+    return joins

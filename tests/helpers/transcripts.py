@@ -45,7 +45,6 @@ def _source(name: str, work: Path) -> tuple[Path, list[SpeakerTurn] | None]:
 
 def transcribe(name: str, work: Path) -> Transcript:
     """The raw transcript of recording `name` (no speakers), cached as `<work>/<name>.transcript.json`."""
-    from clipper.asr.base import wav_duration
     from clipper.media.ffmpeg import to_wav16k_mono
 
     work.mkdir(parents=True, exist_ok=True)
@@ -55,14 +54,23 @@ def transcribe(name: str, work: Path) -> Transcript:
     src, _ = _source(name, work)
     wav = work / f"{name}.wav"
     to_wav16k_mono(src, wav)
+    t = transcribe_wav(wav, work, name)
+    wav.unlink(missing_ok=True)
+    return t
+
+
+def transcribe_wav(wav: Path, work: Path, name: str) -> Transcript:
+    """The raw transcript of a 16 kHz WAV, cached as `<work>/<name>.transcript.json`."""
+    from clipper.asr.base import wav_duration
+
+    cached = work / f"{name}.transcript.json"
+    if cached.exists():
+        return Transcript.model_validate_json(cached.read_text(encoding="utf-8"))
     engine = _engine()
-    segments = []
-    for i, seg in enumerate(engine.transcribe(wav, language="en")):
-        segments.append(seg.model_copy(update={"id": i}))
+    segments = [seg.model_copy(update={"id": i}) for i, seg in enumerate(engine.transcribe(wav, language="en"))]
     t = Transcript(engine=engine.name, model=engine.model, language="en", duration_s=wav_duration(wav),
                    segments=segments)
     cached.write_text(t.model_dump_json(), encoding="utf-8")
-    wav.unlink(missing_ok=True)
     return t
 
 

@@ -1,0 +1,102 @@
+"""Chapters on a small join of real recordings built at test time (English telephone prompts, Czech game
+dialogue, the English voice again): where the sound changes, the product's speakers stage on the join, and a boundary inside an ASR
+segment at its clear pause. The joins are the truth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from clipper.config import Settings
+from clipper.job.outputs import Segment, Transcript
+from clipper.speakers.audio import AudioSource
+from clipper.speakers.changes import SoundProfile, sound_profile
+from clipper.text.chapters import TUNING, make_chapters
+from tests.helpers.real import ALLISON, VOICES, joined_recordings
+from tests.helpers.transcripts import transcribe_wav
+
+FOUND_WITHIN_S = 20.0  # bench/chapters.py's criterion
+# English telephone prompts, a Czech game voice (tiny.en writes next to nothing for it), the English voice again.
+PIECES = [(ALLISON, 0.0, 100.0), (VOICES / "cs-v.mp3", 0.0, None), (ALLISON, 100.0, 120.0)]
+
+
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory):
+    """(the joined WAV, where each later piece starts, its real tiny.en transcript)."""
+    work = tmp_path_factory.getbasetemp() / "real-transcripts"
+    work.mkdir(parents=True, exist_ok=True)
+    wav = work / "chapters-join.wav"
+    joins = joined_recordings(PIECES, wav)
+    return wav, joins, transcribe_wav(wav, work, "chapters-join")
+
+
+def _found(starts: list[float], joins: list[float]) -> list[float]:
+    return [j for j in joins if any(abs(s - j) <= FOUND_WITHIN_S for s in starts)]
+
+
+@pytest.mark.slow
+def test_the_sound_changes_most_at_the_joins(joined) -> None:
+    """Between the joins the voice and channel stay; at them both change: the two strongest changes (20 s
+    apart at least) are the joins, to within 4 s (anywhere in the pause around one is as good), each at least
+    1.5 times any change elsewhere."""
+    wav, joins, _ = joined
+    sound = sound_profile(wav)
+    grid = np.arange(0.0, sound.duration_s, 0.5)
+    curve = np.array([sound.change(t, TUNING.sound_window_s) for t in grid])
+    peaks: list[int] = []
+    for i in np.argsort(-curve):
+        if all(abs(grid[i] - grid[k]) > 20 for k in peaks):
+            peaks.append(int(i))
+        if len(peaks) == 3:
+            break
+    assert sorted(round(float(grid[i])) for i in peaks[:2]) == pytest.approx(joins, abs=4.0)
+    assert 1.5 * curve[peaks[2]] < min(curve[peaks[0]], curve[peaks[1]])
+    silent = SoundProfile.of(AudioSource(samples=np.zeros(16000 * 60, np.float32)))
+    assert silent.change(30.0, TUNING.sound_window_s) == 0.0  # no speech on either side: no evidence
+
+
+@pytest.mark.slow
+def test_the_speakers_stage_and_the_sound_find_every_join(joined) -> None:
+    """The product's path on the join: the real speakers stage labels the transcript, the sound profile comes
+    from the same audio; every join starts a chapter (within 20 s), and no chapter starts elsewhere."""
+    from clipper.speakers.label import label_transcript
+
+    wav, joins, raw = joined
+    labelled, speakers = label_transcript(wav, raw, Settings())
+    assert len(speakers.speakers) >= 2, speakers.note
+    chapters, units = make_chapters(labelled, Settings(), sound_profile(wav))
+    starts = [c.start for c in chapters[1:]]
+    assert _found(starts, joins) == joins, starts
+    assert len(starts) == len(joins), starts
+    assert chapters[0].start == units[0].start and chapters[-1].end == units[-1].end
+    for a, b in pairwise(chapters):
+        assert a.end <= b.start
+
+
+def _merged_across(t: Transcript, at: float) -> tuple[Transcript, float, float]:
+    """`t` as if the engine had run one segment across the join at `at`: the last segment before it and the
+    first after it made one. Returns it, the last word's end before the join and the first word's start after."""
+    before = max(i for i, s in enumerate(t.segments) if s.end <= at)
+    first, second = t.segments[before], t.segments[before + 1]
+    one = Segment(id=first.id, start=first.start, end=second.end, text=f"{first.text} {second.text}",
+                  words=first.words + second.words, speaker=None)
+    segments = [*t.segments[:before], one, *t.segments[before + 2 :]]
+    segments = [s.model_copy(update={"id": i}) for i, s in enumerate(segments)]
+    return t.model_copy(update={"segments": segments}), first.words[-1].end, second.words[0].start
+
+
+@pytest.mark.slow
+def test_a_boundary_may_fall_inside_a_segment_at_its_clear_pause(joined) -> None:
+    """An ASR segment run across a join no longer hides it: a chapter starts in the segment's longest pause
+    between words (the join's silence); with that rule off, nothing can start there."""
+    wav, joins, raw = joined
+    sound = sound_profile(wav)
+    merged, before, after = _merged_across(raw, joins[1])  # the Czech (its last words, if any) into the English
+    in_pause = lambda c: before <= c.start <= after
+    chapters, _ = make_chapters(merged, Settings(), sound)
+    assert any(in_pause(c) for c in chapters[1:]), [c.start for c in chapters]
+    strict, _ = make_chapters(merged, Settings(), sound, replace(TUNING, in_segment_pause_s=float("inf")))
+    assert not any(in_pause(c) for c in strict[1:]), [c.start for c in strict]
