@@ -9,9 +9,11 @@ from temporalio import activity
 from activities.breaker import gate_for
 from activities.download import AUDIO
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
+from clipper.errors import CorruptArtifact
 from clipper.job.messages import SummaryOutput, TextStageInput
 from clipper.job.outputs import SpeakerSet, Transcript
 from clipper.job.status import StageProgress
+from clipper.speakers.changes import SoundProfile, sound_profile
 
 STAGE = "summary"
 
@@ -57,12 +59,9 @@ class SummaryActivity:
             chapters_markdown=store.put_text(job, "chapters.md", chapters_markdown(summary), STAGE, "text/markdown"),
         )
 
-    def _sound(self, job: str):
+    def _sound(self, job: str) -> SoundProfile | None:
         """Where the recording's sound changes, for the chapters: from the download stage's audio, read from the
         store by the job id (the workflow's input stays as it is). Gone or damaged: chapters from the words."""
-        from clipper.errors import CorruptArtifact
-        from clipper.speakers.changes import sound_profile
-
         ref = self.deps.store.read_manifest(job).artifacts.get(AUDIO)
         if ref is None:
             return None
