@@ -311,6 +311,22 @@ class ImportNotRegistered(ClipperError):
     says, then import again."""
 
 
+# Search (clipper/search/): `clipper search`, `GET /api/search`, the index stage.
+
+
+class SearchQueryInvalid(ClipperError):
+    """A search that cannot be run as asked: no words in the query (empty, or only punctuation), a query over 1,000
+    characters, an unknown kind or a limit out of range. The message says which; give a few words that were said."""
+
+
+class SearchUnavailable(ClipperError):
+    """The search index cannot be used now: its PostgreSQL server (CLIPPER_SEARCH_URL) cannot be reached or refused
+    the connection, or the SQLite file in the store's folder cannot be opened or written. Retried by the `index`
+    stage; `clipper reindex` rebuilds the index from the store once it is back."""
+
+    non_retryable = False
+
+
 def _subclasses(cls: type[ClipperError]) -> list[type[ClipperError]]:
     return [cls, *(d for sub in cls.__subclasses__() for d in _subclasses(sub))]
 
