@@ -19,6 +19,7 @@ Since then (each with its patch, docs/versions.md):
     python -m scripts.record_history 1.3-imported-done --imported               # new: ImportedJob
     python -m scripts.record_history 1.4-media-failed-cleaned --url https://10.0.0.1/episode.mp3  # failed-cleanup
     python -m scripts.record_history 1.5-media-titled                           # title-attribute
+    python -m scripts.record_history 1.6-index-done                             # index-stage
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versions.md).

@@ -69,6 +69,8 @@ class SearchQuery(BaseModel):
         limit = LIMIT_DEFAULT if limit is None else limit
         if not 1 <= limit <= LIMIT_MAX:
             raise SearchQueryInvalid(f"limit must be from 1 to {LIMIT_MAX}, not {limit}")
+        if speaker is not None and speaker.strip() and not words(speaker):
+            raise SearchQueryInvalid(f"the speaker {speaker!r} has no letters or digits: give a name or a label (S1)")
         speaker = " ".join(words(speaker or "")) or None
         return cls(text=text, words=found, speaker=speaker, job_id=job_id or None, since=since, kind=kind,
                    limit=limit)
