@@ -17,29 +17,51 @@ from pathlib import Path
 from clipper.errors import SearchUnavailable
 from clipper.search.backend import SearchIndex
 from clipper.search.documents import JobEntries
-from clipper.search.query import Hit, SearchQuery, hit
+from clipper.search.query import Hit, SearchQuery, hit, words
 
 BUSY_TIMEOUT_S = 30.0  # another process writing: wait this long for it before giving up (SearchUnavailable)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs(job_id TEXT PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL)",
     ("CREATE TABLE IF NOT EXISTS entries(id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, kind TEXT NOT NULL, "
-     "start REAL NOT NULL, end_s REAL NOT NULL, label TEXT, name TEXT, speaker_key TEXT NOT NULL, text TEXT NOT NULL)"),
+     "start REAL NOT NULL, end_s REAL NOT NULL, label TEXT, name TEXT, speaker_key TEXT NOT NULL, text TEXT NOT NULL, "
+     "tags TEXT NOT NULL)"),
     "CREATE INDEX IF NOT EXISTS entries_job ON entries(job_id)",
-    ("CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, content='entries', content_rowid='id', "
+    ("CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, tags, content='entries', content_rowid='id', "
      "tokenize=\"unicode61 remove_diacritics 2\")"),
 )
-SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start, e.end_s, e.label, e.name, e.text FROM entries_fts "
-          "JOIN entries e ON e.id = entries_fts.rowid JOIN jobs j ON j.job_id = e.job_id WHERE entries_fts MATCH ?")
+# The best `k` entries by bm25 (the tags column weighs nothing), found in the full-text index alone: the join to the
+# rows and the jobs comes after, for those few. Filters on job, kind and speaker are tags in the same MATCH.
+SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start, e.end_s, e.label, e.name, e.text FROM "
+          "(SELECT rowid AS id, rank FROM entries_fts WHERE entries_fts MATCH ? AND rank MATCH 'bm25(1.0, 0.0)' "
+          "ORDER BY rank LIMIT ?) AS best JOIN entries e ON e.id = best.id JOIN jobs j ON j.job_id = e.job_id")
+SINCE_FACTOR = 20  # with --since the best entries of every job are ranked first: this many more are looked at
 
 
-def phrase(words: list[str]) -> str:
+def tag(prefix: str, value: str) -> str:
+    """One token of the tags column: a filter's value as the tokenizer keeps it (folded letters and digits)."""
+    return prefix + "".join(words(value))
+
+
+def tags(job_id: str, kind: str, label: str | None, name: str | None) -> str:
+    return " ".join([tag("job", job_id), tag("kind", kind),
+                     *(tag("spk", v) for v in (label, name) if v and words(v))])
+
+
+def phrase(terms: list[str]) -> str:
     """The words side by side in this order, the last as a prefix; every word quoted, so nothing is syntax."""
-    return '"' + " ".join(words) + '" *'
+    return '{text}: "' + " ".join(terms) + '" *'
 
 
-def all_words(words: list[str]) -> str:
+def all_words(terms: list[str]) -> str:
     """Every word anywhere in the entry, the last as a prefix."""
-    return " AND ".join(f'"{w}"' for w in words) + " *"
+    return "{text}: (" + " AND ".join(f'"{w}"' for w in terms) + " *)"
+
+
+def filters(query: SearchQuery) -> str:
+    """The query's job, kind and speaker as tags the entries must carry (quoted: letters and digits only)."""
+    wanted = [tag("job", query.job_id) if query.job_id else "", tag("kind", query.kind) if query.kind else "",
+              tag("spk", query.speaker) if query.speaker else ""]
+    return "".join(f' AND {{tags}}: "{t}"' for t in wanted if t)
 
 
 class SqliteIndex(SearchIndex):
@@ -77,11 +99,12 @@ class SqliteIndex(SearchIndex):
             db.execute("INSERT INTO jobs(job_id, title, created) VALUES (?, ?, ?)",
                        (job.job_id, job.title, job.created_at.timestamp()))
             count = db.executemany(
-                "INSERT INTO entries(job_id, kind, start, end_s, label, name, speaker_key, text) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((job.job_id, e.kind, e.start, e.end, e.label, e.name, e.speaker_key, e.text) for e in job.rows()),
+                "INSERT INTO entries(job_id, kind, start, end_s, label, name, speaker_key, text, tags) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((job.job_id, e.kind, e.start, e.end, e.label, e.name, e.speaker_key, e.text,
+                  tags(job.job_id, e.kind, e.label, e.name)) for e in job.rows()),
             ).rowcount
-            db.execute("INSERT INTO entries_fts(rowid, text) SELECT id, text FROM entries WHERE job_id = ?",
+            db.execute("INSERT INTO entries_fts(rowid, text, tags) SELECT id, text, tags FROM entries WHERE job_id = ?",
                        (job.job_id,))
             db.execute("COMMIT")
             return count
@@ -96,30 +119,31 @@ class SqliteIndex(SearchIndex):
     @staticmethod
     def _remove(db: sqlite3.Connection, job_id: str) -> int:
         # External content: the index is told each row's old text before the row goes.
-        db.execute("INSERT INTO entries_fts(entries_fts, rowid, text) SELECT 'delete', id, text FROM entries "
-                   "WHERE job_id = ?", (job_id,))
+        db.execute("INSERT INTO entries_fts(entries_fts, rowid, text, tags) SELECT 'delete', id, text, tags "
+                   "FROM entries WHERE job_id = ?", (job_id,))
         count = db.execute("DELETE FROM entries WHERE job_id = ?", (job_id,)).rowcount
         db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
         return count
 
     def search(self, query: SearchQuery) -> list[Hit]:
-        filters, params = "", []
+        # The exact filters again on the joined rows: a tag is the value's letters and digits only.
+        checks, params = "", []
         if query.job_id:
-            filters, params = filters + " AND e.job_id = ?", [*params, query.job_id]
-        if query.kind:
-            filters, params = filters + " AND e.kind = ?", [*params, query.kind]
+            checks, params = checks + " AND e.job_id = ?", [*params, query.job_id]
         if query.since:
-            filters, params = filters + " AND j.created >= ?", [*params, query.since.timestamp()]
+            checks, params = checks + " AND j.created >= ?", [*params, query.since.timestamp()]
         if query.speaker:
-            filters += " AND instr('|' || e.speaker_key || '|', ?) > 0"
+            checks += " AND instr('|' || e.speaker_key || '|', ?) > 0"
             params.append(f"|{query.speaker}|")
-        sql = f"{SELECT}{filters} ORDER BY bm25(entries_fts) LIMIT ?"
+        sql = f"{SELECT} WHERE 1{checks} ORDER BY best.rank"
+        wanted = filters(query)
         expressions = [phrase(query.words)] + ([all_words(query.words)] if len(query.words) > 1 else [])
         seen: set[int] = set()
         hits: list[Hit] = []
         with self._db() as db:
             for expression in expressions:
-                for row in db.execute(sql, [expression, *params, query.limit + len(seen)]):
+                k = (query.limit + len(seen)) * (SINCE_FACTOR if query.since else 1)
+                for row in db.execute(sql, [expression + wanted, k, *params]):
                     if row[0] in seen or len(hits) >= query.limit:
                         continue
                     seen.add(row[0])
