@@ -1,10 +1,11 @@
 """The search index on PostgreSQL full-text search, for workers on several hosts sharing an S3 store: every host
 indexes into, and searches, the one server `CLIPPER_SEARCH_URL` names (psycopg 3).
 
-The text's words are found and folded in Python (`words`: letters and digits, lower case, accents dropped) before PostgreSQL's `simple` configuration
-makes its tsvector, so no extension (unaccent) is needed and the words compare as SQLite's tokenizer compares them;
-the query is built from the same quoted words (`<->` for the phrase, `&` for all words, `:*` for the prefix), never
-from the person's text. Ranked by `ts_rank_cd`. A job's entries are replaced in one transaction.
+The text's words are found and folded in Python (`words`: letters and digits, lower case, accents dropped) before
+PostgreSQL's `simple` configuration makes its tsvector, so no extension (unaccent) is needed and the words compare as
+SQLite's tokenizer compares them; the query is built from the same quoted words (`<->` for the phrase, `&` for all
+words, `:*` for the prefix), never from the person's text. Ranked by `ts_rank_cd` (among at most `CANDIDATES`
+entries holding the words). A job's entries are replaced in one transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from clipper.search.documents import JobEntries
 from clipper.search.query import Hit, SearchQuery, hit, words
 
 CONNECT_TIMEOUT_S = 10
+SINCE_FACTOR = 20  # with a `since`, the jobs' date is checked after the ranking: this many more are ranked
 SCHEMA = (
     ("CREATE TABLE IF NOT EXISTS clipper_search_jobs(job_id text PRIMARY KEY, title text NOT NULL, "
      "created timestamptz NOT NULL)"),
@@ -29,9 +31,15 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS clipper_search_entries_job ON clipper_search_entries(job_id)",
     "CREATE INDEX IF NOT EXISTS clipper_search_entries_tsv ON clipper_search_entries USING gin(tsv)",
 )
-SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, e.name, e.text "
-          "FROM clipper_search_entries e JOIN clipper_search_jobs j ON j.job_id = e.job_id "
-          "WHERE e.tsv @@ to_tsquery('simple', %s)")
+# The rank is computed for at most CANDIDATES entries holding the words (filters applied), then the best of them
+# joined: a word in a tenth of a thousand hours of talk would otherwise rank tens of thousands of rows per search.
+CANDIDATES = 5000
+SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, e.name, e.text FROM "
+          "(SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('simple', %(q)s)) AS rank FROM "
+          "(SELECT id, tsv FROM clipper_search_entries e WHERE e.tsv @@ to_tsquery('simple', %(q)s){filters} "
+          "LIMIT %(candidates)s) c ORDER BY rank DESC, c.id LIMIT %(k)s) best "
+          "JOIN clipper_search_entries e ON e.id = best.id JOIN clipper_search_jobs j ON j.job_id = e.job_id"
+          "{since} ORDER BY best.rank DESC, e.id")
 
 
 def _quoted(word: str) -> str:
@@ -101,23 +109,25 @@ class PostgresIndex(SearchIndex):
         return count
 
     def search(self, query: SearchQuery) -> list[Hit]:
-        filters, params = "", []
+        filters, params = "", {"candidates": CANDIDATES}
         if query.job_id:
-            filters, params = filters + " AND e.job_id = %s", [*params, query.job_id]
+            filters, params["job"] = filters + " AND e.job_id = %(job)s", query.job_id
         if query.kind:
-            filters, params = filters + " AND e.kind = %s", [*params, query.kind]
-        if query.since:
-            filters, params = filters + " AND j.created >= %s", [*params, query.since]
+            filters, params["kind"] = filters + " AND e.kind = %(kind)s", query.kind
         if query.speaker:
-            filters += " AND position(%s in '|' || e.speaker_key || '|') > 0"
-            params.append(f"|{query.speaker}|")
-        sql = f"{SELECT}{filters} ORDER BY ts_rank_cd(e.tsv, to_tsquery('simple', %s)) DESC, e.id LIMIT %s"
+            filters += " AND position(%(speaker)s in '|' || e.speaker_key || '|') > 0"
+            params["speaker"] = f"|{query.speaker}|"
+        since = ""
+        if query.since:
+            since, params["since"] = " WHERE j.created >= %(since)s", query.since
+        sql = SELECT.format(filters=filters, since=since)
         expressions = [phrase(query.words)] + ([all_words(query.words)] if len(query.words) > 1 else [])
         seen: set[int] = set()
         hits: list[Hit] = []
         with self._db() as db:
             for expression in expressions:
-                for row in db.execute(sql, [expression, *params, expression, query.limit + len(seen)]):
+                k = (query.limit + len(seen)) * (SINCE_FACTOR if query.since else 1)
+                for row in db.execute(sql, {**params, "q": expression, "k": k}):
                     if row[0] in seen or len(hits) >= query.limit:
                         continue
                     seen.add(row[0])
