@@ -196,3 +196,15 @@ def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
     reopened = SqliteIndex(path)
     assert shape(search(reopened, "rates")) == before
     assert search(reopened, "replacement") == []
+
+
+def test_a_word_in_very_many_entries_ranks_the_newest(tmp_path, monkeypatch):
+    import clipper.search.sqlite as sqlite
+
+    monkeypatch.setattr(sqlite, "CANDIDATES", 2)
+    store, index = ArtifactStore(tmp_path / "store"), SqliteIndex(tmp_path / "search.sqlite3")
+    for n in range(3):
+        put_job(store, f"clip-{n}", [(float(n), n + 1.0, None, "the same words"), (9.0, 10.0, None, "other")])
+        index_job(index, store, f"clip-{n}")
+    assert [h.job_id for h in search(index, "same words")] in (["clip-2", "clip-1"], ["clip-1", "clip-2"])
+    assert [h.job_id for h in search(index, "same", job_id="clip-0")] == ["clip-0"]  # the filter comes first
