@@ -199,7 +199,7 @@ def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
 
 
 def test_a_word_in_very_many_entries_ranks_the_newest(tmp_path, monkeypatch):
-    import clipper.search.sqlite as sqlite
+    from clipper.search import sqlite
 
     monkeypatch.setattr(sqlite, "CANDIDATES", 2)
     store, index = ArtifactStore(tmp_path / "store"), SqliteIndex(tmp_path / "search.sqlite3")
