@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo check test browser tools worker server stop clean
+.PHONY: venv demo check test browser tools postgres worker server stop clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml clipper/speakers/models.py
@@ -21,7 +21,7 @@ demo: venv
 check: venv
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not crash and not long" tests/unit tests/workflows tests/e2e/test_web_api.py
 
-test: venv browser tools
+test: venv browser tools postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The browser tests drive Debian's chromium (never `playwright install`): installed when missing and we are root
@@ -29,6 +29,13 @@ test: venv browser tools
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser tests fail without it)"
+
+# The search index's PostgreSQL tests start a throw-away server from Debian's postgresql (initdb, pg_ctl): installed
+# the same way; without it those tests are skipped, saying so.
+postgres:
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && apt-get install -y -qq postgresql; } \
+		|| echo "postgresql is missing: run 'sudo apt-get install -y postgresql' (its search tests are skipped without it)"
 
 # The docs' shell examples (tests/e2e/test_docs_examples.py) call curl and pipe into jq: installed the same way.
 tools:

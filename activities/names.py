@@ -1,6 +1,7 @@
 """`render_names`: the names people gave speakers (update `name_speakers`, workflow `NameSpeakers`) rendered
 into every output that shows speakers — the transcript, subtitles, quotes, report, and the audiograms whose
-speaker line changes (drawn again; the others are kept as they are). What is replaced is kept as a version first.
+speaker line changes (drawn again; the others are kept as they are). What is replaced is kept as a version first;
+then the job is indexed again for search, so its lines are found by the new names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from clipper.errors import InvalidRequest
 from clipper.job.outputs import SpeakerSet
 from clipper.job.request import SpeakerNames
 from clipper.job.versions import archive, job_options
+from clipper.search import index_job, open_index
 
 STAGE = "names"
 SOURCES = ("media.json", "transcript.json", "quotes.json", "summary.json", "clips.json")
@@ -58,6 +60,8 @@ class RenderNamesActivity:
                     log.info("audiograms.redrawn", count=len(redraw))
                 output = render_outputs(store, job, refs, STAGE, request.names)
                 speakers = store.read_model(job, output.speakers, SpeakerSet)
+                with open_index(settings) as index:  # found by the new names (a job still running: its stage)
+                    index_job(index, store, job)
         except InvalidRequest as err:
             raise ApplicationError(str(err), type="InvalidRequest", non_retryable=True) from None
         log.info("speakers.named", names=len(speakers.names()))

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     storage_url: str = ""
     s3_endpoint_url: str | None = None  # MinIO, R2, ...: e.g. http://minio:9000; None = AWS S3
     s3_region: str = "us-east-1"
+    # The search index (clipper/search/): unset = SQLite FTS5 in storage_dir (search.sqlite3); for several hosts
+    # sharing an S3 store, a PostgreSQL server they all reach: postgresql://user:password@host:5432/db.
+    search_url: SecretStr | None = None
 
     # Download safety: local files and private networks are refused unless the operator opts in.
     allow_local_files: bool = False
@@ -287,7 +290,8 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret value, for the log redactor."""
         values = [s.get_secret_value() for s in (self.asr_api_key, self.llm_api_key, self.smtp_password,
-                                                 self.webhook_secret, self.web_token) if s is not None]
+                                                 self.webhook_secret, self.web_token, self.search_url)
+                  if s is not None]
         # The S3 store's credentials are boto3's (the AWS chain), not settings; the environment's are redacted too.
         values += [os.environ.get(name, "") for name in AWS_SECRET_ENV]
         return [v for v in values if v]

@@ -327,6 +327,22 @@ class FeedEmpty(ClipperError):
     non_retryable = False
 
 
+# Search (clipper/search/): `clipper search`, `GET /api/search`, the index stage.
+
+
+class SearchQueryInvalid(ClipperError):
+    """A search that cannot be run as asked: no words in the query (empty, or only punctuation), a query over 1,000
+    characters, an unknown kind or a limit out of range. The message says which; give a few words that were said."""
+
+
+class SearchUnavailable(ClipperError):
+    """The search index cannot be used now: its PostgreSQL server (CLIPPER_SEARCH_URL) cannot be reached or refused
+    the connection, or the SQLite file in the store's folder cannot be opened or written. Retried by the `index`
+    stage; `clipper reindex` rebuilds the index from the store once it is back."""
+
+    non_retryable = False
+
+
 class FollowNotFound(ClipperError):
     """No follow by that id on this server: `clipper follows` lists them."""
 

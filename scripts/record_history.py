@@ -21,6 +21,7 @@ Since then (each with its patch, docs/versions.md):
     python -m scripts.record_history 1.5-media-titled                           # title-attribute
     python -m scripts.record_history 1.6-follow-checked --follow                # new: FollowCheck
     python -m scripts.record_history 1.6-follow-paused --follow-404             # ... a failing source pauses it
+    python -m scripts.record_history 1.6-index-done                             # index-stage
 
 Keep every recorded history when changing a workflow: replaying them is how CI notices a change that would
 break jobs in flight. Each change records one more (see docs/versions.md).

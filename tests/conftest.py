@@ -50,6 +50,18 @@ def s3_endpoint():
         yield endpoint
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server (Debian's binaries) on a free port in a temp folder, for the search index's tests;
+    skipped, saying how to install it, only when the binaries are absent."""
+    from tests.helpers.postgres import MISSING, pg_binaries, postgres_server
+
+    if pg_binaries() is None:
+        pytest.skip(MISSING)
+    with postgres_server() as url:
+        yield url
+
+
 @contextlib.contextmanager
 def dev_server(folder: Path) -> Iterator[DevServer]:
     """A dev server on free ports with the search attributes registered (as a worker does at start)."""

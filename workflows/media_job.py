@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from clipper.errors import InvalidRequest
     from clipper.job.messages import (
-        AudiogramsInput, AudiogramsOutput, ClipsInput, ClipsOutput, DownloadInput, DownloadOutput, QuotesOutput,
-        ReportInput, ReportOutput, SpeakersInput, SpeakersOutput, SummaryOutput, TextStageInput, TranscribeInput,
+        AudiogramsInput, AudiogramsOutput, ClipsInput, ClipsOutput, DownloadInput, DownloadOutput, IndexInput,
+        IndexOutput, QuotesOutput, ReportInput, ReportOutput, SpeakersInput, SpeakersOutput, SummaryOutput, TextStageInput, TranscribeInput,
         TranscribeOutput,
     )
     from clipper.job.request import JobRequest, JobResult, SpeakerNames
@@ -30,6 +30,7 @@ MAX_REBUILDS = 2  # how often a corrupt input may send us back to the stage that
 SPEAKERS = "speakers-stage"  # the `speakers` stage after `transcribe`; speech-to-text then writes `asr.*`
 AUDIOGRAMS = "audiograms-stage"  # the `audiograms` stage after `clips`
 FAILED_CLEANUP = "failed-cleanup"  # a job that fails for good sweeps its scratch files, as a cancelled one does
+INDEX = "index-stage"  # the `index` stage after `report`: the job's words into the search index
 
 
 @workflow.defn(name="MediaJob")
@@ -59,7 +60,9 @@ class MediaJob(JobControl):
         try:
             await self.download(rebuild=False)
             speakers, audiograms = workflow.patched(SPEAKERS), workflow.patched(AUDIOGRAMS)
-            self.without_stages([name for name, on in (("speakers", speakers), ("audiograms", audiograms)) if not on])
+            index = workflow.patched(INDEX)
+            self.without_stages([name for name, on in (("speakers", speakers), ("audiograms", audiograms),
+                                                       ("index", index)) if not on])
             asr = "asr" if speakers else "transcript"
             if wants_chunks(request.asr_chunk_s, self.job.duration_s):
                 transcript = await self.rebuilding_audio(lambda: transcribe_in_chunks(
@@ -89,6 +92,13 @@ class MediaJob(JobControl):
                 quotes=quotes.quotes, summary=summary.summary, clips=clips.index, names=names), ReportOutput)
             if self.names != names:  # named while the report was being written
                 await self.render_names(self.names)
+            while index:  # again if speakers were named meanwhile: the index ends with the names the job ends with
+                await workflow.wait_condition(workflow.all_handlers_finished)  # a naming's files written first
+                names = dict(self.names)
+                await self.stages.run("index", IndexInput(
+                    job_id=job, media=self.media.media, transcript=transcript.transcript, quotes=quotes.quotes,
+                    summary=summary.summary, names=names), IndexOutput)
+                index = self.names != names
         except StageFailed as failed:
             self.finish(JobState.failed, failed)
             await self.stages.notify("failed")

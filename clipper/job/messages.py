@@ -204,3 +204,20 @@ class ReportOutput(StageOutput):
     speakers: ArtifactRef | None = None
     text: ArtifactRef | None = None  # transcript.txt
     quotes_markdown: ArtifactRef | None = None  # quotes.md
+
+
+class IndexInput(BaseModel):
+    """Input of `index`: the files whose entries go into the search index (the current ones are read: names given
+    since are in speakers.json, never in a reference). Their references make a changed output a new input."""
+
+    job_id: str
+    media: ArtifactRef
+    transcript: ArtifactRef
+    quotes: ArtifactRef
+    summary: ArtifactRef
+    names: dict[str, str] = Field(default_factory=dict)  # the speakers' names as the workflow knew them: a naming
+    # since makes the input new, so the stage runs again rather than reusing its receipt
+
+
+class IndexOutput(StageOutput):
+    entries: int  # transcript lines, quotes and chapter titles indexed

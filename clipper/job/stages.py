@@ -108,6 +108,11 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("report", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
                                       lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=120),
           rate=0.005),
+    # Every transcript line, quote and chapter title into the search index (clipper/search/): a few thousand rows in
+    # one transaction, seconds at most; an index server's outage passes, so it retries patiently.
+    Stage("index", "io", StagePolicy(initial_interval_s=1, max_interval_s=30, max_attempts=5,
+                                     lost_worker_attempts=4, heartbeat_timeout_s=60, timeout_base_s=120),
+          rate=0.002, errors=("SearchUnavailable",)),
 )
 # Errors any stage may meet (its store, its input artifacts); with each stage's own `errors`, the failure series
 # a worker creates at 0 when it starts (activities/metrics.py), so dashboards show 0 rather than no data.

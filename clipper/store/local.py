@@ -76,6 +76,11 @@ class ArtifactStore:
         path = self._job_path(job_id) / name if name else self._job_path(job_id)
         return str(path.resolve())
 
+    def job_ids(self) -> list[str]:
+        """Every job (and batch) folder the store has, by id (`clipper reindex` walks them)."""
+        jobs = self.root / "jobs"
+        return sorted(p.name for p in jobs.iterdir() if p.is_dir() and not p.name.startswith(".")) if jobs.is_dir() else []
+
     def check(self) -> None:
         """Raise a typed error if the store cannot be used. A local folder is checked by its first write."""
 

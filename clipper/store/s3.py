@@ -174,6 +174,15 @@ class S3ArtifactStore(ArtifactStore):
             self._refs.pop(job_id, None)
         return len(keys)
 
+    def job_ids(self) -> list[str]:
+        """Every job folder in the bucket (not only this host's cache)."""
+        root, ids = "/".join(p for p in (self.prefix, "jobs") if p) + "/", []
+        with self._s3_errors("listing the jobs"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=root,
+                                                                              Delimiter="/"):
+                ids.extend(p["Prefix"][len(root):].strip("/") for p in page.get("CommonPrefixes", []))
+        return sorted(i for i in ids if i and not i.startswith("."))
+
     def _delete(self, keys: list[str], doing: str) -> None:
         for start in range(0, len(keys), 1000):  # delete_objects takes at most 1000 keys
             with self._s3_errors(doing):

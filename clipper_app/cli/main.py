@@ -33,6 +33,7 @@ from clipper_app.cli import batch as batch_cli
 from clipper_app.cli import delete as delete_cli
 from clipper_app.cli import follow as follow_cli
 from clipper_app.cli import models as models_cli
+from clipper_app.cli import search as search_cli
 from clipper_app.cli import transfer as transfer_cli
 from clipper_app.cli import render
 from clipper_app.cli.options import add_job_options, job_options
@@ -93,6 +94,8 @@ async def run(args: argparse.Namespace) -> int:
         return show_versions(args)
     if args.command == "models":  # this machine's speaker models: no server
         return models_cli.run(args)
+    if args.command in search_cli.COMMANDS:  # the search index only: works without a server
+        return await search_cli.run(args)
     if args.command == "show":  # reads the store only: works without a server
         return print_report(args.job_id)
     if args.command == "web":  # the REST API (web/): its own client, in uvicorn's loop
@@ -263,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
     transfer_cli.add_parser(sub)
     delete_cli.add_parser(sub)
     models_cli.add_parser(sub)
+    search_cli.add_parser(sub)
     st = sub.add_parser("status", help="print a job's state; without a job: the providers' circuit breakers")
     st.add_argument("job_id", nargs="?")
     st.add_argument("--json", action="store_true")

@@ -12,6 +12,7 @@ See docs/api.md.
 from clipper.errors import ArchiveInvalid, JobExists  # export_job / import_job (clipper_app/client/transfer.py)
 # The models the client's reads return, importable from here: a caller needs no import of the store's modules.
 from clipper.job.versions import ArtifactVersion
+from clipper.search import Hit, Reindexed
 from clipper.store.archive import ArchiveSummary
 from clipper.store.refs import ArtifactRef
 from clipper_app.client.common import (
@@ -24,6 +25,7 @@ from clipper_app.client.history import AuditEntry, audit_log
 from clipper_app.client.jobs import ClipperClient
 from clipper_app.client.listing import JobSummary
 from clipper_app.client.remote import ApiError, ApiUnavailable, RemoteClipperClient
+from clipper_app.client.search import Searcher
 from clipper_app.client.unavailable import SERVER_ERRORS, TemporalUnavailable, unavailable
 
 __all__ = [
@@ -31,5 +33,5 @@ __all__ = [
     "JobNotFinished", "JobNotFound", "JobSummary", "Submitted", "audit_log", "connect", "ensure_search_attributes",
     "ArchiveInvalid", "JobExists", "ArchiveSummary", "ArtifactRef", "ArtifactVersion", "JobFiles", "ReportNotFound",
     "SERVER_ERRORS", "TemporalUnavailable", "clip_names", "unavailable", "Deleted", "JobStillRunning",
-    "ApiError", "ApiUnavailable", "RemoteClipperClient",
+    "ApiError", "ApiUnavailable", "RemoteClipperClient", "Hit", "Reindexed", "Searcher",
 ]

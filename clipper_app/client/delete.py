@@ -1,7 +1,7 @@
 """Deleting a job and everything it left (`clipper delete`, `DELETE /api/jobs/<id>`). A part of `ClipperClient`.
 
 Only a job that has ended (done, failed, cancelled, abandoned: its workflow is closed) is deleted: a running job's
-stages are still writing into its folder. What goes: its folder in the configured store (every artifact, its kept
+stages are still writing into its folder. What goes: its entries in the search index, its folder in the configured store (every artifact, its kept
 versions, receipts; in an S3 store every object under the job's prefix and this host's cached copies), then every
 closed run of its workflow and of the `NameSpeakers` workflows that named its speakers (ids `<job>/names-…`), so
 `clipper list`, `GET /api/jobs` and the Web UI no longer show it.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
@@ -52,6 +53,7 @@ class Deleted:
 
 class DeleteMethods(ClientBase):
     store: ArtifactStore  # OutputMethods' (the configured store)
+    unindex_job: Any  # SearchMethods'
 
     async def delete_job(self, job_id: str, wait_s: float = DELETE_WAIT_S) -> Deleted:
         """Delete the ended job `job_id`: its files, versions and workflow runs. `JobNotFound` for an unknown (or
@@ -59,6 +61,7 @@ class DeleteMethods(ClientBase):
         job's (a batch's, or one that would lead out of the store's `jobs/` folder)."""
         runs, helpers = await self.deletable(job_id)
         try:
+            await self.unindex_job(job_id)  # first: a failing index leaves the job whole (delete it again later)
             files = await asyncio.to_thread(self.store.delete_job, job_id)
             for workflow_id, run_id, _ in helpers + runs:  # the helpers first: nothing lists them once the job is gone
                 await self._delete_run(workflow_id, run_id)

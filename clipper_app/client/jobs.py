@@ -36,6 +36,7 @@ from clipper_app.client.history import AuditEntry, audit_log, imported_from
 from clipper_app.client.listing import ListingMethods
 from clipper_app.client.outputs import OutputMethods
 from clipper_app.client.remote import RemoteClipperClient
+from clipper_app.client.search import SearchMethods
 from clipper_app.client.transfer import TransferMethods
 from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
@@ -49,7 +50,8 @@ def refused(err: WorkflowUpdateFailedError | WorkflowFailureError) -> InvalidReq
     return InvalidRequest(getattr(cause, "message", None) or str(cause))
 
 
-class ClipperClient(BatchMethods, FollowMethods, ListingMethods, OutputMethods, TransferMethods, DeleteMethods):
+class ClipperClient(BatchMethods, FollowMethods, ListingMethods, OutputMethods, TransferMethods, DeleteMethods,
+                    SearchMethods):
     """`read_max_age_s`: how long a job's status (and a jobs list) is reused (clipper_app/client/reads.py); by
     default only concurrent reads share one, the web app keeps them a second."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from clipper.errors import ClipperError, CorruptArtifact, error_class
 from clipper.job.request import JobOptions, JobResult, MediaInfo
 from clipper.job.status import FINISHED, PRIORITY_DEFAULT, JobState, JobStatus, check_priority
 from clipper.job.versions import ArtifactVersion
+from clipper.search.query import Hit
 from clipper.store.refs import ArtifactRef
 from clipper_app.client.common import JobCancelled, JobFailed, Submitted
 from clipper_app.client.listing import JobSummary
@@ -219,6 +221,18 @@ class RemoteClipperClient(TypedOutputs):
     async def delete(self, job_id: str) -> None:
         """The job, its files and versions are removed (`DELETE /api/jobs/{id}`); refused while it runs."""
         await self._call("DELETE", self._job(job_id))
+
+    async def search(self, query: str, speaker: str | None = None, job_id: str | None = None,
+                     since: timedelta | None = None, kind: str | None = None, limit: int | None = None) -> list[Hit]:
+        """`ClipperClient.search` over `GET /api/search`: the same hits."""
+        params = {k: v for k, v in (("q", query), ("speaker", speaker), ("job", job_id), ("kind", kind),
+                                    ("limit", limit)) if v is not None}
+        if since is not None:  # the finest unit the API takes it in (at most six digits)
+            seconds = max(1, int(since.total_seconds()))
+            unit, size = next((u, n) for u, n in (("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604800))
+                              if -(-seconds // n) <= 999_999 or u == "w")
+            params["since"] = f"{min(999_999, -(-seconds // size))}{unit}"
+        return TypeAdapter(list[Hit]).validate_python(await self._json("GET", "/api/search", params=params))
 
     # --- outputs, checked against the sha256 the job recorded (the ETag) ---
 

@@ -18,6 +18,7 @@ import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.common import WorkflowIDReusePolicy
@@ -43,6 +44,7 @@ JOB_TYPES = ("MediaJob", IMPORTED_TYPE)
 
 class TransferMethods(ClientBase):
     store: ArtifactStore  # OutputMethods' (the configured store)
+    index_quietly: Any  # SearchMethods'
 
     # --- export ---
 
@@ -123,6 +125,7 @@ class TransferMethods(ClientBase):
                 claim.discard()  # at once, even when cancelled: nothing half-imported stays behind
                 raise
             claim.done()
+            await self.index_quietly(job_id)  # SearchMethods': its words are found like any job's
         finally:
             await asyncio.to_thread(_remove_staging, staging)
         return ArchiveSummary(job_id=job_id, path=str(path), artifacts=len(archive.manifest.artifacts),

@@ -28,6 +28,7 @@ from clipper_app.web.inputs import (
     HOST_PATTERN, NAMES_SCHEMA, Pause, Retry, SetPriority, SubmitBatch, SubmitJob, check_speaker_names,
 )
 from clipper_app.web.problems import NotApplicable, Problem
+from clipper_app.web.search import router as search_router
 from clipper_app.web.security import require_reader, require_writer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -319,5 +320,5 @@ async def batch_artifact_head(request: Request, name: str, batch_id: str = BATCH
     return await batch_artifact(request, name, batch_id, clipper)
 
 
-ROUTERS = (jobs, batches, follows)
+ROUTERS = (jobs, batches, follows, search_router)
 

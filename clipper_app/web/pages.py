@@ -1,4 +1,5 @@
-"""The pages for people: `/` (jobs) and `/jobs/{id}` (one job), server-rendered with Jinja2, live through JS.
+"""The pages for people: `/` (jobs), `/jobs/{id}` (one job; `?t=` plays from that second) and `/search?q=` (every
+job's hits), server-rendered with Jinja2, live through JS.
 
 The pages read through the same `ClipperClient` as the JSON API and show the same data; everything that changes
 (progress, state, the jobs list) and every write (submit, controls, speaker names) is done by the committed
@@ -36,6 +37,8 @@ from clipper.job.status import (
     FINISHED, PRIORITIES, PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST, SHOWN_STATES, WAITING, JobState,
     JobStatus, shown_state, state_rules,
 )
+from clipper.search import KINDS
+from clipper.search.query import MAX_QUERY_CHARS
 from clipper_app.client import ArtifactRef, ClipperClient, clip_names
 from clipper_app.client.recent import Recent
 from clipper_app.web import posters
@@ -59,6 +62,7 @@ RELOAD_ON = (JobState.done.value, JobState.failed.value, WAITING)
 # Job pages whose outputs are kept, read, per app: what a page shows of its files depends only on the files, so
 # outputs read once are kept by the names and sha256s they were read from (a new version of a file is a new key).
 OUTPUTS_KEPT = 32
+SEARCH_LIMIT = 50  # hits on the search page
 M = TypeVar("M", bound=BaseModel)
 
 templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
@@ -200,6 +204,20 @@ async def follows_page(request: Request, clipper: ClipperClient = Depends(client
     """Every follow with its last check; `follows.js` makes, pauses, resumes and removes them through the API."""
     return _page(request, "follows.html", follows=await clipper.follows(), everies=EVERIES,
                  every_default=EVERY_DEFAULT_S)
+
+
+@pages.get("/search", response_class=HTMLResponse)
+async def search_page(request: Request, q: str = "", speaker: str | None = None, kind: str | None = None,
+                      clipper: ClipperClient = Depends(client)) -> HTMLResponse:
+    """Every job's hits for `q`, each a link to its job's page at the hit's second (`?t=`), the line highlighted."""
+    hits, error, status = [], None, 200
+    if q.strip():
+        try:
+            hits = await clipper.search(q, speaker=speaker or None, kind=kind or None, limit=SEARCH_LIMIT)
+        except ClipperError as err:
+            error, status = f"{err.type_name}: {err.message}", status_of(err)
+    return _page(request, "search.html", status_code=status, q=q, speaker=speaker, kind=kind, kinds=KINDS,
+                 hits=hits, error=error, limit=SEARCH_LIMIT, max_chars=MAX_QUERY_CHARS)
 
 
 def mount(app: FastAPI) -> None:

@@ -165,7 +165,12 @@ def test_export_then_import_on_another_deployment(source: Source, target: Settin
             for ref in store.read_manifest(job).artifacts.values():
                 assert sha256_file(store.verify(job, ref)) == ref.sha256
             assert await clipper.result(job) == source.result
-            assert (await clipper.transcript(job)).segments, "the client reads the imported outputs"
+            transcript = await clipper.transcript(job)
+            assert transcript.segments, "the client reads the imported outputs"
+            # Indexed for search as it was imported: its first line is found at its second.
+            first = transcript.segments[0]
+            hits = await clipper.search(first.text, job_id=job)
+            assert (job, first.start) in {(h.job_id, h.start) for h in hits if h.kind == "transcript"}, hits
 
             # The web reads it as it reads any finished job: status, artifacts from the store, its page.
             with web_server(target) as base:

@@ -225,7 +225,7 @@ EXPECTED_ROUTES = {
     ("get", "/api/batches"), ("get", "/api/batches/{batch_id}"),
     *{("post", f"/api/batches/{{batch_id}}/{c}") for c in ("pause", "resume", "cancel")},
     ("put", "/api/batches/{batch_id}/priority"), ("get", "/api/batches/{batch_id}/artifacts"),
-    ("get", "/api/batches/{batch_id}/artifacts/{name}"),
+    ("get", "/api/batches/{batch_id}/artifacts/{name}"), ("get", "/api/search"),
 }
 
 

@@ -133,3 +133,13 @@ def test_chapters_bench_scores_boundaries_against_the_joins():
     lines = table([r]).splitlines()
     assert_markdown_table(lines[:3], 1)
     assert "1 / 1" in lines[2]
+
+
+@pytest.mark.slow
+def test_search_bench_builds_and_times_a_tiny_index(tmp_path):
+    from bench.search import hour_job, measure, sentences
+    from clipper.search.sqlite import SqliteIndex
+
+    assert len(hour_job(0, sentences()).entries) == 918  # 900 lines of 4 s, 10 quotes, 8 chapters
+    row = measure("SQLite FTS5", SqliteIndex(tmp_path / "search.sqlite3"), jobs=2, count=24)
+    assert columns(row) == 8 and row.startswith("| SQLite FTS5 | 2 | 1,836 |")

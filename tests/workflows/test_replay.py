@@ -20,7 +20,7 @@ from tests.helpers import run
 from workflows.batch_job import BatchJob
 from workflows.follow_check import FollowCheck
 from workflows.imported_job import ImportedJob
-from workflows.media_job import AUDIOGRAMS, FAILED_CLEANUP, SPEAKERS, MediaJob
+from workflows.media_job import AUDIOGRAMS, FAILED_CLEANUP, INDEX, SPEAKERS, MediaJob
 from workflows.provider_breaker import ProviderBreaker
 from workflows.stage_runner import TITLE_ATTRIBUTE
 
@@ -49,7 +49,7 @@ def test_every_patch_since_the_baseline_has_a_recorded_history():
     """A `workflow.patched()` branch is only safe if a history taken with it on replays too (and the 1.0 ones,
     taken before it, replay with it off)."""
     recorded = set().union(*(patches(p) for p in HISTORIES))
-    assert {SPEAKERS, AUDIOGRAMS, FAILED_CLEANUP, TITLE_ATTRIBUTE} <= recorded
+    assert {SPEAKERS, AUDIOGRAMS, FAILED_CLEANUP, TITLE_ATTRIBUTE, INDEX} <= recorded
     assert not any(patches(p) for p in HISTORIES if p.stem.startswith("1.0-"))
 
 

@@ -5,7 +5,8 @@
 // - find in the transcript: lines holding the words are marked, case and accents ignored ("cafe" finds "Café"),
 //   with "n of m"; Enter / Shift+Enter go to the next / previous match, Escape clears;
 // - keyboard shortcuts when focus is not in a field: Space play/pause, ←/→ 5 s back/ahead, j/k next/previous line
-//   (the audio goes there), / find, ? the list of shortcuts.
+//   (the audio goes there), / find, ? the list of shortcuts;
+// - `?t=<seconds>` in the page's address (a search hit): the player starts at that second, its line highlighted.
 "use strict";
 
 (() => {
@@ -40,7 +41,10 @@
   }
 
   function follow() {
-    const i = lineAt(player.currentTime);
+    highlight(lineAt(player.currentTime));
+  }
+
+  function highlight(i) {
     const line = i >= 0 ? lines[i] : null;
     if (line === current) return;
     if (current) { current.classList.remove("current"); current.removeAttribute("aria-current"); }
@@ -53,6 +57,15 @@
 
   if (player && lines.length) {
     for (const name of ["timeupdate", "seeked"]) player.addEventListener(name, follow);
+    // `?t=<seconds>` (a search hit's link): the player starts there and the line spoken then is highlighted.
+    // The link's second is truncated: the line is the first one starting within that second, else the one spoken.
+    const t = Number(new URLSearchParams(location.search).get("t"));
+    if (t > 0 && Number.isFinite(t)) {
+      const within = starts.findIndex((s) => s >= t && s < t + 1);
+      const i = within >= 0 ? within : lineAt(t);
+      highlight(i);
+      seekTo(within >= 0 ? starts[i] : t);
+    }
     for (const name of ["wheel", "touchmove"]) box.addEventListener(name, () => { scrolledAt = performance.now(); }, { passive: true });
   }
 

@@ -1,0 +1,167 @@
+"""The default search index: SQLite FTS5 in the store's folder, with Python's own sqlite3 (no server).
+
+The entries are a plain table; the FTS5 table indexes their text (external content: the text is stored once) with
+the `unicode61` tokenizer folding case and accents (`remove_diacritics 2`), and ranks with bm25. A job's entries
+are replaced in one `BEGIN IMMEDIATE` transaction: a worker killed half way leaves the journal to roll back, so the
+index has the job's old entries or its new ones, never half of them. WAL lets searches run while a job is indexed,
+and several processes of one host (workers, `clipper web`) share the file, waiting for each other's writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from clipper.errors import SearchUnavailable
+from clipper.search.backend import SearchIndex
+from clipper.search.documents import JobEntries
+from clipper.search.query import Hit, SearchQuery, hit, words
+
+BUSY_TIMEOUT_S = 30.0  # another process writing: wait this long for it before giving up (SearchUnavailable)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS jobs(job_id TEXT PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL)",
+    ("CREATE TABLE IF NOT EXISTS entries(id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, kind TEXT NOT NULL, "
+     "start REAL NOT NULL, end_s REAL NOT NULL, label TEXT, name TEXT, speaker_key TEXT NOT NULL, text TEXT NOT NULL, "
+     "tags TEXT NOT NULL)"),
+    "CREATE INDEX IF NOT EXISTS entries_job ON entries(job_id)",
+    ("CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, tags, content='entries', content_rowid='id', "
+     "tokenize=\"unicode61 remove_diacritics 2\")"),
+)
+# The best `k` entries by bm25 (the tags column weighs nothing), found in the full-text index alone: the join to the
+# rows and the jobs comes after, for those few. Filters on job, kind and speaker are tags in the same MATCH.
+SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start, e.end_s, e.label, e.name, e.text FROM "
+          "(SELECT rowid AS id, rank FROM entries_fts WHERE entries_fts MATCH ? AND rowid >= ? "
+          "AND rank MATCH 'bm25(1.0, 0.0)' "
+          "ORDER BY rank LIMIT ?) AS best JOIN entries e ON e.id = best.id JOIN jobs j ON j.job_id = e.job_id")
+# A query holding more entries than this ranks the newest CANDIDATES of them (the rowid grows with every job
+# indexed): finding where they start only walks the index, while bm25 over every entry a common word is in would
+# take a second on a thousand hours.
+CANDIDATES = 5000
+NEWEST = "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?"
+SINCE_FACTOR = 20  # with --since the best entries of every job are ranked first: this many more are looked at
+
+
+def tag(prefix: str, value: str) -> str:
+    """One token of the tags column: a filter's value as the tokenizer keeps it (folded letters and digits)."""
+    return prefix + "".join(words(value))
+
+
+def tags(job_id: str, kind: str, label: str | None, name: str | None) -> str:
+    return " ".join([tag("job", job_id), tag("kind", kind),
+                     *(tag("spk", v) for v in (label, name) if v and words(v))])
+
+
+def phrase(terms: list[str]) -> str:
+    """The words side by side in this order, the last as a prefix; every word quoted, so nothing is syntax."""
+    return '{text}: "' + " ".join(terms) + '" *'
+
+
+def all_words(terms: list[str]) -> str:
+    """Every word anywhere in the entry, the last as a prefix."""
+    return "{text}: (" + " AND ".join(f'"{w}"' for w in terms) + " *)"
+
+
+def filters(query: SearchQuery) -> str:
+    """The query's job, kind and speaker as tags the entries must carry (quoted: letters and digits only)."""
+    wanted = [tag("job", query.job_id) if query.job_id else "", tag("kind", query.kind) if query.kind else "",
+              tag("spk", query.speaker) if query.speaker else ""]
+    return "".join(f' AND {{tags}}: "{t}"' for t in wanted if t)
+
+
+class SqliteIndex(SearchIndex):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._ready = False
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._ready = self._ready and self.path.exists()  # a deleted index is made again (`clipper reindex`)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise SearchUnavailable(f"cannot open the search index {self.path}: {err}") from None
+        try:
+            if not self._ready:
+                db.execute("PRAGMA journal_mode=WAL")
+                for statement in SCHEMA:
+                    db.execute(statement)
+                self._ready = True
+            yield db
+        except sqlite3.DatabaseError as err:
+            if db.in_transaction:
+                db.rollback()
+            raise SearchUnavailable(f"the search index {self.path} failed: {err} (if it is damaged, delete the "
+                                    "file and run `clipper reindex`)") from None
+        finally:
+            db.close()
+
+    def replace(self, job: JobEntries) -> int:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._remove(db, job.job_id)
+            db.execute("INSERT INTO jobs(job_id, title, created) VALUES (?, ?, ?)",
+                       (job.job_id, job.title, job.created_at.timestamp()))
+            count = db.executemany(
+                "INSERT INTO entries(job_id, kind, start, end_s, label, name, speaker_key, text, tags) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((job.job_id, e.kind, e.start, e.end, e.label, e.name, e.speaker_key, e.text,
+                  tags(job.job_id, e.kind, e.label, e.name)) for e in job.rows()),
+            ).rowcount
+            db.execute("INSERT INTO entries_fts(rowid, text, tags) SELECT id, text, tags FROM entries WHERE job_id = ?",
+                       (job.job_id,))
+            db.execute("COMMIT")
+            return count
+
+    def delete(self, job_id: str) -> int:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            count = self._remove(db, job_id)
+            db.execute("COMMIT")
+            return count
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, job_id: str) -> int:
+        # External content: the index is told each row's old text before the row goes.
+        db.execute("INSERT INTO entries_fts(entries_fts, rowid, text, tags) SELECT 'delete', id, text, tags "
+                   "FROM entries WHERE job_id = ?", (job_id,))
+        count = db.execute("DELETE FROM entries WHERE job_id = ?", (job_id,)).rowcount
+        db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        return count
+
+    def search(self, query: SearchQuery) -> list[Hit]:
+        # The exact filters again on the joined rows: a tag is the value's letters and digits only.
+        checks, params = "", []
+        if query.job_id:
+            checks, params = checks + " AND e.job_id = ?", [*params, query.job_id]
+        if query.since:
+            checks, params = checks + " AND j.created >= ?", [*params, query.since.timestamp()]
+        if query.speaker:
+            checks += " AND instr('|' || e.speaker_key || '|', ?) > 0"
+            params.append(f"|{query.speaker}|")
+        sql = f"{SELECT} WHERE 1{checks} ORDER BY best.rank"
+        wanted = filters(query)
+        expressions = [phrase(query.words)] + ([all_words(query.words)] if len(query.words) > 1 else [])
+        seen: set[int] = set()
+        hits: list[Hit] = []
+        with self._db() as db:
+            for expression in expressions:
+                k = (query.limit + len(seen)) * (SINCE_FACTOR if query.since else 1)
+                newest = db.execute(NEWEST, [expression + wanted, CANDIDATES - 1]).fetchone()
+                for row in db.execute(sql, [expression + wanted, newest[0] if newest else 0, k, *params]):
+                    if row[0] in seen or len(hits) >= query.limit:
+                        continue
+                    seen.add(row[0])
+                    hits.append(hit(*row[1:], query=query))
+                if len(hits) >= query.limit:
+                    break
+        return hits
+
+    def job_ids(self) -> list[str]:
+        with self._db() as db:
+            return [r[0] for r in db.execute("SELECT job_id FROM jobs ORDER BY job_id")]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
