@@ -8,11 +8,19 @@ transaction, so a reader (or a worker killed half way) never sees half a job: th
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from typing import Self
+from collections.abc import Callable, Iterable
+from typing import Any, Self
 
 from clipper.search.documents import JobEntries
-from clipper.search.query import Hit, SearchQuery
+from clipper.search.query import Hit, SearchQuery, hit
+
+SINCE_FACTOR = 20  # with a `since`, the jobs' date is checked after the ranking: this many more are ranked
+# A ranked search: (the backend's match expression, how many) → rows (entry id, job id, title, kind, start, end,
+# label, name, text), best first.
+Ranked = Callable[[str, int], Iterable[tuple[Any, ...]]]
+
 
 class SearchIndex(ABC):
     """A full-text index of jobs' entries. Every method is blocking (call from a thread in async code)."""
@@ -25,9 +33,36 @@ class SearchIndex(ABC):
     def delete(self, job_id: str) -> int:
         """Remove every entry of the job; returns how many there were."""
 
-    @abstractmethod
     def search(self, query: SearchQuery) -> list[Hit]:
         """The best hits first: entries holding the words as a phrase, then the others holding all the words."""
+        expressions = [self.phrase(query.words)] + ([self.all_words(query.words)] if len(query.words) > 1 else [])
+        seen: set[int] = set()
+        hits: list[Hit] = []
+        with self.ranking(query) as ranked:
+            for expression in expressions:
+                k = (query.limit + len(seen)) * (SINCE_FACTOR if query.since else 1)
+                for row in ranked(expression, k):
+                    if row[0] in seen or len(hits) >= query.limit:
+                        continue
+                    seen.add(row[0])
+                    hits.append(hit(*row[1:], query=query))
+                if len(hits) >= query.limit:
+                    break
+        return hits
+
+    @staticmethod
+    @abstractmethod
+    def phrase(words: list[str]) -> str:
+        """The backend's match expression for the words side by side in this order, the last as a prefix."""
+
+    @staticmethod
+    @abstractmethod
+    def all_words(words: list[str]) -> str:
+        """The backend's match expression for every word anywhere in the entry, the last as a prefix."""
+
+    @abstractmethod
+    def ranking(self, query: SearchQuery) -> contextlib.AbstractContextManager[Ranked]:
+        """A connection for one search, as a `Ranked` with the query's filters applied."""
 
     @abstractmethod
     def job_ids(self) -> list[str]:

@@ -16,12 +16,11 @@ from typing import Any
 
 from clipper.errors import SearchUnavailable
 from clipper.media.urls import redact_credentials
-from clipper.search.backend import SearchIndex
+from clipper.search.backend import Ranked, SearchIndex
 from clipper.search.documents import JobEntries
-from clipper.search.query import Hit, SearchQuery, hit, words
+from clipper.search.query import SearchQuery, words
 
 CONNECT_TIMEOUT_S = 10
-SINCE_FACTOR = 20  # with a `since`, the jobs' date is checked after the ranking: this many more are ranked
 SCHEMA = (
     ("CREATE TABLE IF NOT EXISTS clipper_search_jobs(job_id text PRIMARY KEY, title text NOT NULL, "
      "created timestamptz NOT NULL)"),
@@ -108,7 +107,11 @@ class PostgresIndex(SearchIndex):
         db.execute("DELETE FROM clipper_search_jobs WHERE job_id = %s", (job_id,))
         return count
 
-    def search(self, query: SearchQuery) -> list[Hit]:
+    phrase = staticmethod(phrase)
+    all_words = staticmethod(all_words)
+
+    @contextlib.contextmanager
+    def ranking(self, query: SearchQuery) -> Iterator[Ranked]:
         filters, params = "", {"candidates": CANDIDATES}
         if query.job_id:
             filters, params["job"] = filters + " AND e.job_id = %(job)s", query.job_id
@@ -121,20 +124,8 @@ class PostgresIndex(SearchIndex):
         if query.since:
             since, params["since"] = " WHERE j.created >= %(since)s", query.since
         sql = SELECT.format(filters=filters, since=since)
-        expressions = [phrase(query.words)] + ([all_words(query.words)] if len(query.words) > 1 else [])
-        seen: set[int] = set()
-        hits: list[Hit] = []
         with self._db() as db:
-            for expression in expressions:
-                k = (query.limit + len(seen)) * (SINCE_FACTOR if query.since else 1)
-                for row in db.execute(sql, {**params, "q": expression, "k": k}):
-                    if row[0] in seen or len(hits) >= query.limit:
-                        continue
-                    seen.add(row[0])
-                    hits.append(hit(*row[1:], query=query))
-                if len(hits) >= query.limit:
-                    break
-        return hits
+            yield lambda expression, k: db.execute(sql, {**params, "q": expression, "k": k})
 
     def job_ids(self) -> list[str]:
         with self._db() as db:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from clipper.errors import SearchUnavailable
-from clipper.search.backend import SearchIndex
+from clipper.search.backend import Ranked, SearchIndex
 from clipper.search.documents import JobEntries
-from clipper.search.query import Hit, SearchQuery, hit, words
+from clipper.search.query import SearchQuery, words
 
 BUSY_TIMEOUT_S = 30.0  # another process writing: wait this long for it before giving up (SearchUnavailable)
 SCHEMA = (
@@ -40,7 +40,6 @@ SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start, e.end_s, e.label, e.
 # take a second on a thousand hours.
 CANDIDATES = 5000
 NEWEST = "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?"
-SINCE_FACTOR = 20  # with --since the best entries of every job are ranked first: this many more are looked at
 
 
 def tag(prefix: str, value: str) -> str:
@@ -131,7 +130,11 @@ class SqliteIndex(SearchIndex):
         db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
         return count
 
-    def search(self, query: SearchQuery) -> list[Hit]:
+    phrase = staticmethod(phrase)
+    all_words = staticmethod(all_words)
+
+    @contextlib.contextmanager
+    def ranking(self, query: SearchQuery) -> Iterator[Ranked]:
         # The exact filters again on the joined rows: a tag is the value's letters and digits only.
         checks, params = "", []
         if query.job_id:
@@ -143,21 +146,11 @@ class SqliteIndex(SearchIndex):
             params.append(f"|{query.speaker}|")
         sql = f"{SELECT} WHERE 1{checks} ORDER BY best.rank"
         wanted = filters(query)
-        expressions = [phrase(query.words)] + ([all_words(query.words)] if len(query.words) > 1 else [])
-        seen: set[int] = set()
-        hits: list[Hit] = []
         with self._db() as db:
-            for expression in expressions:
-                k = (query.limit + len(seen)) * (SINCE_FACTOR if query.since else 1)
+            def ranked(expression: str, k: int) -> Iterable[tuple]:
                 newest = db.execute(NEWEST, [expression + wanted, CANDIDATES - 1]).fetchone()
-                for row in db.execute(sql, [expression + wanted, newest[0] if newest else 0, k, *params]):
-                    if row[0] in seen or len(hits) >= query.limit:
-                        continue
-                    seen.add(row[0])
-                    hits.append(hit(*row[1:], query=query))
-                if len(hits) >= query.limit:
-                    break
-        return hits
+                return db.execute(sql, [expression + wanted, newest[0] if newest else 0, k, *params])
+            yield ranked
 
     def job_ids(self) -> list[str]:
         with self._db() as db:
