@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,7 @@ import httpx
 from pydantic import SecretStr, TypeAdapter
 
 from clipper.errors import ClipperError, CorruptArtifact, error_class
+from clipper.follow.model import FollowInfo
 from clipper.job.request import JobOptions, JobResult, MediaInfo
 from clipper.job.status import FINISHED, PRIORITY_DEFAULT, JobState, JobStatus, check_priority
 from clipper.job.versions import ArtifactVersion
@@ -233,6 +234,41 @@ class RemoteClipperClient(TypedOutputs):
                               if -(-seconds // n) <= 999_999 or u == "w")
             params["since"] = f"{min(999_999, -(-seconds // size))}{unit}"
         return TypeAdapter(list[Hit]).validate_python(await self._json("GET", "/api/search", params=params))
+
+    # --- follows (`/api/follows`) ---
+
+    async def follow(self, source: str, every_s: int | None = None, options: JobOptions | None = None,
+                     priority: int = PRIORITY_DEFAULT, since: datetime | None = None, new_only: bool = False,
+                     concurrency: int | None = None) -> Submitted:
+        """As `ClipperClient.follow` (`POST /api/follows`): the follow's id in `job_id`."""
+        body: dict[str, Any] = {"source": source, "priority": priority, "new_only": new_only}
+        for key, value in (("every_s", every_s), ("concurrency", concurrency),
+                           ("since", since.isoformat() if since else None)):
+            if value is not None:
+                body[key] = value
+        if options is not None:
+            body["options"] = options.model_dump(mode="json", exclude_unset=True)
+        data = await self._json("POST", "/api/follows", json=body)
+        return Submitted(job_id=data["follow_id"], existing=data["existing"])
+
+    async def follows(self) -> list[FollowInfo]:
+        return TypeAdapter(list[FollowInfo]).validate_python(await self._json("GET", "/api/follows"))
+
+    async def follow_info(self, follow_id: str) -> FollowInfo:
+        return FollowInfo.model_validate(await self._json("GET", self._follow(follow_id)))
+
+    async def pause_follow(self, follow_id: str) -> FollowInfo:
+        return FollowInfo.model_validate(await self._json("POST", self._follow(follow_id, "/pause")))
+
+    async def resume_follow(self, follow_id: str) -> FollowInfo:
+        return FollowInfo.model_validate(await self._json("POST", self._follow(follow_id, "/resume")))
+
+    async def unfollow(self, follow_id: str) -> None:
+        await self._call("DELETE", self._follow(follow_id))
+
+    @staticmethod
+    def _follow(follow_id: str, tail: str = "") -> str:
+        return f"/api/follows/{quote(follow_id, safe='')}{tail}"
 
     # --- outputs, checked against the sha256 the job recorded (the ETag) ---
 

@@ -180,9 +180,18 @@ def test_follows_over_rest(settings):
                 assert follow_id in page and mine["recent_jobs"][0]["job_id"] in page and 'data-action="pause"' in page
                 assert (await http.post(f"/api/follows/{follow_id}/pause")).json()["paused"] is True
                 assert (await http.post(f"/api/follows/{follow_id}/resume")).json()["paused"] is False
+                async with ClipperClient.over_http(base) as remote:  # the Python client without the store
+                    assert (await remote.follow(server.url(FEED), every_s=10)).job_id == follow_id
+                    assert any(f.follow_id == follow_id and f.jobs_started == 1 for f in await remote.follows())
+                    assert (await remote.pause_follow(follow_id)).paused
+                    assert not (await remote.resume_follow(follow_id)).paused
+                    assert (await remote.follow_info(follow_id)).source == mine["source"]
                 assert (await http.delete(f"/api/follows/{follow_id}")).status_code == 204
                 gone = await http.get(f"/api/follows/{follow_id}")
                 assert gone.status_code == 404 and gone.json()["error"] == "FollowNotFound"
+                async with ClipperClient.over_http(base) as remote:
+                    with pytest.raises(FollowNotFound):
+                        await remote.follow_info(follow_id)
                 bad = await http.post("/api/follows", json={"source": server.url(FEED), "every_s": 5})
                 assert bad.status_code == 422
 
