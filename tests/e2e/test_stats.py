@@ -19,7 +19,7 @@ UNTIL = datetime(2025, 5, 2, 12, 0, tzinfo=timezone.utc)
 SINCE = UNTIL - timedelta(hours=24)
 # Seconds per stage of a typical done job: transcribe dominates (78 of 100 s).
 TYPICAL = {"download": 3.0, "transcribe": 78.0, "speakers": 2.0, "quotes": 4.0, "summary": 4.0, "clips": 5.0, "audiograms": 1.0,
-           "report": 3.0}
+           "report": 2.8, "index": 0.2}
 
 
 def done_job(i: int, scale: float = 1.0, attempts: dict[str, int] | None = None) -> JobRecord:
