@@ -10,9 +10,8 @@ again) is read afresh.
 
 Every read goes through `Recent` (clipper_app/client/recent.py): concurrent reads of one job share one fetch, and
 with `read_max_age_s` (the web app: 1 s) a job's view is reused for that long, so fifty requests at once, or
-many pages polling one job, cost one describe (and for a running job one query) per job per second. Past that
-age a view (a list, a store manifest) is still served for up to `STALE_S` while one fetch refreshes it, so under
-steady polling no request waits for the refetch; one nobody asked for in that long is read while its caller waits.
+many pages polling one job, cost one describe (and for a running job one query) per job per second; a job's store
+manifest (read for every artifact and page) the same.
 `forget(job_id)` drops what is kept of a job; the client calls it after every write it sends (a control, a
 submit, speaker names, an import), and a delete must too.
 """
@@ -36,7 +35,6 @@ from workflows import search_attributes as sa
 from workflows.media_job import MediaJob
 
 RESULT_TYPES = ("MediaJob", "ImportedJob")  # workflows whose result is a JobResult
-STALE_S = 5.0  # how long past `read_max_age_s` a kept read is still served while it is refreshed (0 without one)
 CLOSED_KEPT = 256  # closed jobs' views kept per client (a result holds every artifact's reference)
 
 
@@ -56,11 +54,10 @@ class Reads:
     """The client's kept reads: each job's current view (briefly), closed runs' views (for good), job lists."""
 
     def __init__(self, max_age_s: float) -> None:
-        stale_s = STALE_S if max_age_s > 0 else 0.0
-        self.views: Recent[str, JobView] = Recent(max_age_s, stale_s=stale_s)
+        self.views: Recent[str, JobView] = Recent(max_age_s)
         self.closed: Recent[tuple[str, str], JobView] = Recent(None, size=CLOSED_KEPT)
-        self.lists: Recent[tuple[str, int], Any] = Recent(max_age_s, size=64, stale_s=stale_s)
-        self.manifests: Recent[str, dict[str, ArtifactRef]] = Recent(max_age_s, size=CLOSED_KEPT, stale_s=stale_s)
+        self.lists: Recent[tuple[str, int], Any] = Recent(max_age_s, size=64)
+        self.manifests: Recent[str, dict[str, ArtifactRef]] = Recent(max_age_s, size=CLOSED_KEPT)
 
     def forget(self, job_id: str) -> None:
         self.views.forget(job_id)

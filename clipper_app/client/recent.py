@@ -8,11 +8,6 @@ one query. With `max_age_s=0` nothing is kept, only concurrent callers share (th
 every call sees the server as it is when the call starts, or one already in flight). `None` keeps values until
 they are evicted (least recently used first, beyond `size`) or forgotten: what a closed job left never changes.
 
-With `stale_s`, a value past `max_age_s` but younger than `max_age_s + stale_s` is still served while one
-fetch refreshes it in the background: under steady load (pages polling every second) nobody waits for the
-periodic refetch, the slowest part of a read; a key nobody asked for in that long is fetched while its caller
-waits, as without it.
-
 `forget(key)` drops a value and detaches a fetch in flight (its answer is then not kept), so a write through
 this client (a control, a delete) is seen by the next read at once. Errors are never kept: the next caller
 tries again.
@@ -31,9 +26,9 @@ V = TypeVar("V")
 
 
 class Recent(Generic[K, V]):
-    def __init__(self, max_age_s: float | None, size: int = 1024, stale_s: float = 0.0,
+    def __init__(self, max_age_s: float | None, size: int = 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_age_s, self.size, self.stale_s, self.clock = max_age_s, size, stale_s, clock
+        self.max_age_s, self.size, self.clock = max_age_s, size, clock
         self._values: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._pending: dict[K, asyncio.Task[V]] = {}
         self.fetches = 0  # fetches started: what a test (or a curious operator) counts
@@ -44,39 +39,23 @@ class Recent(Generic[K, V]):
         if hit is None:
             return False, None
         if self.max_age_s is not None and self.clock() - hit[0] >= self.max_age_s:
-            if self.clock() - hit[0] >= self.max_age_s + self.stale_s:
-                del self._values[key]
+            del self._values[key]
             return False, None
         self._values.move_to_end(key)
-        return True, hit[1]
-
-    def _stale(self, key: K) -> tuple[bool, V | None]:
-        """(True, value) when a value for `key` is past its age but still within `stale_s` of it."""
-        hit = self._values.get(key)
-        if hit is None or self.max_age_s is None or self.clock() - hit[0] >= self.max_age_s + self.stale_s:
-            return False, None
         return True, hit[1]
 
     async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         """The kept value, or the answer of the fetch in flight for `key`, or of a new `fetch()`. A caller that
         is cancelled stops waiting; the shared fetch goes on for the others."""
-        stale, old = self._stale(key) if self.stale_s > 0 else (False, None)
         found, value = self.fresh(key)
         if found:
             return value  # type: ignore[return-value]
-        task = self._task(key, fetch)
-        if stale:  # served as it was; the task refreshes it for the next callers
-            return old  # type: ignore[return-value]
-        return await asyncio.shield(task)
-
-    def _task(self, key: K, fetch: Callable[[], Awaitable[V]]) -> asyncio.Task[V]:
         loop = asyncio.get_running_loop()
         task = self._pending.get(key)
         if task is None or task.get_loop() is not loop:  # a fetch of another (ended) event loop is no one's
             task = loop.create_task(self._fetch(key, fetch))
-            task.add_done_callback(_retrieved)  # a refresh nobody awaits may fail: its error is not news
             self._pending[key] = task
-        return task
+        return await asyncio.shield(task)
 
     async def _fetch(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         self.fetches += 1
@@ -88,7 +67,7 @@ class Recent(Generic[K, V]):
             current = self._pending.get(key) is mine
             if current:
                 del self._pending[key]
-        if current and (self.max_age_s is None or self.max_age_s > 0 or self.stale_s > 0):
+        if current and (self.max_age_s is None or self.max_age_s > 0):
             self.put(key, value, started)
         return value
 
@@ -110,8 +89,3 @@ class Recent(Generic[K, V]):
     def clear(self) -> None:
         self._values.clear()
         self._pending.clear()
-
-
-def _retrieved(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()

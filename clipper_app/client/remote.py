@@ -35,6 +35,7 @@ from clipper.job.versions import ArtifactVersion
 from clipper.search.query import Hit
 from clipper.store.refs import ArtifactRef
 from clipper_app.client.common import JobCancelled, JobFailed, Submitted
+from clipper_app.client.delete import DELETE_WAIT_S
 from clipper_app.client.listing import JobSummary
 from clipper_app.client.typed import TypedOutputs
 
@@ -86,7 +87,7 @@ class RemoteClipperClient(TypedOutputs):
                  poll_s: float = 1.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = SecretStr(token) if isinstance(token, str) else token  # never in a repr or a log
-        self.poll_s = poll_s
+        self.poll_s, self.timeout_s = poll_s, timeout_s
         headers = {"Accept": "application/json"}
         if self._token is not None and self._token.get_secret_value():
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
@@ -220,8 +221,9 @@ class RemoteClipperClient(TypedOutputs):
         return await self._json("POST", self._job(job_id, "/speakers"), json=names)
 
     async def delete(self, job_id: str) -> None:
-        """The job, its files and versions are removed (`DELETE /api/jobs/{id}`); refused while it runs."""
-        await self._call("DELETE", self._job(job_id))
+        """The job, its files and versions are removed (`DELETE /api/jobs/{id}`); refused while it runs. The
+        server may wait up to `DELETE_WAIT_S` for a just-closed run's removal: this call waits longer than that."""
+        await self._call("DELETE", self._job(job_id), timeout=max(self.timeout_s, DELETE_WAIT_S + 15))
 
     async def search(self, query: str, speaker: str | None = None, job_id: str | None = None,
                      since: timedelta | None = None, kind: str | None = None, limit: int | None = None) -> list[Hit]:

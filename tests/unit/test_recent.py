@@ -73,33 +73,6 @@ def test_a_value_is_served_until_it_is_max_age_old():
     run(body())
 
 
-def test_a_stale_value_is_served_while_one_fetch_refreshes_it():
-    async def body():
-        clock = Clock()
-        cache: Recent[str, str] = Recent(1.0, stale_s=4.0, clock=clock)
-        source = Source()
-        source.gate.set()
-        assert await cache.get("job", source.fetch) == "answer 1"
-        source.gate.clear()
-        clock.now += 1.5  # past its age, within the stale window: answered at once, one refresh starts
-        assert [await cache.get("job", source.fetch) for _ in range(20)] == ["answer 1"] * 20
-        await settle()
-        assert source.calls == 2
-        source.gate.set()
-        await settle()
-        assert await cache.get("job", source.fetch) == "answer 2"  # the refresh is kept
-        clock.now += 6.0  # past the stale window too: the caller waits for a new fetch
-        assert await cache.get("job", source.fetch) == "answer 3"
-        source.error, clock.now = RuntimeError("server gone"), clock.now + 1.5
-        assert await cache.get("job", source.fetch) == "answer 3"  # the failed refresh is nobody's error
-        await settle()
-        cache.forget("job")  # a write through the client: the next read waits for the server
-        with pytest.raises(RuntimeError):
-            await cache.get("job", source.fetch)
-
-    run(body())
-
-
 def test_max_age_zero_only_shares_fetches_in_flight():
     async def body():
         cache: Recent[str, str] = Recent(0.0, clock=Clock())
