@@ -170,8 +170,7 @@ async def job_page(request: Request, job_id: str, clipper: ClipperClient = Depen
         refs = await _job_manifest(clipper, job_id)
         files = tuple(sorted((name, ref.sha256) for name, ref in refs.items()))
     except ClipperError as err:  # a failed or cancelled job has no outputs to show; a damaged artifact is named
-        note = None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}"
-        return _page(request, "job.html", job=status, state=shown_state(status), out=Outputs(note=note))
+        return _job_html(request, status, _unread(status, err))
     if not (view.closed and view.final):  # its status changes: rendered afresh each time
         return (await _job_page(request, clipper, status, refs, files))[0]
     # A closed job's page depends only on its end status and its files: rendered once per version of them.
@@ -191,9 +190,17 @@ async def _job_page(request: Request, clipper: ClipperClient, status: JobStatus,
         outputs = await request.app.state.page_outputs.get(
             (status.job_id, files), lambda: read_outputs(clipper, status.job_id, refs))
     except ClipperError as err:  # a damaged artifact is named
-        note = None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}"
-        return _page(request, "job.html", job=status, state=shown_state(status), out=Outputs(note=note)), False
-    return _page(request, "job.html", job=status, state=shown_state(status), out=outputs), True
+        return _job_html(request, status, _unread(status, err)), False
+    return _job_html(request, status, outputs), True
+
+
+def _job_html(request: Request, status: JobStatus, out: Outputs) -> HTMLResponse:
+    return _page(request, "job.html", job=status, state=shown_state(status), out=out)
+
+
+def _unread(status: JobStatus, err: ClipperError) -> Outputs:
+    """No outputs, and why: nothing to say for a failed or cancelled job (it has none), the error otherwise."""
+    return Outputs(note=None if status.state in FINISHED - {JobState.done} else f"{err.type_name}: {err}")
 
 
 EVERIES = [(s, format_every(s)) for s in (EVERY_MIN_S, 60, 300, EVERY_DEFAULT_S, 3600, 6 * 3600, 86400)]
