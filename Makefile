@@ -22,7 +22,7 @@ check: venv
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not crash and not long" tests/unit tests/workflows tests/e2e/test_web_api.py
 
 test: venv browser tools postgres
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=40
 
 # The browser tests drive Debian's chromium (never `playwright install`): installed when missing and we are root
 # (CI is a bare machine as root); otherwise those tests fail saying how to install it.
