@@ -10,7 +10,7 @@ import pytest
 from clipper.config import Settings
 from clipper.errors import FeedEmpty, InvalidRequest, NotAFeed, UnsupportedUrl
 from clipper.follow.every import EVERY_DEFAULT_S, format_every, parse_every
-from clipper.follow.feed import FeedListing, list_source
+from clipper.follow.feed import FeedListing, PlaylistListing, list_source
 from clipper.follow.model import (
     FeedItem,
     FollowRecord,
@@ -20,7 +20,7 @@ from clipper.follow.model import (
     plan_check,
     remember,
 )
-from tests.helpers.feeds import atom, rss
+from tests.helpers.feeds import atom, audio_page, rss
 from tests.helpers.httpserver import HTML_NO_MEDIA, serve
 
 LOCAL = Settings(allow_private_addresses=True, download_socket_timeout_s=5)
@@ -150,6 +150,20 @@ def test_list_source_reads_a_served_feed():
 def test_a_plain_html_page_is_not_a_feed():
     with serve({"/page.html": (HTML_NO_MEDIA, "text/html")}) as server, pytest.raises(NotAFeed):
         list(list_source(server.url("/page.html"), LOCAL).items())
+
+
+@pytest.mark.slow  # yt-dlp's extractors load (about a second)
+def test_a_page_yt_dlp_lists_as_a_playlist_is_listed_by_yt_dlp():
+    """The path YouTube channels/playlists and X accounts take, offline: a page that is no feed goes to yt-dlp's
+    flat listing (here its generic extractor, on a page of `<audio>` elements), one item per entry, by URL."""
+    with serve({"/show.html": (b"", "text/html")}) as server:
+        urls = [server.url("/a.mp3"), server.url("/b.mp3")]
+        server.files["/show.html"] = (audio_page(urls, "A page"), "text/html")
+        listing = list_source(server.url("/show.html"), LOCAL)
+        assert isinstance(listing, PlaylistListing) and listing.title == "A page"
+        items = list(listing.items())
+        assert [i.url for i in items] == urls and [i.identity for i in items] == urls
+        assert [i.title for i in items] == ["A page (1)", "A page (2)"]
 
 
 def test_only_http_sources():
