@@ -9,12 +9,13 @@ import pytest
 
 from clipper.config import Settings
 from clipper.errors import FeedEmpty, InvalidRequest, NotAFeed, UnsupportedUrl
-from clipper.follow.every import EVERY_DEFAULT_S, format_every, parse_every
+from clipper.follow.every import EVERY_DEFAULT_S, format_every, parse_every, phase_s
 from clipper.follow.feed import FeedListing, PlaylistListing, list_source
 from clipper.follow.model import (
     FeedItem,
     FollowRecord,
     FollowRequest,
+    follow_id_for,
     item_id,
     job_id_for_item,
     plan_check,
@@ -45,6 +46,17 @@ def test_every_refused(text):
 
 def test_every_default_is_a_quarter_hour():
     assert format_every(EVERY_DEFAULT_S) == "15m"
+
+
+def test_follows_check_at_phases_spread_over_their_interval():
+    """Not all at the epoch-aligned instant: 200 follows every 30 s fall on most of the 30 seconds, stably."""
+    from collections import Counter
+
+    ids = [follow_id_for(f"https://example.com/feed{n}.xml") for n in range(200)]
+    phases = Counter(phase_s(i, 30) for i in ids)
+    assert set(phases) <= set(range(30)) and len(phases) >= 25 and max(phases.values()) <= 20
+    assert [phase_s(i, 30) for i in ids[:5]] == [phase_s(i, 30) for i in ids[:5]]
+    assert all(0 <= phase_s(i, 7 * 86400) < 7 * 86400 for i in ids)
 
 
 def test_rss_items_in_order_with_enclosure_guid_and_date():
