@@ -103,6 +103,9 @@ def cpu_s(pid: int) -> float:
 
 
 def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; NaN of nothing (a short run may close no check inside its window)."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
