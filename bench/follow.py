@@ -45,6 +45,7 @@ from bench.worker_process import (  # noqa: E402
     ROOT as _ROOT, bench_worker_env, peak_rss_mb, psutil, rss_mb, start_dev_server, stop_worker, wait_for_log,
 )
 from clipper.config import Settings  # noqa: E402
+from clipper.errors import CorruptArtifact  # noqa: E402
 from clipper.follow.model import RECORD_FILE, FollowRecord, item_id, job_id_for_item  # noqa: E402
 from clipper_app.client import ClipperClient, connect  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
@@ -139,8 +140,11 @@ async def _measure(settings: Settings, feeds: Feeds, pid: int, follows: int, eve
     ids = [(await clipper.follow(feeds.url(n), every_s=every_s, new_only=True)).job_id for n in range(follows)]
 
     def checked(i: str) -> int:
-        ref = clipper.store.valid_ref(i, RECORD_FILE)
-        return clipper.store.read_model(i, ref, FollowRecord).checks if ref else 0
+        try:
+            ref = clipper.store.valid_ref(i, RECORD_FILE)
+            return clipper.store.read_model(i, ref, FollowRecord).checks if ref else 0
+        except CorruptArtifact:  # read between the record's rename and its manifest entry: asked again next turn
+            return 0
 
     while sum(1 for i in ids if checked(i) >= 1) < follows:
         await asyncio.sleep(0.5)
