@@ -16,7 +16,7 @@ one interval. Measured:
   task queue (scheduled → started) and its run on the worker (started → completed), `check_follow`'s wait for
   an activity slot (scheduled → started) and its run, and the workflow tasks that timed out (sticky queue);
 - the worker's CPU seconds per check (its process's user + system time over the measured window, divided by
-  the checks in it) and its RSS (now, and peak).
+  the checks in it) and its RSS (now, and peak); the dev server's CPU over the window.
 
 Prints a Markdown table (docs/performance.md, "Follows"). Run it on a quiet machine.
 """
@@ -126,15 +126,16 @@ def measure(follows: int, every_s: int, rounds: int, tmp: Path) -> dict[str, flo
                                   env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_log(log, "worker.started", worker)
-        return asyncio.run(_measure(settings, feeds, worker.pid, follows, every_s, rounds))
+        return asyncio.run(_measure(settings, feeds, (worker.pid, server.proc.pid), follows, every_s, rounds))
     finally:
         stop_worker(worker)
         feeds.shutdown()
         server.stop()
 
 
-async def _measure(settings: Settings, feeds: Feeds, pid: int, follows: int, every_s: int,
+async def _measure(settings: Settings, feeds: Feeds, pids: tuple[int, int], follows: int, every_s: int,
                    rounds: int) -> dict[str, float]:
+    pid, server_pid = pids
     queue = settings.task_queue
     clipper = ClipperClient(await connect(settings), settings)
     ids = [(await clipper.follow(feeds.url(n), every_s=every_s, new_only=True)).job_id for n in range(follows)]
@@ -148,7 +149,7 @@ async def _measure(settings: Settings, feeds: Feeds, pid: int, follows: int, eve
 
     while sum(1 for i in ids if checked(i) >= 1) < follows:
         await asyncio.sleep(0.5)
-    started_at, cpu0 = datetime.now(UTC), cpu_s(pid)
+    started_at, cpu0, server0 = datetime.now(UTC), cpu_s(pid), cpu_s(server_pid)
     for r in range(rounds):
         for n in range(follows):
             feeds.add(n, f"r{r}")
@@ -165,7 +166,7 @@ async def _measure(settings: Settings, feeds: Feeds, pid: int, follows: int, eve
                 continue
             latencies.append(desc.start_time.timestamp() - feeds.since[pending.pop(job_id)])
         await asyncio.sleep(1)
-    window_end, cpu1 = datetime.now(UTC), cpu_s(pid)
+    window_end, cpu1, server1 = datetime.now(UTC), cpu_s(pid), cpu_s(server_pid)
     delays, durations, checks = [], [], []
     query = f'WorkflowType="FollowCheck" AND TaskQueue="{queue}"'
     async for w in clipper.client.list_workflows(query):
@@ -183,6 +184,7 @@ async def _measure(settings: Settings, feeds: Feeds, pid: int, follows: int, eve
             "check_p50": pct(durations, 0.5), "check_p95": pct(durations, 0.95),
             "cpu_per_check_ms": 1000 * (cpu1 - cpu0) / max(1, len(durations)),
             "cpu_share": (cpu1 - cpu0) / (window_end - started_at).total_seconds(),
+            "server_cpu_share": (server1 - server0) / (window_end - started_at).total_seconds(),
             "rss_mb": rss_mb(pid) or 0.0, "peak_rss_mb": peak_rss_mb(pid) or 0.0,
             **{f"{name} p50": pct([p[name] for p in phases], 0.5) for name in PHASES},
             **{f"{name} p95": pct([p[name] for p in phases], 0.95) for name in PHASES},
@@ -216,6 +218,7 @@ def table(m: dict[str, float]) -> str:
         ("check duration (workflow start → close), p50 / p95", f"{m['check_p50']:.2f} s / {m['check_p95']:.2f} s"),
         ("worker CPU per check", f"{m['cpu_per_check_ms']:.0f} ms"),
         ("worker CPU, share of one core over the window", f"{100 * m['cpu_share']:.0f} %"),
+        ("dev server CPU, share of one core over the window", f"{100 * m['server_cpu_share']:.0f} %"),
         ("worker RSS now / peak", f"{m['rss_mb']:.0f} MiB / {m['peak_rss_mb']:.0f} MiB"),
         *((f"{name} (of {m['sampled']:.0f} checks' histories), p50 / p95",
            f"{m[name + ' p50']:.2f} s / {m[name + ' p95']:.2f} s") for name in PHASES),

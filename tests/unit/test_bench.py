@@ -154,5 +154,5 @@ def test_follow_bench_starts_a_job_per_item_and_breaks_checks_down(tmp_path):
     assert (m["items"], m["jobs"], m["missing"]) == (2, 2, 0), m
     assert m["p50"] > 0 and m["cpu_per_check_ms"] > 0, m
     lines = table(m).splitlines()
-    assert_markdown_table(lines, rows=10 + len(PHASES))
+    assert_markdown_table(lines, rows=11 + len(PHASES))
     assert "| 2 / 2 (0) |" in lines[3]
