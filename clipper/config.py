@@ -197,6 +197,11 @@ class Settings(BaseSettings):
     llm_activities_per_s: float = 0.0
     llm_requests_per_minute: dict[str, float] = Field(default_factory=dict)
     max_concurrent_workflow_tasks: int = 50
+    # Workflow-task polls a worker keeps open (the SDK's default is 5). A fifth of them poll the shared queue,
+    # where every new workflow's first task waits (a follow's check, a job); the rest poll this worker's sticky
+    # queue. With the SDK's 5, one poll fetched every first task, one round trip at a time, and 200 follows every
+    # 30 s queued ~10 s there (docs/performance.md, "Follows"); 20 keeps 4 on the shared queue.
+    workflow_task_polls: int = Field(20, ge=2, le=100)
     graceful_shutdown_s: float = 30.0
     # Serve Prometheus /metrics (SDK's and clipper's) on metrics_host:metrics_port; None = off, 0 = any free port
     # (logged at start: worker.started metrics_port=...). Loopback by default: the endpoint is not for the world;

@@ -6,6 +6,7 @@ default, a week the ceiling (Temporal's schedules take any interval, but a longe
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from clipper.errors import InvalidRequest
@@ -41,3 +42,11 @@ def format_every(seconds: int) -> str:
         if n:
             out += f"{n}{unit}"
     return out or "0s"
+
+
+def phase_s(follow_id: str, every_s: int) -> int:
+    """Where in its interval a follow checks: 0 … every_s - 1 seconds after each multiple of the interval since
+    the epoch, from a hash of its id. Temporal aligns an interval schedule to the epoch, so without this every
+    follow with the same `--every` checks at the same instant (200 at :00 and :30 for 30 s), and the scheduler,
+    the workers and the sources get them all at once; spread, they come one after another, each on time."""
+    return int.from_bytes(hashlib.sha256(follow_id.encode()).digest()[:8], "big") % every_s

@@ -176,7 +176,8 @@ def list_source(url: str, settings: Settings) -> FeedListing | PlaylistListing:
     check_url(url, settings)
     params = {"quiet": True, "no_warnings": True, "logger": YtdlpLogger(url),
               "socket_timeout": settings.download_socket_timeout_s, "retries": 0}
-    ydl = GuardedYoutubeDL(params, settings)
+    # Only a request here: yt-dlp's extractors are loaded by the playlist listing, when it is one.
+    ydl = GuardedYoutubeDL(params, settings, auto_init=False)
     try:
         response = ydl.urlopen(url)
         head = response.read(SNIFF_BYTES)

@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clipper.asr.models import check_job_model
 from clipper.errors import FollowNotFound, InvalidRequest
-from clipper.follow.every import EVERY_DEFAULT_S, format_every
+from clipper.follow.every import EVERY_DEFAULT_S, format_every, phase_s
 from clipper.follow.model import (
     RECORD_FILE,
     FollowInfo,
@@ -82,7 +82,8 @@ class FollowMethods(ClientBase):
             action=ScheduleActionStartWorkflow(
                 FollowCheck.run, request, id=f"{follow_id}-check", task_queue=self.settings.task_queue,
                 static_summary=f"follow: {canonical}"[:200]),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_s))]),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_s),
+                                                              offset=timedelta(seconds=phase_s(follow_id, every_s)))]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             state=ScheduleState(note=f"clipper follow {canonical} every {format_every(every_s)}"[:200]))
         try:

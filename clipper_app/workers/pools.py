@@ -99,6 +99,7 @@ def build_worker(
                 client, workflows=[MediaJob, BatchJob, NameSpeakers, ProviderBreaker, ImportedJob, FollowCheck],
                 activities=[a(deps).run for a in STAGE_ACTIVITIES],
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+                max_concurrent_workflow_task_polls=settings.workflow_task_polls,
                 # After a worker dies, its jobs' next workflow task waits this long on the dead worker's sticky
                 # queue before any worker may take it (SDK default 10 s): keep the pause after a crash short.
                 sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),

@@ -11,7 +11,7 @@ import urllib.request
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowInput
 
 from activities.metrics import prometheus_runtime
 from clipper.errors import FollowNotFound
@@ -21,7 +21,7 @@ from clipper.media.urls import canonical_url
 from clipper_app.client import ClipperClient, connect
 from clipper_app.workers.pools import build_worker
 from scripts.devserver import free_port
-from tests.helpers.feeds import rss
+from tests.helpers.feeds import audio_page, rss
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import until
 from tests.helpers.pagejob import chromium
@@ -58,9 +58,35 @@ async def checks(clipper: ClipperClient, follow_id: str, more_than: int) -> int:
     return (await asyncio.to_thread(clipper._record, follow_id)).checks
 
 
+class StartsInFlight(Interceptor):
+    """Observes the MediaJob starts of the worker's client: how many are in flight at once (the calls are real)."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = self.total = 0
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        gauge = self
+
+        class Counting(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput):
+                if input.workflow != "MediaJob":
+                    return await super().start_workflow(input)
+                gauge.now += 1
+                gauge.peak = max(gauge.peak, gauge.now)
+                try:
+                    return await super().start_workflow(input)
+                finally:
+                    gauge.now -= 1
+                    gauge.total += 1
+
+        return Counting(next)
+
+
 @contextlib.asynccontextmanager
-async def following(settings, runtime=None):
+async def following(settings, runtime=None, interceptors=()):
     client = await connect(settings, runtime) if runtime else await connect(settings)
+    if interceptors:
+        client = Client(**{**client.config(), "interceptors": list(interceptors)})
     clipper = ClipperClient(client, settings)
     try:
         async with build_worker(client, settings, pools=["workflow"]):
@@ -131,6 +157,47 @@ def test_items_become_one_job_each_and_pause_and_unfollow_stop_it(settings):
                 assert len(await media_jobs(client, queue)) == 4
                 with pytest.raises(FollowNotFound):
                     await clipper.follow_info(follow_id)
+
+    asyncio.run(main())
+
+
+def test_a_huge_feed_starts_its_jobs_at_the_batch_concurrency(settings):
+    """10,000 items: a check starts 100 (the rest wait for the next checks), with CLIPPER_BATCH_CONCURRENCY
+    starts in flight (the setting submit-batch uses): never more, and that many at once, not one at a time."""
+    settings = settings.model_copy(update={"batch_concurrency": 4})
+    gauge = StartsInFlight()
+
+    async def main():
+        with serve({}) as server:
+            publish(server, *(f"ep{n}" for n in range(10_000)))
+            async with following(settings, interceptors=[gauge]) as (clipper, client):
+                follow_id = (await clipper.follow(server.url(FEED), every_s=3600)).job_id
+                await checks(clipper, follow_id, 0)
+                await jobs_settle(client, settings.task_queue, 100)
+                info = await clipper.follow_info(follow_id)
+                assert (info.jobs_started, info.items_seen) == (100, 100)
+                assert info.last_result == "ok: 10000 new, 9900 left for the next check"
+
+    asyncio.run(main())
+    assert (gauge.total, gauge.peak) == (100, 4)
+
+
+def test_a_page_yt_dlp_lists_is_followed_through_its_listing(settings):
+    """The yt-dlp listing path (YouTube channels and playlists, X accounts) offline: a page of `<audio>` elements
+    that yt-dlp's generic extractor lists as a playlist; items are identified by their URL."""
+    async def main():
+        with serve({}) as server:
+            server.files["/show.html"] = (audio_page([server.url("/a.mp3"), server.url("/b.mp3")]), "text/html")
+            async with following(settings) as (clipper, client):
+                follow_id = (await clipper.follow(server.url("/show.html"), every_s=3600)).job_id
+                n = await checks(clipper, follow_id, 0)
+                first = await jobs_settle(client, settings.task_queue, 2)
+                info = await clipper.follow_info(follow_id)
+                assert (info.jobs_started, info.title, info.last_result) == (2, "Episodes", "ok: 2 new")
+                server.files["/show.html"] = (audio_page([server.url(f"/{x}.mp3") for x in "cab"]), "text/html")
+                await clipper.check_follow_now(follow_id)
+                await checks(clipper, follow_id, n)
+                assert set(first) < set(await jobs_settle(client, settings.task_queue, 3))
 
     asyncio.run(main())
 

@@ -26,3 +26,10 @@ def atom(entries: list[tuple[str, str]], title: str = "A channel") -> bytes:
                     f"<link rel=\"alternate\" href=\"{url}\"/></entry>" for n, (i, url) in enumerate(entries))
     return (f"<?xml version=\"1.0\" encoding=\"utf-8\"?><feed xmlns=\"http://www.w3.org/2005/Atom\">"
             f"<title>{title}</title>{parts}</feed>").encode()
+
+
+def audio_page(urls: list[str], title: str = "Episodes") -> bytes:
+    """An HTML page with one `<audio>` per URL: not a feed, but yt-dlp's generic extractor lists it as a playlist
+    (one entry per element, titled "<title> (n)"), so a follow of it takes the yt-dlp listing path offline."""
+    tags = "".join(f'<audio src="{url}"></audio>' for url in urls)
+    return f"<!doctype html><html><head><title>{title}</title></head><body>{tags}</body></html>".encode()

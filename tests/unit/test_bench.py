@@ -143,3 +143,16 @@ def test_search_bench_builds_and_times_a_tiny_index(tmp_path):
     assert len(hour_job(0, sentences()).entries) == 918  # 900 lines of 4 s, 10 quotes, 8 chapters
     row = measure("SQLite FTS5", SqliteIndex(tmp_path / "search.sqlite3"), jobs=2, count=24)
     assert columns(row) == 8 and row.startswith("| SQLite FTS5 | 2 | 1,836 |")
+
+
+@pytest.mark.slow
+def test_follow_bench_starts_a_job_per_item_and_breaks_checks_down(tmp_path):
+    """bench/follow.py end to end on two follows every 10 s, one new item each: a job per item, and its table."""
+    from bench.follow import PHASES, measure, table
+
+    m = measure(follows=2, every_s=10, rounds=1, tmp=tmp_path)
+    assert (m["items"], m["jobs"], m["missing"]) == (2, 2, 0), m
+    assert m["p50"] > 0 and m["cpu_per_check_ms"] > 0, m
+    lines = table(m).splitlines()
+    assert_markdown_table(lines, rows=11 + len(PHASES))
+    assert "| 2 / 2 (0) |" in lines[3]

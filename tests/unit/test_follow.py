@@ -9,18 +9,19 @@ import pytest
 
 from clipper.config import Settings
 from clipper.errors import FeedEmpty, InvalidRequest, NotAFeed, UnsupportedUrl
-from clipper.follow.every import EVERY_DEFAULT_S, format_every, parse_every
-from clipper.follow.feed import FeedListing, list_source
+from clipper.follow.every import EVERY_DEFAULT_S, format_every, parse_every, phase_s
+from clipper.follow.feed import FeedListing, PlaylistListing, list_source
 from clipper.follow.model import (
     FeedItem,
     FollowRecord,
     FollowRequest,
+    follow_id_for,
     item_id,
     job_id_for_item,
     plan_check,
     remember,
 )
-from tests.helpers.feeds import atom, rss
+from tests.helpers.feeds import atom, audio_page, rss
 from tests.helpers.httpserver import HTML_NO_MEDIA, serve
 
 LOCAL = Settings(allow_private_addresses=True, download_socket_timeout_s=5)
@@ -45,6 +46,17 @@ def test_every_refused(text):
 
 def test_every_default_is_a_quarter_hour():
     assert format_every(EVERY_DEFAULT_S) == "15m"
+
+
+def test_follows_check_at_phases_spread_over_their_interval():
+    """Not all at the epoch-aligned instant: 200 follows every 30 s fall on most of the 30 seconds, stably."""
+    from collections import Counter
+
+    ids = [follow_id_for(f"https://example.com/feed{n}.xml") for n in range(200)]
+    phases = Counter(phase_s(i, 30) for i in ids)
+    assert set(phases) <= set(range(30)) and len(phases) >= 25 and max(phases.values()) <= 20
+    assert [phase_s(i, 30) for i in ids[:5]] == [phase_s(i, 30) for i in ids[:5]]
+    assert all(0 <= phase_s(i, 7 * 86400) < 7 * 86400 for i in ids)
 
 
 def test_rss_items_in_order_with_enclosure_guid_and_date():
@@ -150,6 +162,20 @@ def test_list_source_reads_a_served_feed():
 def test_a_plain_html_page_is_not_a_feed():
     with serve({"/page.html": (HTML_NO_MEDIA, "text/html")}) as server, pytest.raises(NotAFeed):
         list(list_source(server.url("/page.html"), LOCAL).items())
+
+
+@pytest.mark.slow  # yt-dlp's extractors load (about a second)
+def test_a_page_yt_dlp_lists_as_a_playlist_is_listed_by_yt_dlp():
+    """The path YouTube channels/playlists and X accounts take, offline: a page that is no feed goes to yt-dlp's
+    flat listing (here its generic extractor, on a page of `<audio>` elements), one item per entry, by URL."""
+    with serve({"/show.html": (b"", "text/html")}) as server:
+        urls = [server.url("/a.mp3"), server.url("/b.mp3")]
+        server.files["/show.html"] = (audio_page(urls, "A page"), "text/html")
+        listing = list_source(server.url("/show.html"), LOCAL)
+        assert isinstance(listing, PlaylistListing) and listing.title == "A page"
+        items = list(listing.items())
+        assert [i.url for i in items] == urls and [i.identity for i in items] == urls
+        assert [i.title for i in items] == ["A page (1)", "A page (2)"]
 
 
 def test_only_http_sources():
