@@ -46,12 +46,19 @@ JOINS = {
         # added later, the mirror of test-c: conversations whose voices come back in the next piece
         "tune-c": ["trio-carlo+june+cs-v-3m", "duo-carlo+cs-m-5m-ov-noisy", "trio-armelle+cs-m+cs-v-4m-ov",
                    "quartet-cs-m+cs-v+june+carlo-4m"],
+        # added later, the mirror of test-d (declared together, before either was run): a long wordless
+        # stretch holding several recordings (the Czech voices: tiny.en writes next to nothing for them), one of
+        # them 30 s long between two others
+        "tune-d": ["duo-june+armelle-3m-ov", "solo-cs-m-5m", "solo-cs-v-0.5m", "duo-cs-m+cs-v-4m-noisy",
+                   "quartet-armelle+june+carlo+cs-v-5m-ov-noisy"],
     },
     "test": {
         "test-a": ["allison", "call & ami-tst00 & ami-dev00", "solo-paola-2m", "solo-july-2m"],
         "test-b": ["duo-nl-m+nl-v-4m-noisy", "duo-ivrvoice+july-3m-ov", "duo-paola+allison-3m"],
         "test-c": ["trio-nl-m+ivrvoice+allison-3m", "duo-allison+nl-v-5m-ov-noisy", "trio-paola+july+nl-v-4m-ov",
                    "quartet-nl-m+nl-v+paola+ivrvoice-4m"],
+        "test-d": ["duo-ivrvoice+july-3m-ov", "solo-allison-5m", "solo-nl-v-0.5m", "duo-nl-m+nl-v-4m-noisy",
+                   "quartet-allison+july+nl-v+paola-5m-ov-noisy"],
     },
 }
 

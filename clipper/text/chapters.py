@@ -9,8 +9,9 @@ A boundary is placed where the evidence that holds for speech agrees (no punctua
     none known = no evidence);
   * where the recording's sound changes (`clipper/speakers/changes.py`: voices, microphone, line and noise
     compared over `sound_window_s` either side), so a join of recordings is found where the transcript has no
-    words at all (speech the model does not know): in a long wordless gap the chapter starts where the sound
-    changes most, not where the words resume;
+    words at all (speech the model does not know): in a long wordless gap a chapter starts where the sound
+    changes most, not where the words resume, and another at each further strong change (a wordless stretch
+    may hold several recordings: such a chapter has no words, and is "Untitled");
   * a long pause before the gap.
 Their weighted sum (`Tuning`) must reach `min_score`; the strongest gaps win while every chapter stays at
 least `limits()`'s shortest (scaled to the recording) and there are at most one per `seconds_per_chapter`.
@@ -64,6 +65,7 @@ class Tuning:
     sound_change: tuple[float, float] = (0.7, 1.7)  # a sound change counts from the first and fully from the second
     wordless_s: float = 5.0  # in a gap longer than this a chapter starts where the sound changes, not at the words
     in_segment_pause_s: float = 1.0  # a pause inside an ASR segment this long may start a chapter (its longest)
+    several_per_gap: bool = True  # a wordless gap may start a chapter at each strong sound change, not one only
 
 
 # With the recording's sound (the product: the summary stage reads the job's audio) ...
@@ -153,20 +155,24 @@ def _ramp(x: float, span: tuple[float, float]) -> float:
     return min(1.0, max(0.0, (x - lo) / (hi - lo)))
 
 
-def sound_changes(units: list[Utterance], sound: SoundProfile | None, tuning: Tuning = TUNING) -> list[tuple[float, float]]:
-    """(how far apart the sound is before and after, where it changes most) at each gap, looked for from a
-    second before the gap to a second after it, every half second: in a long wordless stretch the change is
-    found where it is, not where the words resume. No audio: (0, the next words' start)."""
+def sound_changes(units: list[Utterance], sound: SoundProfile | None,
+                  tuning: Tuning = TUNING) -> list[list[tuple[float, float]]]:
+    """At each gap, the peaks of how far apart the sound is before and after (change, where), strongest first,
+    looked for from a second before the gap to a second after it, every half second: in a long wordless stretch
+    a change is found where it is, not where the words resume, and a stretch holding several recordings has a
+    peak at each seam. No audio: [(0, the next words' start)]."""
     out = []
     for a, b in pairwise(units):
         if sound is None:
-            out.append((0.0, b.start))
+            out.append([(0.0, b.start)])
             continue
         lo, hi = a.end - 1.0, max(a.end, b.start) + 1.0
         steps = max(1, int((hi - lo) / 0.5))
-        best = max((sound.change(lo + k * (hi - lo) / steps, tuning.sound_window_s), lo + k * (hi - lo) / steps)
-                   for k in range(steps + 1))
-        out.append(best)
+        curve = [(sound.change(lo + k * (hi - lo) / steps, tuning.sound_window_s), lo + k * (hi - lo) / steps)
+                 for k in range(steps + 1)]
+        peaks = [curve[k] for k in range(len(curve))
+                 if (k == 0 or curve[k][0] >= curve[k - 1][0]) and (k == len(curve) - 1 or curve[k][0] > curve[k + 1][0])]
+        out.append(sorted(peaks or [max(curve)], key=lambda p: (-p[0], p[1])))
     return out
 
 
@@ -175,11 +181,13 @@ def _in_segment(units: list[Utterance], i: int) -> bool:
 
 
 def evidence(units: list[Utterance], sound: SoundProfile | None = None,
-             tuning: Tuning = TUNING) -> list[tuple[float, float]]:
-    """(the weighted evidence for a chapter starting at each unit, where it would start); index 0: none.
-    Inside an ASR segment only a clear pause, the segment's longest, may start one: never inside a sentence."""
+             tuning: Tuning = TUNING) -> list[tuple[float, int, float]]:
+    """Candidate chapter starts: (weighted evidence, index of the utterance the words resume at, when the chapter
+    would start). Inside an ASR segment only a clear pause, the segment's longest, may start one: never inside a
+    sentence. In a wordless gap each further peak of the sound change is a candidate of its own, on the sound
+    alone (the words either side belong to the gap's edges), when that is strong enough (`min_score`)."""
     if len(units) < 2:
-        return [(0.0, u.start) for u in units]
+        return []
     window = _window_words(sum(u.words for u in units), tuning)
     scores = cohesion(units, window)
     smooth = [statistics.fmean(scores[max(0, i - 1) : i + 2]) for i in range(len(scores))]
@@ -192,36 +200,41 @@ def evidence(units: list[Utterance], sound: SoundProfile | None = None,
         if _in_segment(units, i):
             seg = units[i].first_segment
             longest[seg] = max(longest.get(seg, 0.0), pauses[i - 1])
-    out = [(0.0, units[0].start)]
+    out = []
     for i in range(1, len(units)):
         gap = pauses[i - 1]
         if _in_segment(units, i) and (gap < tuning.in_segment_pause_s or gap < longest[units[i].first_segment]):
-            out.append((0.0, units[i].start))  # never inside a segment but at its one clear pause
-            continue
-        change, at = changes[i - 1]
+            continue  # never inside a segment but at its one clear pause
+        (change, at), *others = changes[i - 1]
         score = (tuning.lexical * lexical[i - 1] + tuning.speakers * speakers[i - 1]
                  + tuning.pause * _ramp(gap, tuning.pause_s) + tuning.sound * _ramp(change, tuning.sound_change))
-        start = min(max(at, units[i - 1].end), units[i].start) if gap > tuning.wordless_s and change else units[i].start
-        out.append((score, start))
+        wordless = gap > tuning.wordless_s and change > 0
+        start = min(max(at, units[i - 1].end), units[i].start) if wordless else units[i].start
+        out.append((score, i, start))
+        if wordless and tuning.several_per_gap:
+            for change, at in others:
+                alone = tuning.sound * _ramp(change, tuning.sound_change)
+                if alone >= tuning.min_score:
+                    out.append((alone, i, min(max(at, units[i - 1].end), units[i].start)))
     return out
 
 
 def boundaries(units: list[Utterance], duration_s: float, sound: SoundProfile | None = None,
                tuning: Tuning = TUNING) -> list[tuple[int, float]]:
-    """(index of the utterance that starts a chapter, when the chapter starts), the first always (0, its start)."""
+    """(index of the utterance that starts a chapter, when the chapter starts), the first always (0, its start),
+    in time order. Several chapters may start in one wordless gap (the same index): the words after the gap
+    belong to the last of them."""
     most, shortest = limits(duration_s, tuning)
     if most <= 1 or len(units) < 4:
         return [(0, units[0].start)]
-    score = evidence(units, sound, tuning)
     start, end = units[0].start, units[-1].end
-    chosen: list[int] = []
-    for i in sorted(range(1, len(units)), key=lambda i: (-score[i][0], i)):
-        if len(chosen) >= most - 1 or score[i][0] < tuning.min_score:
+    chosen: list[tuple[int, float]] = []
+    for score, i, at in sorted(evidence(units, sound, tuning), key=lambda c: (-c[0], c[1], c[2])):
+        if len(chosen) >= most - 1 or score < tuning.min_score:
             break
-        at = score[i][1]
-        if all(abs(at - e) >= shortest for e in [start, end] + [score[c][1] for c in chosen]):
-            chosen.append(i)
-    return [(0, units[0].start), *sorted((i, score[i][1]) for i in chosen)]
+        if all(abs(at - e) >= shortest for e in [start, end] + [c for _, c in chosen]):
+            chosen.append((i, at))
+    return [(0, units[0].start), *sorted(chosen, key=lambda c: (c[1], c[0]))]
 
 
 def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:
@@ -254,13 +267,14 @@ def make_chapters(transcript: Transcript, settings: Settings, sound: SoundProfil
     duration = transcript.duration_s or units[-1].end
     cuts = boundaries(units, duration, sound, tuning)
     starts = [i for i, _ in cuts]
-    parts = [units[a:b] for a, b in zip(starts, starts[1:] + [len(units)])]
+    parts = [units[a:b] for a, b in zip(starts, starts[1:] + [len(units)])]  # empty: a chapter without words
     others = [[u.text for u in p] for p in parts]
     chapters, taken = [], set()
-    for part, (_, at) in zip(parts, cuts):
+    for k, (part, (_, at)) in enumerate(zip(parts, cuts)):
         title = phrase_title([u.text for u in part], others, taken)
-        chapters.append(Chapter(start=at, end=part[-1].end, title=title,
-                                key_points=chapter_points(part, settings)))
+        end = part[-1].end if part else cuts[k + 1][1]
+        chapters.append(Chapter(start=at, end=end, title=title,
+                                key_points=chapter_points(part, settings) if part else []))
     return chapters, units
 
 

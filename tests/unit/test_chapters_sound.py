@@ -1,6 +1,6 @@
-"""Chapters on a small join of real recordings built at test time (English telephone prompts, Czech game
-dialogue, the English voice again): where the sound changes, the product's speakers stage on the join, and a boundary inside an ASR
-segment at its clear pause. The joins are the truth."""
+"""Chapters on small joins of real recordings built at test time (English telephone prompts, Czech game
+dialogue, the English voice again): where the sound changes, the product's speakers stage on the join, a boundary
+inside an ASR segment at its clear pause, and several chapters in one wordless stretch. The joins are the truth."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from tests.helpers.transcripts import transcribe_wav
 FOUND_WITHIN_S = 20.0  # bench/chapters.py's criterion
 # English telephone prompts, a Czech game voice (tiny.en writes next to nothing for it), the English voice again.
 PIECES = [(ALLISON, 0.0, 100.0), (VOICES / "cs-v.mp3", 0.0, None), (ALLISON, 100.0, 120.0)]
+# The same with Russian telephone prompts after the Czech: two recordings in one stretch with no words.
+WORDLESS = [(ALLISON, 0.0, 100.0), (VOICES / "cs-v.mp3", 0.0, None), (VOICES / "ivrvoice.mp3", 0.0, None),
+            (ALLISON, 100.0, 120.0)]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,16 @@ def joined(tmp_path_factory):
     wav = work / "chapters-join.wav"
     joins = joined_recordings(PIECES, wav)
     return wav, joins, transcribe_wav(wav, work, "chapters-join")
+
+
+@pytest.fixture(scope="module")
+def wordless(tmp_path_factory):
+    """(the joined WAV, its joins, its real tiny.en transcript) of `WORDLESS`."""
+    work = tmp_path_factory.getbasetemp() / "real-transcripts"
+    work.mkdir(parents=True, exist_ok=True)
+    wav = work / "chapters-wordless.wav"
+    joins = joined_recordings(WORDLESS, wav)
+    return wav, joins, transcribe_wav(wav, work, "chapters-wordless")
 
 
 def _found(starts: list[float], joins: list[float]) -> list[float]:
@@ -100,3 +113,36 @@ def test_a_boundary_may_fall_inside_a_segment_at_its_clear_pause(joined) -> None
     assert any(in_pause(c) for c in chapters[1:]), [c.start for c in chapters]
     strict, _ = make_chapters(merged, Settings(), sound, replace(TUNING, in_segment_pause_s=float("inf")))
     assert not any(in_pause(c) for c in strict[1:]), [c.start for c in strict]
+
+
+def _wordless_between(t: Transcript, a: float, b: float) -> Transcript:
+    """`t` with no words from `a` to `b`: what tiny.en writes for speech it does not know as often as not
+    (bench/chapters.py's test-a: 2.5 minutes of Italian and Spanish with no word), here for the Czech and
+    Russian pieces it partly made up English for."""
+    kept = [s for s in t.segments if s.end <= a or s.start >= b]
+    return t.model_copy(update={"segments": [s.model_copy(update={"id": i}) for i, s in enumerate(kept)]})
+
+
+@pytest.mark.slow
+def test_a_wordless_stretch_may_start_a_chapter_at_each_recording(wordless) -> None:
+    """Czech then Russian speech with no words written make one gap between words holding the joins into and
+    between them: several chapters start in it, each at a join (within 20 s); with one start per gap (the
+    rule off) the gap starts one chapter only, and fewer joins are found."""
+    wav, joins, raw = wordless
+    t = _wordless_between(raw, joins[0], joins[-1])
+    words = [w for s in t.segments for w in s.words]
+    last = max(w.end for w in words if w.end <= joins[0])
+    first = min(w.start for w in words if w.start >= joins[0])
+    in_gap = lambda cs: [c.start for c in cs[1:] if last < c.start < first]
+    sound = sound_profile(wav)
+    chapters, _ = make_chapters(t, Settings(), sound)
+    several = in_gap(chapters)
+    assert len(several) >= 2, [c.start for c in chapters]
+    assert _found(several, joins[:-1]) == joins[:-1], several  # the two joins inside the gap, each found
+    assert all(_found([s], joins) for s in several), several  # and no start in it away from a join
+    for a, b in pairwise(chapters):
+        assert a.end <= b.start
+    assert [c.title for c in chapters if last < c.start < first and c.end <= first][:1] == ["Untitled"]
+    one, _ = make_chapters(t, Settings(), sound, replace(TUNING, several_per_gap=False))
+    assert len(in_gap(one)) == 1, [c.start for c in one]
+    assert len(_found([c.start for c in one[1:]], joins)) < len(_found([c.start for c in chapters[1:]], joins))
