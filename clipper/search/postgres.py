@@ -4,19 +4,21 @@ indexes into, and searches, the one server `CLIPPER_SEARCH_URL` names (psycopg 3
 The text's words are found and folded in Python (`words`: letters and digits, lower case, accents dropped) before
 PostgreSQL's `simple` configuration makes its tsvector, so no extension (unaccent) is needed and the words compare as
 SQLite's tokenizer compares them; the query is built from the same quoted words (`<->` for the phrase, `&` for all
-words, `:*` for the prefix), never from the person's text. Ranked by `ts_rank_cd` (among at most `CANDIDATES`
-entries holding the words). A job's entries are replaced in one transaction.
+words, `:*` for the prefix), never from the person's text. A search takes the newest matches (from the GIN index,
+or walking the newest entries when every word is common) and ranks them in Python like SQLite's
+(clipper/search/backend.py). A job's entries, and its counts of words, are replaced in one transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from clipper.errors import SearchUnavailable
 from clipper.media.urls import redact_credentials
-from clipper.search.backend import Ranked, SearchIndex
+from clipper.search.backend import Newest, SearchIndex
 from clipper.search.documents import JobEntries
 from clipper.search.query import SearchQuery, words
 
@@ -29,16 +31,26 @@ SCHEMA = (
      "speaker_key text NOT NULL, text text NOT NULL, tsv tsvector NOT NULL)"),
     "CREATE INDEX IF NOT EXISTS clipper_search_entries_job ON clipper_search_entries(job_id)",
     "CREATE INDEX IF NOT EXISTS clipper_search_entries_tsv ON clipper_search_entries USING gin(tsv)",
+    # How many entries of each job hold each word, written with the entries: a search asks it how common its words
+    # are (byte order, so a prefix is a range of the primary key).
+    ("CREATE TABLE IF NOT EXISTS clipper_search_terms(term text COLLATE \"C\" NOT NULL, job_id text NOT NULL, "
+     "docs integer NOT NULL, PRIMARY KEY (term, job_id))"),
+    "CREATE INDEX IF NOT EXISTS clipper_search_terms_job ON clipper_search_terms(job_id)",
 )
-# The rank is computed for at most CANDIDATES entries holding the words (filters applied), then the best of them
-# joined: a word in a tenth of a thousand hours of talk would otherwise rank tens of thousands of rows per search.
-CANDIDATES = 5000
-SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, e.name, e.text FROM "
-          "(SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('simple', %(q)s)) AS rank FROM "
-          "(SELECT id, tsv FROM clipper_search_entries e WHERE e.tsv @@ to_tsquery('simple', %(q)s){filters} "
-          "LIMIT %(candidates)s) c ORDER BY rank DESC, c.id LIMIT %(k)s) best "
-          "JOIN clipper_search_entries e ON e.id = best.id JOIN clipper_search_jobs j ON j.job_id = e.job_id"
-          "{since} ORDER BY best.rank DESC, e.id")
+# A search's words all in more than COMMON entries: the newest matches are found by walking the entries from the
+# newest down (the primary key), stopping at the LIMIT; else from the GIN index (every match of the rarest word,
+# then sorted). Walking costs ~CANDIDATES × entries / matches rows, the GIN index ~matches: they cross near
+# √(CANDIDATES × entries), ~13,000 on a thousand hours.
+COMMON = 10_000
+NEWEST = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, e.name, e.text FROM {source} e "
+          "JOIN clipper_search_jobs j ON j.job_id = e.job_id WHERE e.tsv @@ to_tsquery('simple', %(q)s){filters} "
+          "ORDER BY e.id DESC LIMIT %(n)s")
+# Every match from the GIN index first (OFFSET 0 keeps the planner from walking the primary key instead).
+FROM_GIN = ("(SELECT * FROM clipper_search_entries WHERE tsv @@ to_tsquery('simple', %(q)s) OFFSET 0)")
+# How many entries hold a word (or words starting with a prefix): at most COMMON + 1 rows read (each is ≥ 1).
+DOCS = ("SELECT coalesce(sum(docs), 0) FROM (SELECT docs FROM clipper_search_terms WHERE term >= %(lo)s "
+        "AND term <= %(hi)s LIMIT %(cap)s) t")
+LAST = chr(0x10FFFF)  # after every character: a prefix's range ends at prefix + LAST
 
 
 def _quoted(word: str) -> str:
@@ -94,8 +106,11 @@ class PostgresIndex(SearchIndex):
                 cur.executemany("INSERT INTO clipper_search_entries(job_id, kind, start_s, end_s, label, name, "
                                 "speaker_key, text, tsv) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
                                 "to_tsvector('simple', %s))", rows)
-            count = len(rows)
-            return count
+            docs = Counter(w for row in rows for w in set(row[8].split()))
+            with db.cursor() as cur:
+                cur.executemany("INSERT INTO clipper_search_terms(term, job_id, docs) VALUES (%s, %s, %s)",
+                                [(w, job.job_id, n) for w, n in sorted(docs.items())])
+            return len(rows)
 
     def delete(self, job_id: str) -> int:
         with self._db() as db:
@@ -103,6 +118,7 @@ class PostgresIndex(SearchIndex):
 
     @staticmethod
     def _remove(db: Any, job_id: str) -> int:
+        db.execute("DELETE FROM clipper_search_terms WHERE job_id = %s", (job_id,))
         count = db.execute("DELETE FROM clipper_search_entries WHERE job_id = %s", (job_id,)).rowcount
         db.execute("DELETE FROM clipper_search_jobs WHERE job_id = %s", (job_id,))
         return count
@@ -111,8 +127,8 @@ class PostgresIndex(SearchIndex):
     all_words = staticmethod(all_words)
 
     @contextlib.contextmanager
-    def ranking(self, query: SearchQuery) -> Iterator[Ranked]:
-        filters, params = "", {"candidates": CANDIDATES}
+    def newest(self, query: SearchQuery) -> Iterator[Newest]:
+        filters, params = "", {}
         if query.job_id:
             filters, params["job"] = filters + " AND e.job_id = %(job)s", query.job_id
         if query.kind:
@@ -120,12 +136,21 @@ class PostgresIndex(SearchIndex):
         if query.speaker:
             filters += " AND position(%(speaker)s in '|' || e.speaker_key || '|') > 0"
             params["speaker"] = f"|{query.speaker}|"
-        since = ""
         if query.since:
-            since, params["since"] = " WHERE j.created >= %(since)s", query.since
-        sql = SELECT.format(filters=filters, since=since)
+            filters, params["since"] = filters + " AND j.created >= %(since)s", query.since
         with self._db() as db:
-            yield lambda expression, k: db.execute(sql, {**params, "q": expression, "k": k})
+            # One job's entries are few: its index finds them whatever the words. Else the rarest word decides.
+            common = not query.job_id and self._common(db, query.words)
+            db.execute("SELECT set_config('enable_bitmapscan', %s, true)", ("off" if common else "on",))
+            sql = NEWEST.format(source="clipper_search_entries" if common else FROM_GIN, filters=filters)
+            yield lambda expression, n: db.execute(sql, {**params, "q": expression, "n": n})
+
+    @staticmethod
+    def _common(db: Any, terms: list[str]) -> bool:
+        """Whether every word (the last as a prefix) is in more than COMMON entries."""
+        ranges = [(w, w) for w in terms[:-1]] + [(terms[-1], terms[-1] + LAST)]
+        return all(db.execute(DOCS, {"lo": lo, "hi": hi, "cap": COMMON + 1}).fetchone()[0] > COMMON
+                   for lo, hi in ranges)
 
     def job_ids(self) -> list[str]:
         with self._db() as db:

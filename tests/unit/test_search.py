@@ -198,13 +198,15 @@ def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
     assert search(reopened, "replacement") == []
 
 
-def test_a_word_in_very_many_entries_ranks_the_newest(tmp_path, monkeypatch):
-    from clipper.search import sqlite
+def test_a_word_in_very_many_entries_ranks_the_newest(backend, tmp_path, monkeypatch):
+    from clipper.search import backend as shared
 
-    monkeypatch.setattr(sqlite, "CANDIDATES", 2)
-    store, index = ArtifactStore(tmp_path / "store"), SqliteIndex(tmp_path / "search.sqlite3")
-    for n in range(3):
-        put_job(store, f"clip-{n}", [(float(n), n + 1.0, None, "the same words"), (9.0, 10.0, None, "other")])
+    monkeypatch.setattr(shared, "CANDIDATES", 2)
+    store, index = ArtifactStore(tmp_path / "store"), backend()
+    for n in range(3):  # the oldest line is the best (the shortest): past the bound, it is not ranked
+        text = "same words" if n == 0 else "the same words, said again"
+        put_job(store, f"clip-{n}", [(float(n), n + 1.0, None, text), (9.0, 10.0, None, "other")])
         index_job(index, store, f"clip-{n}")
-    assert [h.job_id for h in search(index, "same words")] in (["clip-2", "clip-1"], ["clip-1", "clip-2"])
+    assert [h.job_id for h in search(index, "same words", limit=2)] == ["clip-2", "clip-1"]
+    assert [h.job_id for h in search(index, "same words", limit=3)][0] == "clip-0"
     assert [h.job_id for h in search(index, "same", job_id="clip-0")] == ["clip-0"]  # the filter comes first
