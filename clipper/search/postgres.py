@@ -47,9 +47,10 @@ NEWEST = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, 
           "ORDER BY e.id DESC LIMIT %(n)s")
 # Every match from the GIN index first (OFFSET 0 keeps the planner from walking the primary key instead).
 FROM_GIN = ("(SELECT * FROM clipper_search_entries WHERE tsv @@ to_tsquery('simple', %(q)s) OFFSET 0)")
-# How many entries hold a word (or words starting with a prefix): at most COMMON + 1 rows read (each is ≥ 1).
-DOCS = ("SELECT coalesce(sum(docs), 0) FROM (SELECT docs FROM clipper_search_terms WHERE term >= %(lo)s "
-        "AND term <= %(hi)s LIMIT %(cap)s) t")
+# Whether more than COMMON entries hold a word (or words starting with a prefix): the counts are summed in the
+# primary key's order and the scan stops where the sum passes COMMON (a few rows for a common word).
+MANY = ("SELECT EXISTS (SELECT 1 FROM (SELECT sum(docs) OVER (ORDER BY term, job_id) AS docs FROM clipper_search_terms "
+        "WHERE term >= %(lo)s AND term <= %(hi)s) t WHERE docs > %(common)s)")
 LAST = chr(0x10FFFF)  # after every character: a prefix's range ends at prefix + LAST
 
 
@@ -141,16 +142,22 @@ class PostgresIndex(SearchIndex):
         with self._db() as db:
             # One job's entries are few: its index finds them whatever the words. Else the rarest word decides.
             common = not query.job_id and self._common(db, query.words)
-            db.execute("SELECT set_config('enable_bitmapscan', %s, true)", ("off" if common else "on",))
-            sql = NEWEST.format(source="clipper_search_entries" if common else FROM_GIN, filters=filters)
+            # Walking: the primary key backwards, whatever the planner guesses of a phrase (it has no statistics of
+            # phrases, and a sequential scan sorts every match); no parallel workers, whose start costs more than
+            # a search.
+            walk = "off" if common else "on"
+            db.execute("SELECT set_config('enable_bitmapscan', %(w)s, true), set_config('enable_seqscan', %(w)s, true), "
+                       "set_config('enable_sort', %(w)s, true), set_config('max_parallel_workers_per_gather', '0', true)",
+                       {"w": walk})
+            gin = not common and not query.job_id
+            sql = NEWEST.format(source=FROM_GIN if gin else "clipper_search_entries", filters=filters)
             yield lambda expression, n: db.execute(sql, {**params, "q": expression, "n": n})
 
     @staticmethod
     def _common(db: Any, terms: list[str]) -> bool:
         """Whether every word (the last as a prefix) is in more than COMMON entries."""
         ranges = [(w, w) for w in terms[:-1]] + [(terms[-1], terms[-1] + LAST)]
-        return all(db.execute(DOCS, {"lo": lo, "hi": hi, "cap": COMMON + 1}).fetchone()[0] > COMMON
-                   for lo, hi in ranges)
+        return all(db.execute(MANY, {"lo": lo, "hi": hi, "common": COMMON}).fetchone()[0] for lo, hi in ranges)
 
     def job_ids(self) -> list[str]:
         with self._db() as db:
