@@ -161,6 +161,7 @@ KILLED = """
 import sys, time
 from pathlib import Path
 from clipper.search.documents import Entry, JobEntries
+from clipper.search.postgres import PostgresIndex
 from clipper.search.sqlite import SqliteIndex
 
 class Slow(JobEntries):
@@ -171,20 +172,22 @@ class Slow(JobEntries):
                 time.sleep(60)
             yield e
 
+where = sys.argv[1]
+index = PostgresIndex(where) if where.startswith("postgresql://") else SqliteIndex(Path(where))
 entries = [Entry(kind="transcript", start=i, end=i + 1, text=f"replacement words {i}") for i in range(1000)]
-SqliteIndex(Path(sys.argv[1])).replace(Slow(job_id="clip-one", title="t", created_at="2026-01-01T00:00:00Z",
-                                            entries=entries))
+index.replace(Slow(job_id="clip-one", title="t", created_at="2026-01-01T00:00:00Z", entries=entries))
 """
 
 
 @pytest.mark.slow
-def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
-    path = tmp_path / "search.sqlite3"
-    index = SqliteIndex(path)
+def test_a_killed_indexing_leaves_the_old_entries_whole(backend, store, tmp_path):
+    index = backend()
     index_job(index, store, "clip-one")
     before = shape(search(index, "rates"))
-    marker = tmp_path / "halfway"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path), str(marker)], cwd=ROOT)
+    index.close()
+    marker = tmp_path / "halfway"  # the killed worker had removed the old entries (in its transaction) by then
+    where = str(index.path) if isinstance(index, SqliteIndex) else index.url
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, where, str(marker)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
         while not marker.exists():
@@ -193,9 +196,12 @@ def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    reopened = SqliteIndex(path)
+    reopened = backend()
     assert shape(search(reopened, "rates")) == before
     assert search(reopened, "replacement") == []
+    assert reopened.job_ids() == ["clip-one"]
+    assert index_job(reopened, store, "clip-one") == len(LINES) + 2  # nothing of the killed one holds a lock
+    assert shape(search(reopened, "rates")) == before
 
 
 def test_a_word_in_very_many_entries_ranks_the_newest(backend, tmp_path, monkeypatch):
