@@ -11,7 +11,9 @@ or walking the newest entries when every word is common) and ranks them in Pytho
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -66,34 +68,55 @@ def all_words(words: list[str]) -> str:
     return " & ".join(_quoted(w) for w in words) + ":*"
 
 
+# Connections per server URL, shared by every PostgresIndex of the process: `clipper web` and the workers open an
+# index per search or job (clipper_app/client/search.py, activities/), and a connection (with the schema check) costs
+# more than a search. Each is checked before it is handed out, so a restarted server costs a retry, not an error.
+POOL_SIZE = 4
+_pools: dict[str, Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(url: str) -> Any:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    with _pools_lock:
+        if url not in _pools:
+            # The schema through a connection of its own first: an unreachable server fails at once, with its reason.
+            with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(1178810)")  # one schema creator at a time
+                for statement in SCHEMA:
+                    conn.execute(statement)
+            pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, timeout=CONNECT_TIMEOUT_S,
+                                  check=ConnectionPool.check_connection,
+                                  kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": False})
+            pool.open()
+            _pools[url] = pool
+        return _pools[url]
+
+
+@atexit.register
+def _close_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
 class PostgresIndex(SearchIndex):
     def __init__(self, url: str) -> None:
         self.url = url
-        self._conn: Any = None
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
         import psycopg
 
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=False)
-                with self._conn.transaction():
-                    self._conn.execute("SELECT pg_advisory_xact_lock(1178810)")  # one schema creator at a time
-                    for statement in SCHEMA:
-                        self._conn.execute(statement)
-            with self._conn.transaction():
-                yield self._conn
+            with _pool(self.url).connection() as conn, conn.transaction():
+                yield conn
         except psycopg.Error as err:
-            if self._conn is not None and self._conn.broken:
-                self._conn = None
             raise SearchUnavailable(f"the search index on {redact_credentials(self.url)} failed: "
                                     f"{redact_credentials(str(err).strip())}") from None
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def replace(self, job: JobEntries) -> int:
         with self._db() as db:
