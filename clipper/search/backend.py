@@ -28,7 +28,8 @@ Newest = Callable[[str, int], Iterable[tuple[Any, ...]]]
 
 def best(rows: list[tuple[Any, ...]], query: SearchQuery) -> list[tuple[Any, ...]]:
     """The rows best first: bm25's term frequency and length parts over the candidates, every query word weighing
-    the same (no idf: within one pass every candidate holds every word), newer first among equals."""
+    the same (no idf: within one pass every candidate holds every word, and it would only weigh one word's
+    repetitions against another's), newer first among equals."""
     exact, prefix = set(query.words[:-1]), query.words[-1]
     tokens = [words(row[8]) for row in rows]
     mean = sum(map(len, tokens)) / len(tokens) if tokens else 1.0
