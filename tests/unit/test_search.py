@@ -3,6 +3,7 @@ rebuild and delete, and a killed indexing that leaves no half index — on SQLit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -216,3 +217,22 @@ def test_a_word_in_very_many_entries_ranks_the_newest(backend, tmp_path, monkeyp
     assert [h.job_id for h in search(index, "same words", limit=2)] == ["clip-2", "clip-1"]
     assert search(index, "same words", limit=3)[0].job_id == "clip-0"
     assert [h.job_id for h in search(index, "same", job_id="clip-0")] == ["clip-0"]  # the filter comes first
+
+
+def test_an_index_made_before_the_prefix_indexes_is_made_again_on_first_use(store, tmp_path):
+    import sqlite3
+
+    from clipper.search import sqlite as sqlite_index
+
+    path = tmp_path / "search.sqlite3"
+    old = sqlite_index.FTS.replace("prefix='1 2 3', ", "")
+    index_job(SqliteIndex(path), store, "clip-one")
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as an older clipper left it: no prefix indexes
+        db.execute("DROP TABLE entries_fts")
+        db.execute(old)
+        db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('rebuild')")
+        db.commit()
+    index = SqliteIndex(path)
+    assert [h.start for h in search(index, "interest r")][:2] == [0.0, 0.0]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert "prefix='1 2 3'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts'").fetchone()[0]
