@@ -189,5 +189,6 @@ class PostgresIndex(SearchIndex):
     def size_bytes(self) -> int:
         with self._db() as db:
             return int(db.execute("SELECT pg_total_relation_size('clipper_search_entries') + "
-                                  "pg_total_relation_size('clipper_search_jobs')").fetchone()[0])
+                                  "pg_total_relation_size('clipper_search_jobs') + "
+                                  "pg_total_relation_size('clipper_search_terms')").fetchone()[0])
 
