@@ -51,8 +51,15 @@ NEWEST = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, 
 FROM_GIN = ("(SELECT * FROM clipper_search_entries WHERE tsv @@ to_tsquery('simple', %(q)s) OFFSET 0)")
 # Whether more than COMMON entries hold a word (or words starting with a prefix): the counts are summed in the
 # primary key's order and the scan stops where the sum passes COMMON (a few rows for a common word).
-MANY = ("SELECT EXISTS (SELECT 1 FROM (SELECT sum(docs) OVER (ORDER BY term, job_id) AS docs FROM clipper_search_terms "
-        "WHERE term >= %(lo)s AND term <= %(hi)s) t WHERE docs > %(common)s)")
+MANY = ("EXISTS (SELECT 1 FROM (SELECT sum(docs) OVER (ORDER BY term, job_id) AS docs FROM clipper_search_terms "
+        "WHERE term >= %(lo{i})s AND term <= %(hi{i})s) t WHERE docs > %(common)s)")
+# Every word common or not, and the planner told what follows, in one round trip: walking, the primary key backwards
+# whatever it guesses of a phrase (it has no statistics of phrases, and a sequential scan sorts every match); no
+# parallel workers, whose start costs more than a search.
+PLAN = ("WITH m AS MATERIALIZED (SELECT {many} AS common), c AS MATERIALIZED (SELECT common, CASE WHEN common "
+        "THEN 'off' ELSE 'on' END AS gin FROM m) SELECT c.common, set_config('enable_bitmapscan', c.gin, true), "
+        "set_config('enable_seqscan', c.gin, true), set_config('enable_sort', c.gin, true), "
+        "set_config('max_parallel_workers_per_gather', '0', true) FROM c")
 LAST = chr(0x10FFFF)  # after every character: a prefix's range ends at prefix + LAST
 
 
@@ -164,23 +171,20 @@ class PostgresIndex(SearchIndex):
             filters, params["since"] = filters + " AND j.created >= %(since)s", query.since
         with self._db() as db:
             # One job's entries are few: its index finds them whatever the words. Else the rarest word decides.
-            common = not query.job_id and self._common(db, query.words)
-            # Walking: the primary key backwards, whatever the planner guesses of a phrase (it has no statistics of
-            # phrases, and a sequential scan sorts every match); no parallel workers, whose start costs more than
-            # a search.
-            walk = "off" if common else "on"
-            db.execute("SELECT set_config('enable_bitmapscan', %(w)s, true), set_config('enable_seqscan', %(w)s, true), "
-                       "set_config('enable_sort', %(w)s, true), set_config('max_parallel_workers_per_gather', '0', true)",
-                       {"w": walk})
+            common = self._plan(db, [] if query.job_id else query.words)
             gin = not common and not query.job_id
             sql = NEWEST.format(source=FROM_GIN if gin else "clipper_search_entries", filters=filters)
             yield lambda expression, n: db.execute(sql, {**params, "q": expression, "n": n})
 
     @staticmethod
-    def _common(db: Any, terms: list[str]) -> bool:
-        """Whether every word (the last as a prefix) is in more than COMMON entries."""
-        ranges = [(w, w) for w in terms[:-1]] + [(terms[-1], terms[-1] + LAST)]
-        return all(db.execute(MANY, {"lo": lo, "hi": hi, "common": COMMON}).fetchone()[0] for lo, hi in ranges)
+    def _plan(db: Any, terms: list[str]) -> bool:
+        """Whether every word (the last as a prefix) is in more than COMMON entries (none: False); the planner set
+        for the way that follows."""
+        ranges = [(w, w) for w in terms[:-1]] + ([(terms[-1], terms[-1] + LAST)] if terms else [])
+        many = " AND ".join(MANY.format(i=i) for i in range(len(ranges))) or "false"
+        params = {"common": COMMON, **{f"lo{i}": lo for i, (lo, _) in enumerate(ranges)},
+                  **{f"hi{i}": hi for i, (_, hi) in enumerate(ranges)}}
+        return bool(db.execute(PLAN.format(many=many), params).fetchone()[0])
 
     def job_ids(self) -> list[str]:
         with self._db() as db:
