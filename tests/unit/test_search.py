@@ -27,22 +27,27 @@ LINES = [(0.0, 4.0, "S1", "Where did interest rates go this year?"),
          (12.0, 15.0, "S2", 'She said "NEAR" and -minus * star (AND) OR not.')]
 
 
+def fresh_database(url: str) -> str:
+    """The URL of a new, empty database of the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"t{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def backend(request, tmp_path):
     """A factory of empty indexes of one kind (a PostgreSQL one: a fresh database of the session's server)."""
     if request.param == "sqlite":
         yield lambda: SqliteIndex(tmp_path / "search.sqlite3")
         return
-    import psycopg
-
-    url = request.getfixturevalue("postgres_url")
-    name = f"t{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
+    url = fresh_database(request.getfixturevalue("postgres_url"))
     opened: list[PostgresIndex] = []
 
     def make() -> PostgresIndex:
-        opened.append(PostgresIndex(url.rsplit("/", 1)[0] + f"/{name}"))
+        opened.append(PostgresIndex(url))
         return opened[-1]
 
     yield make
@@ -236,3 +241,23 @@ def test_an_index_made_before_the_prefix_indexes_is_made_again_on_first_use(stor
     assert [h.start for h in search(index, "interest r")][:2] == [0.0, 0.0]
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert "prefix='1 2 3'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts'").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_both_indexes_give_the_same_hits_in_the_same_order(store, tmp_path, postgres_url, monkeypatch):
+    from clipper.search import backend as shared
+
+    monkeypatch.setattr(shared, "CANDIDATES", 4)  # past the bound too: the same entries are ranked
+    said = [line[3] for line in LINES] + ["Rates, rates and more rates.", "Interest only.", "Savings rates rose."]
+    for n in range(6):
+        lines = [(i * 4.0, i * 4.0 + 4, f"S{i % 3 + 1}", said[(i + n) % len(said)]) for i in range(12)]
+        put_job(store, f"clip-{n}", lines, title=f"Episode {n}", names={"S2": "Sheila"},
+                quotes=[lines[n]], chapters=[(0.0, 48.0, said[n])])
+    indexes = [SqliteIndex(tmp_path / "search.sqlite3"), PostgresIndex(fresh_database(postgres_url))]
+    for index in indexes:
+        reindex(index, store)
+    for text, filters in [("rates", {}), ("interest rates", {}), ("r", {}), ("interest ra", {"limit": 3}),
+                          ("rates", {"speaker": "sheila"}), ("rates", {"kind": "quote"}), ("cafe", {}),
+                          ("savings rates", {"job_id": "clip-2"}), ('"near" -minus', {})]:
+        sqlite_hits, pg_hits = (search(index, text, **filters) for index in indexes)
+        assert sqlite_hits == pg_hits and sqlite_hits, (text, filters)
