@@ -40,26 +40,31 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS clipper_search_terms_job ON clipper_search_terms(job_id)",
 )
 # A search's words all in more than COMMON entries: the newest matches are found by walking the entries from the
-# newest down (the primary key), stopping at the LIMIT; else from the GIN index (every match of the rarest word,
-# then sorted). Walking costs ~CANDIDATES × entries / matches rows, the GIN index ~matches: they cross near
+# newest down (the primary key), stopping at the LIMIT; else from the GIN index: every entry holding the rarest word
+# (one posting list, not the bitmap of every word starting with a short prefix), the whole query checked on those,
+# then sorted. Walking costs ~CANDIDATES × entries / matches rows, the GIN index ~matches: they cross near
 # √(CANDIDATES × entries), ~13,000 on a thousand hours.
 COMMON = 10_000
 NEWEST = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, e.name, e.text FROM {source} e "
           "JOIN clipper_search_jobs j ON j.job_id = e.job_id WHERE e.tsv @@ to_tsquery('simple', %(q)s){filters} "
           "ORDER BY e.id DESC LIMIT %(n)s")
-# Every match from the GIN index first (OFFSET 0 keeps the planner from walking the primary key instead).
-FROM_GIN = ("(SELECT * FROM clipper_search_entries WHERE tsv @@ to_tsquery('simple', %(q)s) OFFSET 0)")
-# Whether more than COMMON entries hold a word (or words starting with a prefix): the counts are summed in the
-# primary key's order and the scan stops where the sum passes COMMON (a few rows for a common word).
-MANY = ("EXISTS (SELECT 1 FROM (SELECT sum(docs) OVER (ORDER BY term, job_id) AS docs FROM clipper_search_terms "
-        "WHERE term >= %(lo{i})s AND term <= %(hi{i})s) t WHERE docs > %(common)s)")
-# Every word common or not, and the planner told what follows, in one round trip: walking, the primary key backwards
+# Every entry holding the rarest word, from the GIN index (OFFSET 0 keeps the planner from walking the primary key).
+FROM_GIN = ("(SELECT * FROM clipper_search_entries WHERE tsv @@ to_tsquery('simple', %(rarest)s) OFFSET 0)")
+# How many entries hold a word (or words starting with a prefix), up to just over COMMON: the counts are summed in
+# the primary key's order and the scan stops where the sum passes COMMON (a few rows for a common word); only a
+# rarer word's are all summed.
+DOCS = ("coalesce((SELECT docs FROM (SELECT sum(docs) OVER (ORDER BY term, job_id) AS docs FROM clipper_search_terms "
+        "WHERE term >= %(lo{i})s AND term <= %(hi{i})s) t WHERE docs > %(common)s LIMIT 1), (SELECT "
+        "coalesce(sum(docs), 0) FROM clipper_search_terms WHERE term >= %(lo{i})s AND term <= %(hi{i})s))")
+# The words' counts, and the planner told what follows, in one round trip: walking, the primary key backwards
 # whatever it guesses of a phrase (it has no statistics of phrases, and a sequential scan sorts every match); no
 # parallel workers, whose start costs more than a search.
-PLAN = ("WITH m AS MATERIALIZED (SELECT {many} AS common), c AS MATERIALIZED (SELECT common, CASE WHEN common "
-        "THEN 'off' ELSE 'on' END AS gin FROM m) SELECT c.common, set_config('enable_bitmapscan', c.gin, true), "
-        "set_config('enable_seqscan', c.gin, true), set_config('enable_sort', c.gin, true), "
-        "set_config('max_parallel_workers_per_gather', '0', true) FROM c")
+PLAN = ("WITH d AS MATERIALIZED (SELECT ARRAY[{docs}]::bigint[] AS docs), c AS MATERIALIZED (SELECT docs, CASE WHEN "
+        "(SELECT min(x) FROM unnest(docs) x) > %(common)s THEN 'off' ELSE 'on' END AS gin FROM d) SELECT c.docs, "
+        "set_config('enable_bitmapscan', c.gin, true), set_config('enable_seqscan', c.gin, true), "
+        "set_config('enable_sort', c.gin, true), set_config('max_parallel_workers_per_gather', '0', true) FROM c")
+COUNT_ALL = ("INSERT INTO clipper_search_terms(term, job_id, docs) SELECT w, job_id, count(*) FROM "
+             "clipper_search_entries, unnest(tsvector_to_array(tsv)) AS w GROUP BY w, job_id")
 LAST = chr(0x10FFFF)  # after every character: a prefix's range ends at prefix + LAST
 
 
@@ -92,8 +97,11 @@ def _pool(url: str) -> Any:
             # The schema through a connection of its own first: an unreachable server fails at once, with its reason.
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(1178810)")  # one schema creator at a time
+                counted = conn.execute("SELECT to_regclass('clipper_search_terms') IS NOT NULL").fetchone()[0]
                 for statement in SCHEMA:
                     conn.execute(statement)
+                if not counted:  # an index made by an older clipper: its words counted once, from the entries
+                    conn.execute(COUNT_ALL)
             pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, timeout=CONNECT_TIMEOUT_S,
                                   check=ConnectionPool.check_connection,
                                   kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": False})
@@ -171,20 +179,28 @@ class PostgresIndex(SearchIndex):
             filters, params["since"] = filters + " AND j.created >= %(since)s", query.since
         with self._db() as db:
             # One job's entries are few: its index finds them whatever the words. Else the rarest word decides.
-            common = self._plan(db, [] if query.job_id else query.words)
-            gin = not common and not query.job_id
-            sql = NEWEST.format(source=FROM_GIN if gin else "clipper_search_entries", filters=filters)
+            docs = self._docs(db, [] if query.job_id else query.words)
+            if docs and min(docs) == 0:  # a word no entry holds: nothing to find
+                yield lambda expression, n: []
+                return
+            if docs and min(docs) <= COMMON:
+                rare = docs.index(min(docs))
+                source = FROM_GIN
+                params["rarest"] = _quoted(query.words[rare]) + (":*" if rare == len(docs) - 1 else "")
+            else:
+                source = "clipper_search_entries"
+            sql = NEWEST.format(source=source, filters=filters)
             yield lambda expression, n: db.execute(sql, {**params, "q": expression, "n": n})
 
     @staticmethod
-    def _plan(db: Any, terms: list[str]) -> bool:
-        """Whether every word (the last as a prefix) is in more than COMMON entries (none: False); the planner set
-        for the way that follows."""
+    def _docs(db: Any, terms: list[str]) -> list[int]:
+        """How many entries hold each word (the last as a prefix), up to just over COMMON; the planner set for the
+        way that follows (all over COMMON: walking)."""
         ranges = [(w, w) for w in terms[:-1]] + ([(terms[-1], terms[-1] + LAST)] if terms else [])
-        many = " AND ".join(MANY.format(i=i) for i in range(len(ranges))) or "false"
+        docs = ", ".join(DOCS.format(i=i) for i in range(len(ranges)))
         params = {"common": COMMON, **{f"lo{i}": lo for i, (lo, _) in enumerate(ranges)},
                   **{f"hi{i}": hi for i, (_, hi) in enumerate(ranges)}}
-        return bool(db.execute(PLAN.format(many=many), params).fetchone()[0])
+        return list(db.execute(PLAN.format(docs=docs), params).fetchone()[0])
 
     def job_ids(self) -> list[str]:
         with self._db() as db:

@@ -261,3 +261,18 @@ def test_both_indexes_give_the_same_hits_in_the_same_order(store, tmp_path, post
                           ("savings rates", {"job_id": "clip-2"}), ('"near" -minus', {})]:
         sqlite_hits, pg_hits = (search(index, text, **filters) for index in indexes)
         assert sqlite_hits == pg_hits and sqlite_hits, (text, filters)
+
+
+@pytest.mark.slow
+def test_a_postgresql_index_made_before_the_word_counts_gets_them_on_first_use(store, postgres_url):
+    import psycopg
+
+    from clipper.search import postgres
+
+    url = fresh_database(postgres_url)
+    index_job(PostgresIndex(url), store, "clip-one")
+    before = shape(search(PostgresIndex(url), "interest ra"))
+    with psycopg.connect(url, autocommit=True) as db:  # as an older clipper left it: no word counts
+        db.execute("DROP TABLE clipper_search_terms")
+    postgres._close_pools()  # a process started after the upgrade
+    assert before and shape(search(PostgresIndex(url), "interest ra")) == before
