@@ -19,7 +19,7 @@ from clipper.search.query import Hit, SearchQuery, hit, words
 # A pass of a search ranks the newest CANDIDATES entries matching it (or `limit`, if more): both indexes hand those
 # over without scoring every match (a word in a tenth of a thousand hours of talk is in ~100,000 entries), and the
 # ranking below is the same Python for both, so they give the same hits in the same order.
-CANDIDATES = 200
+CANDIDATES = 100
 K1, B = 1.2, 0.75  # bm25's term-frequency saturation and length normalisation (the usual values)
 # The newest matches: (the backend's match expression, how many) → rows (entry id, job id, title, kind, start, end,
 # label, name, text), the newest (highest id) first, the query's filters applied.

@@ -43,7 +43,7 @@ SCHEMA = (
 # newest down (the primary key), stopping at the LIMIT; else from the GIN index: every entry holding the rarest word
 # (one posting list, not the bitmap of every word starting with a short prefix), the whole query checked on those,
 # then sorted. Walking costs ~CANDIDATES × entries / matches rows, the GIN index ~matches: they cross near
-# √(CANDIDATES × entries), ~13,000 on a thousand hours.
+# √(CANDIDATES × entries), ~10,000 on a thousand hours.
 COMMON = 10_000
 NEWEST = ("SELECT e.id, e.job_id, j.title, e.kind, e.start_s, e.end_s, e.label, e.name, e.text FROM {source} e "
           "JOIN clipper_search_jobs j ON j.job_id = e.job_id WHERE e.tsv @@ to_tsquery('simple', %(q)s){filters} "
