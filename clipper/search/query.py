@@ -33,6 +33,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 def fold(text: str) -> str:
     """Lower case without accents (NFKD, combining marks dropped): how both backends compare words."""
+    if text.isascii():  # most text: nothing to decompose (the ranking folds every candidate of a search)
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

@@ -1,7 +1,8 @@
 """The default search index: SQLite FTS5 in the store's folder, with Python's own sqlite3 (no server).
 
 The entries are a plain table; the FTS5 table indexes their text (external content: the text is stored once) with
-the `unicode61` tokenizer folding case and accents (`remove_diacritics 2`), and ranks with bm25. A job's entries
+the `unicode61` tokenizer folding case and accents (`remove_diacritics 2`); a search takes the newest matches from
+it and ranks them in Python (clipper/search/backend.py). A job's entries
 are replaced in one `BEGIN IMMEDIATE` transaction: a worker killed half way leaves the journal to roll back, so the
 index has the job's old entries or its new ones, never half of them. WAL lets searches run while a job is indexed,
 and several processes of one host (workers, `clipper web`) share the file, waiting for each other's writes.
@@ -11,14 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from clipper.errors import SearchUnavailable
-from clipper.search.backend import Ranked, SearchIndex
+from clipper.search.backend import Newest, SearchIndex
 from clipper.search.documents import JobEntries
 from clipper.search.query import SearchQuery, words
 
+# prefix='1 2 3': prefixes of up to three letters are indexed as terms of their own, so `interest r` walks one
+# doclist lazily instead of merging those of every word starting with r (hundreds of milliseconds on a thousand hours).
+FTS = ("CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, tags, content='entries', content_rowid='id', "
+       "prefix='1 2 3', tokenize=\"unicode61 remove_diacritics 2\")")
 BUSY_TIMEOUT_S = 30.0  # another process writing: wait this long for it before giving up (SearchUnavailable)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs(job_id TEXT PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL)",
@@ -26,20 +31,14 @@ SCHEMA = (
      "start REAL NOT NULL, end_s REAL NOT NULL, label TEXT, name TEXT, speaker_key TEXT NOT NULL, text TEXT NOT NULL, "
      "tags TEXT NOT NULL)"),
     "CREATE INDEX IF NOT EXISTS entries_job ON entries(job_id)",
-    ("CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, tags, content='entries', content_rowid='id', "
-     "tokenize=\"unicode61 remove_diacritics 2\")"),
+    FTS,
 )
-# The best `k` entries by bm25 (the tags column weighs nothing), found in the full-text index alone: the join to the
-# rows and the jobs comes after, for those few. Filters on job, kind and speaker are tags in the same MATCH.
-SELECT = ("SELECT e.id, e.job_id, j.title, e.kind, e.start, e.end_s, e.label, e.name, e.text FROM "
-          "(SELECT rowid AS id, rank FROM entries_fts WHERE entries_fts MATCH ? AND rowid >= ? "
-          "AND rank MATCH 'bm25(1.0, 0.0)' "
-          "ORDER BY rank LIMIT ?) AS best JOIN entries e ON e.id = best.id JOIN jobs j ON j.job_id = e.job_id")
-# A query holding more entries than this ranks the newest CANDIDATES of them (the rowid grows with every job
-# indexed): finding where they start only walks the index, while bm25 over every entry a common word is in would
-# take a second on a thousand hours.
-CANDIDATES = 5000
-NEWEST = "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?"
+# The newest matches: FTS5 walks its doclists from the highest rowid down and stops at the LIMIT (no score is computed
+# for any match), then the few rows are joined. Filters on job, kind and speaker are tags in the same MATCH; the
+# exact checks after it (`+e.job_id`: no index, the full-text one drives) rarely drop a row.
+NEWEST = ("SELECT e.id, e.job_id, j.title, e.kind, e.start, e.end_s, e.label, e.name, e.text FROM entries_fts f "
+          "JOIN entries e ON e.id = f.rowid JOIN jobs j ON j.job_id = e.job_id WHERE entries_fts MATCH ?{checks} "
+          "ORDER BY f.rowid DESC LIMIT ?")
 
 
 def tag(prefix: str, value: str) -> str:
@@ -87,6 +86,7 @@ class SqliteIndex(SearchIndex):
                 db.execute("PRAGMA journal_mode=WAL")
                 for statement in SCHEMA:
                     db.execute(statement)
+                self._upgrade(db)
                 self._ready = True
             yield db
         except sqlite3.DatabaseError as err:
@@ -96,6 +96,17 @@ class SqliteIndex(SearchIndex):
                                     "file and run `clipper reindex`)") from None
         finally:
             db.close()
+
+    @staticmethod
+    def _upgrade(db: sqlite3.Connection) -> None:
+        """An index made before the prefix indexes: its full-text table made again from the entries (once)."""
+        made = db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts'").fetchone()
+        if made and "prefix=" not in made[0]:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DROP TABLE entries_fts")
+            db.execute(FTS)
+            db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('rebuild')")
+            db.execute("COMMIT")
 
     def replace(self, job: JobEntries) -> int:
         with self._db() as db:
@@ -134,23 +145,20 @@ class SqliteIndex(SearchIndex):
     all_words = staticmethod(all_words)
 
     @contextlib.contextmanager
-    def ranking(self, query: SearchQuery) -> Iterator[Ranked]:
+    def newest(self, query: SearchQuery) -> Iterator[Newest]:
         # The exact filters again on the joined rows: a tag is the value's letters and digits only.
         checks, params = "", []
         if query.job_id:
-            checks, params = checks + " AND e.job_id = ?", [*params, query.job_id]
+            checks, params = checks + " AND +e.job_id = ?", [*params, query.job_id]
         if query.since:
             checks, params = checks + " AND j.created >= ?", [*params, query.since.timestamp()]
         if query.speaker:
             checks += " AND instr('|' || e.speaker_key || '|', ?) > 0"
             params.append(f"|{query.speaker}|")
-        sql = f"{SELECT} WHERE 1{checks} ORDER BY best.rank"
+        sql = NEWEST.format(checks=checks)
         wanted = filters(query)
         with self._db() as db:
-            def ranked(expression: str, k: int) -> Iterable[tuple]:
-                newest = db.execute(NEWEST, [expression + wanted, CANDIDATES - 1]).fetchone()
-                return db.execute(sql, [expression + wanted, newest[0] if newest else 0, k, *params])
-            yield ranked
+            yield lambda expression, n: db.execute(sql, [expression + wanted, *params, n])
 
     def job_ids(self) -> list[str]:
         with self._db() as db:

@@ -3,6 +3,7 @@ rebuild and delete, and a killed indexing that leaves no half index — on SQLit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,22 +27,27 @@ LINES = [(0.0, 4.0, "S1", "Where did interest rates go this year?"),
          (12.0, 15.0, "S2", 'She said "NEAR" and -minus * star (AND) OR not.')]
 
 
+def fresh_database(url: str) -> str:
+    """The URL of a new, empty database of the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"t{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def backend(request, tmp_path):
     """A factory of empty indexes of one kind (a PostgreSQL one: a fresh database of the session's server)."""
     if request.param == "sqlite":
         yield lambda: SqliteIndex(tmp_path / "search.sqlite3")
         return
-    import psycopg
-
-    url = request.getfixturevalue("postgres_url")
-    name = f"t{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
+    url = fresh_database(request.getfixturevalue("postgres_url"))
     opened: list[PostgresIndex] = []
 
     def make() -> PostgresIndex:
-        opened.append(PostgresIndex(url.rsplit("/", 1)[0] + f"/{name}"))
+        opened.append(PostgresIndex(url))
         return opened[-1]
 
     yield make
@@ -161,6 +167,7 @@ KILLED = """
 import sys, time
 from pathlib import Path
 from clipper.search.documents import Entry, JobEntries
+from clipper.search.postgres import PostgresIndex
 from clipper.search.sqlite import SqliteIndex
 
 class Slow(JobEntries):
@@ -171,20 +178,22 @@ class Slow(JobEntries):
                 time.sleep(60)
             yield e
 
+where = sys.argv[1]
+index = PostgresIndex(where) if where.startswith("postgresql://") else SqliteIndex(Path(where))
 entries = [Entry(kind="transcript", start=i, end=i + 1, text=f"replacement words {i}") for i in range(1000)]
-SqliteIndex(Path(sys.argv[1])).replace(Slow(job_id="clip-one", title="t", created_at="2026-01-01T00:00:00Z",
-                                            entries=entries))
+index.replace(Slow(job_id="clip-one", title="t", created_at="2026-01-01T00:00:00Z", entries=entries))
 """
 
 
 @pytest.mark.slow
-def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
-    path = tmp_path / "search.sqlite3"
-    index = SqliteIndex(path)
+def test_a_killed_indexing_leaves_the_old_entries_whole(backend, store, tmp_path):
+    index = backend()
     index_job(index, store, "clip-one")
     before = shape(search(index, "rates"))
-    marker = tmp_path / "halfway"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path), str(marker)], cwd=ROOT)
+    index.close()
+    marker = tmp_path / "halfway"  # the killed worker had removed the old entries (in its transaction) by then
+    where = str(index.path) if isinstance(index, SqliteIndex) else index.url
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, where, str(marker)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
         while not marker.exists():
@@ -193,18 +202,77 @@ def test_a_killed_indexing_leaves_the_old_entries_whole(store, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    reopened = SqliteIndex(path)
+    reopened = backend()
     assert shape(search(reopened, "rates")) == before
     assert search(reopened, "replacement") == []
+    assert reopened.job_ids() == ["clip-one"]
+    assert index_job(reopened, store, "clip-one") == len(LINES) + 2  # nothing of the killed one holds a lock
+    assert shape(search(reopened, "rates")) == before
 
 
-def test_a_word_in_very_many_entries_ranks_the_newest(tmp_path, monkeypatch):
-    from clipper.search import sqlite
+def test_a_word_in_very_many_entries_ranks_the_newest(backend, tmp_path, monkeypatch):
+    from clipper.search import backend as shared
 
-    monkeypatch.setattr(sqlite, "CANDIDATES", 2)
-    store, index = ArtifactStore(tmp_path / "store"), SqliteIndex(tmp_path / "search.sqlite3")
-    for n in range(3):
-        put_job(store, f"clip-{n}", [(float(n), n + 1.0, None, "the same words"), (9.0, 10.0, None, "other")])
+    monkeypatch.setattr(shared, "CANDIDATES", 2)
+    store, index = ArtifactStore(tmp_path / "store"), backend()
+    for n in range(3):  # the oldest line is the best (the shortest): past the bound, it is not ranked
+        text = "same words" if n == 0 else "the same words, said again"
+        put_job(store, f"clip-{n}", [(float(n), n + 1.0, None, text), (9.0, 10.0, None, "other")])
         index_job(index, store, f"clip-{n}")
-    assert [h.job_id for h in search(index, "same words")] in (["clip-2", "clip-1"], ["clip-1", "clip-2"])
+    assert [h.job_id for h in search(index, "same words", limit=2)] == ["clip-2", "clip-1"]
+    assert search(index, "same words", limit=3)[0].job_id == "clip-0"
     assert [h.job_id for h in search(index, "same", job_id="clip-0")] == ["clip-0"]  # the filter comes first
+
+
+def test_an_index_made_before_the_prefix_indexes_is_made_again_on_first_use(store, tmp_path):
+    import sqlite3
+
+    from clipper.search import sqlite as sqlite_index
+
+    path = tmp_path / "search.sqlite3"
+    old = sqlite_index.FTS.replace("prefix='1 2 3', ", "")
+    index_job(SqliteIndex(path), store, "clip-one")
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as an older clipper left it: no prefix indexes
+        db.execute("DROP TABLE entries_fts")
+        db.execute(old)
+        db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('rebuild')")
+        db.commit()
+    index = SqliteIndex(path)
+    assert [h.start for h in search(index, "interest r")][:2] == [0.0, 0.0]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert "prefix='1 2 3'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries_fts'").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_both_indexes_give_the_same_hits_in_the_same_order(store, tmp_path, postgres_url, monkeypatch):
+    from clipper.search import backend as shared
+
+    monkeypatch.setattr(shared, "CANDIDATES", 4)  # past the bound too: the same entries are ranked
+    said = [line[3] for line in LINES] + ["Rates, rates and more rates.", "Interest only.", "Savings rates rose."]
+    for n in range(6):
+        lines = [(i * 4.0, i * 4.0 + 4, f"S{i % 3 + 1}", said[(i + n) % len(said)]) for i in range(12)]
+        put_job(store, f"clip-{n}", lines, title=f"Episode {n}", names={"S2": "Sheila"},
+                quotes=[lines[n]], chapters=[(0.0, 48.0, said[n])])
+    indexes = [SqliteIndex(tmp_path / "search.sqlite3"), PostgresIndex(fresh_database(postgres_url))]
+    for index in indexes:
+        reindex(index, store)
+    for text, filters in [("rates", {}), ("interest rates", {}), ("r", {}), ("interest ra", {"limit": 3}),
+                          ("rates", {"speaker": "sheila"}), ("rates", {"kind": "quote"}), ("cafe", {}),
+                          ("savings rates", {"job_id": "clip-2"}), ('"near" -minus', {})]:
+        sqlite_hits, pg_hits = (search(index, text, **filters) for index in indexes)
+        assert sqlite_hits == pg_hits and sqlite_hits, (text, filters)
+
+
+@pytest.mark.slow
+def test_a_postgresql_index_made_before_the_word_counts_gets_them_on_first_use(store, postgres_url):
+    import psycopg
+
+    from clipper.search import postgres
+
+    url = fresh_database(postgres_url)
+    index_job(PostgresIndex(url), store, "clip-one")
+    before = shape(search(PostgresIndex(url), "interest ra"))
+    with psycopg.connect(url, autocommit=True) as db:  # as an older clipper left it: no word counts
+        db.execute("DROP TABLE clipper_search_terms")
+    postgres._close_pools()  # a process started after the upgrade
+    assert before and shape(search(PostgresIndex(url), "interest ra")) == before
