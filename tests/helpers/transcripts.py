@@ -22,12 +22,12 @@ ALLISON_NAME = "allison"  # 5 min of one professional voice, read prompts (punct
 NAMES = (*conv.ALL, CONCAT, ALLISON_NAME)
 
 
-def _engine():
+def _engine(resample: bool = True):
     from clipper.asr import get_engine
     from clipper.config import Settings
 
     settings = Settings(asr_engine="local", asr_model_path=None, asr_beam_size=5, asr_cpu_threads=0,
-                        asr_compute_type="int8", asr_language="en")
+                        asr_compute_type="int8", asr_language="en", asr_resample=resample)
     engine = get_engine(settings, "local")
     engine.load()
     return engine
@@ -59,14 +59,15 @@ def transcribe(name: str, work: Path) -> Transcript:
     return t
 
 
-def transcribe_wav(wav: Path, work: Path, name: str) -> Transcript:
-    """The raw transcript of a 16 kHz WAV, cached as `<work>/<name>.transcript.json`."""
+def transcribe_wav(wav: Path, work: Path, name: str, resample: bool = True) -> Transcript:
+    """The raw transcript of a 16 kHz WAV, cached as `<work>/<name>.transcript.json`; `resample=False`: beam
+    search only, the same words in every run (a test that reads a transcript closely is not at chance's mercy)."""
     from clipper.asr.base import wav_duration
 
     cached = work / f"{name}.transcript.json"
     if cached.exists():
         return Transcript.model_validate_json(cached.read_text(encoding="utf-8"))
-    engine = _engine()
+    engine = _engine(resample)
     segments = [seg.model_copy(update={"id": i}) for i, seg in enumerate(engine.transcribe(wav, language="en"))]
     t = Transcript(engine=engine.name, model=engine.model, language="en", duration_s=wav_duration(wav),
                    segments=segments)

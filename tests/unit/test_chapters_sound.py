@@ -26,24 +26,23 @@ WORDLESS = [(ALLISON, 0.0, 100.0), (VOICES / "cs-v.mp3", 0.0, None), (VOICES / "
             (ALLISON, 100.0, 120.0)]
 
 
-@pytest.fixture(scope="module")
-def joined(tmp_path_factory):
-    """(the joined WAV, where each later piece starts, its real tiny.en transcript)."""
+def _join(tmp_path_factory, pieces, name: str):
+    """(the joined WAV, where each later piece starts, its real tiny.en transcript), cached for the session."""
     work = tmp_path_factory.getbasetemp() / "real-transcripts"
     work.mkdir(parents=True, exist_ok=True)
-    wav = work / "chapters-join.wav"
-    joins = joined_recordings(PIECES, wav)
-    return wav, joins, transcribe_wav(wav, work, "chapters-join")
+    wav = work / f"{name}.wav"
+    joins = joined_recordings(pieces, wav)
+    return wav, joins, transcribe_wav(wav, work, name, resample=False)
+
+
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory):
+    return _join(tmp_path_factory, PIECES, "chapters-join")
 
 
 @pytest.fixture(scope="module")
 def wordless(tmp_path_factory):
-    """(the joined WAV, its joins, its real tiny.en transcript) of `WORDLESS`."""
-    work = tmp_path_factory.getbasetemp() / "real-transcripts"
-    work.mkdir(parents=True, exist_ok=True)
-    wav = work / "chapters-wordless.wav"
-    joins = joined_recordings(WORDLESS, wav)
-    return wav, joins, transcribe_wav(wav, work, "chapters-wordless")
+    return _join(tmp_path_factory, WORDLESS, "chapters-wordless")
 
 
 def _found(starts: list[float], joins: list[float]) -> list[float]:
