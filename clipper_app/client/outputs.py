@@ -44,8 +44,12 @@ class OutputMethods(StatusMethods, TypedOutputs):
 
     async def artifacts(self, job_id: str) -> JobResult:
         """The finished job's result: its media info and every artifact's reference (name, sha256, size). Read
-        from the history once, then kept (a finished job's result never changes)."""
+        from the history once, then kept (a finished job's result never changes). A view kept from while the job
+        ran (`read_max_age_s`) is read again: the job may have closed since, as the caller may have just seen."""
         view = await self.job_view(job_id)
+        if view.result is None and not view.closed:
+            self.reads.views.forget(job_id)
+            view = await self.job_view(job_id)
         if view.result is None:
             raise JobNotFinished(f"{job_id} is {view.execution}: its outputs are read once it has finished")
         return view.result
