@@ -180,6 +180,11 @@ def _in_segment(units: list[Utterance], i: int) -> bool:
     return units[i].first_segment == units[i - 1].last_segment
 
 
+def _in_gap(units: list[Utterance], i: int, t: float) -> float:
+    """`t` kept within the gap before utterance `i`: a chapter found by the sound starts between the words."""
+    return min(max(t, units[i - 1].end), units[i].start)
+
+
 def evidence(units: list[Utterance], sound: SoundProfile | None = None,
              tuning: Tuning = TUNING) -> list[tuple[float, int, float]]:
     """Candidate chapter starts: (weighted evidence, index of the utterance the words resume at, when the chapter
@@ -209,13 +214,13 @@ def evidence(units: list[Utterance], sound: SoundProfile | None = None,
         score = (tuning.lexical * lexical[i - 1] + tuning.speakers * speakers[i - 1]
                  + tuning.pause * _ramp(gap, tuning.pause_s) + tuning.sound * _ramp(change, tuning.sound_change))
         wordless = gap > tuning.wordless_s and change > 0
-        start = min(max(at, units[i - 1].end), units[i].start) if wordless else units[i].start
+        start = _in_gap(units, i, at) if wordless else units[i].start
         out.append((score, i, start))
         if wordless and tuning.several_per_gap:
             for change, at in others:
                 alone = tuning.sound * _ramp(change, tuning.sound_change)
                 if alone >= tuning.min_score:
-                    out.append((alone, i, min(max(at, units[i - 1].end), units[i].start)))
+                    out.append((alone, i, _in_gap(units, i, at)))
     return out
 
 
