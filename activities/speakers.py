@@ -1,7 +1,7 @@
 """Stage `speakers`: who speaks when — the transcript's segments and words labelled S1, S2, ... (cpu pool).
 
 Reads the speech-to-text transcript (`asr.json`), writes what people read: `transcript.json` and
-`transcript.txt` with speakers, and `speakers.json`. An attempt killed after writing them is not run again:
+`transcript.txt` with speakers, and `speakers.json`; and `voices.npz`, the voices' embeddings, for the chapters. An attempt killed after writing them is not run again:
 the outputs are reused when their `made_from` says they came from exactly this audio and transcript.
 """
 
@@ -15,7 +15,7 @@ from clipper.job.outputs import SpeakerSet, Transcript
 from clipper.job.status import StageProgress
 
 STAGE = "speakers"
-TRANSCRIPT, TEXT, SPEAKERS = "transcript.json", "transcript.txt", "speakers.json"
+TRANSCRIPT, TEXT, SPEAKERS, VOICES = "transcript.json", "transcript.txt", "speakers.json", "voices.npz"
 
 
 class SpeakersActivity:
@@ -44,8 +44,10 @@ class SpeakersActivity:
         def on_progress(done_s: float, _total_s: float) -> None:
             run.progress.done = done_s
 
-        labelled, speakers = label_transcript(audio, transcript, settings, should_stop=run.stop.is_set,
-                                              on_progress=on_progress)
+        labelled, speakers, voices = label_transcript(audio, transcript, settings, should_stop=run.stop.is_set,
+                                                      on_progress=on_progress)
+        if voices is not None:  # read by the summary stage by name (the workflow's messages stay as they are)
+            store.put_bytes(job, VOICES, voices.to_bytes(), STAGE, "application/octet-stream")
         labelled.meta = {**labelled.meta, "made_from": made_from}
         run.log.info("speakers.done", engine=speakers.engine, speakers=len(speakers.speakers), note=speakers.note)
         return SpeakersOutput(

@@ -9,11 +9,13 @@ from temporalio import activity
 from activities.breaker import gate_for
 from activities.download import AUDIO
 from activities.runtime import StageDeps, StageRun, run_stage, settings_for
+from activities.speakers import VOICES
 from clipper.errors import CorruptArtifact
 from clipper.job.messages import SummaryOutput, TextStageInput
 from clipper.job.outputs import SpeakerSet, Transcript
 from clipper.job.status import StageProgress
 from clipper.speakers.changes import SoundProfile, sound_profile
+from clipper.speakers.voices import VoiceProfile
 
 STAGE = "summary"
 
@@ -48,7 +50,7 @@ class SummaryActivity:
         # the heartbeat), and a cancel closes the request being read.
         settings = fit(settings, engine, transcript, run.stop.is_set, tokens_noted(run.progress))
         summary = summarize(transcript, engine, settings, on_chunk_done=run.count_chunk, should_stop=run.stop.is_set,
-                            speakers=speakers, sound=sound)
+                            speakers=speakers, sound=sound, voices=self._voices(job))
         run.log.info("summary.done", engine=summary.engine, key_points=len(summary.key_points),
                      chapters=len(summary.chapters), sound=sound is not None)
         return SummaryOutput(
@@ -68,4 +70,15 @@ class SummaryActivity:
         try:
             return sound_profile(self.deps.store.verify(job, ref))
         except CorruptArtifact:
+            return None
+
+    def _voices(self, job: str) -> VoiceProfile | None:
+        """Who was heard when, for the chapters: the speakers stage's embeddings (voices.npz), read by name. Not
+        written (speakers off, an older job) or unreadable: the chapters go without."""
+        ref = self.deps.store.valid_ref(job, VOICES)
+        if ref is None:
+            return None
+        try:
+            return VoiceProfile.from_bytes(self.deps.store.verify(job, ref).read_bytes())
+        except (CorruptArtifact, ValueError, KeyError, OSError):
             return None

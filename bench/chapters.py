@@ -6,13 +6,16 @@ as JSON under the work folder (not in git), so reruns only re-segment. Speakers 
 `speakers` engine run on the joined audio (cached the same way), or with `--speakers reference` from the reference
 turns (bench/corpus.py: RTTM for the call and the AMI excerpts, exact placements for the built recordings, one
 voice for allison.mp3), each voice keeping its own label across the joins. The joined audio's sound profile
-(clipper/speakers/changes.py) is evidence too, as in the summary stage; `--words-only` leaves it out. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
+(clipper/speakers/changes.py) and the voices the speakers engine heard (its embeddings, clipper/speakers/voices.py,
+cached too) are evidence as well, as in the summary stage; `--no-voices` leaves the voices out, `--words-only`
+both. Pieces of 30 s meetings are glued into one "meetings" piece; the joins inside it
 are topic changes too short for a chapter, so a boundary near them is neither required nor counted as extra.
 
 Inputs follow bench/corpus.py's split (by voice and source package): thresholds are tuned on the `tune`
 inputs only, and the `test` inputs are reported beside them, never used to choose anything.
 
-    .venv/bin/python -m bench.chapters [--work DIR] [--split tune|test] [--speakers engine|reference] [--words-only]
+    .venv/bin/python -m bench.chapters [--work DIR] [--split tune|test] [--speakers engine|reference]
+                                       [--no-voices] [--words-only]
     # the table: per split, joins found within 20 s, extras per 10 min, and each input's chapters and titles
 """
 
@@ -72,6 +75,7 @@ class Joined:
     joins: list[float]  # where each piece after the first starts: the truth
     inner: list[float]  # joins inside a glued piece: neither required nor extra
     samples: np.ndarray | None = None  # the joined audio, 16 kHz mono
+    voices: object | None = None  # the speakers engine's VoiceProfile of the joined audio (clipper/speakers/voices.py)
 
     @cached_property
     def sound(self):
@@ -128,6 +132,19 @@ def _engine_turns(name: str, samples: np.ndarray, work: Path) -> list[SpeakerTur
     return turns
 
 
+def _engine_voices(name: str, samples: np.ndarray, work: Path):
+    """The voices the `speakers` engine heard (its embeddings, as the speakers stage keeps them), cached."""
+    from clipper.speakers.voices import VoiceProfile
+
+    cached = work / f"{name}.voices.npz"
+    if not cached.exists():
+        from clipper.speakers import neural
+        from clipper.speakers.audio import AudioSource
+
+        cached.write_bytes(neural.diarize(AudioSource(samples=samples), Settings()).voices.to_bytes())
+    return VoiceProfile.from_bytes(cached.read_bytes())
+
+
 def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recording], work: Path,
           speakers: str = "engine") -> Joined:
     """The joined input: audio laid end to end, transcribed once (cached), speakers from the `speakers` engine
@@ -157,7 +174,8 @@ def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recor
         wav.unlink(missing_ok=True)
     if speakers == "engine":
         turns = _engine_turns(name, samples, work)
-    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner, samples)
+    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner, samples,
+                  _engine_voices(name, samples, work))
 
 
 def inputs(work: Path, split: str | None = None, speakers: str = "engine") -> list[Joined]:
@@ -187,12 +205,14 @@ class Result:
     pieces: list[str]
 
 
-def evaluate(j: Joined, settings: Settings | None = None, tuning=None, sound: bool = True) -> Result:
+def evaluate(j: Joined, settings: Settings | None = None, tuning=None, sound: bool = True,
+             voices: bool = True) -> Result:
     """Chapter starts against the joins: a join is found when a chapter starts within FOUND_WITHIN_S of it;
     a start near no join (and near no join inside a glued piece) is extra."""
     from clipper.text.chapters import make_chapters
 
-    chapters, _ = make_chapters(j.transcript, settings or Settings(), j.sound if sound else None, tuning)
+    chapters, _ = make_chapters(j.transcript, settings or Settings(), j.sound if sound else None, tuning,
+                                voices=j.voices if sound and voices else None)
     starts = [c.start for c in chapters[1:]]
     near = lambda at, marks: any(abs(at - m) <= FOUND_WITHIN_S for m in marks)
     found = [m for m in j.joins if near(m, starts)]
@@ -231,9 +251,11 @@ def main() -> None:
     parser.add_argument("--split", choices=corpus.SPLITS, default=None)
     parser.add_argument("--speakers", choices=("engine", "reference"), default="engine",
                         help="labels from the product's speakers engine (default) or the reference turns")
-    parser.add_argument("--words-only", action="store_true", help="without the audio (no sound evidence)")
+    parser.add_argument("--words-only", action="store_true", help="without the audio (no sound or voice evidence)")
+    parser.add_argument("--no-voices", action="store_true", help="without the speakers engine's voices")
     args = parser.parse_args()
-    print(table([evaluate(j, sound=not args.words_only) for j in inputs(args.work, args.split, args.speakers)]))
+    print(table([evaluate(j, sound=not args.words_only, voices=not args.no_voices)
+                 for j in inputs(args.work, args.split, args.speakers)]))
 
 
 if __name__ == "__main__":

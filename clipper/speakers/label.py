@@ -17,6 +17,7 @@ import structlog
 from clipper.config import Settings
 from clipper.job.outputs import SpeakerSet, Transcript
 from clipper.speakers.assign import assign_speakers, speaker_set
+from clipper.speakers.voices import VoiceProfile
 
 if TYPE_CHECKING:
     from clipper.speakers.neural import Diarization
@@ -30,23 +31,24 @@ def label_transcript(
     settings: Settings,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[float, float], None] | None = None,
-) -> tuple[Transcript, SpeakerSet]:
+) -> tuple[Transcript, SpeakerSet, VoiceProfile | None]:
+    """(the labelled transcript, speakers.json, the voices heard: for the chapters) — None where no engine ran."""
     engine = settings.speakers_engine
     if engine == "off":
-        return transcript, SpeakerSet(engine="off", note="speaker labelling is switched off (CLIPPER_SPEAKERS_ENGINE)")
+        return transcript, SpeakerSet(engine="off", note="speaker labelling is switched off (CLIPPER_SPEAKERS_ENGINE)"), None
     if not any(seg.text.strip() for seg in transcript.segments):
-        return transcript, SpeakerSet(engine=engine, note="no speech")
+        return transcript, SpeakerSet(engine=engine, note="no speech"), None
     from clipper.errors import SpeakerModelMissing
 
     try:
         found = speaker_turns(audio, settings, should_stop, on_progress)
     except SpeakerModelMissing as err:
         log.warning("speakers.model_missing", error=str(err))
-        return transcript, SpeakerSet(engine=engine, note=str(err))
+        return transcript, SpeakerSet(engine=engine, note=str(err)), None
     labelled = assign_speakers(transcript, found.exclusive)
     labelled.meta = {**labelled.meta, "speakers_engine": engine}
     speakers = speaker_set(labelled, found.turns, engine, model=found.model)
-    return labelled, speakers.model_copy(update={"overlap_share": found.overlap_share})
+    return labelled, speakers.model_copy(update={"overlap_share": found.overlap_share}), found.voices
 
 
 def speaker_turns(audio: Path, settings: Settings, should_stop: Callable[[], bool] | None = None,

@@ -28,6 +28,7 @@ from clipper.config import Settings
 from clipper.job.outputs import SpeakerTurn
 from clipper.speakers.audio import SAMPLE_RATE, AudioSource
 from clipper.speakers.segmentation import WINDOW_S, marginals, to_activity, window_starts
+from clipper.speakers.voices import VoiceProfile
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Diarization:
     exclusive: list[SpeakerTurn]  # one speaker per moment, the dominant one in overlaps (what words get)
     overlap_share: float  # share of the speech during which two or more speak
     model: str = ""  # the networks that produced it (speakers.json `model`)
+    voices: VoiceProfile | None = None  # the embeddings clustering started from, with when (voices.npz)
 
 
 @dataclass
@@ -121,7 +123,19 @@ def decide(found: Scan, settings: Settings, tuning: Tuning = TUNING) -> Diarizat
     def rename(found: list[SpeakerTurn]) -> list[SpeakerTurn]:
         return [SpeakerTurn(start=t.start, end=t.end, speaker=order[t.speaker]) for t in found]
 
-    return Diarization(turns=rename(turns), exclusive=rename(exclusive), overlap_share=overlap, model=found.model)
+    return Diarization(turns=rename(turns), exclusive=rename(exclusive), overlap_share=overlap, model=found.model,
+                       voices=voices_of(found))
+
+
+def voices_of(found: Scan) -> VoiceProfile:
+    """Each embedding placed at the centre of its local speaker's speech in its window (for the chapters)."""
+    times = []
+    for w, k in found.owner:
+        frames = np.flatnonzero(found.activity[w][:, k])
+        centre = frames.mean() if len(frames) else len(found.activity[w]) / 2
+        times.append(found.starts[w] + centre * found.frame_step_s + found.frame_duration_s / 2)
+    vectors = np.stack(found.vectors) if found.vectors else np.zeros((0, 192), np.float32)
+    return VoiceProfile(np.array(times), np.array(found.seconds), vectors)
 
 
 def _pass(audio: AudioSource, segmenter, encoder, tuning: Tuning,

@@ -12,12 +12,14 @@ A boundary is placed where the evidence that holds for speech agrees (no punctua
     words at all (speech the model does not know): in a long wordless gap a chapter starts where the sound
     changes most, not where the words resume, and another at each further strong change (a wordless stretch
     may hold several recordings: such a chapter has no words, and is "Untitled");
+  * whether the voices heard after the gap were heard before it (`clipper/speakers/voices.py`: the speakers
+    stage's embeddings, so it holds where clustering gave two recordings' voices one label);
   * a long pause before the gap.
 Their weighted sum (`Tuning`) must reach `min_score`; the strongest gaps win while every chapter stays at
 least `limits()`'s shortest (scaled to the recording) and there are at most one per `seconds_per_chapter`.
 Candidates are the gaps between utterances; inside an ASR segment only its longest pause between words, and
 only a clear one (`in_segment_pause_s`), so an ASR segment run across a join does not hide it, and no boundary
-ever falls inside a sentence. Without the audio (`sound` None) the `WORDS_ONLY` settings apply.
+ever falls inside a sentence. Without the audio (`sound` None) the `WORDS_ONLY` settings apply (no voices either).
 Titles are key phrases as spoken (`titles.py`); key points the chapter's most central, quotable utterances.
 With an LLM the segmentation stays (times must come from the transcript and a model only ever sees one chunk
 of a long recording) and the model's titles are kept only when the chapter's words support them.
@@ -40,6 +42,7 @@ from clipper.clock import HOUR, clock
 from clipper.config import Settings
 from clipper.job.outputs import Chapter, Summary, Transcript
 from clipper.speakers.changes import SoundProfile
+from clipper.speakers.voices import VoiceProfile
 from clipper.text.lexicon import TermStats, content_words, cosine
 from clipper.text.offline import quotability
 from clipper.text.titles import phrase_title
@@ -66,13 +69,16 @@ class Tuning:
     wordless_s: float = 5.0  # in a gap longer than this a chapter starts where the sound changes, not at the words
     in_segment_pause_s: float = 1.0  # a pause inside an ASR segment this long may start a chapter (its longest)
     several_per_gap: bool = True  # a wordless gap may start a chapter at each strong sound change, not one only
+    voices: float = 0.25  # how much a change of the voices heard counts (clipper/speakers/voices.py) ...
+    voice_change: tuple[float, float] = (0.25, 0.45)  # ... from the first figure and fully from the second
+    voice_window_s: float = 40.0  # voices compared each side of a gap
 
 
 # With the recording's sound (the product: the summary stage reads the job's audio) ...
 TUNING = Tuning()
 # ... and without it (a transcript alone): the words, who speaks and the pauses, as tuned before the sound was
 # known (on the first two tuning joins, reference speaker turns).
-WORDS_ONLY = Tuning(min_chapter_s=45.0, speakers=0.3, pause=0.3, sound=0.0, min_score=0.3,
+WORDS_ONLY = Tuning(min_chapter_s=45.0, speakers=0.3, pause=0.3, sound=0.0, voices=0.0, min_score=0.3,
                     in_segment_pause_s=math.inf)
 MIN_CHAPTER_S = min(TUNING.min_chapter_s, WORDS_ONLY.min_chapter_s)
 
@@ -155,24 +161,31 @@ def _ramp(x: float, span: tuple[float, float]) -> float:
     return min(1.0, max(0.0, (x - lo) / (hi - lo)))
 
 
-def sound_changes(units: list[Utterance], sound: SoundProfile | None,
-                  tuning: Tuning = TUNING) -> list[list[tuple[float, float]]]:
-    """At each gap, the peaks of how far apart the sound is before and after (change, where), strongest first,
-    looked for from a second before the gap to a second after it, every half second: in a long wordless stretch
-    a change is found where it is, not where the words resume, and a stretch holding several recordings has a
-    peak at each seam. No audio: [(0, the next words' start)]."""
+def audio_changes(units: list[Utterance], sound: SoundProfile | None, voices: VoiceProfile | None,
+                  tuning: Tuning = TUNING) -> list[list[tuple[float, float, float]]]:
+    """At each gap, the peaks of the recording's own evidence — how far apart the sound is before and after,
+    and how new the voices are — as (weighted evidence (`Tuning.sound`, `Tuning.voices`), the raw changes
+    summed, where), strongest first, looked for from a second before the gap to a second after it, every half second: in a long wordless
+    stretch a change is found where it is, not where the words resume, and a stretch holding several recordings
+    has a peak at each seam. Neither known: [(0, 0, the next words' start)]."""
     out = []
     for a, b in pairwise(units):
-        if sound is None:
-            out.append([(0.0, b.start)])
+        if sound is None and voices is None:
+            out.append([(0.0, 0.0, b.start)])
             continue
         lo, hi = a.end - 1.0, max(a.end, b.start) + 1.0
         steps = max(1, int((hi - lo) / 0.5))
-        curve = [(sound.change(lo + k * (hi - lo) / steps, tuning.sound_window_s), lo + k * (hi - lo) / steps)
-                 for k in range(steps + 1)]
+        curve = []
+        for k in range(steps + 1):
+            t = lo + k * (hi - lo) / steps
+            heard = sound.change(t, tuning.sound_window_s) if sound is not None else 0.0
+            who = voices.change(t, tuning.voice_window_s) if voices is not None and tuning.voices else 0.0
+            weighted = tuning.sound * _ramp(heard, tuning.sound_change) + tuning.voices * _ramp(who, tuning.voice_change)
+            curve.append(((weighted, heard + who), t))  # the raw changes break ties where the ramps are flat
         peaks = [curve[k] for k in range(len(curve))
                  if (k == 0 or curve[k][0] >= curve[k - 1][0]) and (k == len(curve) - 1 or curve[k][0] > curve[k + 1][0])]
-        out.append(sorted(peaks or [max(curve)], key=lambda p: (-p[0], p[1])))
+        ranked = sorted(peaks or [max(curve)], key=lambda p: (-p[0][0], -p[0][1], p[1]))
+        out.append([(weighted, raw, t) for (weighted, raw), t in ranked])
     return out
 
 
@@ -185,8 +198,8 @@ def _in_gap(units: list[Utterance], i: int, t: float) -> float:
     return min(max(t, units[i - 1].end), units[i].start)
 
 
-def evidence(units: list[Utterance], sound: SoundProfile | None = None,
-             tuning: Tuning = TUNING) -> list[tuple[float, int, float]]:
+def evidence(units: list[Utterance], sound: SoundProfile | None = None, tuning: Tuning = TUNING,
+             voices: VoiceProfile | None = None) -> list[tuple[float, int, float]]:
     """Candidate chapter starts: (weighted evidence, index of the utterance the words resume at, when the chapter
     would start). Inside an ASR segment only a clear pause, the segment's longest, may start one: never inside a
     sentence. In a wordless gap each further peak of the sound change is a candidate of its own, on the sound
@@ -198,7 +211,7 @@ def evidence(units: list[Utterance], sound: SoundProfile | None = None,
     smooth = [statistics.fmean(scores[max(0, i - 1) : i + 2]) for i in range(len(scores))]
     lexical = depths(smooth)
     speakers = handover(units, window)
-    changes = sound_changes(units, sound, tuning)
+    changes = audio_changes(units, sound, voices, tuning)
     pauses = [units[i].start - units[i - 1].end for i in range(1, len(units))]
     longest: dict[int, float] = {}
     for i in range(1, len(units)):
@@ -210,22 +223,19 @@ def evidence(units: list[Utterance], sound: SoundProfile | None = None,
         gap = pauses[i - 1]
         if _in_segment(units, i) and (gap < tuning.in_segment_pause_s or gap < longest[units[i].first_segment]):
             continue  # never inside a segment but at its one clear pause
-        (change, at), *others = changes[i - 1]
+        (heard, raw, at), *others = changes[i - 1]
         score = (tuning.lexical * lexical[i - 1] + tuning.speakers * speakers[i - 1]
-                 + tuning.pause * _ramp(gap, tuning.pause_s) + tuning.sound * _ramp(change, tuning.sound_change))
-        wordless = gap > tuning.wordless_s and change > 0
+                 + tuning.pause * _ramp(gap, tuning.pause_s) + heard)
+        wordless = gap > tuning.wordless_s and raw > 0
         start = _in_gap(units, i, at) if wordless else units[i].start
         out.append((score, i, start))
         if wordless and tuning.several_per_gap:
-            for change, at in others:
-                alone = tuning.sound * _ramp(change, tuning.sound_change)
-                if alone >= tuning.min_score:
-                    out.append((alone, i, _in_gap(units, i, at)))
+            out += [(alone, i, _in_gap(units, i, at)) for alone, _, at in others if alone >= tuning.min_score]
     return out
 
 
 def boundaries(units: list[Utterance], duration_s: float, sound: SoundProfile | None = None,
-               tuning: Tuning = TUNING) -> list[tuple[int, float]]:
+               tuning: Tuning = TUNING, voices: VoiceProfile | None = None) -> list[tuple[int, float]]:
     """(index of the utterance that starts a chapter, when the chapter starts), the first always (0, its start),
     in time order. Several chapters may start in one wordless gap (the same index): the words after the gap
     belong to the last of them."""
@@ -234,7 +244,7 @@ def boundaries(units: list[Utterance], duration_s: float, sound: SoundProfile | 
         return [(0, units[0].start)]
     start, end = units[0].start, units[-1].end
     chosen: list[tuple[int, float]] = []
-    for score, i, at in sorted(evidence(units, sound, tuning), key=lambda c: (-c[0], c[1], c[2])):
+    for score, i, at in sorted(evidence(units, sound, tuning, voices), key=lambda c: (-c[0], c[1], c[2])):
         if len(chosen) >= most - 1 or score < tuning.min_score:
             break
         if all(abs(at - e) >= shortest for e in [start, end] + [c for _, c in chosen]):
@@ -262,7 +272,8 @@ def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:
 
 
 def make_chapters(transcript: Transcript, settings: Settings, sound: SoundProfile | None = None,
-                  tuning: Tuning | None = None) -> tuple[list[Chapter], list[Utterance]]:
+                  tuning: Tuning | None = None,
+                  voices: VoiceProfile | None = None) -> tuple[list[Chapter], list[Utterance]]:
     """The transcript's chapters (offline titles and points) and the utterances they were cut from; with the
     recording's `sound`, where it changes counts as evidence too (`TUNING`, else `WORDS_ONLY`)."""
     tuning = tuning or (WORDS_ONLY if sound is None else TUNING)
@@ -270,7 +281,7 @@ def make_chapters(transcript: Transcript, settings: Settings, sound: SoundProfil
     if not units:
         return [], units
     duration = transcript.duration_s or units[-1].end
-    cuts = boundaries(units, duration, sound, tuning)
+    cuts = boundaries(units, duration, sound, tuning, voices)
     starts = [i for i, _ in cuts]
     parts = [units[a:b] for a, b in zip(starts, starts[1:] + [len(units)])]  # empty: a chapter without words
     others = [[u.text for u in p] for p in parts]

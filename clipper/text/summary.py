@@ -28,6 +28,7 @@ from clipper.job.outputs import (
 from clipper.llm import CitedPoint, PartialSummary, TextEngine
 from clipper.llm.prompts import render_parts
 from clipper.speakers.changes import SoundProfile
+from clipper.speakers.voices import VoiceProfile
 from clipper.text.chapters import chapter_text, make_chapters
 from clipper.text.chunking import Chunk, chunk_transcript
 from clipper.text.fanout import map_chunks
@@ -140,14 +141,16 @@ def summarize(
     should_stop: Callable[[], bool] | None = None,
     speakers: SpeakerSet | None = None,
     sound: SoundProfile | None = None,
+    voices: VoiceProfile | None = None,
 ) -> Summary:
-    """The summary and chapters of `transcript`; `sound`, the recording's sound profile, lets the chapters start
-    where the sound changes too (clipper/speakers/changes.py)."""
+    """The summary and chapters of `transcript`; `sound`, the recording's sound profile, and `voices`, the
+    speakers stage's embeddings, let the chapters start where the sound and the voices change too
+    (clipper/speakers/changes.py, voices.py)."""
     summary = Summary(engine=engine.name, model=engine.model, overview="")
     chunks = chunk_transcript(transcript, settings.llm_context_chars)
     if not chunks:
         return summary
-    chapters, units = make_chapters(transcript, settings, sound)
+    chapters, units = make_chapters(transcript, settings, sound, voices=voices)
     _mark(chunks, transcript, chapters)
     parts, failed = map_chunks(chunks, engine.summarize_chunk, settings.llm_concurrency, on_chunk_done, should_stop)
     summary.failed_chunks = [chunks[i].index for i in failed]

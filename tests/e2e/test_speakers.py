@@ -10,6 +10,7 @@ import webvtt
 
 from clipper.job.outputs import AudiogramIndex, QuoteSet, SpeakerSet, Transcript
 from clipper.job.status import JobState, StageState
+from clipper.speakers.voices import VoiceProfile
 from clipper.store.local import ArtifactStore
 from tests.helpers import run
 from tests.helpers import conversations
@@ -54,6 +55,11 @@ def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
     assert transcript.text.split() == asr.text.split()  # labelling splits segments, loses no word
     assert all(s.speaker and all(w.speaker == s.speaker for w in s.words) for s in transcript.segments)
     assert len({s.speaker for s in transcript.segments}) >= 2, "a two-person call labelled as one voice"
+    # The voices heard, kept for the chapters (read by the summary stage): an embedding per local speaker and
+    # window, placed within the call.
+    heard = VoiceProfile.from_bytes(store.path(job, "voices.npz").read_bytes())
+    assert len(heard.times) >= 4 and 0 <= heard.times.min() and heard.times.max() <= transcript.duration_s + 1
+    assert store.read_manifest(job).artifacts["voices.npz"].stage == "speakers"
 
     assert listed.code == 0 and re.search(r"^S1\t", listed.out, re.M) and re.search(r"^S2\t", listed.out, re.M)
     assert named.code == 0, named.err

