@@ -16,7 +16,8 @@ A boundary is placed where the evidence that holds for speech agrees (no punctua
     stage's embeddings, so it holds where clustering gave two recordings' voices one label);
   * a long pause before the gap.
 Their weighted sum (`Tuning`) must reach `min_score`; the strongest gaps win while every chapter stays at
-least `limits()`'s shortest (scaled to the recording) and there are at most one per `seconds_per_chapter`.
+least `limits()`'s shortest (scaled to the recording) — or `short_chapter_s` between two starts with strong
+evidence, as a 30 s call between two longer recordings — and there are at most one per `seconds_per_chapter`.
 Candidates are the gaps between utterances; inside an ASR segment only its longest pause between words, and
 only a clear one (`in_segment_pause_s`), so an ASR segment run across a join does not hide it, and no boundary
 ever falls inside a sentence. Without the audio (`sound` None) the `WORDS_ONLY` settings apply (no voices either).
@@ -72,6 +73,8 @@ class Tuning:
     voices: float = 0.25  # how much a change of the voices heard counts (clipper/speakers/voices.py) ...
     voice_change: tuple[float, float] = (0.25, 0.45)  # ... from the first figure and fully from the second
     voice_window_s: float = 40.0  # voices compared each side of a gap
+    short_chapter_s: float = 30.0  # a chapter may be this short between two starts whose evidence both reach ...
+    strong_score: float = 0.9  # ... this (math.inf: every chapter is at least the shortest of `limits()`)
 
 
 # With the recording's sound (the product: the summary stage reads the job's audio) ...
@@ -79,8 +82,7 @@ TUNING = Tuning()
 # ... and without it (a transcript alone): the words, who speaks and the pauses, as tuned before the sound was
 # known (on the first two tuning joins, reference speaker turns).
 WORDS_ONLY = Tuning(min_chapter_s=45.0, speakers=0.3, pause=0.3, sound=0.0, voices=0.0, min_score=0.3,
-                    in_segment_pause_s=math.inf)
-MIN_CHAPTER_S = min(TUNING.min_chapter_s, WORDS_ONLY.min_chapter_s)
+                    in_segment_pause_s=math.inf, strong_score=math.inf)
 
 
 def limits(duration_s: float, tuning: Tuning = TUNING) -> tuple[int, float]:
@@ -243,13 +245,22 @@ def boundaries(units: list[Utterance], duration_s: float, sound: SoundProfile | 
     if most <= 1 or len(units) < 4:
         return [(0, units[0].start)]
     start, end = units[0].start, units[-1].end
-    chosen: list[tuple[int, float]] = []
+    chosen: list[tuple[int, float, float]] = []
+
+    def room(at: float, score: float) -> bool:
+        """At least the shortest chapter from the ends and from every start chosen; down to `short_chapter_s`
+        between two starts whose evidence is both `strong_score` (a short recording between two others)."""
+        if min(at - start, end - at) < shortest:
+            return False
+        return all(abs(at - e) >= shortest or (abs(at - e) >= tuning.short_chapter_s
+                                               and min(score, s) >= tuning.strong_score) for _, e, s in chosen)
+
     for score, i, at in sorted(evidence(units, sound, tuning, voices), key=lambda c: (-c[0], c[1], c[2])):
         if len(chosen) >= most - 1 or score < tuning.min_score:
             break
-        if all(abs(at - e) >= shortest for e in [start, end] + [c for _, c in chosen]):
-            chosen.append((i, at))
-    return [(0, units[0].start), *sorted(chosen, key=lambda c: (c[1], c[0]))]
+        if room(at, score):
+            chosen.append((i, at, score))
+    return [(0, units[0].start), *sorted(((i, at) for i, at, _ in chosen), key=lambda c: (c[1], c[0]))]
 
 
 def chapter_points(units: list[Utterance], settings: Settings) -> list[str]:

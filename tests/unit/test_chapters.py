@@ -12,7 +12,7 @@ from clipper.config import Settings
 from clipper.job.outputs import Chapter, Summary, Transcript
 from clipper.llm.client import LLMEngine
 from clipper.text.chapters import (
-    MIN_CHAPTER_S,
+    WORDS_ONLY,
     chapter_text,
     chapters_markdown,
     description_lines,
@@ -67,7 +67,7 @@ def test_topic_change_between_recordings_starts_a_chapter(work, bare) -> None:
     assert 2 <= len(chapters) <= 15
     assert chapters[0].start == units[0].start and chapters[-1].end == units[-1].end
     for a, b in zip(chapters, chapters[1:]):
-        assert a.end <= b.start and b.start - a.start >= MIN_CHAPTER_S
+        assert a.end <= b.start and b.start - a.start >= WORDS_ONLY.min_chapter_s  # no audio: words-only settings
     assert any(abs(c.start - starts[1]) <= 30 for c in chapters[1:]), [c.start for c in chapters]
     assert len({c.title for c in chapters}) == len(chapters)  # every title its own
     assert_phrase_titles(chapters, units)

@@ -1,9 +1,11 @@
 """Chapters on small joins of real recordings built at test time (English telephone prompts, Czech game
 dialogue, the English voice again): where the sound changes, the product's speakers stage on the join, a boundary
-inside an ASR segment at its clear pause, and several chapters in one wordless stretch. The joins are the truth."""
+inside an ASR segment at its clear pause, several chapters in one wordless stretch, where the voices change, and a
+30 s recording between two others as a chapter of its own. The joins are the truth."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from itertools import pairwise
 
@@ -24,6 +26,8 @@ PIECES = [(ALLISON, 0.0, 100.0), (VOICES / "cs-v.mp3", 0.0, None), (ALLISON, 100
 # The same with Russian telephone prompts after the Czech: two recordings in one stretch with no words.
 WORDLESS = [(ALLISON, 0.0, 100.0), (VOICES / "cs-v.mp3", 0.0, None), (VOICES / "ivrvoice.mp3", 0.0, None),
             (ALLISON, 100.0, 120.0)]
+# 30 s of another voice between two other recordings: shorter than a chapter may usually be.
+SHORT = [(ALLISON, 0.0, 100.0), (VOICES / "june.mp3", 0.0, 30.0), (VOICES / "carlo.mp3", 0.0, 120.0)]
 
 
 def _join(tmp_path_factory, pieces, name: str):
@@ -43,6 +47,11 @@ def joined(tmp_path_factory):
 @pytest.fixture(scope="module")
 def wordless(tmp_path_factory):
     return _join(tmp_path_factory, WORDLESS, "chapters-wordless")
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory):
+    return _join(tmp_path_factory, SHORT, "chapters-short")
 
 
 def _found(starts: list[float], joins: list[float]) -> list[float]:
@@ -163,3 +172,25 @@ def test_a_wordless_stretch_may_start_a_chapter_at_each_recording(wordless) -> N
     one, _ = make_chapters(t, Settings(), sound, replace(TUNING, several_per_gap=False))
     assert len(in_gap(one)) == 1, [c.start for c in one]
     assert len(_found([c.start for c in one[1:]], joins)) < len(_found([c.start for c in chapters[1:]], joins))
+
+
+@pytest.mark.slow
+def test_a_30_s_recording_between_two_others_is_a_chapter_of_its_own(short) -> None:
+    """The product's path (speakers stage, voices, sound) on 30 s of a voice between two other recordings: both
+    joins start a chapter of their own, 31.5 s apart, because the evidence at both is strong; with every chapter
+    held to the usual shortest (60 s) one of the two is lost. (Between two stretches of one recording the 40 s
+    windows either side see the first voice on both sides of each join, and such a piece is not found:
+    docs/quality.md.)"""
+    from clipper.speakers.label import label_transcript
+
+    wav, joins, raw = short
+    labelled, _, voices = label_transcript(wav, raw, Settings())
+    sound = sound_profile(wav)
+    chapters, _ = make_chapters(labelled, Settings(), sound, voices=voices)
+    starts = [c.start for c in chapters[1:]]
+    nearest = [min(starts, key=lambda s, j=j: abs(s - j)) for j in joins]
+    assert _found(starts, joins) == joins and len(set(nearest)) == len(joins), (starts, joins)
+    assert len(starts) == len(joins), starts
+    held, _ = make_chapters(labelled, Settings(), sound, replace(TUNING, strong_score=math.inf), voices=voices)
+    assert len(held) < len(chapters), [c.start for c in held]
+    assert all(b.start - a.start >= TUNING.min_chapter_s for a, b in pairwise(held))
