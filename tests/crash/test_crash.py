@@ -11,8 +11,7 @@ from clipper.job.outputs import Transcript
 from clipper.job.status import JobState
 from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore
-from tests.helpers import REFERENCE
-from tests.helpers import REPEATS
+from tests.helpers import REFERENCE, REPEATS
 from tests.helpers.jobs import assert_manifest_matches, normalise
 from tests.helpers.processes import LATER_STAGES_OFF, kill_worker_once
 

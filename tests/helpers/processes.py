@@ -19,7 +19,6 @@ from clipper_app.client import ClipperClient, connect
 from tests.helpers import ROOT, run
 from tests.helpers.httpserver import serve
 
-
 # Worker settings for a test about one stage: the stages after transcription that take seconds of CPU on long
 # audio (speaker labels, audiogram videos) still run, and quickly do nothing; other tests prove their work.
 LATER_STAGES_OFF = {"CLIPPER_SPEAKERS_ENGINE": "off", "CLIPPER_AUDIOGRAMS_ENABLED": "false"}
