@@ -30,11 +30,11 @@ from clipper_app.client import ClipperClient, connect
 from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches
-from tests.helpers.processes import LATER_STAGES_OFF, start_worker, wait_for, worker_running
+from tests.helpers.processes import LATER_STAGES_OFF_ENV, start_worker, wait_for, worker_running
 
 PLAYLIST = "/space/index.m3u8"
 # The download is this test's question: the stages after it run on a noop speech engine and do no heavy work.
-WORKER = {**LATER_STAGES_OFF, "CLIPPER_ASR_ENGINE": "noop", "CLIPPER_TEXT_ENGINE": "offline"}
+WORKER = {**LATER_STAGES_OFF_ENV, "CLIPPER_ASR_ENGINE": "noop", "CLIPPER_TEXT_ENGINE": "offline"}
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,15 @@ from pathlib import Path
 
 from clipper.job.request import JobResult
 from clipper_app.client import ClipperClient, connect
-from tests.helpers import ROOT, run
+from tests.helpers import LATER_STAGES_OFF, ROOT, run
 from tests.helpers.httpserver import serve
 
-# Worker settings for a test about one stage: the stages after transcription that take seconds of CPU on long
-# audio (speaker labels, audiogram videos) still run, and quickly do nothing; other tests prove their work.
-LATER_STAGES_OFF = {"CLIPPER_SPEAKERS_ENGINE": "off", "CLIPPER_AUDIOGRAMS_ENABLED": "false"}
+LATER_STAGES_OFF_ENV = {f"CLIPPER_{name.upper()}": str(value).lower() for name, value in LATER_STAGES_OFF.items()}
 
 
 def start_worker(settings, log_path: Path, fault: str | None = None,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A worker process (`env`: settings of its own, e.g. LATER_STAGES_OFF); with `fault`, one that kills itself
+    """A worker process (`env`: settings of its own, e.g. LATER_STAGES_OFF_ENV); with `fault`, one that kills itself
     in the middle of that write (tests/helpers/faulty_worker.py)."""
     env = dict(os.environ, TEMPORAL_ADDRESS=settings.temporal_address, CLIPPER_TASK_QUEUE=settings.task_queue,
                CLIPPER_STORAGE_DIR=str(settings.storage_dir), CLIPPER_ALLOW_PRIVATE_ADDRESSES="true",
