@@ -64,8 +64,9 @@ def postgres_url():
 
 @contextlib.contextmanager
 def dev_server(folder: Path) -> Iterator[DevServer]:
-    """A dev server on free ports with the search attributes registered (as a worker does at start)."""
-    server = DevServer(folder / "temporal.db").start()
+    """A dev server on free ports with the search attributes registered (as a worker does at start), removing
+    deleted runs within a second of their close (scripts/devserver.py's QUICK_DELETES)."""
+    server = DevServer(folder / "temporal.db", quick_deletes=True).start()
 
     async def register() -> None:
         await ensure_search_attributes(await Client.connect(server.address), "default")

@@ -11,10 +11,9 @@ from clipper.job.outputs import Transcript
 from clipper.job.status import JobState
 from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore
-from tests.helpers import REFERENCE
-from tests.helpers import REPEATS
+from tests.helpers import REFERENCE, REPEATS
 from tests.helpers.jobs import assert_manifest_matches, normalise
-from tests.helpers.processes import kill_worker_once
+from tests.helpers.processes import LATER_STAGES_OFF_ENV, kill_worker_once
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +36,7 @@ def test_kill_worker_mid_transcription_resumes(settings, long_sample, tmp_path):
         return len(JsonlLog(logs[0]).read()) >= 3 if logs else False
 
     job_id, outcome, _ = kill_worker_once(settings, long_sample, log_path, saved_segments,
-                                          "the first worker to save transcript segments")
+                                          "the first worker to save transcript segments", env=LATER_STAGES_OFF_ENV)
     assert outcome.state == JobState.done
     transcript = Transcript.model_validate_json(store.path(job_id, "transcript.json").read_bytes())
     # What the activity recorded: the attempt that finished started from a saved offset, not from zero.

@@ -30,9 +30,11 @@ from clipper_app.client import ClipperClient, connect
 from tests.helpers import run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches
-from tests.helpers.processes import start_worker, wait_for, worker_running
+from tests.helpers.processes import LATER_STAGES_OFF_ENV, start_worker, wait_for, worker_running
 
 PLAYLIST = "/space/index.m3u8"
+# The download is this test's question: the stages after it run on a noop speech engine and do no heavy work.
+WORKER = {**LATER_STAGES_OFF_ENV, "CLIPPER_ASR_ENGINE": "noop", "CLIPPER_TEXT_ENGINE": "offline"}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_kill_worker_mid_hls_download_resumes_at_fragment_level(settings, hls, t
         arrived = server.hold(fragments[held])
         job_id = run(submit(server.url(PLAYLIST)))
         scratch = store.job_dir(job_id) / ".tmp" / "download"
-        first = start_worker(settings, log_path)
+        first = start_worker(settings, log_path, env=WORKER)
         try:
             wait_for(arrived.is_set, 180, "the first worker to ask for the held fragment")
             ytdl = json.loads(next(scratch.glob("*.ytdl")).read_text())
@@ -79,7 +81,7 @@ def test_kill_worker_mid_hls_download_resumes_at_fragment_level(settings, hls, t
             first.kill()
         before_kill = len(server.requests)
         server.release(fragments[held])
-        with worker_running(settings, log_path):
+        with worker_running(settings, log_path, env=WORKER):
             outcome = run(result(job_id))
         after_kill = server.requests[before_kill:]
 

@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import PendingActivityState
 
 from clipper.job.stages import DEFAULT_POLICIES
 from clipper.job.status import JobState, StageState
+from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore
 from clipper_app.client import JobCancelled
 from tests.helpers import FAST_POLICIES, run
@@ -22,6 +23,7 @@ from tests.helpers.httpserver import serve
 from tests.helpers.jobs import steering, until
 from tests.helpers.real import long_real_speech
 
+PARTIALS = "transcript-*-chunk-*.partial.jsonl"  # a chunk's saved segments (activities/transcribe_chunks.py)
 SERVER_GIVES_UP_S = 30.0  # the trickling media server hangs up by itself after this: the client must be first
 
 
@@ -63,20 +65,31 @@ def real_speech(tmp_path_factory):
 
 def test_pause_now_stops_a_running_chunked_transcription(settings, real_speech):
     """The chunks decoding when `pause --now` arrives are cancelled mid-chunk (their saved segments stay), none
-    starts while paused, and after `resume` the job finishes."""
-    settings = production_heartbeats(settings, asr_chunk_s=150.0)
+    starts while paused, and after `resume` the job finishes.
+
+    The pause is sent once a chunk has saved segments and has more of its windows to go: windows decoded one at
+    a time (batch 1), each saved as it ends, so a chunk of 150 s is five steps and the pause lands between two
+    of them (decoded four at a time, a chunk saves nothing until 120 s of it are done, and a pause in that
+    while left no saved segments to see). The stages after transcription are off (speakers, audiograms): what
+    follows the resume is not this test's question, only that the job finishes."""
+    settings = production_heartbeats(settings, asr_chunk_s=150.0, asr_batch_size=1, speakers_engine="off",
+                                     audiograms_enabled=False)
     store = ArtifactStore(settings.storage_dir)
+
+    def saved(job: str) -> bool:
+        return any(JsonlLog(p).read() for p in (store.job_dir(job) / ".tmp").glob(PARTIALS))
 
     async def body(url):
         async with steering(settings) as clipper:
             job = (await clipper.submit(url)).job_id
             await until(lambda: running(clipper, job, "transcribe_chunk"), timeout=300, what="a chunk decoding")
+            await until(lambda: saved(job), timeout=120, what="a chunk's first saved segments")
             await clipper.pause(job, now=True)
             ids = await scheduled_ids(clipper, job, "transcribe_chunk")
             ended = await until(lambda: _all_closed(clipper, job, ids), timeout=60, what="the chunks to stop")
             status = await clipper.status(job)
             assert await scheduled_ids(clipper, job, "transcribe_chunk") == ids  # none started while paused
-            partials = list((store.job_dir(job) / ".tmp").glob("transcript-*-chunk-*.partial.jsonl"))
+            partials = list((store.job_dir(job) / ".tmp").glob(PARTIALS))
             await clipper.resume(job)
             return status, [ended.get(i) for i in ids], partials, await clipper.result(job)
 

@@ -31,6 +31,16 @@ FAST_POLICIES = {
 }
 
 
+# For a test about the first stages: the later ones that take seconds of CPU on minutes of audio (speaker labels,
+# audiogram videos) still run, and quickly do nothing; other tests prove their work. As settings, and as a worker
+# process's environment (tests.helpers.processes.LATER_STAGES_OFF_ENV).
+LATER_STAGES_OFF = {"speakers_engine": "off", "audiograms_enabled": False}
+
+
+def later_stages_off(settings):
+    return settings.model_copy(update=LATER_STAGES_OFF)
+
+
 # The pipeline's stages in order, from the stage table: tests build their expected sequences from these, so a
 # new stage changes no test's list.
 PIPELINE = list(STAGES)

@@ -16,16 +16,19 @@ from pathlib import Path
 
 from clipper.job.request import JobResult
 from clipper_app.client import ClipperClient, connect
-from tests.helpers import ROOT, run
+from tests.helpers import LATER_STAGES_OFF, ROOT, run
 from tests.helpers.httpserver import serve
 
+LATER_STAGES_OFF_ENV = {f"CLIPPER_{name.upper()}": str(value).lower() for name, value in LATER_STAGES_OFF.items()}
 
-def start_worker(settings, log_path: Path, fault: str | None = None) -> subprocess.Popen:
-    """A worker process; with `fault`, one that kills itself in the middle of that write
-    (tests/helpers/faulty_worker.py)."""
+
+def start_worker(settings, log_path: Path, fault: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A worker process (`env`: settings of its own, e.g. LATER_STAGES_OFF_ENV); with `fault`, one that kills itself
+    in the middle of that write (tests/helpers/faulty_worker.py)."""
     env = dict(os.environ, TEMPORAL_ADDRESS=settings.temporal_address, CLIPPER_TASK_QUEUE=settings.task_queue,
                CLIPPER_STORAGE_DIR=str(settings.storage_dir), CLIPPER_ALLOW_PRIVATE_ADDRESSES="true",
-               CLIPPER_LOG_FORMAT="json", HF_HUB_OFFLINE="1")
+               CLIPPER_LOG_FORMAT="json", HF_HUB_OFFLINE="1", **(env or {}))
     program = [str(ROOT / "worker.py")]
     if fault:
         env["KILL_MID_WRITE"] = fault
@@ -35,9 +38,9 @@ def start_worker(settings, log_path: Path, fault: str | None = None) -> subproce
 
 
 @contextlib.contextmanager
-def worker_running(settings, log_path: Path) -> Iterator[subprocess.Popen]:
+def worker_running(settings, log_path: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """A worker process for the block, stopped with SIGTERM (it drains) at the end."""
-    worker = start_worker(settings, log_path)
+    worker = start_worker(settings, log_path, env=env)
     try:
         yield worker
     finally:
@@ -55,9 +58,11 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def kill_worker_once(settings, media: Path, log_path: Path, ready, what: str) -> tuple[str, JobResult, object]:
+def kill_worker_once(settings, media: Path, log_path: Path, ready, what: str,
+                     env: dict[str, str] | None = None) -> tuple[str, JobResult, object]:
     """Serve `media`, submit it, start a worker process and kill -9 it as soon as `ready(job_id)` returns
-    something truthy; then a second worker finishes the job. Returns (job id, result, what `ready` returned)."""
+    something truthy; then a second worker finishes the job (both with `env`). Returns (job id, result, what
+    `ready` returned)."""
     with serve({"/media.mp3": (media.read_bytes(), "audio/mpeg")}) as server:
 
         async def submit() -> str:
@@ -65,14 +70,14 @@ def kill_worker_once(settings, media: Path, log_path: Path, ready, what: str) ->
             return (await client.submit(server.url("/media.mp3"))).job_id
 
         job_id = run(submit())
-        first = start_worker(settings, log_path)
+        first = start_worker(settings, log_path, env=env)
         try:
             seen = wait_for(lambda: ready(job_id), 180, what)
             first.send_signal(signal.SIGKILL)
             first.wait()
         finally:
             first.kill()
-        with worker_running(settings, log_path):
+        with worker_running(settings, log_path, env=env):
             async def result() -> JobResult:
                 client = ClipperClient(await connect(settings), settings)
                 return await client.result(job_id)

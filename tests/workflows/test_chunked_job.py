@@ -17,11 +17,10 @@ from clipper.job.status import JobState
 from clipper.store.files import sha256_file
 from clipper.store.local import ArtifactStore
 from clipper_app.client import connect
-from tests.helpers import REFERENCE, run
-from tests.helpers import REPEATS
+from tests.helpers import REFERENCE, REPEATS, later_stages_off, run
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, normalise, run_job
-from tests.helpers.processes import kill_worker_once
+from tests.helpers.processes import LATER_STAGES_OFF_ENV, kill_worker_once
 
 CHUNK_S = 60.0  # the ~218 s sample → 4 chunks of ~55 s, cut in the pauses between the repetitions
 
@@ -56,7 +55,7 @@ def test_chunked_job_killed_mid_stage_redoes_only_running_chunks(settings, long_
         return {p.name: (p.stat().st_mtime_ns, sha256_file(p)) for p in files}
 
     job_id, outcome, before_kill = kill_worker_once(settings, long_sample, tmp_path / "worker.log", finished_chunks,
-                                                    "the first chunk to be transcribed")
+                                                    "the first chunk to be transcribed", env=LATER_STAGES_OFF_ENV)
     scheduled = run(scheduled_activities(settings, job_id))
     assert outcome.state == JobState.done, outcome
     names = [name for name, _ in scheduled]
@@ -87,7 +86,7 @@ def test_pause_now_interrupts_every_running_chunk_and_resume_continues_them(sett
     from tests.helpers.jobs import stage_pending, steering, until
 
     # One window at a time: a ~55 s chunk is two windows, which batched decoding would save in one go.
-    settings = settings.model_copy(update={"asr_chunk_s": CHUNK_S, "asr_batch_size": 1})
+    settings = later_stages_off(settings).model_copy(update={"asr_chunk_s": CHUNK_S, "asr_batch_size": 1})
     store = ArtifactStore(settings.storage_dir)
 
     def saved_chunk_segments() -> int:
@@ -187,7 +186,7 @@ def test_media_longer_than_one_chunk_is_cut_in_two(settings, long_sample):
 
     # Batched decoding yields a batch's segments together: one window a batch, so a ~109 s chunk (4-6 windows)
     # reports progress every few seconds rather than only at its end.
-    settings = settings.model_copy(update={"asr_chunk_s": 180.0, "asr_batch_size": 1})
+    settings = later_stages_off(settings).model_copy(update={"asr_chunk_s": 180.0, "asr_batch_size": 1})
     seen = []
 
     async def while_chunks_run(clipper, job):

@@ -15,7 +15,7 @@ from clipper.job.status import JobState, StageState
 from clipper.store.files import JsonlLog
 from clipper.store.local import ArtifactStore
 from clipper_app.client import JobCancelled, JobFailed
-from tests.helpers import run
+from tests.helpers import later_stages_off, run
 
 from tests.helpers.httpserver import serve
 from tests.helpers.jobs import assert_manifest_matches, scheduled_activities, wait_for_state
@@ -79,6 +79,7 @@ async def _stage_is(clipper, job, stage, state):
 
 @pytest.mark.slow
 def test_pause_now_cancels_transcription_and_resume_continues_from_saved_segments(settings, long_sample):
+    settings = later_stages_off(settings)
     store = ArtifactStore(settings.storage_dir)
 
     async def body(url):
