@@ -11,7 +11,7 @@ the two: a conversation whose people take turns scores low (each voice is heard 
 people high, a voice that carries on across the moment pulls it down. It needs no words, no threshold of the
 clustering and no labels.
 
-Kept per job as `voices.npz` by the speakers stage (a few MB for three hours: 192 float16 per local speaker and
+Kept per job as `voices.npz` by the speakers stage (~150 kB an hour, compressed: 192 float16 per local speaker and
 10 s window) and read by the summary stage for the chapters.
 """
 
