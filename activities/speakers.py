@@ -46,8 +46,8 @@ class SpeakersActivity:
 
         labelled, speakers, voices = label_transcript(audio, transcript, settings, should_stop=run.stop.is_set,
                                                       on_progress=on_progress)
-        if voices is not None:  # read by the summary stage by name (the workflow's messages stay as they are)
-            store.put_bytes(job, VOICES, voices.to_bytes(), STAGE, "application/octet-stream")
+        kept = None if voices is None else store.put_bytes(job, VOICES, voices.to_bytes(), STAGE,
+                                                           "application/octet-stream")
         labelled.meta = {**labelled.meta, "made_from": made_from}
         run.log.info("speakers.done", engine=speakers.engine, speakers=len(speakers.speakers), note=speakers.note)
         return SpeakersOutput(
@@ -56,6 +56,7 @@ class SpeakersActivity:
             speakers=store.put_model(job, SPEAKERS, speakers, STAGE),
             labels=[s.label for s in speakers.speakers],
             engine=speakers.engine,
+            voices=kept,
         )
 
     def _stored(self, request: SpeakersInput, made_from: dict) -> SpeakersOutput | None:
@@ -68,4 +69,5 @@ class SpeakersActivity:
             return None
         speakers = store.read_model(job, refs[2], SpeakerSet)
         return SpeakersOutput(transcript=refs[0], text=refs[1], speakers=refs[2],
-                              labels=[s.label for s in speakers.speakers], engine=speakers.engine)
+                              labels=[s.label for s in speakers.speakers], engine=speakers.engine,
+                              voices=store.valid_ref(job, VOICES))

@@ -123,6 +123,9 @@ class SpeakersOutput(StageOutput):
     speakers: ArtifactRef  # speakers.json (a SpeakerSet)
     labels: list[str] = Field(default_factory=list)  # S1, S2, ...: what `name_speakers` may name
     engine: str
+    # voices.npz: the voices' embeddings with their times, for the chapters (None: no engine ran, or a history
+    # recorded before the stage wrote it)
+    voices: ArtifactRef | None = None
 
 
 class TextStageInput(BaseModel):

@@ -60,6 +60,7 @@ def test_a_real_call_gets_speakers_and_people_can_name_them(settings):
     heard = VoiceProfile.from_bytes(store.path(job, "voices.npz").read_bytes())
     assert len(heard.times) >= 4 and 0 <= heard.times.min() and heard.times.max() <= transcript.duration_s + 1
     assert store.read_manifest(job).artifacts["voices.npz"].stage == "speakers"
+    assert result.artifacts["voices.npz"].sha256 == store.read_manifest(job).artifacts["voices.npz"].sha256
 
     assert listed.code == 0 and re.search(r"^S1\t", listed.out, re.M) and re.search(r"^S2\t", listed.out, re.M)
     assert named.code == 0, named.err
