@@ -1,8 +1,9 @@
 """Stage `speakers`: who speaks when — the transcript's segments and words labelled S1, S2, ... (cpu pool).
 
 Reads the speech-to-text transcript (`asr.json`), writes what people read: `transcript.json` and
-`transcript.txt` with speakers, and `speakers.json`; and `voices.npz`, the voices' embeddings, for the chapters. An attempt killed after writing them is not run again:
-the outputs are reused when their `made_from` says they came from exactly this audio and transcript.
+`transcript.txt` with speakers, and `speakers.json`; and `voices.npz`, the voices' embeddings, for the chapters.
+An attempt killed after writing them is not run again: the outputs are reused when their `made_from` says they
+came from exactly this audio and transcript.
 """
 
 from __future__ import annotations

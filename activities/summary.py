@@ -4,6 +4,8 @@ the "00:00 Title" description lines, chapters.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from temporalio import activity
 
 from activities.breaker import gate_for
@@ -61,24 +63,30 @@ class SummaryActivity:
             chapters_markdown=store.put_text(job, "chapters.md", chapters_markdown(summary), STAGE, "text/markdown"),
         )
 
-    def _sound(self, job: str) -> SoundProfile | None:
-        """Where the recording's sound changes, for the chapters: from the download stage's audio, read from the
-        store by the job id (the workflow's input stays as it is). Gone or damaged: chapters from the words."""
-        ref = self.deps.store.read_manifest(job).artifacts.get(AUDIO)
+    def _verified(self, job: str, name: str) -> Path | None:
+        """An earlier stage's artifact for the chapters, read from the store by name (the workflow's input stays
+        as it is), its sha256 checked once; None when it was never written or no longer matches."""
+        ref = self.deps.store.read_manifest(job).artifacts.get(name)
         if ref is None:
             return None
         try:
-            return sound_profile(self.deps.store.verify(job, ref))
+            return self.deps.store.verify(job, ref)
         except CorruptArtifact:
             return None
 
+    def _sound(self, job: str) -> SoundProfile | None:
+        """Where the recording's sound changes: from the download stage's audio. Gone or damaged: chapters
+        from the words."""
+        path = self._verified(job, AUDIO)
+        return None if path is None else sound_profile(path)
+
     def _voices(self, job: str) -> VoiceProfile | None:
-        """Who was heard when, for the chapters: the speakers stage's embeddings (voices.npz), read by name. Not
-        written (speakers off, an older job) or unreadable: the chapters go without."""
-        ref = self.deps.store.valid_ref(job, VOICES)
-        if ref is None:
+        """Who was heard when: the speakers stage's embeddings (voices.npz). Not written (speakers off, an older
+        job), damaged or unreadable: the chapters go without."""
+        path = self._verified(job, VOICES)
+        if path is None:
             return None
         try:
-            return VoiceProfile.from_bytes(self.deps.store.verify(job, ref).read_bytes())
-        except (CorruptArtifact, ValueError, KeyError, OSError):
+            return VoiceProfile.from_bytes(path.read_bytes())
+        except (ValueError, KeyError, OSError):
             return None

@@ -126,30 +126,24 @@ def _transcribe(wav: Path) -> Transcript:
                       segments=segments)
 
 
-def _engine_turns(name: str, samples: np.ndarray, work: Path) -> list[SpeakerTurn]:
-    """Who speaks when by the product's `speakers` engine (segmentation + CAM++ + clustering), cached."""
-    cached = work / f"{name}.speakers.json"
-    if cached.exists():
-        return [SpeakerTurn.model_validate(t) for t in json.loads(cached.read_text(encoding="utf-8"))]
-    from clipper.speakers import neural
-    from clipper.speakers.audio import AudioSource
-
-    turns = neural.diarize(AudioSource(samples=samples), Settings()).exclusive
-    cached.write_text(json.dumps([t.model_dump() for t in turns]), encoding="utf-8")
-    return turns
-
-
-def _engine_voices(name: str, samples: np.ndarray, work: Path):
-    """The voices the `speakers` engine heard (its embeddings, as the speakers stage keeps them), cached."""
+def _engine(name: str, samples: np.ndarray, work: Path):
+    """(who speaks when, the voices heard) by the product's `speakers` engine (segmentation + CAM++ +
+    clustering; the voices are its embeddings, as the speakers stage keeps them): one diarization for both,
+    each cached."""
     from clipper.speakers.voices import VoiceProfile
 
-    cached = work / f"{name}.voices.npz"
-    if not cached.exists():
+    turns_file, voices_file = work / f"{name}.speakers.json", work / f"{name}.voices.npz"
+    if not (turns_file.exists() and voices_file.exists()):
         from clipper.speakers import neural
         from clipper.speakers.audio import AudioSource
 
-        cached.write_bytes(neural.diarize(AudioSource(samples=samples), Settings()).voices.to_bytes())
-    return VoiceProfile.from_bytes(cached.read_bytes())
+        found = neural.diarize(AudioSource(samples=samples), Settings())
+        if not turns_file.exists():
+            turns_file.write_text(json.dumps([t.model_dump() for t in found.exclusive]), encoding="utf-8")
+        if not voices_file.exists():
+            voices_file.write_bytes(found.voices.to_bytes())
+    turns = [SpeakerTurn.model_validate(t) for t in json.loads(turns_file.read_text(encoding="utf-8"))]
+    return turns, VoiceProfile.from_bytes(voices_file.read_bytes())
 
 
 def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recording], work: Path,
@@ -179,10 +173,10 @@ def build(name: str, split: str, pieces: list[str], recs: dict[str, corpus.Recor
         raw = _transcribe(wav)
         cached.write_text(raw.model_dump_json(), encoding="utf-8")
         wav.unlink(missing_ok=True)
+    engine_turns, voices = _engine(name, samples, work)
     if speakers == "engine":
-        turns = _engine_turns(name, samples, work)
-    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner, samples,
-                  _engine_voices(name, samples, work))
+        turns = engine_turns
+    return Joined(name, split, pieces, assign_speakers(raw, turns), joins, inner, samples, voices)
 
 
 def inputs(work: Path, split: str | None = None, speakers: str = "engine") -> list[Joined]:
@@ -212,24 +206,15 @@ class Result:
     pieces: list[str]
 
 
-def _pairs(joins: list[float], starts: list[float]) -> list[tuple[float, float]]:
-    """(join, start) pairs, each start finding one join at most: the closest pairs within FOUND_WITHIN_S first, so
-    one start between two joins 30 s apart does not count for both."""
+def matched(joins: list[float], starts: list[float]) -> list[tuple[float, float]]:
+    """(join, start) pairs, each join found by a chapter start of its own within FOUND_WITHIN_S: the closest
+    pairs first, so one start between two joins 30 s apart does not count for both."""
     close = sorted((abs(s - m), m, s) for m in joins for s in starts if abs(s - m) <= FOUND_WITHIN_S)
     out: list[tuple[float, float]] = []
     for _, m, s in close:
         if all(m != a and s != b for a, b in out):
             out.append((m, s))
     return out
-
-
-def matched(joins: list[float], starts: list[float]) -> list[float]:
-    """The joins found: each by a chapter start of its own within FOUND_WITHIN_S."""
-    return sorted(m for m, _ in _pairs(joins, starts))
-
-
-def matched_starts(joins: list[float], starts: list[float]) -> list[float]:
-    return sorted(s for _, s in _pairs(joins, starts))
 
 
 def evaluate(j: Joined, settings: Settings | None = None, tuning=None, sound: bool = True,
@@ -242,7 +227,8 @@ def evaluate(j: Joined, settings: Settings | None = None, tuning=None, sound: bo
     chapters, _ = make_chapters(j.transcript, settings or Settings(), j.sound if sound else None, tuning,
                                 voices=j.voices if sound and voices else None)
     starts = [c.start for c in chapters[1:]]
-    found, taken = matched(j.joins, starts), matched_starts(j.joins, starts)
+    pairs = matched(j.joins, starts)
+    found, taken = [m for m, _ in pairs], [s for _, s in pairs]
     extra = [s for s in starts if s not in taken and not any(abs(s - m) <= FOUND_WITHIN_S for m in j.inner)]
     return Result(j.name, j.split, (j.transcript.duration_s or 0.0) / 60, len(j.joins), len(found), len(extra),
                   [c.start for c in chapters], [c.title for c in chapters], [m for m in j.joins if m not in found],

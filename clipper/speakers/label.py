@@ -35,7 +35,8 @@ def label_transcript(
     """(the labelled transcript, speakers.json, the voices heard: for the chapters) — None where no engine ran."""
     engine = settings.speakers_engine
     if engine == "off":
-        return transcript, SpeakerSet(engine="off", note="speaker labelling is switched off (CLIPPER_SPEAKERS_ENGINE)"), None
+        off = SpeakerSet(engine="off", note="speaker labelling is switched off (CLIPPER_SPEAKERS_ENGINE)")
+        return transcript, off, None
     if not any(seg.text.strip() for seg in transcript.segments):
         return transcript, SpeakerSet(engine=engine, note="no speech"), None
     from clipper.errors import SpeakerModelMissing

@@ -167,9 +167,9 @@ def audio_changes(units: list[Utterance], sound: SoundProfile | None, voices: Vo
                   tuning: Tuning = TUNING) -> list[list[tuple[float, float, float]]]:
     """At each gap, the peaks of the recording's own evidence — how far apart the sound is before and after,
     and how new the voices are — as (weighted evidence (`Tuning.sound`, `Tuning.voices`), the raw changes
-    summed, where), strongest first, looked for from a second before the gap to a second after it, every half second: in a long wordless
-    stretch a change is found where it is, not where the words resume, and a stretch holding several recordings
-    has a peak at each seam. Neither known: [(0, 0, the next words' start)]."""
+    summed, where), strongest first, looked for from a second before the gap to a second after it, every half
+    second: in a long wordless stretch a change is found where it is, not where the words resume, and a stretch
+    holding several recordings has a peak at each seam. Neither known: [(0, 0, the next words' start)]."""
     out = []
     for a, b in pairwise(units):
         if sound is None and voices is None:
@@ -182,7 +182,8 @@ def audio_changes(units: list[Utterance], sound: SoundProfile | None, voices: Vo
             t = lo + k * (hi - lo) / steps
             heard = sound.change(t, tuning.sound_window_s) if sound is not None else 0.0
             who = voices.change(t, tuning.voice_window_s) if voices is not None and tuning.voices else 0.0
-            weighted = tuning.sound * _ramp(heard, tuning.sound_change) + tuning.voices * _ramp(who, tuning.voice_change)
+            weighted = (tuning.sound * _ramp(heard, tuning.sound_change)
+                        + tuning.voices * _ramp(who, tuning.voice_change))
             curve.append(((weighted, heard + who), t))  # the raw changes break ties where the ramps are flat
         peaks = [curve[k] for k in range(len(curve))
                  if (k == 0 or curve[k][0] >= curve[k - 1][0]) and (k == len(curve) - 1 or curve[k][0] > curve[k + 1][0])]
@@ -204,7 +205,7 @@ def evidence(units: list[Utterance], sound: SoundProfile | None = None, tuning: 
              voices: VoiceProfile | None = None) -> list[tuple[float, int, float]]:
     """Candidate chapter starts: (weighted evidence, index of the utterance the words resume at, when the chapter
     would start). Inside an ASR segment only a clear pause, the segment's longest, may start one: never inside a
-    sentence. In a wordless gap each further peak of the sound change is a candidate of its own, on the sound
+    sentence. In a wordless gap each further peak of the sound and voice change is a candidate of its own, on that
     alone (the words either side belong to the gap's edges), when that is strong enough (`min_score`)."""
     if len(units) < 2:
         return []
